@@ -1,0 +1,1 @@
+//! Command table (implemented by the commands work item).

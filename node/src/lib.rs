@@ -1,0 +1,22 @@
+//! hearsay-node: a Redis Cluster node that speaks the Redis 7.0 cluster bus.
+//!
+//! Layout (see docs/DESIGN.md):
+//! - [`slots`]: key hash slots and the slot bitmap;
+//! - [`wire`]: the cluster bus message codec;
+//! - [`cluster`]: the sans-IO cluster state machine;
+//! - [`resp`]: the client protocol codec;
+//! - [`store`]: the keyspace, kept by slot;
+//! - [`commands`]: the command table;
+//! - [`events`]: the structured event log a checker reads;
+//! - [`config`]: redis-style configuration;
+//! - [`server`]: the tokio shell that drives all of the above.
+
+pub mod cluster;
+pub mod commands;
+pub mod config;
+pub mod events;
+pub mod resp;
+pub mod server;
+pub mod slots;
+pub mod store;
+pub mod wire;

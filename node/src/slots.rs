@@ -1,0 +1,161 @@
+//! Hash slots: the CRC16 key hash with hash tags, and the 16384-bit slot bitmap
+//! that the cluster bus carries (`myslots`, UPDATE).
+
+/// Number of hash slots in a Redis Cluster.
+pub const CLUSTER_SLOTS: usize = 16384;
+
+/// The slot of a key: CRC16/XMODEM of the key, or of its hash tag, masked to 14 bits.
+///
+/// Hash tag rule (redis `keyHashSlot`): the first `{`, then the first `}` after it;
+/// if at least one byte lies between them only those bytes are hashed.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    crc16::State::<crc16::XMODEM>::calculate(hashed) & 0x3FFF
+}
+
+/// A set of slots, stored exactly as the bus bitmap: slot `s` is byte `s / 8`,
+/// bit `s & 7`, least significant bit first.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SlotSet(pub Box<[u8; CLUSTER_SLOTS / 8]>);
+
+impl Default for SlotSet {
+    fn default() -> Self {
+        SlotSet(Box::new([0u8; CLUSTER_SLOTS / 8]))
+    }
+}
+
+impl std::fmt::Debug for SlotSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SlotSet[{}]", self.ranges_text())
+    }
+}
+
+impl SlotSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a set from the 2048-byte bus bitmap.
+    pub fn from_bitmap(bytes: &[u8; CLUSTER_SLOTS / 8]) -> Self {
+        SlotSet(Box::new(*bytes))
+    }
+
+    pub fn bitmap(&self) -> &[u8; CLUSTER_SLOTS / 8] {
+        &self.0
+    }
+
+    pub fn contains(&self, slot: u16) -> bool {
+        let s = slot as usize;
+        s < CLUSTER_SLOTS && self.0[s >> 3] & (1 << (s & 7)) != 0
+    }
+
+    pub fn insert(&mut self, slot: u16) {
+        let s = slot as usize;
+        if s < CLUSTER_SLOTS {
+            self.0[s >> 3] |= 1 << (s & 7);
+        }
+    }
+
+    pub fn remove(&mut self, slot: u16) {
+        let s = slot as usize;
+        if s < CLUSTER_SLOTS {
+            self.0[s >> 3] &= !(1 << (s & 7));
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.0.fill(0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&b| b == 0)
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.iter().map(|b| b.count_ones() as usize).sum()
+    }
+
+    /// Slots in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.0.iter().enumerate().flat_map(|(i, &byte)| {
+            (0..8).filter_map(move |bit| {
+                if byte & (1 << bit) != 0 {
+                    Some((i * 8 + bit) as u16)
+                } else {
+                    None
+                }
+            })
+        })
+    }
+
+    /// Maximal runs of consecutive slots, ascending, as inclusive (start, end) pairs.
+    pub fn ranges(&self) -> Vec<(u16, u16)> {
+        let mut out: Vec<(u16, u16)> = Vec::new();
+        for s in self.iter() {
+            match out.last_mut() {
+                Some((_, end)) if *end + 1 == s => *end = s,
+                _ => out.push((s, s)),
+            }
+        }
+        out
+    }
+
+    /// The CLUSTER NODES slot spec: `N` for single slots, `A-B` for ranges, space separated.
+    pub fn ranges_text(&self) -> String {
+        self.ranges()
+            .iter()
+            .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_slot_matches_redis_test_vectors() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"123456789", 12739),
+            (b"foo", 12182),
+            (b"bar", 5061),
+            (b"FOO", 3028),
+            (b"a", 15495),
+            (b"", 0),
+            (b"06S", 0),
+            (b"key9184688", 10923),
+            (b"{user1000}.following", 3443),
+            (b"{user1000}.followers", 3443),
+            (b"foo{}{bar}", 8363),
+            (b"foo{{bar}}zap", 4015),
+            (b"foo{bar}{zap}", 5061),
+        ];
+        for (key, slot) in cases {
+            assert_eq!(key_slot(key), *slot, "key {:?}", String::from_utf8_lossy(key));
+        }
+    }
+
+    #[test]
+    fn slot_set_bit_order_and_ranges() {
+        let mut s = SlotSet::new();
+        s.insert(0);
+        s.insert(9);
+        s.insert(10);
+        s.insert(16383);
+        assert_eq!(s.bitmap()[0], 0b0000_0001);
+        assert_eq!(s.bitmap()[1], 0b0000_0110);
+        assert_eq!(s.bitmap()[2047], 0b1000_0000);
+        assert_eq!(s.ranges_text(), "0 9-10 16383");
+        assert_eq!(s.count(), 4);
+        s.remove(9);
+        assert!(!s.contains(9));
+        assert!(s.contains(10));
+    }
+}

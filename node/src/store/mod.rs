@@ -1,0 +1,1 @@
+//! Keyspace (implemented by the store work item).
