@@ -36,8 +36,9 @@ pub enum Action {
     /// Open an outbound TCP connection to `ip:port` (the peer's bus port) and
     /// report back with `handle_connected` or `handle_connect_failed`.
     Connect { link: LinkId, ip: String, port: u16 },
-    /// Write an encoded frame on a link.
-    Send { link: LinkId, bytes: Vec<u8> },
+    /// Encode and write a message on a link (the shell owns the codec, so the
+    /// core and its in-memory tests deal in `Message` values only).
+    Send { link: LinkId, msg: Message },
     /// Close a link (no `handle_link_closed` follows).
     Close { link: LinkId },
     /// Write nodes.conf with this content (and fsync it if asked).
