@@ -4,7 +4,10 @@
 
 mod codec;
 
-pub use codec::{encode, parse_request, ParseError, RequestLimits};
+pub use codec::{
+    encode, encode_to_vec, format_double, parse_request, parse_request_buf, split_args, string2ll,
+    ParseError, RequestLimits,
+};
 
 use bytes::Bytes;
 
