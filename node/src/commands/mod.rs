@@ -1,1 +1,441 @@
-//! Command table (implemented by the commands work item).
+//! The command layer: what one client request does, as redis 7.0's
+//! `processCommand` + `call` do it.
+//!
+//! [`execute`] takes a parsed request and returns the reply. In order, as
+//! redis: command lookup (unknown command / subcommand), arity, MULTI
+//! restrictions, cluster redirection ([`route`]), replica read-only check,
+//! then either queuing (inside MULTI) or running the command. Errors found
+//! before running a command inside MULTI flag the transaction, so that EXEC
+//! fails with EXECABORT.
+//!
+//! Everything the layer needs from the rest of the node comes through the
+//! [`Host`] trait: cluster routing facts, the time, and the server-level
+//! commands it does not implement itself (CLUSTER, INFO, CONFIG...).
+//!
+//! Writes that changed the dataset are returned in [`Outcome::applied_writes`]
+//! in a form that a replica can re-apply with [`apply_replicated`]: relative
+//! expiries are rewritten to absolute ones (`SET .. PXAT`, `PEXPIREAT`) and
+//! keys deleted by lazy expiry appear as `DEL key` before the command that
+//! noticed them.
+
+mod client;
+mod connection;
+mod keys;
+mod lists;
+mod multi;
+pub mod route;
+mod server;
+mod sets;
+mod strings;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+
+pub use client::ClientState;
+pub use table::{lookup, lookup_fullname, CommandSpec, Id, Lookup};
+
+use crate::cluster::SlotRoute;
+use crate::resp::Frame;
+use crate::store::{Db, ExpireMode};
+
+/// What the command layer needs from the node around it.
+pub trait Host {
+    fn cluster_enabled(&self) -> bool;
+    fn route(&self, slot: u16) -> SlotRoute;
+    fn cluster_state_ok(&self) -> bool;
+    fn allow_reads_when_down(&self) -> bool;
+    /// Wall-clock time, Unix milliseconds.
+    fn now_ms(&self) -> u64;
+    /// Wall-clock time, Unix microseconds (TIME). Defaults to `now_ms` precision.
+    fn now_us(&self) -> u64 {
+        self.now_ms().saturating_mul(1000)
+    }
+    /// This node replicates a master: HELLO reports `role replica`, and
+    /// keyless writes are refused with `-READONLY` (redis `replica-read-only`).
+    fn is_replica(&self) -> bool {
+        false
+    }
+    /// Server-level commands this layer does not implement itself: CLUSTER, INFO,
+    /// CONFIG (and later REPLICAOF/ROLE/WAIT...). `name` is lowercase; `args`
+    /// excludes the command name. `None` means "unknown command".
+    fn server_command(
+        &mut self,
+        name: &str,
+        args: &[Bytes],
+        db: &mut Db,
+        client: &ClientState,
+    ) -> Option<Frame>;
+}
+
+/// The result of one request.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub reply: Frame,
+    /// The connection must be closed after the reply (QUIT).
+    pub close: bool,
+    /// Write commands that were applied, in order (for replication).
+    pub applied_writes: Vec<Vec<Bytes>>,
+}
+
+/// Error replies shared by several commands, with redis's exact texts.
+pub mod err {
+    use crate::resp::Frame;
+
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+    pub const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
+
+    pub fn wrongtype() -> Frame {
+        Frame::error(WRONGTYPE)
+    }
+
+    pub fn not_integer() -> Frame {
+        Frame::error(NOT_INTEGER)
+    }
+
+    pub fn syntax() -> Frame {
+        Frame::error(SYNTAX)
+    }
+}
+
+/// What a command handler sees.
+pub(crate) struct Ctx<'a> {
+    pub host: &'a mut dyn Host,
+    pub db: &'a mut Db,
+    pub client: &'a mut ClientState,
+    /// Wall-clock time of this request (TTLs, TIME).
+    pub now: u64,
+    /// Time used for expiry checks. Commands from our master see no key as
+    /// expired (redis `expireIfNeeded` for the master client), hence 0.
+    pub expire_now: u64,
+    pub spec: &'static CommandSpec,
+    /// Applied writes, in order.
+    pub writes: Vec<Vec<Bytes>>,
+    /// Set by handlers whose request is to be replicated unchanged.
+    pub propagate_as_is: bool,
+    pub close: bool,
+}
+
+impl Ctx<'_> {
+    /// Records a write to replicate, after any lazy-expiry deletions seen so far.
+    pub fn propagate(&mut self, args: Vec<Bytes>) {
+        self.drain_expired();
+        self.writes.push(args);
+    }
+
+    fn drain_expired(&mut self) {
+        if self.db.has_expired() {
+            for key in self.db.take_expired() {
+                self.writes.push(vec![Bytes::from_static(b"DEL"), key]);
+            }
+        }
+    }
+}
+
+/// Runs one client request. `args` is non-empty (see `resp::parse_request`).
+pub fn execute(
+    host: &mut dyn Host,
+    db: &mut Db,
+    client: &mut ClientState,
+    args: Vec<Bytes>,
+) -> Outcome {
+    let now = host.now_ms();
+    let expire_now = if client.is_master_link { 0 } else { now };
+    let (reply, spec, writes, close) = process(host, db, client, args, now, expire_now);
+    // redis resetClient: ASKING lasts for one command, or for a whole MULTI.
+    if client.multi.is_none() && spec.map(|s| s.id) != Some(Id::Asking) {
+        client.asking = false;
+    }
+    if let Some(spec) = spec {
+        client.last_command = spec.name;
+    }
+    Outcome {
+        reply,
+        close,
+        applied_writes: writes,
+    }
+}
+
+/// Re-applies a write from `Outcome::applied_writes` on a replica: no
+/// redirection, no MULTI, no expiry of existing keys (the master decides).
+/// Returns the reply (an error reply means the streams diverged).
+pub fn apply_replicated(host: &mut dyn Host, db: &mut Db, args: Vec<Bytes>) -> Frame {
+    let mut client = ClientState::master_link();
+    execute(host, db, &mut client, args).reply
+}
+
+/// Cleans up after a connection closes: drops its WATCHes.
+pub fn disconnect(db: &mut Db, client: &mut ClientState) {
+    multi::unwatch_all(db, client);
+    client.multi = None;
+}
+
+type Processed = (Frame, Option<&'static CommandSpec>, Vec<Vec<Bytes>>, bool);
+
+fn process(
+    host: &mut dyn Host,
+    db: &mut Db,
+    client: &mut ClientState,
+    args: Vec<Bytes>,
+    now: u64,
+    expire_now: u64,
+) -> Processed {
+    let spec = match table::lookup(&args) {
+        table::Lookup::Found(spec) => spec,
+        table::Lookup::UnknownSubcommand => {
+            let text = format!(
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                truncated(&args[1], 128),
+                String::from_utf8_lossy(&args[0]).to_uppercase()
+            );
+            return (reject(client, text), None, Vec::new(), false);
+        }
+        table::Lookup::UnknownCommand => {
+            return (
+                reject(client, unknown_command_text(&args)),
+                None,
+                Vec::new(),
+                false,
+            )
+        }
+    };
+    if !spec.arity_ok(args.len()) {
+        let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
+        return (reject(client, text), Some(spec), Vec::new(), false);
+    }
+    let in_multi = client.multi.is_some();
+    if in_multi && spec.flags & table::flag::NO_MULTI != 0 {
+        return (
+            reject(
+                client,
+                "ERR Command not allowed inside a transaction".into(),
+            ),
+            Some(spec),
+            Vec::new(),
+            false,
+        );
+    }
+
+    let obey = client.is_master_link;
+    if host.cluster_enabled() && !obey && (spec.has_keys() || spec.id == Id::Exec) {
+        let verdict = {
+            let queued: Vec<(&'static CommandSpec, &[Bytes])> = match (&client.multi, spec.id) {
+                (Some(m), Id::Exec) => m.queue.iter().map(|q| (q.spec, &q.args[..])).collect(),
+                (None, Id::Exec) => Vec::new(),
+                _ => vec![(spec, &args[..])],
+            };
+            let exec_writes = client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.flags & table::flag::WRITE != 0);
+            let query = route::Query {
+                commands: &queued,
+                command_flags: spec.flags,
+                is_write: spec.is_write() || (spec.id == Id::Exec && exec_writes),
+                asking: client.asking || spec.flags & table::flag::ASKING != 0,
+                readonly: client.readonly,
+            };
+            if spec.id == Id::Exec && client.multi.is_none() {
+                // EXEC without MULTI is served locally (and fails there).
+                Ok(())
+            } else {
+                route::check(&query, &*host, db, expire_now)
+            }
+        };
+        if let Err(redirect) = verdict {
+            if spec.id == Id::Exec {
+                multi::discard(db, client);
+            } else {
+                flag_transaction(client);
+            }
+            return (redirect.to_frame(), Some(spec), Vec::new(), false);
+        }
+    }
+
+    // redis `replica-read-only`: keyed writes were redirected above; this
+    // catches keyless ones (FLUSHALL) and everything when cluster is off.
+    let exec_writes = client
+        .multi
+        .as_ref()
+        .is_some_and(|m| m.flags & table::flag::WRITE != 0);
+    if host.is_replica() && !obey && (spec.is_write() || (spec.id == Id::Exec && exec_writes)) {
+        return (
+            reject(client, err::READONLY_REPLICA.into()),
+            Some(spec),
+            Vec::new(),
+            false,
+        );
+    }
+
+    if in_multi
+        && !matches!(
+            spec.id,
+            Id::Exec | Id::Discard | Id::Multi | Id::Watch | Id::Quit | Id::Reset
+        )
+    {
+        multi::queue(client, spec, args);
+        return (
+            Frame::Simple("QUEUED".into()),
+            Some(spec),
+            Vec::new(),
+            false,
+        );
+    }
+
+    let mut ctx = Ctx {
+        host,
+        db,
+        client,
+        now,
+        expire_now,
+        spec,
+        writes: Vec::new(),
+        propagate_as_is: false,
+        close: false,
+    };
+    let reply = call(&mut ctx, args);
+    ctx.drain_expired();
+    (reply, Some(spec), ctx.writes, ctx.close)
+}
+
+/// Runs a command that passed all checks (also used for each command of EXEC).
+pub(crate) fn call(ctx: &mut Ctx<'_>, args: Vec<Bytes>) -> Frame {
+    ctx.propagate_as_is = false;
+    let reply = dispatch(ctx, &args);
+    if ctx.propagate_as_is {
+        ctx.propagate_as_is = false;
+        ctx.propagate(args);
+    }
+    reply
+}
+
+fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    use Id::*;
+    match ctx.spec.id {
+        Ping => connection::ping(ctx, args),
+        Echo => connection::echo(args),
+        Hello => connection::hello(ctx, args),
+        Select => connection::select(ctx, args),
+        Quit => connection::quit(ctx),
+        Auth => connection::auth(args),
+        Reset => connection::reset(ctx),
+        Asking => connection::asking(ctx),
+        Readonly => connection::readonly(ctx, true),
+        Readwrite => connection::readonly(ctx, false),
+        Client => Frame::wrong_arity("client"),
+        ClientGetname | ClientSetname | ClientId | ClientInfo | ClientList | ClientHelp
+        | ClientSetinfo => client::command(ctx, args),
+        Command
+        | CommandCount
+        | CommandDocs
+        | CommandGetkeys
+        | CommandGetkeysandflags
+        | CommandHelp
+        | CommandInfo
+        | CommandList => server::command(ctx, args),
+        Time => server::time(ctx),
+        Dbsize => Frame::Integer(ctx.db.len() as i64),
+        Flushall | Flushdb => server::flush(ctx, args),
+        Type => keys::type_(ctx, args),
+        Exists => keys::exists(ctx, args),
+        Del | Unlink => keys::del(ctx, args),
+        Expire | Pexpire | Expireat | Pexpireat => keys::expire(ctx, args),
+        Ttl | Pttl => keys::ttl(ctx, args),
+        Persist => keys::persist(ctx, args),
+        Get => strings::get(ctx, args),
+        Set => strings::set(ctx, args),
+        Setnx => strings::setnx(ctx, args),
+        Setex | Psetex => strings::setex(ctx, args),
+        Getset => strings::getset(ctx, args),
+        Getdel => strings::getdel(ctx, args),
+        Incr | Decr | Incrby | Decrby => strings::incr(ctx, args),
+        Append => strings::append(ctx, args),
+        Strlen => strings::strlen(ctx, args),
+        Mget => strings::mget(ctx, args),
+        Mset | Msetnx => strings::mset(ctx, args),
+        Rpush | Lpush => lists::push(ctx, args),
+        Lrange => lists::lrange(ctx, args),
+        Llen => lists::llen(ctx, args),
+        Lpop | Rpop => lists::pop(ctx, args),
+        Sadd => sets::sadd(ctx, args),
+        Srem => sets::srem(ctx, args),
+        Smembers => sets::smembers(ctx, args),
+        Scard => sets::scard(ctx, args),
+        Sismember => sets::sismember(ctx, args),
+        Multi => multi::multi(ctx),
+        Exec => multi::exec(ctx),
+        Discard => multi::discard_command(ctx),
+        Watch => multi::watch(ctx, args),
+        Unwatch => multi::unwatch(ctx),
+        Delegate => delegate(ctx, args),
+    }
+}
+
+/// CLUSTER, INFO, CONFIG...: handed to the host.
+fn delegate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let name = ctx.spec.top_name();
+    let rest = args.get(1..).unwrap_or(&[]);
+    match ctx.host.server_command(name, rest, ctx.db, ctx.client) {
+        Some(reply) => reply,
+        None => Frame::Error(unknown_command_text(args)),
+    }
+}
+
+/// An error found before running the command: inside MULTI it also makes
+/// the transaction fail at EXEC (redis `rejectCommand` + `flagTransaction`).
+fn reject(client: &mut ClientState, text: String) -> Frame {
+    flag_transaction(client);
+    Frame::Error(text)
+}
+
+fn flag_transaction(client: &mut ClientState) {
+    if let Some(m) = client.multi.as_mut() {
+        m.dirty_exec = true;
+    }
+}
+
+/// `ERR unknown command 'foo', with args beginning with: 'a' 'b' `
+fn unknown_command_text(args: &[Bytes]) -> String {
+    let mut list = String::new();
+    for arg in args.iter().skip(1) {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        list.push('\'');
+        list.push_str(&truncated(arg, room));
+        list.push_str("' ");
+    }
+    let name = args.first().map(|a| truncated(a, 128)).unwrap_or_default();
+    format!("ERR unknown command '{name}', with args beginning with: {list}")
+}
+
+/// At most `max` bytes of `b` as text (C `%.*s`: a NUL also ends it).
+fn truncated(b: &[u8], max: usize) -> String {
+    let end = b
+        .iter()
+        .take(max)
+        .position(|&c| c == 0)
+        .unwrap_or(b.len().min(max));
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// redis `getLongLongFromObject`: strict integer parsing of an argument.
+pub(crate) fn parse_i64(b: &[u8]) -> Option<i64> {
+    crate::resp::string2ll(b)
+}
+
+/// Keeps `ExpireMode` reachable for hosts that switch a node to replica.
+pub fn set_replica_mode(db: &mut Db, replica: bool) {
+    db.set_expire_mode(if replica {
+        ExpireMode::Hide
+    } else {
+        ExpireMode::Delete
+    });
+}

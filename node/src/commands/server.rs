@@ -1,0 +1,274 @@
+//! Server commands served here: COMMAND (and its subcommands), TIME,
+//! FLUSHALL, FLUSHDB.
+
+use bytes::Bytes;
+
+use super::table::{self, CommandSpec, Id, KeySpec};
+use super::{client, err, Ctx};
+use crate::resp::Frame;
+
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// COMMAND and its subcommands.
+pub(crate) fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    match ctx.spec.id {
+        Id::Command => all_info(),
+        Id::CommandCount => Frame::Integer(table::commands().len() as i64),
+        Id::CommandInfo if args.len() == 2 => all_info(),
+        Id::CommandInfo => Frame::Array(
+            args[2..]
+                .iter()
+                .map(|name| {
+                    table::lookup_fullname(name).map_or(Frame::Null, CommandSpec::info_frame)
+                })
+                .collect(),
+        ),
+        // Documentation is optional for clients: redis-cli falls back to its
+        // built-in help when it gets no entries.
+        Id::CommandDocs => Frame::Map(Vec::new()),
+        Id::CommandList => list(args),
+        Id::CommandGetkeys => getkeys(args, false),
+        Id::CommandGetkeysandflags => getkeys(args, true),
+        _ => client::help(COMMAND_HELP),
+    }
+}
+
+fn all_info() -> Frame {
+    Frame::Array(
+        table::commands()
+            .iter()
+            .map(CommandSpec::info_frame)
+            .collect(),
+    )
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]
+fn list(args: &[Bytes]) -> Frame {
+    enum Filter<'a> {
+        All,
+        None,
+        Acl(u32),
+        Pattern(&'a [u8]),
+    }
+    let filter = match args.len() {
+        2 => Filter::All,
+        5 if args[2].eq_ignore_ascii_case(b"filterby") => {
+            let kind = &args[3];
+            if kind.eq_ignore_ascii_case(b"module") {
+                Filter::None
+            } else if kind.eq_ignore_ascii_case(b"aclcat") {
+                match acl_category(&args[4]) {
+                    Some(bit) => Filter::Acl(bit),
+                    None => Filter::None,
+                }
+            } else if kind.eq_ignore_ascii_case(b"pattern") {
+                Filter::Pattern(&args[4])
+            } else {
+                return err::syntax();
+            }
+        }
+        _ => return err::syntax(),
+    };
+    let mut out = Vec::new();
+    fn walk(
+        specs: &'static [CommandSpec],
+        keep: &dyn Fn(&CommandSpec) -> bool,
+        out: &mut Vec<Frame>,
+    ) {
+        for spec in specs {
+            if keep(spec) {
+                out.push(Frame::bulk_str(spec.name));
+            }
+            walk(spec.subcommands, keep, out);
+        }
+    }
+    let keep: Box<dyn Fn(&CommandSpec) -> bool> = match filter {
+        Filter::All => Box::new(|_| true),
+        Filter::None => Box::new(|_| false),
+        Filter::Acl(bit) => Box::new(move |s| s.acl & bit != 0),
+        Filter::Pattern(p) => Box::new(move |s| glob_match(p, s.name.as_bytes(), true)),
+    };
+    walk(table::commands(), &*keep, &mut out);
+    Frame::Array(out)
+}
+
+fn acl_category(name: &[u8]) -> Option<u32> {
+    use table::acl::*;
+    let all = [
+        ("keyspace", KEYSPACE),
+        ("read", READ),
+        ("write", WRITE),
+        ("set", SET),
+        ("list", LIST),
+        ("string", STRING),
+        ("admin", ADMIN),
+        ("fast", FAST),
+        ("slow", SLOW),
+        ("dangerous", DANGEROUS),
+        ("connection", CONNECTION),
+        ("transaction", TRANSACTION),
+    ];
+    all.iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        .map(|(_, b)| *b)
+}
+
+/// COMMAND GETKEYS / GETKEYSANDFLAGS <full command>
+fn getkeys(args: &[Bytes], with_flags: bool) -> Frame {
+    let request = &args[2..];
+    let spec = match table::lookup(request) {
+        table::Lookup::Found(spec) => spec,
+        _ => return Frame::error("ERR Invalid command specified"),
+    };
+    if !spec.has_keys() {
+        return Frame::error("ERR The command has no key arguments");
+    }
+    if !spec.arity_ok(request.len()) {
+        return Frame::error("ERR Invalid number of arguments specified for command");
+    }
+    let keys = spec.key_positions(request.len());
+    if keys.is_empty() {
+        return Frame::error("ERR Invalid arguments specified for command");
+    }
+    Frame::Array(
+        keys.into_iter()
+            .map(|(pos, flags)| {
+                let key = Frame::Bulk(request[pos].clone());
+                if with_flags {
+                    Frame::Array(vec![key, KeySpec::flags_frame(flags)])
+                } else {
+                    key
+                }
+            })
+            .collect(),
+    )
+}
+
+pub(crate) fn time(ctx: &mut Ctx<'_>) -> Frame {
+    let us = ctx.host.now_us();
+    Frame::Array(vec![
+        Frame::bulk((us / 1_000_000).to_string()),
+        Frame::bulk((us % 1_000_000).to_string()),
+    ])
+}
+
+/// FLUSHALL / FLUSHDB [ASYNC|SYNC]: one db, so both empty it.
+pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    match args.len() {
+        1 => {}
+        2 if args[1].eq_ignore_ascii_case(b"sync") || args[1].eq_ignore_ascii_case(b"async") => {}
+        _ => return err::syntax(),
+    }
+    ctx.db.flush_all(ctx.expire_now);
+    ctx.propagate_as_is = true;
+    Frame::ok()
+}
+
+/// redis `stringmatchlen`: `*`, `?`, `[...]` (with `^` and ranges) and `\` escapes.
+pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let (mut p, mut s) = (0usize, 0usize);
+    // Backtracking point for the last `*`: (pattern index after it, string index).
+    let mut star: Option<(usize, usize)> = None;
+    while s < string.len() {
+        let mut matched = false;
+        let mut next_p = p;
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    star = Some((p + 1, s));
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    matched = true;
+                    next_p = p + 1;
+                }
+                b'[' => {
+                    let mut i = p + 1;
+                    let negate = pattern.get(i) == Some(&b'^');
+                    if negate {
+                        i += 1;
+                    }
+                    let mut hit = false;
+                    let c = string[s];
+                    while i < pattern.len() && pattern[i] != b']' {
+                        if pattern[i] == b'\\' && i + 1 < pattern.len() {
+                            i += 1;
+                            hit |= eq(pattern[i], c);
+                            i += 1;
+                        } else if i + 2 < pattern.len()
+                            && pattern[i + 1] == b'-'
+                            && pattern[i + 2] != b']'
+                        {
+                            let (mut lo, mut hi) = (pattern[i], pattern[i + 2]);
+                            if lo > hi {
+                                std::mem::swap(&mut lo, &mut hi);
+                            }
+                            let cc = if nocase { c.to_ascii_lowercase() } else { c };
+                            let (l, h) = if nocase {
+                                (lo.to_ascii_lowercase(), hi.to_ascii_lowercase())
+                            } else {
+                                (lo, hi)
+                            };
+                            hit |= cc >= l && cc <= h;
+                            i += 3;
+                        } else {
+                            hit |= eq(pattern[i], c);
+                            i += 1;
+                        }
+                    }
+                    matched = hit != negate;
+                    next_p = (i + 1).min(pattern.len());
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    matched = eq(pattern[p + 1], string[s]);
+                    next_p = p + 2;
+                }
+                c => {
+                    matched = eq(c, string[s]);
+                    next_p = p + 1;
+                }
+            }
+        }
+        if matched {
+            p = next_p;
+            s += 1;
+        } else if let Some((sp, ss)) = star {
+            p = sp;
+            s = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}

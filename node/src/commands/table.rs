@@ -1,0 +1,619 @@
+//! The command table: name, arity, flags, key positions, ACL categories,
+//! tips, key specs and subcommands of every command this node knows, as
+//! redis 7.0.15 declares them (checked against `COMMAND INFO` of the real
+//! server). It drives arity checks, key extraction for cluster routing, MULTI
+//! queuing rules and the COMMAND replies.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::resp::Frame;
+
+/// Command flags (redis `CMD_*`), in the order COMMAND prints them.
+pub mod flag {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const NOSCRIPT: u32 = 1 << 4;
+    pub const LOADING: u32 = 1 << 5;
+    pub const STALE: u32 = 1 << 6;
+    pub const SKIP_SLOWLOG: u32 = 1 << 7;
+    pub const ASKING: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 11;
+    pub const NO_MULTI: u32 = 1 << 12;
+    pub const MOVABLEKEYS: u32 = 1 << 13;
+    pub const ALLOW_BUSY: u32 = 1 << 14;
+
+    pub(super) const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// ACL categories, in redis's order (`ACLCommandCategories`).
+pub mod acl {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const READ: u32 = 1 << 1;
+    pub const WRITE: u32 = 1 << 2;
+    pub const SET: u32 = 1 << 3;
+    pub const LIST: u32 = 1 << 4;
+    pub const STRING: u32 = 1 << 5;
+    pub const ADMIN: u32 = 1 << 6;
+    pub const FAST: u32 = 1 << 7;
+    pub const SLOW: u32 = 1 << 8;
+    pub const DANGEROUS: u32 = 1 << 9;
+    pub const CONNECTION: u32 = 1 << 10;
+    pub const TRANSACTION: u32 = 1 << 11;
+
+    pub(super) const NAMES: &[(u32, &str)] = &[
+        (KEYSPACE, "@keyspace"),
+        (READ, "@read"),
+        (WRITE, "@write"),
+        (SET, "@set"),
+        (LIST, "@list"),
+        (STRING, "@string"),
+        (ADMIN, "@admin"),
+        (FAST, "@fast"),
+        (SLOW, "@slow"),
+        (DANGEROUS, "@dangerous"),
+        (CONNECTION, "@connection"),
+        (TRANSACTION, "@transaction"),
+    ];
+}
+
+/// Key-spec flags (redis `CMD_KEY_*`), in the order COMMAND prints them.
+pub mod key {
+    pub const RO: u32 = 1 << 0;
+    pub const RW: u32 = 1 << 1;
+    pub const OW: u32 = 1 << 2;
+    pub const RM: u32 = 1 << 3;
+    pub const ACCESS: u32 = 1 << 4;
+    pub const UPDATE: u32 = 1 << 5;
+    pub const INSERT: u32 = 1 << 6;
+    pub const DELETE: u32 = 1 << 7;
+    pub const VARIABLE_FLAGS: u32 = 1 << 8;
+
+    pub(super) const NAMES: &[(u32, &str)] = &[
+        (RO, "RO"),
+        (RW, "RW"),
+        (OW, "OW"),
+        (RM, "RM"),
+        (ACCESS, "access"),
+        (UPDATE, "update"),
+        (INSERT, "insert"),
+        (DELETE, "delete"),
+        (VARIABLE_FLAGS, "variable_flags"),
+    ];
+}
+
+/// What runs a command. `Delegate` goes to [`super::Host::server_command`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Id {
+    Append,
+    Asking,
+    Auth,
+    Client,
+    ClientGetname,
+    ClientHelp,
+    ClientId,
+    ClientInfo,
+    ClientList,
+    ClientSetinfo,
+    ClientSetname,
+    Command,
+    CommandCount,
+    CommandDocs,
+    CommandGetkeys,
+    CommandGetkeysandflags,
+    CommandHelp,
+    CommandInfo,
+    CommandList,
+    Dbsize,
+    Decr,
+    Decrby,
+    Del,
+    Delegate,
+    Discard,
+    Echo,
+    Exec,
+    Exists,
+    Expire,
+    Expireat,
+    Flushall,
+    Flushdb,
+    Get,
+    Getdel,
+    Getset,
+    Hello,
+    Incr,
+    Incrby,
+    Llen,
+    Lpop,
+    Lpush,
+    Lrange,
+    Mget,
+    Mset,
+    Msetnx,
+    Multi,
+    Persist,
+    Pexpire,
+    Pexpireat,
+    Ping,
+    Psetex,
+    Pttl,
+    Quit,
+    Readonly,
+    Readwrite,
+    Reset,
+    Rpop,
+    Rpush,
+    Sadd,
+    Scard,
+    Select,
+    Set,
+    Setex,
+    Setnx,
+    Sismember,
+    Smembers,
+    Srem,
+    Strlen,
+    Time,
+    Ttl,
+    Type,
+    Unlink,
+    Unwatch,
+    Watch,
+}
+
+/// A key spec of the `index` + `range` kind, the only kind these commands use:
+/// keys start at argument `begin_index`; `lastkey` is relative to it when
+/// `>= 0`, else counted from the end (-1 = last argument).
+#[derive(Debug)]
+pub struct KeySpec {
+    pub notes: Option<&'static str>,
+    pub flags: u32,
+    pub begin_index: i32,
+    pub lastkey: i32,
+    pub keystep: i32,
+    pub limit: i32,
+}
+
+/// One command or subcommand.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lowercase full name (`get`, `client|setname`).
+    pub name: &'static str,
+    /// `N`: exactly N arguments (name included); `-N`: at least N.
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub acl: u32,
+    pub tips: &'static [&'static str],
+    pub key_specs: &'static [KeySpec],
+    pub subcommands: &'static [CommandSpec],
+    pub id: Id,
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn c(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    first_key: i32,
+    last_key: i32,
+    step: i32,
+    acl: u32,
+    id: Id,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key,
+        last_key,
+        step,
+        acl,
+        tips: &[],
+        key_specs: &[],
+        subcommands: &[],
+        id,
+    }
+}
+
+const fn ks(flags: u32, lastkey: i32, keystep: i32) -> KeySpec {
+    KeySpec {
+        notes: None,
+        flags,
+        begin_index: 1,
+        lastkey,
+        keystep,
+        limit: 0,
+    }
+}
+
+impl KeySpec {
+    const fn notes(mut self, notes: &'static str) -> KeySpec {
+        self.notes = Some(notes);
+        self
+    }
+}
+
+impl CommandSpec {
+    const fn tips(mut self, tips: &'static [&'static str]) -> CommandSpec {
+        self.tips = tips;
+        self
+    }
+
+    const fn keys(mut self, key_specs: &'static [KeySpec]) -> CommandSpec {
+        self.key_specs = key_specs;
+        self
+    }
+
+    const fn subs(mut self, subcommands: &'static [CommandSpec]) -> CommandSpec {
+        self.subcommands = subcommands;
+        self
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.flags & flag::WRITE != 0
+    }
+
+    /// Cluster routing applies to commands that declare keys (redis checks
+    /// `key_specs_num`, so WATCH is routed too).
+    pub fn has_keys(&self) -> bool {
+        !self.key_specs.is_empty()
+    }
+
+    /// The top-level name (`client` for `client|setname`).
+    pub fn top_name(&self) -> &'static str {
+        match self.name.split_once('|') {
+            Some((top, _)) => top,
+            None => self.name,
+        }
+    }
+
+    /// Whether `argc` arguments (name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = i64::from(self.arity);
+        if arity > 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// Positions of the key arguments in a request of `argc` arguments
+    /// (redis `getKeysUsingKeySpecs` for range specs), with each spec's flags.
+    pub fn key_positions(&self, argc: usize) -> Vec<(usize, u32)> {
+        let mut out = Vec::new();
+        self.for_each_key(argc, |pos, flags| out.push((pos, flags)));
+        out
+    }
+
+    /// Calls `f(position, key_flags)` for every key argument, in order.
+    pub fn for_each_key(&self, argc: usize, mut f: impl FnMut(usize, u32)) {
+        let argc = argc as i64;
+        for spec in self.key_specs {
+            let first = i64::from(spec.begin_index);
+            let last = if spec.lastkey >= 0 {
+                first + i64::from(spec.lastkey)
+            } else {
+                argc + i64::from(spec.lastkey)
+            };
+            let step = i64::from(spec.keystep.max(1));
+            // Out of bounds means a malformed request: no keys, and the
+            // command reports the error itself.
+            if last >= argc || last < first || first >= argc {
+                continue;
+            }
+            let mut i = first;
+            while i <= last {
+                f(i as usize, spec.flags);
+                i += step;
+            }
+        }
+    }
+
+    /// This command's entry in COMMAND / COMMAND INFO.
+    pub fn info_frame(&self) -> Frame {
+        let subcommands = if self.subcommands.is_empty() {
+            Frame::Set(Vec::new())
+        } else {
+            Frame::Array(
+                self.subcommands
+                    .iter()
+                    .map(CommandSpec::info_frame)
+                    .collect(),
+            )
+        };
+        Frame::Array(vec![
+            Frame::bulk_str(self.name),
+            Frame::Integer(i64::from(self.arity)),
+            flag_set(self.flags, flag::NAMES),
+            Frame::Integer(i64::from(self.first_key)),
+            Frame::Integer(i64::from(self.last_key)),
+            Frame::Integer(i64::from(self.step)),
+            flag_set(self.acl, acl::NAMES),
+            Frame::Set(self.tips.iter().map(|t| Frame::bulk_str(t)).collect()),
+            Frame::Set(self.key_specs.iter().map(KeySpec::frame).collect()),
+            subcommands,
+        ])
+    }
+}
+
+impl KeySpec {
+    fn frame(&self) -> Frame {
+        let kv = |k: &str, v: Frame| (Frame::bulk_str(k), v);
+        let mut map = Vec::with_capacity(4);
+        if let Some(notes) = self.notes {
+            map.push(kv("notes", Frame::bulk_str(notes)));
+        }
+        map.push(kv("flags", flag_set(self.flags, key::NAMES)));
+        map.push(kv(
+            "begin_search",
+            Frame::Map(vec![
+                kv("type", Frame::bulk_str("index")),
+                kv(
+                    "spec",
+                    Frame::Map(vec![kv(
+                        "index",
+                        Frame::Integer(i64::from(self.begin_index)),
+                    )]),
+                ),
+            ]),
+        ));
+        map.push(kv(
+            "find_keys",
+            Frame::Map(vec![
+                kv("type", Frame::bulk_str("range")),
+                kv(
+                    "spec",
+                    Frame::Map(vec![
+                        kv("lastkey", Frame::Integer(i64::from(self.lastkey))),
+                        kv("keystep", Frame::Integer(i64::from(self.keystep))),
+                        kv("limit", Frame::Integer(i64::from(self.limit))),
+                    ]),
+                ),
+            ]),
+        ));
+        Frame::Map(map)
+    }
+
+    /// The key flags as COMMAND GETKEYSANDFLAGS prints them.
+    pub fn flags_frame(flags: u32) -> Frame {
+        flag_set(flags, key::NAMES)
+    }
+}
+
+fn flag_set(bits: u32, names: &[(u32, &'static str)]) -> Frame {
+    Frame::Set(
+        names
+            .iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, n)| Frame::Simple((*n).to_string()))
+            .collect(),
+    )
+}
+
+/// Every top-level command.
+pub fn commands() -> &'static [CommandSpec] {
+    COMMANDS
+}
+
+fn index() -> &'static HashMap<&'static [u8], &'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+    INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect())
+}
+
+/// The longest command name we know; longer names are unknown without a lookup.
+const MAX_NAME: usize = 32;
+
+/// A top-level command by name, case-insensitively.
+pub fn lookup_name(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > MAX_NAME {
+        return None;
+    }
+    // Lowercase on the stack: this runs for every request.
+    let mut buf = [0u8; MAX_NAME];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    index().get(&*lower).copied()
+}
+
+/// A subcommand of `parent` by name, case-insensitively.
+pub fn lookup_sub(parent: &'static CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
+    parent
+        .subcommands
+        .iter()
+        .find(|s| match s.name.split_once('|') {
+            Some((_, n)) => n.as_bytes().eq_ignore_ascii_case(sub),
+            None => false,
+        })
+}
+
+/// The outcome of resolving a request's command (redis `lookupCommand`).
+#[derive(Debug)]
+pub enum Lookup {
+    Found(&'static CommandSpec),
+    /// Neither a command nor a container with that subcommand.
+    UnknownCommand,
+    /// `argv[0]` is a container command but `argv[1]` is not one of its subcommands.
+    UnknownSubcommand,
+}
+
+/// Resolves the command of a request: a container command with at least one
+/// argument resolves to its subcommand.
+pub fn lookup(args: &[Bytes]) -> Lookup {
+    let Some(name) = args.first() else {
+        return Lookup::UnknownCommand;
+    };
+    let Some(base) = lookup_name(name) else {
+        return Lookup::UnknownCommand;
+    };
+    if base.subcommands.is_empty() || args.len() < 2 {
+        return Lookup::Found(base);
+    }
+    match lookup_sub(base, &args[1]) {
+        Some(sub) => Lookup::Found(sub),
+        None => Lookup::UnknownSubcommand,
+    }
+}
+
+/// A command by full name (`get`, `client|setname`), as COMMAND INFO takes it.
+pub fn lookup_fullname(name: &[u8]) -> Option<&'static CommandSpec> {
+    match name.iter().position(|&b| b == b'|') {
+        None => lookup_name(name),
+        Some(bar) => {
+            let base = lookup_name(&name[..bar])?;
+            lookup_sub(base, &name[bar + 1..])
+        }
+    }
+}
+
+// Generated from `COMMAND INFO` of redis-server 7.0.15, keeping only the
+// subcommands this node serves (or hands to its host).
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    c("ping", -1, flag::FAST, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Ping).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    c("echo", 2, flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Echo),
+    c("hello", -1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Hello),
+    c("select", 2, flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Select),
+    c("quit", -1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Quit),
+    c("auth", -2, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Auth),
+    c("reset", 1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::NO_AUTH | flag::ALLOW_BUSY, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Reset),
+    c("command", -1, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::Command).tips(&["nondeterministic_output_order"]).subs(&[
+        c("command|count", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::CommandCount),
+        c("command|docs", -2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::CommandDocs).tips(&["nondeterministic_output_order"]),
+        c("command|getkeys", -4, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::CommandGetkeys),
+        c("command|getkeysandflags", -4, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::CommandGetkeysandflags),
+        c("command|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::CommandHelp),
+        c("command|info", -2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::CommandInfo).tips(&["nondeterministic_output_order"]),
+        c("command|list", -2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::CommandList).tips(&["nondeterministic_output_order"]),
+    ]),
+    c("client", -2, 0, 0, 0, 0, acl::SLOW, Id::Client).subs(&[
+        c("client|getname", 2, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientGetname),
+        c("client|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientHelp),
+        c("client|id", 2, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientId),
+        c("client|info", 2, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientInfo).tips(&["nondeterministic_output"]),
+        c("client|list", -2, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS | acl::CONNECTION, Id::ClientList).tips(&["nondeterministic_output"]),
+        // Not in 7.0 (added in 7.2): accepted because current client libraries send it on connect.
+        c("client|setinfo", 4, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientSetinfo).tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        c("client|setname", 3, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientSetname),
+    ]),
+    c("time", 1, flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::FAST, Id::Time).tips(&["nondeterministic_output"]),
+    c("dbsize", 1, flag::READONLY | flag::FAST, 0, 0, 0, acl::KEYSPACE | acl::READ | acl::FAST, Id::Dbsize).tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
+    c("flushall", -1, flag::WRITE, 0, 0, 0, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Flushall).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    c("flushdb", -1, flag::WRITE, 0, 0, 0, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Flushdb).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    c("type", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::READ | acl::FAST, Id::Type).keys(&[ks(key::RO, 0, 1)]),
+    c("exists", -2, flag::READONLY | flag::FAST, 1, -1, 1, acl::KEYSPACE | acl::READ | acl::FAST, Id::Exists).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).keys(&[ks(key::RO, -1, 1)]),
+    c("del", -2, flag::WRITE, 1, -1, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW, Id::Del).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).keys(&[ks(key::RM | key::DELETE, -1, 1)]),
+    c("unlink", -2, flag::WRITE | flag::FAST, 1, -1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Unlink).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).keys(&[ks(key::RM | key::DELETE, -1, 1)]),
+    c("get", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::STRING | acl::FAST, Id::Get).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
+    c("set", -3, flag::WRITE | flag::DENYOOM, 1, 1, 1, acl::WRITE | acl::STRING | acl::SLOW, Id::Set).keys(&[ks(key::RW | key::ACCESS | key::UPDATE | key::VARIABLE_FLAGS, 0, 1).notes("RW and ACCESS due to the optional `GET` argument")]),
+    c("setnx", 3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Setnx).keys(&[ks(key::OW | key::INSERT, 0, 1)]),
+    c("setex", 4, flag::WRITE | flag::DENYOOM, 1, 1, 1, acl::WRITE | acl::STRING | acl::SLOW, Id::Setex).keys(&[ks(key::OW | key::UPDATE, 0, 1)]),
+    c("psetex", 4, flag::WRITE | flag::DENYOOM, 1, 1, 1, acl::WRITE | acl::STRING | acl::SLOW, Id::Psetex).keys(&[ks(key::OW | key::UPDATE, 0, 1)]),
+    c("getset", 3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Getset).keys(&[ks(key::RW | key::ACCESS | key::UPDATE, 0, 1)]),
+    c("getdel", 2, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Getdel).keys(&[ks(key::RW | key::ACCESS | key::DELETE, 0, 1)]),
+    c("incr", 2, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Incr).keys(&[ks(key::RW | key::ACCESS | key::UPDATE, 0, 1)]),
+    c("incrby", 3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Incrby).keys(&[ks(key::RW | key::ACCESS | key::UPDATE, 0, 1)]),
+    c("decr", 2, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Decr).keys(&[ks(key::RW | key::ACCESS | key::UPDATE, 0, 1)]),
+    c("decrby", 3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Decrby).keys(&[ks(key::RW | key::ACCESS | key::UPDATE, 0, 1)]),
+    c("append", 3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Append).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
+    c("strlen", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::STRING | acl::FAST, Id::Strlen).keys(&[ks(key::RO, 0, 1)]),
+    c("mget", -2, flag::READONLY | flag::FAST, 1, -1, 1, acl::READ | acl::STRING | acl::FAST, Id::Mget).tips(&["request_policy:multi_shard"]).keys(&[ks(key::RO | key::ACCESS, -1, 1)]),
+    c("mset", -3, flag::WRITE | flag::DENYOOM, 1, -1, 2, acl::WRITE | acl::STRING | acl::SLOW, Id::Mset).tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]).keys(&[ks(key::OW | key::UPDATE, -1, 2)]),
+    c("msetnx", -3, flag::WRITE | flag::DENYOOM, 1, -1, 2, acl::WRITE | acl::STRING | acl::SLOW, Id::Msetnx).tips(&["request_policy:multi_shard", "response_policy:agg_min"]).keys(&[ks(key::OW | key::INSERT, -1, 2)]),
+    c("expire", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Expire).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
+    c("pexpire", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Pexpire).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
+    c("expireat", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Expireat).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
+    c("pexpireat", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Pexpireat).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
+    c("ttl", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::READ | acl::FAST, Id::Ttl).tips(&["nondeterministic_output"]).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
+    c("pttl", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::READ | acl::FAST, Id::Pttl).tips(&["nondeterministic_output"]).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
+    c("persist", 2, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Persist).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
+    c("rpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Rpush).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
+    c("lpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Lpush).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
+    c("lrange", 4, flag::READONLY, 1, 1, 1, acl::READ | acl::LIST | acl::SLOW, Id::Lrange).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
+    c("llen", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::LIST | acl::FAST, Id::Llen).keys(&[ks(key::RO, 0, 1)]),
+    c("lpop", -2, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Lpop).keys(&[ks(key::RW | key::ACCESS | key::DELETE, 0, 1)]),
+    c("rpop", -2, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Rpop).keys(&[ks(key::RW | key::ACCESS | key::DELETE, 0, 1)]),
+    c("sadd", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::SET | acl::FAST, Id::Sadd).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
+    c("srem", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::SET | acl::FAST, Id::Srem).keys(&[ks(key::RW | key::DELETE, 0, 1)]),
+    c("smembers", 2, flag::READONLY, 1, 1, 1, acl::READ | acl::SET | acl::SLOW, Id::Smembers).tips(&["nondeterministic_output_order"]).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
+    c("scard", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SET | acl::FAST, Id::Scard).keys(&[ks(key::RO, 0, 1)]),
+    c("sismember", 3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SET | acl::FAST, Id::Sismember).keys(&[ks(key::RO, 0, 1)]),
+    c("multi", 1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::ALLOW_BUSY, 0, 0, 0, acl::FAST | acl::TRANSACTION, Id::Multi),
+    c("exec", 1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::SKIP_SLOWLOG, 0, 0, 0, acl::SLOW | acl::TRANSACTION, Id::Exec),
+    c("discard", 1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::ALLOW_BUSY, 0, 0, 0, acl::FAST | acl::TRANSACTION, Id::Discard),
+    c("watch", -2, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::ALLOW_BUSY, 1, -1, 1, acl::FAST | acl::TRANSACTION, Id::Watch).keys(&[ks(key::RO, -1, 1)]),
+    c("unwatch", 1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::ALLOW_BUSY, 0, 0, 0, acl::FAST | acl::TRANSACTION, Id::Unwatch),
+    c("asking", 1, flag::FAST, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Asking),
+    c("readonly", 1, flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Readonly),
+    c("readwrite", 1, flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::FAST | acl::CONNECTION, Id::Readwrite),
+    c("cluster", -2, 0, 0, 0, 0, acl::SLOW, Id::Delegate).subs(&[
+        c("cluster|addslots", -3, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|addslotsrange", -4, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|bumpepoch", 2, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|count-failure-reports", 3, flag::ADMIN | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|countkeysinslot", 3, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate),
+        c("cluster|delslots", -3, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|delslotsrange", -4, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|failover", -2, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|flushslots", 2, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|forget", 3, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|getkeysinslot", 4, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate),
+        c("cluster|info", 2, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|keyslot", 3, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate),
+        c("cluster|links", 2, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|meet", -4, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|myid", 2, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate),
+        c("cluster|nodes", 2, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|replicas", 3, flag::ADMIN | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|replicate", 3, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|reset", -2, flag::ADMIN | flag::NOSCRIPT | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|saveconfig", 2, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|set-config-epoch", 3, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|setslot", -4, flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("cluster|shards", 2, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|slaves", 3, flag::ADMIN | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate).tips(&["nondeterministic_output"]),
+        c("cluster|slots", 2, flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate).tips(&["nondeterministic_output"]),
+    ]),
+    c("info", -1, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::DANGEROUS, Id::Delegate).tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+    c("config", -2, 0, 0, 0, 0, acl::SLOW, Id::Delegate).subs(&[
+        c("config|get", -3, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("config|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW, Id::Delegate),
+        c("config|resetstat", 2, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("config|rewrite", 2, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+        c("config|set", -4, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate).tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    ]),
+    c("replicaof", 3, flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    c("slaveof", 3, flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    c("role", 1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::ADMIN | acl::FAST | acl::DANGEROUS, Id::Delegate),
+    c("wait", 3, flag::NOSCRIPT, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::Delegate).tips(&["request_policy:all_shards", "response_policy:agg_min"]),
+    c("sync", 1, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    c("psync", -3, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    c("replconf", -1, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::ALLOW_BUSY, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+];
