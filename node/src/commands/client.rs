@@ -225,8 +225,8 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             let mut found = false;
             for id in &args[3..] {
                 match super::parse_i64(id) {
-                    Some(v) if v > 0 => found |= v as u64 == ctx.client.id,
-                    _ => return Frame::error("ERR Invalid client ID"),
+                    Some(v) => found |= u64::try_from(v).is_ok_and(|v| v == ctx.client.id),
+                    None => return Frame::error("ERR Invalid client ID"),
                 }
             }
             include = found;

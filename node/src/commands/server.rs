@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::table::{self, CommandSpec, Id, KeySpec};
+use super::table::{self, key, CommandSpec, Id, KeySpec};
 use super::{client, err, Ctx};
 use crate::resp::Frame;
 
@@ -148,7 +148,14 @@ fn getkeys(args: &[Bytes], with_flags: bool) -> Frame {
     if !spec.arity_ok(request.len()) {
         return Frame::error("ERR Invalid number of arguments specified for command");
     }
-    let keys = spec.key_positions(request.len());
+    let mut keys = spec.key_positions(request.len());
+    if spec.id == Id::Set {
+        // SET's key flags depend on GET (redis `setGetKeys`).
+        let get = request.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+        for (_, flags) in keys.iter_mut() {
+            *flags = if get { key::RW | key::ACCESS | key::UPDATE } else { key::OW | key::UPDATE };
+        }
+    }
     if keys.is_empty() {
         return Frame::error("ERR Invalid arguments specified for command");
     }
