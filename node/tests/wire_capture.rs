@@ -167,6 +167,16 @@ impl Captured {
         matches!(&self.msg, Ok(m) if m.header.sender == *id)
     }
 
+    fn gossip_len(&self) -> usize {
+        match &self.msg {
+            Ok(Message {
+                body: Body::Ping { gossip, .. },
+                ..
+            }) => gossip.len(),
+            _ => 0,
+        }
+    }
+
     fn message(&self) -> Result<&Message> {
         self.msg
             .as_ref()
@@ -434,9 +444,26 @@ fn run_scenario(
     })?;
     saved.push(("ping_hostname.bin", i));
     let i = log.wait("PING from B with gossip", |f| {
-        f.is(msg_type::PING) && f.from(&b) && matches!(&f.msg, Ok(Message { body: Body::Ping { gossip, .. }, .. }) if gossip.len() >= 2)
+        f.is(msg_type::PING) && f.from(&b) && f.gossip_len() >= 2
     })?;
     saved.push(("ping_plain.bin", i));
+    // Gossip picks are random: PING A until its PONG carries at least two entries.
+    let mut attempts = 0;
+    let i = loop {
+        attempts += 1;
+        if attempts > 30 {
+            bail!("no PONG from A with two gossip entries");
+        }
+        out.write_all(&fake.ping_like(msg_type::PING))?;
+        let i = log.wait("PONG from A", |f| {
+            f.link.starts_with("out:") && f.is(msg_type::PONG)
+        })?;
+        if log.frames[i].gossip_len() >= 2 {
+            break i;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    saved.push(("pong_gossip.bin", i));
 
     // 3. Stop C: A and B mark it PFAIL, then FAIL by quorum, and broadcast FAIL to us.
     kill(servers.pid(pc)?, Signal::SIGSTOP)?;
@@ -447,10 +474,17 @@ fn run_scenario(
     saved.push(("fail.bin", i));
     log.drain_for(Duration::from_millis(1500));
     let failing = node_flags::PFAIL | node_flags::FAIL;
-    let flagged = log.frames.iter().position(|f| {
-        matches!(&f.msg, Ok(Message { body: Body::Ping { gossip, .. }, .. })
-            if gossip.iter().any(|g| g.nodename == c && g.flags & failing != 0))
-    });
+    // Prefer the richest one: most entries, then A's (which also has the hostname).
+    let flagged = log
+        .frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            matches!(&f.msg, Ok(Message { body: Body::Ping { gossip, .. }, .. })
+                if gossip.iter().any(|g| g.nodename == c && g.flags & failing != 0))
+        })
+        .max_by_key(|(i, f)| (f.gossip_len(), f.from(&a), std::cmp::Reverse(*i)))
+        .map(|(i, _)| i);
     match flagged {
         Some(i) => saved.push(("ping_gossip_failing.bin", i)),
         None => println!("note: no PING/PONG gossip flagged C as PFAIL/FAIL; ping_gossip_failing.bin not written"),
@@ -458,7 +492,12 @@ fn run_scenario(
     kill(servers.pid(pc)?, Signal::SIGCONT)?;
 
     // 4. Claim one of A's slots with configEpoch 0: A answers with an UPDATE about itself.
-    let a_ping = log.frames[saved[1].1].message()?.clone();
+    let a_ping_at = saved
+        .iter()
+        .find(|(file, _)| *file == "ping_hostname.bin")
+        .map(|(_, i)| *i)
+        .ok_or_else(|| anyhow!("no PING from A saved"))?;
+    let a_ping = log.frames[a_ping_at].message()?.clone();
     let a_slot = a_ping
         .header
         .myslots
@@ -467,8 +506,10 @@ fn run_scenario(
         .ok_or_else(|| anyhow!("A owns no slots"))?;
     fake.update(|s| s.myslots.insert(a_slot));
     out.write_all(&fake.ping_like(msg_type::PING))?;
-    let i = log.wait("UPDATE about A", |f| {
-        matches!(&f.msg, Ok(Message { body: Body::Update { nodename, .. }, .. }) if *nodename == a)
+    // B and C may also send one (they see the claim in our PONGs); keep A's own.
+    let i = log.wait("UPDATE about A from A", |f| {
+        f.from(&a)
+            && matches!(&f.msg, Ok(Message { body: Body::Update { nodename, .. }, .. }) if *nodename == a)
     })?;
     saved.push(("update.bin", i));
     fake.update(|s| s.myslots.clear());

@@ -10,6 +10,7 @@ use hearsay_node::wire::{
 };
 
 const MEET_REPLY_PONG: &[u8] = include_bytes!("fixtures/bus/meet_reply_pong.bin");
+const PONG_GOSSIP: &[u8] = include_bytes!("fixtures/bus/pong_gossip.bin");
 const PING_HOSTNAME: &[u8] = include_bytes!("fixtures/bus/ping_hostname.bin");
 const PING_PLAIN: &[u8] = include_bytes!("fixtures/bus/ping_plain.bin");
 const PING_GOSSIP_FAILING: &[u8] = include_bytes!("fixtures/bus/ping_gossip_failing.bin");
@@ -21,6 +22,7 @@ const NODES: &str = include_str!("fixtures/bus/nodes.txt");
 
 const ALL: &[(&str, &[u8])] = &[
     ("meet_reply_pong", MEET_REPLY_PONG),
+    ("pong_gossip", PONG_GOSSIP),
     ("ping_hostname", PING_HOSTNAME),
     ("ping_plain", PING_PLAIN),
     ("ping_gossip_failing", PING_GOSSIP_FAILING),
@@ -163,6 +165,44 @@ fn pong_to_meet_carries_gossip_and_the_hostname() {
     let ext_at = HEADER_LEN + 104 * gossip.len();
     assert_eq!(be32(MEET_REPLY_PONG, ext_at), 32);
     assert_eq!(MEET_REPLY_PONG.len(), ext_at + 32);
+}
+
+#[test]
+fn pong_to_our_ping_gossips_about_the_cluster() {
+    let run = run();
+    let m = decoded(PONG_GOSSIP);
+    assert_eq!(
+        (m.header.msg_type, m.header.sender),
+        (msg_type::PONG, run.a)
+    );
+    let (gossip, exts) = ping_body(&m);
+    assert!(gossip.len() >= 2);
+    assert_eq!(PONG_GOSSIP.len(), HEADER_LEN + 104 * gossip.len() + 32);
+    let mut names: Vec<NodeName> = gossip.iter().map(|g| g.nodename).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), gossip.len(), "no node twice in one message");
+    for g in gossip {
+        assert!(
+            [run.b, run.c, run.fake].contains(&g.nodename),
+            "never about A itself"
+        );
+        assert_eq!(g.flags, node_flags::MASTER);
+        assert!(
+            g.pong_received > 1_600_000_000,
+            "pong_received is unix seconds"
+        );
+        let expect_port = if g.nodename == run.fake {
+            31000
+        } else {
+            g.port
+        };
+        assert_eq!(
+            (g.port, g.cport, g.pport),
+            (expect_port, expect_port + 10000, 0)
+        );
+    }
+    assert_eq!(exts, &[PingExt::Hostname(HOSTNAME_A.into())]);
 }
 
 #[test]
