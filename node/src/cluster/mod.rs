@@ -496,6 +496,58 @@ impl Cluster {
         }
     }
 
+    /// `verifyClusterConfigWithData`, for the shell to call once the dataset
+    /// is loaded at startup: keys in a slot we neither own nor import make us
+    /// take the slot if it is unassigned, else mark it importing (both logged).
+    /// Replicas skip the check: their data follows their master. Returns
+    /// whether the config changed (it is then saved at once).
+    pub fn verify_config_with_data(&mut self, keys: &dyn Keyspace) -> bool {
+        if self.me().is_replica() {
+            return false;
+        }
+        let mut changed = false;
+        for j in slots::all_slots() {
+            if keys.count_keys_in_slot(j) == 0 {
+                continue;
+            }
+            let importing = self
+                .importing_from
+                .get(usize::from(j))
+                .copied()
+                .flatten()
+                .is_some();
+            if self.owner(j) == Some(self.myself) || importing {
+                continue;
+            }
+            changed = true;
+            match self.owner(j) {
+                None => {
+                    self.log(
+                        LogLevel::Warning,
+                        format!(
+                            "I have keys for unassigned slot {j}. Taking responsibility for it."
+                        ),
+                    );
+                    self.add_slot(self.myself, j, crate::events::SlotChangeReason::AddSlots);
+                }
+                Some(owner) => {
+                    self.log(
+                        LogLevel::Warning,
+                        format!("I have keys for slot {j}, but the slot is assigned to another node. Setting it to importing state."),
+                    );
+                    if let Some(e) = self.importing_from.get_mut(usize::from(j)) {
+                        *e = Some(owner);
+                    }
+                }
+            }
+        }
+        if changed {
+            self.save_config_now(true);
+        }
+        self.flush_slot_events();
+        changed
+    }
+
     /// The CLUSTER NODES text (for snapshots and tests).
     pub fn nodes_text(&self) -> String {
         self.nodes_description(0)

@@ -237,3 +237,49 @@ fn corrupt_files_are_load_errors_with_the_line() {
     // Empty content means "no file": a new identity.
     assert!(Cluster::new(test_config(0, 1000), T0, 1, Some("")).is_ok());
 }
+
+#[test]
+fn keys_in_foreign_slots_are_taken_or_imported_at_startup() {
+    let (a, b) = (fixed_id('a'), fixed_id('b'));
+    let conf = format!(
+        "{a} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-99\n\
+         {b} 127.0.0.1:7001@17001 master - 0 0 2 connected 100-199\n\
+         vars currentEpoch 2 lastVoteEpoch 0\n"
+    );
+    let mut core = Cluster::new(test_config(0, 1000), T0, 1, Some(&conf)).expect("load");
+    let _ = std::iter::from_fn(|| core.poll_action()).count();
+    let mut keys = super::sim::MemKeys::default();
+    let key_of = |slot: u16| {
+        (0..100_000)
+            .map(|n| format!("k{n}"))
+            .find(|k| crate::slots::key_slot(k.as_bytes()) == slot)
+    };
+    for slot in [5u16, 150, 300] {
+        keys.add(&key_of(slot).unwrap_or_default());
+    }
+    assert!(core.verify_config_with_data(&keys));
+    assert_eq!(core.owner_id(300), Some(core.myself()));
+    assert!(core.nodes_text().contains(&format!("[150-<-{b}]")));
+    let actions: Vec<Action> = std::iter::from_fn(|| core.poll_action()).collect();
+    let logs: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Log { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        vec![
+            "I have keys for slot 150, but the slot is assigned to another node. Setting it to importing state.",
+            "I have keys for unassigned slot 300. Taking responsibility for it.",
+        ]
+    );
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::SaveConfig { fsync: true, .. })));
+    assert!(
+        !core.verify_config_with_data(&keys),
+        "a second check finds nothing to fix"
+    );
+}

@@ -124,8 +124,14 @@ pub struct Sim {
     next_ephemeral: u16,
     seed: u64,
     restarts: u64,
-    /// Packets dropped by cuts.
+    /// Packets dropped by cuts or by `drop_filter`.
     pub dropped: usize,
+    /// Encode every message to bytes and decode it back before delivery, so
+    /// the cores only ever see what survives the real wire format.
+    pub codec_roundtrip: bool,
+    /// Drops a packet when it returns true: `(from, to, message)`. For
+    /// targeted faults (e.g. lose every UPDATE, or PONGs from one node).
+    pub drop_filter: Option<Box<dyn Fn(usize, usize, &Message) -> bool>>,
     /// Packets delivered, per message type.
     pub delivered: BTreeMap<u16, usize>,
 }
@@ -160,6 +166,8 @@ impl Sim {
             seed,
             restarts: 0,
             dropped: 0,
+            codec_roundtrip: true,
+            drop_filter: None,
             delivered: BTreeMap::new(),
         };
         for i in 0..n {
@@ -506,8 +514,17 @@ impl Sim {
                     return;
                 }
                 let Some(link) = link else { return };
+                if self.drop_filter.as_ref().is_some_and(|f| f(from, i, &msg)) {
+                    self.dropped += 1;
+                    return;
+                }
+                let msg = if self.codec_roundtrip {
+                    Self::roundtrip(&msg)
+                } else {
+                    *msg
+                };
                 *self.delivered.entry(msg.header.msg_type).or_default() += 1;
-                self.nodes[i].core.handle_packet(now, link, *msg);
+                self.nodes[i].core.handle_packet(now, link, msg);
             }
             Delivery::Closed { conn } => {
                 let c = &self.conns[conn];
@@ -522,6 +539,21 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// What the peer would decode from the bytes we would send.
+    fn roundtrip(msg: &Message) -> Message {
+        let mut buf = Vec::new();
+        crate::wire::encode(msg, &mut buf);
+        let prefix: [u8; 8] = buf
+            .get(..8)
+            .and_then(|p| p.try_into().ok())
+            .unwrap_or([0; 8]);
+        let totlen = crate::wire::check_prefix(&prefix)
+            .unwrap_or_else(|e| panic!("bad prefix {e}: {msg:?}"));
+        assert_eq!(totlen as usize, buf.len(), "totlen of {msg:?}");
+        crate::wire::decode(&buf)
+            .unwrap_or_else(|e| panic!("decode of our own encoding failed: {e}: {msg:?}"))
     }
 
     // ---- observations ----
