@@ -1,17 +1,339 @@
-//! Structured protocol events (owned by the cluster work item).
+//! Structured protocol events: one JSON object per decision the cluster core
+//! takes, for the event log that checkers read (`events.jsonl`).
+//!
+//! Every event serializes as one flat JSON object whose `event` field names the
+//! kind (snake case), e.g.
+//! `{"event":"pfail_set","node":"<40-char id>"}`. The shell adds the node's
+//! own ID and its wall-clock and monotonic times; the core does not.
+//!
+//! Conventions for every kind below:
+//! - node fields (`node`, `id`, `about`, `reporter`, `from`, `to`, `with`,
+//!   `master`) hold 40-character node IDs as text;
+//! - times inside an event (`time_ms`) are the core's wall-clock ms, the
+//!   same clock redis uses for the decision;
+//! - slot sets are lists of inclusive `[start, end]` ranges.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One protocol decision. The shell adds the node ID, wall-clock and monotonic time.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     #[serde(flatten)]
     pub kind: EventKind,
 }
 
-/// Event kinds (extended by the cluster work item).
-#[derive(Clone, Debug, Serialize)]
+impl From<EventKind> for Event {
+    fn from(kind: EventKind) -> Event {
+        Event { kind }
+    }
+}
+
+/// How a node entered the node table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddedVia {
+    /// `CLUSTER MEET` on this node: a handshake node with a random ID.
+    Meet,
+    /// A MEET from an unknown node: a handshake node with a random ID.
+    Handshake,
+    /// A gossip entry from a known sender: added under the gossiped ID.
+    Gossip,
+}
+
+/// Why a node left the node table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovedReason {
+    /// A handshake did not complete within max(node_timeout, 1000 ms).
+    HandshakeTimeout,
+    /// The handshake PONG named a node we already knew; the handshake entry goes.
+    HandshakeMerged,
+    /// `CLUSTER FORGET` (the ID is blacklisted for 60 s).
+    Forgotten,
+    /// `CLUSTER RESET` forgets every other node.
+    Reset,
+}
+
+/// Why a failure report was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportRemovedReason {
+    /// The reporter gossiped the node without PFAIL/FAIL.
+    BackOnline,
+    /// Older than 2 x node_timeout (purged lazily when reports are counted).
+    Expired,
+    /// The reporting node was removed from the node table.
+    ReporterDeleted,
+}
+
+/// Why a FAIL flag was cleared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailClearedReason {
+    /// A replica answered a PING again.
+    ReplicaReachable,
+    /// A master without slots answered a PING again.
+    MasterWithoutSlotsReachable,
+    /// A master with slots answered, more than 2 x node_timeout after FAIL,
+    /// and nobody took its slots.
+    NobodyServingSlots,
+}
+
+/// Why currentEpoch or a configEpoch changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpochReason {
+    /// A packet header carried a larger value.
+    Header,
+    /// An UPDATE message carried a larger configEpoch for the named node.
+    UpdateMessage,
+    /// configEpoch collision resolution (we have the smaller ID).
+    Collision,
+    /// `clusterBumpConfigEpochWithoutConsensus` (BUMPEPOCH, SETSLOT NODE import close,
+    /// failover TAKEOVER).
+    Bump,
+    /// `CLUSTER SET-CONFIG-EPOCH`.
+    SetConfigEpoch,
+    /// `CLUSTER RESET HARD` sets both epochs to 0.
+    ResetHard,
+    /// An election (next issue).
+    Election,
+}
+
+/// Why slots changed owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotChangeReason {
+    /// A master's PING/PONG/MEET claimed them (section 4.3).
+    Gossip,
+    /// An UPDATE message.
+    Update,
+    /// `CLUSTER ADDSLOTS` / `ADDSLOTSRANGE`.
+    AddSlots,
+    /// `CLUSTER DELSLOTS` / `DELSLOTSRANGE`.
+    DelSlots,
+    /// `CLUSTER FLUSHSLOTS`.
+    FlushSlots,
+    /// `CLUSTER SETSLOT <slot> NODE <id>`.
+    SetSlot,
+    /// A master announced itself as a replica and lost its slots.
+    RoleChange,
+    /// The owner was removed from the node table.
+    NodeRemoved,
+    /// `CLUSTER RESET`.
+    Reset,
+    /// A failover (next issue).
+    Failover,
+}
+
+/// A node's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Master,
+    Replica,
+}
+
+/// `cluster_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterStateName {
+    Ok,
+    Fail,
+}
+
+/// Link direction, as CLUSTER LINKS prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkDirection {
+    /// Outbound: we connected to the peer's bus port.
+    To,
+    /// Inbound: the peer connected to us.
+    From,
+}
+
+/// One failure report counted toward a FAIL decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRef {
+    /// The reporting master.
+    pub id: String,
+    /// When the report was last added or refreshed (core wall-clock ms).
+    pub time_ms: u64,
+}
+
+/// Event kinds. Each variant documents its fields; all node fields are 40-char IDs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
+    /// The node started (emitted by the shell). `id`: our ID.
     Started { id: String },
+    /// A node entered the table. `id` is random for `meet`/`handshake`;
+    /// `ip`/`port`/`cport` are where we will connect.
+    NodeAdded {
+        id: String,
+        via: AddedVia,
+        ip: String,
+        port: u16,
+        cport: u16,
+    },
+    /// A handshake node got its real ID from the peer's PONG.
+    NodeRenamed { from: String, to: String },
+    /// The handshake with `id` completed (right after `node_renamed`).
+    HandshakeCompleted { id: String },
+    /// A node left the table.
+    NodeRemoved { id: String, reason: RemovedReason },
+    /// We could not reach `node` for node_timeout: local suspicion.
+    PfailSet { node: String },
+    /// A PONG on our outbound link cleared PFAIL.
+    PfailCleared { node: String },
+    /// A master's gossip reported `about` as PFAIL/FAIL for the first time.
+    FailureReportAdded { reporter: String, about: String },
+    /// An existing report got a new timestamp.
+    FailureReportRefreshed { reporter: String, about: String },
+    /// A report was dropped.
+    FailureReportRemoved {
+        reporter: String,
+        about: String,
+        reason: ReportRemovedReason,
+    },
+    /// We promoted PFAIL to FAIL: `reporters` are the valid reports counted,
+    /// `quorum_needed` = floor(masters_with_slots / 2) + 1, `counted_self` is
+    /// true when our own opinion was added (we are a master).
+    FailMarked {
+        about: String,
+        reporters: Vec<ReportRef>,
+        quorum_needed: usize,
+        masters_with_slots: usize,
+        counted_self: bool,
+    },
+    /// A FAIL message from `from` made us flag `about` as FAIL (no quorum check).
+    FailReceived { from: String, about: String },
+    /// The FAIL flag of `about` was cleared.
+    FailCleared {
+        about: String,
+        reason: FailClearedReason,
+    },
+    /// Our currentEpoch changed.
+    CurrentEpochChanged {
+        from: u64,
+        to: u64,
+        reason: EpochReason,
+    },
+    /// The configEpoch we hold for `node` (possibly ourselves) changed.
+    ConfigEpochChanged {
+        node: String,
+        from: u64,
+        to: u64,
+        reason: EpochReason,
+    },
+    /// Our configEpoch equalled master `with`'s; we have the smaller ID and moved
+    /// from `epoch` to `new_epoch`.
+    EpochCollision {
+        with: String,
+        epoch: u64,
+        new_epoch: u64,
+    },
+    /// `slots` moved from `from` to `to` (null = unassigned); `config_epoch` is
+    /// the new owner's configEpoch (0 when unassigned).
+    SlotOwnerChanged {
+        slots: Vec<[u16; 2]>,
+        from: Option<String>,
+        to: Option<String>,
+        config_epoch: u64,
+        reason: SlotChangeReason,
+    },
+    /// We told `to` (which claimed stale slots) that `about` owns them at `config_epoch`.
+    UpdateSent {
+        to: String,
+        about: String,
+        config_epoch: u64,
+    },
+    /// An UPDATE from `from` about `about`; `applied` is false when our
+    /// configEpoch for `about` was already >= `config_epoch` (or a node is unknown).
+    UpdateReceived {
+        from: String,
+        about: String,
+        config_epoch: u64,
+        applied: bool,
+    },
+    /// `node`'s role as we see it changed; `master` is its master for replicas
+    /// (null if unknown).
+    RoleChanged {
+        node: String,
+        role: Role,
+        master: Option<String>,
+    },
+    /// Our `cluster_state` changed.
+    ClusterStateChanged { state: ClusterStateName },
+    /// nodes.conf was handed to the shell for writing.
+    ConfigSaved { fsync: bool },
+    /// A link came up: outbound connected or inbound accepted (`node` is null
+    /// until the first packet names a known sender).
+    LinkConnected {
+        link: u64,
+        node: Option<String>,
+        direction: LinkDirection,
+    },
+    /// A link went away; `reason` is a short tag (`connect_failed`, `closed`,
+    /// `stale`, `replaced`, `address_changed`, `noaddr`, `node_removed`).
+    LinkClosed {
+        link: u64,
+        node: Option<String>,
+        direction: LinkDirection,
+        reason: String,
+    },
+    /// We adopted a new address for `node` (from its PING or from gossip).
+    AddressUpdated {
+        node: String,
+        ip: String,
+        port: u16,
+        cport: u16,
+    },
+    /// A PONG on our link to `node` came from another ID: `node` is now NOADDR.
+    NodeNoaddr { node: String, sender: String },
+    /// We learned our own IP from an inbound connection.
+    MyselfIpUpdated { ip: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_flat_with_tag() {
+        let e = Event::from(EventKind::FailMarked {
+            about: "a".repeat(40),
+            reporters: vec![ReportRef {
+                id: "b".repeat(40),
+                time_ms: 7,
+            }],
+            quorum_needed: 2,
+            masters_with_slots: 3,
+            counted_self: true,
+        });
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert!(
+            text.starts_with("{\"event\":\"fail_marked\",\"about\":\"aaaa"),
+            "{text}"
+        );
+        assert!(text.contains("\"reporters\":[{\"id\":\"bbbb"), "{text}");
+        assert!(text.contains("\"counted_self\":true"), "{text}");
+        let back: Event = serde_json::from_str(&text)
+            .unwrap_or_else(|_| Event::from(EventKind::Started { id: String::new() }));
+        assert_eq!(back, e);
+
+        let e = Event::from(EventKind::SlotOwnerChanged {
+            slots: vec![[0, 5], [7, 7]],
+            from: None,
+            to: Some("c".repeat(40)),
+            config_epoch: 3,
+            reason: SlotChangeReason::AddSlots,
+        });
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert!(
+            text.contains("\"slots\":[[0,5],[7,7]],\"from\":null"),
+            "{text}"
+        );
+        assert!(text.contains("\"reason\":\"add_slots\""), "{text}");
+    }
 }

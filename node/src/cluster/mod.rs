@@ -7,12 +7,38 @@
 //! Outputs are drained with `poll_action` after every input. No sockets,
 //! clocks, threads or unseeded randomness live here.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
+use crate::events::{Event, EventKind};
 use crate::resp::Frame;
-use crate::wire::{Message, NodeName};
+use crate::slots::{SlotSet, CLUSTER_SLOTS};
+use crate::wire::{node_flags, Message, NodeName};
+
+mod command;
+mod cron;
+mod epoch;
+mod failover;
+mod failure;
+mod gossip;
+mod links;
+mod node;
+mod nodes_conf;
+mod packet;
+mod slots;
+mod table;
+
+#[cfg(test)]
+mod tests;
+
+use failover::FailoverState;
+use links::Link;
+use node::{Ms, Node, NodeRef};
+use slots::SlotChange;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub type Millis = u64;
@@ -126,9 +152,92 @@ pub trait Keyspace {
     fn key_count(&self) -> usize;
 }
 
-/// The cluster state of one node.
+/// Validates a `cluster-announce-hostname` value as redis's CONFIG SET does;
+/// the error is the reply text without the `ERR ` prefix.
+pub fn validate_hostname(hostname: &str) -> Result<(), &'static str> {
+    if hostname.len() >= 256 {
+        return Err("Hostnames must be less than 256 characters");
+    }
+    if !hostname
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err("Hostnames may only contain alphanumeric characters, hyphens or dots");
+    }
+    Ok(())
+}
+
+/// The cluster state of one node (redis `clusterState` plus the node table).
+///
+/// Invariants: `myself` is always in `nodes`; every `NodeRef` stored anywhere
+/// (slot owners, replicas, reports, open slots) names a live entry, because
+/// `del_node` scrubs them all, as `clusterDelNode` does.
 pub struct Cluster {
-    _private: (),
+    cfg: ClusterConfig,
+    rng: ChaCha8Rng,
+    /// Lowest level for which `Action::Log` is produced.
+    log_level: LogLevel,
+    /// `DEBUG DROP-CLUSTER-PACKET-FILTER`: drop received packets of this type.
+    drop_packet_filter: Option<u16>,
+
+    myself: NodeRef,
+    /// Node table; BTreeMap so iteration (CLUSTER NODES, gossip draws) is
+    /// deterministic for a given seed.
+    nodes: BTreeMap<NodeRef, Node>,
+    by_name: HashMap<NodeName, NodeRef>,
+    next_node_ref: NodeRef,
+    links: BTreeMap<LinkId, Link>,
+    next_link_id: LinkId,
+
+    /// `server.cluster->slots`: owner of each slot.
+    slot_owner: Vec<Option<NodeRef>>,
+    migrating_to: Vec<Option<NodeRef>>,
+    importing_from: Vec<Option<NodeRef>>,
+    /// Slots whose owner stopped claiming them (7.0.13+): treated as
+    /// unclaimed but still bound, to avoid CLUSTERDOWN.
+    owner_not_claiming: SlotSet,
+
+    current_epoch: u64,
+    last_vote_epoch: u64,
+    state_ok: bool,
+    /// Masters with at least one slot, as of the last state update (starts at 1).
+    size: usize,
+    /// `CLUSTER_TODO_*` bits for `before_sleep`.
+    todo: u8,
+    /// FORGET blacklist: ID -> expiry in unix seconds.
+    blacklist: BTreeMap<NodeName, i64>,
+
+    stats_sent: [u64; crate::wire::msg_type::COUNT as usize],
+    stats_received: [u64; crate::wire::msg_type::COUNT as usize],
+    /// PFAIL nodes counted by the last cron (bounds the PFAIL gossip tail).
+    stats_pfail_nodes: usize,
+    links_buffer_limit_exceeded: u64,
+
+    /// Cron calls so far (every 10th pings a random node).
+    iteration: u64,
+    among_minority_time: Ms,
+    first_state_call: Option<Ms>,
+    /// Our replication offset, told by the shell (master_repl_offset or the
+    /// replica's processed offset).
+    my_repl_offset: u64,
+    failover: FailoverState,
+
+    actions: VecDeque<Action>,
+    /// Slot ownership changes not yet turned into events.
+    slot_changes: Vec<SlotChange>,
+}
+
+const NODE_TIMEOUT_MULT_REPORT_VALIDITY: i64 = 2;
+const FAIL_UNDO_TIME_MULT: i64 = 2;
+const BLACKLIST_TTL_SECS: i64 = 60;
+const WRITABLE_DELAY: Ms = 2000;
+const MIN_REJOIN_DELAY: Ms = 500;
+const MAX_REJOIN_DELAY: Ms = 5000;
+const PORT_INCR: u32 = 10000;
+
+/// Converts the shell's clock to the core's signed ms.
+fn ms(now: Millis) -> Ms {
+    i64::try_from(now).unwrap_or(i64::MAX)
 }
 
 impl Cluster {
@@ -141,103 +250,446 @@ impl Cluster {
         seed: u64,
         nodes_conf: Option<&str>,
     ) -> Result<Cluster, LoadError> {
-        let _ = (cfg, now, seed, nodes_conf);
-        todo!()
+        let now = ms(now);
+        let mut c = Cluster {
+            cfg,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            log_level: LogLevel::Debug,
+            drop_packet_filter: None,
+            myself: 0,
+            nodes: BTreeMap::new(),
+            by_name: HashMap::new(),
+            next_node_ref: 1,
+            links: BTreeMap::new(),
+            next_link_id: 1,
+            slot_owner: vec![None; CLUSTER_SLOTS],
+            migrating_to: vec![None; CLUSTER_SLOTS],
+            importing_from: vec![None; CLUSTER_SLOTS],
+            owner_not_claiming: SlotSet::new(),
+            current_epoch: 0,
+            last_vote_epoch: 0,
+            state_ok: false,
+            size: 1,
+            todo: 0,
+            blacklist: BTreeMap::new(),
+            stats_sent: [0; crate::wire::msg_type::COUNT as usize],
+            stats_received: [0; crate::wire::msg_type::COUNT as usize],
+            stats_pfail_nodes: 0,
+            links_buffer_limit_exceeded: 0,
+            iteration: 0,
+            among_minority_time: 0,
+            first_state_call: None,
+            my_repl_offset: 0,
+            failover: FailoverState::default(),
+            actions: VecDeque::new(),
+            slot_changes: Vec::new(),
+        };
+        match nodes_conf {
+            Some(text) if !text.is_empty() => {
+                c.load_config(text, now)?;
+                let name = c.me().name;
+                c.log(
+                    LogLevel::Notice,
+                    format!("Node configuration loaded, I'm {name}"),
+                );
+            }
+            _ => {
+                let name = c.random_name();
+                let me = c.add_node(Node::new(
+                    name,
+                    node_flags::MYSELF | node_flags::MASTER,
+                    now,
+                ));
+                c.myself = me;
+                c.log(
+                    LogLevel::Notice,
+                    format!("No cluster configuration found, I'm {name}"),
+                );
+                c.save_config_now(true);
+            }
+        }
+        c.apply_myself_config(None);
+        // Slot changes made while loading are not decisions: no events.
+        c.slot_changes.clear();
+        Ok(c)
     }
 
     // ---- inputs from the shell ----
 
     /// A peer connected to our bus port. Returns the link's ID.
     pub fn handle_accept(&mut self, now: Millis, peer: SocketAddr, local: SocketAddr) -> LinkId {
-        let _ = (now, peer, local);
-        todo!()
+        self.accept_link(ms(now), peer, local)
     }
 
     /// An outbound connection asked for by `Action::Connect` is established.
+    /// Messages queued while it was connecting are sent first, then the
+    /// MEET/PING that `clusterLinkConnectHandler` sends. An unknown link (the
+    /// core dropped it meanwhile) gets an `Action::Close`.
     pub fn handle_connected(&mut self, now: Millis, link: LinkId, local: SocketAddr) {
-        let _ = (now, link, local);
-        todo!()
+        self.link_connected(ms(now), link, local);
+        self.flush_slot_events();
     }
 
     /// An outbound connection failed to establish.
     pub fn handle_connect_failed(&mut self, now: Millis, link: LinkId, error: &str) {
-        let _ = (now, link, error);
-        todo!()
+        self.link_connect_failed(ms(now), link, error);
     }
 
     /// A link was closed by the peer or by an I/O error (or a bad frame).
     pub fn handle_link_closed(&mut self, now: Millis, link: LinkId) {
-        let _ = (now, link);
-        todo!()
+        let _ = now;
+        self.link_closed_by_peer(link);
     }
 
     /// A complete frame arrived on a link and decoded cleanly. Frames that fail
     /// the signature/min-length check close the link in the shell; frames whose
     /// length does not match their type are logged and dropped by the shell.
+    /// Packets on unknown links (closed by the core meanwhile) are ignored.
     pub fn handle_packet(&mut self, now: Millis, link: LinkId, msg: Message) {
-        let _ = (now, link, msg);
-        todo!()
+        self.process_packet(ms(now), link, msg);
+        self.flush_slot_events();
     }
 
     /// The 100 ms `clusterCron`.
     pub fn tick(&mut self, now: Millis) {
-        let _ = now;
-        todo!()
+        self.cron(ms(now));
+        self.flush_slot_events();
     }
 
     /// Deferred work of `clusterBeforeSleep`: state update, config save. The
     /// shell calls it after each batch of inputs, before draining actions.
     pub fn before_sleep(&mut self, now: Millis) {
-        let _ = now;
-        todo!()
+        self.do_before_sleep(ms(now));
+        self.flush_slot_events();
     }
 
     /// Next output, in the order produced.
     pub fn poll_action(&mut self) -> Option<Action> {
-        todo!()
+        self.actions.pop_front()
     }
 
     // ---- client port ----
 
     /// `CLUSTER <subcommand> ...`; `args` excludes the word CLUSTER. Replies
-    /// exactly as redis 7.0 does (texts in the reference, section 6).
-    pub fn command(&mut self, now: Millis, args: &[Bytes], keys: &dyn Keyspace, resp3: bool) -> Frame {
-        let _ = (now, args, keys, resp3);
-        todo!()
+    /// exactly as redis 7.0 does (texts in the reference, section 6), including
+    /// the command-table arity errors.
+    pub fn command(
+        &mut self,
+        now: Millis,
+        args: &[Bytes],
+        keys: &dyn Keyspace,
+        resp3: bool,
+    ) -> Frame {
+        let _ = resp3; // Frame shapes are RESP3-aware; the codec downgrades.
+        let reply = self.cluster_command(ms(now), args, keys);
+        self.flush_slot_events();
+        reply
     }
 
     /// Routing facts for one slot.
     pub fn route(&self, slot: u16) -> SlotRoute {
-        let _ = slot;
-        todo!()
+        let owner_ref = self.owner(slot);
+        let owner = owner_ref
+            .and_then(|r| self.node(r))
+            .map(|n| (n.name, n.ip.clone(), n.port));
+        let my_master = self.me().replica_of;
+        let migrating_to = self
+            .migrating_to
+            .get(usize::from(slot))
+            .copied()
+            .flatten()
+            .and_then(|r| self.node(r))
+            .map(|n| (n.ip.clone(), n.port));
+        SlotRoute {
+            owner,
+            owner_is_me: owner_ref == Some(self.myself),
+            owner_is_my_master: owner_ref.is_some()
+                && owner_ref == my_master
+                && self.me().is_replica(),
+            migrating_to,
+            importing: self
+                .importing_from
+                .get(usize::from(slot))
+                .copied()
+                .flatten()
+                .is_some(),
+        }
     }
 
     /// `cluster_state:ok`?
     pub fn state_ok(&self) -> bool {
-        todo!()
+        self.state_ok
     }
 
     pub fn myself(&self) -> NodeName {
-        todo!()
+        self.me().name
     }
 
     /// Our node is a replica (for INFO's role and routing).
     pub fn is_replica(&self) -> bool {
-        todo!()
+        self.me().is_replica()
     }
 
     /// The `cluster_*` lines of CLUSTER INFO (also used by INFO cluster's callers).
     pub fn info_text(&self) -> String {
-        todo!()
+        self.cluster_info_text()
     }
 
     /// Applies runtime config changes (CONFIG SET of cluster options).
     pub fn set_config(&mut self, cfg: ClusterConfig) {
-        let _ = cfg;
-        todo!()
+        let old = std::mem::replace(&mut self.cfg, cfg);
+        self.apply_myself_config(Some(&old));
     }
 
     pub fn config(&self) -> &ClusterConfig {
-        todo!()
+        &self.cfg
+    }
+
+    // ---- additions to the shell API ----
+
+    /// Lowest log level for which `Action::Log` is produced (default: Debug,
+    /// i.e. everything; the shell may filter further). Lets the shell skip the
+    /// per-packet DEBUG lines when `loglevel` is higher.
+    pub fn set_log_level(&mut self, level: LogLevel) {
+        self.log_level = level;
+    }
+
+    /// Our replication offset (master: master_repl_offset; replica: processed
+    /// offset, 0 while loading). Carried in every header and used by SLOTS/SHARDS.
+    pub fn set_repl_offset(&mut self, offset: u64) {
+        self.my_repl_offset = offset;
+    }
+
+    /// `DEBUG DROP-CLUSTER-PACKET-FILTER <type|-1>`: `None` drops nothing.
+    pub fn set_drop_packet_filter(&mut self, msg_type: Option<u16>) {
+        self.drop_packet_filter = msg_type;
+    }
+
+    /// Whom we replicate from, if we are a replica with a known master that
+    /// has an address: its ID, IP and client port. The shell re-checks it after
+    /// each batch of inputs and (re)points replication when it changes (redis
+    /// calls `replicationSetMaster` at these points).
+    pub fn replication_master(&self) -> Option<(NodeName, String, u16)> {
+        let me = self.me();
+        if !me.is_replica() {
+            return None;
+        }
+        let m = self.node(me.replica_of?)?;
+        if m.has(node_flags::NOADDR) {
+            return None;
+        }
+        Some((m.name, m.ip.clone(), m.port))
+    }
+
+    /// Our currentEpoch.
+    pub fn current_epoch(&self) -> u64 {
+        self.current_epoch
+    }
+
+    /// Our configEpoch (our master's if we are a replica with a known master,
+    /// as CLUSTER INFO's `cluster_my_epoch`).
+    pub fn my_epoch(&self) -> u64 {
+        let me = self.me();
+        match me.replica_of.and_then(|m| self.node(m)) {
+            Some(m) if me.is_replica() => m.config_epoch,
+            _ => me.config_epoch,
+        }
+    }
+
+    /// `verifyClusterConfigWithData`, for the shell to call once the dataset
+    /// is loaded at startup: keys in a slot we neither own nor import make us
+    /// take the slot if it is unassigned, else mark it importing (both logged).
+    /// Replicas skip the check: their data follows their master. Returns
+    /// whether the config changed (it is then saved at once).
+    pub fn verify_config_with_data(&mut self, keys: &dyn Keyspace) -> bool {
+        if self.me().is_replica() {
+            return false;
+        }
+        let mut changed = false;
+        for j in slots::all_slots() {
+            if keys.count_keys_in_slot(j) == 0 {
+                continue;
+            }
+            let importing = self
+                .importing_from
+                .get(usize::from(j))
+                .copied()
+                .flatten()
+                .is_some();
+            if self.owner(j) == Some(self.myself) || importing {
+                continue;
+            }
+            changed = true;
+            match self.owner(j) {
+                None => {
+                    self.log(
+                        LogLevel::Warning,
+                        format!(
+                            "I have keys for unassigned slot {j}. Taking responsibility for it."
+                        ),
+                    );
+                    self.add_slot(self.myself, j, crate::events::SlotChangeReason::AddSlots);
+                }
+                Some(owner) => {
+                    self.log(
+                        LogLevel::Warning,
+                        format!("I have keys for slot {j}, but the slot is assigned to another node. Setting it to importing state."),
+                    );
+                    if let Some(e) = self.importing_from.get_mut(usize::from(j)) {
+                        *e = Some(owner);
+                    }
+                }
+            }
+        }
+        if changed {
+            self.save_config_now(true);
+        }
+        self.flush_slot_events();
+        changed
+    }
+
+    /// The CLUSTER NODES text (for snapshots and tests).
+    pub fn nodes_text(&self) -> String {
+        self.nodes_description(0)
+    }
+
+    // ---- internal helpers shared by the submodules ----
+
+    fn me(&self) -> &Node {
+        // `myself` is never removed from the table (del_node refuses it).
+        self.nodes
+            .get(&self.myself)
+            .expect("myself is always in the node table")
+    }
+
+    fn me_mut(&mut self) -> &mut Node {
+        self.nodes
+            .get_mut(&self.myself)
+            .expect("myself is always in the node table")
+    }
+
+    fn node(&self, r: NodeRef) -> Option<&Node> {
+        self.nodes.get(&r)
+    }
+
+    fn node_mut(&mut self, r: NodeRef) -> Option<&mut Node> {
+        self.nodes.get_mut(&r)
+    }
+
+    /// redis `clusterLookupNode`: only well-formed IDs are ever found.
+    fn lookup(&self, name: &NodeName) -> Option<NodeRef> {
+        if !name.is_valid() {
+            return None;
+        }
+        self.by_name.get(name).copied()
+    }
+
+    /// Lookup from a user argument (any length).
+    fn lookup_arg(&self, arg: &[u8]) -> Option<NodeRef> {
+        let name = NodeName(arg.try_into().ok()?);
+        self.lookup(&name)
+    }
+
+    fn name_of(&self, r: NodeRef) -> NodeName {
+        self.node(r).map(|n| n.name).unwrap_or(NodeName::NULL)
+    }
+
+    fn id_of(&self, r: NodeRef) -> String {
+        self.name_of(r).to_string()
+    }
+
+    fn is_master_ref(&self, r: NodeRef) -> bool {
+        self.node(r).is_some_and(|n| n.is_master())
+    }
+
+    /// Owner of a slot (None for out-of-range slots too).
+    fn owner(&self, slot: u16) -> Option<NodeRef> {
+        self.slot_owner.get(usize::from(slot)).copied().flatten()
+    }
+
+    /// redis `isSlotUnclaimed`.
+    fn slot_unclaimed(&self, slot: u16) -> bool {
+        self.owner(slot).is_none() || self.owner_not_claiming.contains(slot)
+    }
+
+    fn add_node(&mut self, node: Node) -> NodeRef {
+        let r = self.next_node_ref;
+        self.next_node_ref += 1;
+        self.by_name.insert(node.name, r);
+        self.nodes.insert(r, node);
+        r
+    }
+
+    /// 40 random lowercase hex characters (redis `getRandomHexChars`).
+    fn random_name(&mut self) -> NodeName {
+        use rand::RngExt;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut n = [0u8; crate::wire::NAMELEN];
+        for b in n.iter_mut() {
+            *b = HEX[self.rng.random_range(0..16usize)];
+        }
+        NodeName(n)
+    }
+
+    fn log_enabled(&self, level: LogLevel) -> bool {
+        level >= self.log_level
+    }
+
+    fn log(&mut self, level: LogLevel, text: String) {
+        if self.log_enabled(level) {
+            self.actions.push_back(Action::Log { level, text });
+        }
+    }
+
+    fn event(&mut self, kind: EventKind) {
+        self.actions.push_back(Action::Event(Event::from(kind)));
+    }
+
+    fn todo(&mut self, flags: u8) {
+        self.todo |= flags;
+    }
+
+    fn node_timeout(&self) -> Ms {
+        i64::try_from(self.cfg.node_timeout).unwrap_or(i64::MAX / 4)
+    }
+
+    /// Applies the parts of the config that live on `myself` (announced ports,
+    /// announce-ip, hostname, NOFAILOVER), as `clusterUpdateMyself*` do.
+    fn apply_myself_config(&mut self, old: Option<&ClusterConfig>) {
+        let port = self.cfg.announce_port;
+        let cport = self.cfg.announce_bus_port;
+        let hostname = self
+            .cfg
+            .announce_hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_default();
+        let new_ip = self.cfg.announce_ip.clone().filter(|ip| !ip.is_empty());
+        let old_ip = old
+            .and_then(|o| o.announce_ip.clone())
+            .filter(|ip| !ip.is_empty());
+        let nofailover = if self.cfg.replica_no_failover {
+            node_flags::NOFAILOVER
+        } else {
+            0
+        };
+        let me = self.me_mut();
+        me.port = port;
+        me.cport = cport;
+        me.pport = 0;
+        me.hostname = hostname;
+        // Like redis's static prev_ip: at startup (old = None) an unset
+        // announce-ip keeps the IP loaded from nodes.conf.
+        if new_ip != old_ip {
+            match &new_ip {
+                Some(ip) => me.ip = ip.chars().take(crate::wire::IPLEN - 1).collect(),
+                None => me.ip.clear(), // force autodetection
+            }
+        }
+        let old_flags = me.flags;
+        me.flags = (me.flags & !node_flags::NOFAILOVER) | nofailover;
+        if me.flags != old_flags {
+            self.todo(cron::TODO_SAVE_CONFIG | cron::TODO_UPDATE_STATE);
+        }
     }
 }

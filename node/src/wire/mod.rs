@@ -6,7 +6,10 @@
 
 mod codec;
 
-pub use codec::{check_prefix, decode, encode, expected_len, DecodeError, PrefixError};
+pub use codec::{
+    check_prefix, decode, encode, expected_len, ext_len, DecodeError, PrefixError, EXT_HEADER_LEN,
+    FAIL_LEN, MAX_FRAME_LEN, MODULE_FIXED_LEN, PUBLISH_FIXED_LEN, SIGNATURE, UPDATE_LEN,
+};
 
 use crate::slots::SlotSet;
 
@@ -232,6 +235,15 @@ pub enum PingExt {
 pub struct Message {
     pub header: Header,
     pub body: Body,
+}
+
+impl Message {
+    /// The encoded frame as a fresh buffer (see [`encode`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(self, &mut out);
+        out
+    }
 }
 
 /// Type-specific payload.

@@ -1,0 +1,229 @@
+//! `clusterCron` (every 100 ms), `clusterBeforeSleep` and `clusterUpdateState`.
+
+use rand::RngExt;
+
+use crate::events::{ClusterStateName, EventKind, RemovedReason};
+use crate::wire::msg_type;
+use crate::wire::node_flags::*;
+
+use super::node::{Ms, NodeRef};
+use super::{Action, Cluster, LogLevel, MAX_REJOIN_DELAY, MIN_REJOIN_DELAY, WRITABLE_DELAY};
+
+/// `CLUSTER_TODO_*`: work deferred to `before_sleep`, so that many changes in
+/// one event-loop turn cost one state update and one config write.
+pub(crate) const TODO_HANDLE_FAILOVER: u8 = 1 << 0;
+pub(crate) const TODO_UPDATE_STATE: u8 = 1 << 1;
+pub(crate) const TODO_SAVE_CONFIG: u8 = 1 << 2;
+pub(crate) const TODO_FSYNC_CONFIG: u8 = 1 << 3;
+pub(crate) const TODO_HANDLE_MANUALFAILOVER: u8 = 1 << 4;
+
+impl Cluster {
+    pub(super) fn cron(&mut self, now: Ms) {
+        self.iteration += 1;
+        let timeout = self.node_timeout();
+        let handshake_timeout = timeout.max(1000);
+        let mut update_state = false;
+
+        // 1) Reconnect, expire handshakes, count PFAIL nodes.
+        self.stats_pfail_nodes = 0;
+        let refs: Vec<NodeRef> = self.nodes.keys().copied().collect();
+        for &r in &refs {
+            let Some(n) = self.node(r) else { continue };
+            if n.has(MYSELF | NOADDR) {
+                continue;
+            }
+            let (pfail, expired, no_link) = (
+                n.timed_out(),
+                n.in_handshake() && now - n.ctime > handshake_timeout,
+                n.link.is_none(),
+            );
+            if pfail {
+                self.stats_pfail_nodes += 1;
+            }
+            if expired {
+                self.del_node(r, RemovedReason::HandshakeTimeout);
+                continue;
+            }
+            if no_link {
+                self.connect_node(now, r);
+            }
+        }
+
+        // 2) Once a second, ping the node with the oldest pong among 5 random picks.
+        if self.iteration.is_multiple_of(10) {
+            let refs: Vec<NodeRef> = self.nodes.keys().copied().collect();
+            let mut best: Option<(NodeRef, Ms)> = None;
+            for _ in 0..5 {
+                let Some(&pick) = refs.get(self.rng.random_range(0..refs.len())) else {
+                    continue;
+                };
+                let Some(n) = self.node(pick) else { continue };
+                if n.link.is_none() || n.ping_sent != 0 || n.has(MYSELF | HANDSHAKE) {
+                    continue;
+                }
+                if best.is_none_or(|(_, p)| p > n.pong_received) {
+                    best = Some((pick, n.pong_received));
+                }
+            }
+            if let Some((r, _)) = best {
+                if let Some(n) = self.node(r) {
+                    let (name, link) = (n.name, n.link);
+                    self.log(LogLevel::Debug, format!("Pinging node {name}"));
+                    if let Some(l) = link {
+                        self.send_ping(now, l, msg_type::PING);
+                    }
+                }
+            }
+        }
+
+        // 3) Per node: stale links, half-timeout pings, PFAIL.
+        let refs: Vec<NodeRef> = self.nodes.keys().copied().collect();
+        for &r in &refs {
+            let Some(n) = self.node(r) else { continue };
+            if n.has(MYSELF | NOADDR | HANDSHAKE) {
+                continue;
+            }
+            let ping_delay = now - n.ping_sent;
+            let data_delay = now - n.data_received;
+            // A link with a long-pending ping and no traffic at all may be
+            // wedged even though the node is alive: reconnect it.
+            if let Some(l) = n.link {
+                let link_age = self.links.get(&l).map_or(0, |l| now - l.ctime);
+                if link_age > timeout
+                    && n.ping_sent != 0
+                    && ping_delay > timeout / 2
+                    && data_delay > timeout / 2
+                {
+                    self.free_link(l, "stale");
+                }
+            }
+            let Some(n) = self.node(r) else { continue };
+            if let Some(l) = n.link {
+                if n.ping_sent == 0 && now - n.pong_received > timeout / 2 {
+                    self.send_ping(now, l, msg_type::PING);
+                    continue;
+                }
+            }
+            if self.failover.mf_end != 0
+                && self.me().is_master()
+                && self.failover.mf_replica == Some(r)
+            {
+                if let Some(l) = n.link {
+                    self.send_ping(now, l, msg_type::PING);
+                    continue;
+                }
+            }
+            if n.ping_sent == 0 {
+                continue;
+            }
+            // Any data from the node counts as a sign of life.
+            let node_delay = ping_delay.min(data_delay);
+            if node_delay > timeout && !n.has(PFAIL | FAIL) {
+                let name = n.name;
+                if let Some(n) = self.node_mut(r) {
+                    n.flags |= PFAIL;
+                }
+                self.log(LogLevel::Debug, format!("*** NODE {name} possibly failing"));
+                self.event(EventKind::PfailSet {
+                    node: name.to_string(),
+                });
+                update_state = true;
+            }
+        }
+
+        // 4) Manual failover timeout and replica failover/migration: next issue.
+        if self.failover.mf_end != 0 && self.failover.mf_end < now {
+            self.log(LogLevel::Warning, "Manual failover timed out.".to_string());
+            self.reset_manual_failover();
+        }
+
+        if update_state || !self.state_ok {
+            self.update_state(now);
+        }
+    }
+
+    pub(super) fn do_before_sleep(&mut self, now: Ms) {
+        let flags = self.todo;
+        self.todo = 0;
+        // TODO_HANDLE_FAILOVER / TODO_HANDLE_MANUALFAILOVER: next issue.
+        let _ = TODO_HANDLE_FAILOVER | TODO_HANDLE_MANUALFAILOVER;
+        if flags & TODO_UPDATE_STATE != 0 {
+            self.update_state(now);
+        }
+        if flags & TODO_SAVE_CONFIG != 0 {
+            self.save_config_now(flags & TODO_FSYNC_CONFIG != 0);
+        }
+    }
+
+    /// `clusterSaveConfigOrDie`: hands the file content to the shell now.
+    pub(super) fn save_config_now(&mut self, fsync: bool) {
+        self.todo &= !TODO_SAVE_CONFIG;
+        if fsync {
+            self.todo &= !TODO_FSYNC_CONFIG;
+        }
+        let contents = self.config_file_contents();
+        self.actions
+            .push_back(Action::SaveConfig { contents, fsync });
+        self.event(EventKind::ConfigSaved { fsync });
+    }
+
+    /// `clusterUpdateState` (reference 3.6).
+    pub(super) fn update_state(&mut self, now: Ms) {
+        self.todo &= !TODO_UPDATE_STATE;
+        let first = *self.first_state_call.get_or_insert(now);
+        // A restarted master waits before accepting writes, giving the
+        // cluster a chance to reconfigure it.
+        if self.me().is_master() && !self.state_ok && now - first < WRITABLE_DELAY {
+            return;
+        }
+        let mut new_ok = true;
+        if self.cfg.require_full_coverage {
+            let failed: Vec<NodeRef> = self
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.failed())
+                .map(|(&r, _)| r)
+                .collect();
+            let uncovered = self.slot_owner.iter().any(|o| match o {
+                None => true,
+                Some(o) => failed.contains(o),
+            });
+            if uncovered {
+                new_ok = false;
+            }
+        }
+        let mut size = 0;
+        let mut reachable = 0;
+        for n in self.nodes.values() {
+            if n.is_master() && n.numslots > 0 {
+                size += 1;
+                if !n.has(FAIL | PFAIL) {
+                    reachable += 1;
+                }
+            }
+        }
+        self.size = size;
+        // In a minority partition: refuse service.
+        if reachable < size / 2 + 1 {
+            new_ok = false;
+            self.among_minority_time = now;
+        }
+        if new_ok == self.state_ok {
+            return;
+        }
+        let rejoin_delay = self
+            .node_timeout()
+            .clamp(MIN_REJOIN_DELAY, MAX_REJOIN_DELAY);
+        if new_ok && self.me().is_master() && now - self.among_minority_time < rejoin_delay {
+            return;
+        }
+        self.state_ok = new_ok;
+        let (text, state) = if new_ok {
+            ("ok", ClusterStateName::Ok)
+        } else {
+            ("fail", ClusterStateName::Fail)
+        };
+        self.log(LogLevel::Warning, format!("Cluster state changed: {text}"));
+        self.event(EventKind::ClusterStateChanged { state });
+    }
+}

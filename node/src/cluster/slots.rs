@@ -1,0 +1,275 @@
+//! Slot ownership: the slot table, and applying slot claims
+//! (`clusterUpdateSlotsConfigWith`, reference 4.3).
+
+use crate::events::{EventKind, SlotChangeReason};
+use crate::slots::{SlotSet, CLUSTER_SLOTS};
+use crate::wire::node_flags::*;
+use crate::wire::NodeName;
+
+use super::cron::{TODO_FSYNC_CONFIG, TODO_SAVE_CONFIG, TODO_UPDATE_STATE};
+use super::node::NodeRef;
+use super::{Action, Cluster, LogLevel};
+
+/// One slot ownership change, turned into `slot_owner_changed` events (grouped
+/// by from/to/reason) at the end of each input.
+#[derive(Clone, Debug)]
+pub(crate) struct SlotChange {
+    pub slot: u16,
+    pub from: Option<NodeName>,
+    pub to: Option<NodeName>,
+    pub reason: SlotChangeReason,
+}
+
+/// Every slot number, for loops over the whole table.
+pub(crate) fn all_slots() -> impl Iterator<Item = u16> {
+    (0..CLUSTER_SLOTS).filter_map(|s| u16::try_from(s).ok())
+}
+
+impl Cluster {
+    /// `clusterMastersHaveSlaves`.
+    fn masters_have_replicas(&self) -> bool {
+        self.nodes
+            .values()
+            .filter(|n| !n.is_replica())
+            .any(|n| !n.replicas.is_empty())
+    }
+
+    /// `clusterAddSlot`: binds an unassigned slot; false if it is taken.
+    pub(super) fn add_slot(&mut self, node: NodeRef, slot: u16, reason: SlotChangeReason) -> bool {
+        if self.owner(slot).is_some() || usize::from(slot) >= CLUSTER_SLOTS {
+            return false;
+        }
+        let have_replicas = self.masters_have_replicas();
+        let Some(n) = self.node_mut(node) else {
+            return false;
+        };
+        if !n.slots.contains(slot) {
+            n.slots.insert(slot);
+            n.numslots += 1;
+            // A master's first slot makes it a replica-migration target when
+            // some master has replicas (redis issue #3043).
+            if n.numslots == 1 && have_replicas {
+                n.flags |= MIGRATE_TO;
+            }
+        }
+        let to = Some(n.name);
+        if let Some(o) = self.slot_owner.get_mut(usize::from(slot)) {
+            *o = Some(node);
+        }
+        self.record_slot_change(slot, None, to, reason);
+        true
+    }
+
+    /// `clusterDelSlot`: unbinds a slot; false if it was unassigned.
+    pub(super) fn del_slot(&mut self, slot: u16, reason: SlotChangeReason) -> bool {
+        let Some(owner) = self.owner(slot) else {
+            return false;
+        };
+        let mut from = None;
+        if let Some(n) = self.node_mut(owner) {
+            if n.slots.contains(slot) {
+                n.slots.remove(slot);
+                n.numslots -= 1;
+            }
+            from = Some(n.name);
+        }
+        if let Some(o) = self.slot_owner.get_mut(usize::from(slot)) {
+            *o = None;
+        }
+        self.record_slot_change(slot, from, None, reason);
+        true
+    }
+
+    /// Unbind + bind, recorded as one change.
+    pub(super) fn rebind_slot(&mut self, slot: u16, to: NodeRef, reason: SlotChangeReason) {
+        let from = self.owner(slot).map(|o| self.name_of(o));
+        let mark = self.slot_changes.len();
+        self.del_slot(slot, reason);
+        self.add_slot(to, slot, reason);
+        self.slot_changes.truncate(mark);
+        let to_name = Some(self.name_of(to));
+        if from != to_name {
+            self.record_slot_change(slot, from, to_name, reason);
+        }
+    }
+
+    /// `clusterDelNodeSlots`.
+    pub(super) fn del_node_slots(&mut self, node: NodeRef, reason: SlotChangeReason) -> usize {
+        let slots: Vec<u16> = self
+            .node(node)
+            .map(|n| n.slots.iter().collect())
+            .unwrap_or_default();
+        for &s in &slots {
+            if self.owner(s) == Some(node) {
+                self.del_slot(s, reason);
+            } else if let Some(n) = self.node_mut(node) {
+                // Out of sync with the table (cannot happen): just drop the bit.
+                n.slots.remove(s);
+                n.numslots = n.numslots.saturating_sub(1);
+            }
+        }
+        slots.len()
+    }
+
+    /// `clusterCloseAllSlots`: clears every migrating/importing mark.
+    pub(super) fn close_all_slots(&mut self) {
+        self.migrating_to.iter_mut().for_each(|s| *s = None);
+        self.importing_from.iter_mut().for_each(|s| *s = None);
+    }
+
+    fn record_slot_change(
+        &mut self,
+        slot: u16,
+        from: Option<NodeName>,
+        to: Option<NodeName>,
+        reason: SlotChangeReason,
+    ) {
+        self.slot_changes.push(SlotChange {
+            slot,
+            from,
+            to,
+            reason,
+        });
+    }
+
+    /// Turns recorded slot changes into events, one per (from, to, reason).
+    pub(super) fn flush_slot_events(&mut self) {
+        if self.slot_changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.slot_changes);
+        type Key = (Option<NodeName>, Option<NodeName>, SlotChangeReason);
+        let mut groups: Vec<(Key, SlotSet)> = Vec::new();
+        for c in changes {
+            let key = (c.from, c.to, c.reason);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, set)) => set.insert(c.slot),
+                None => {
+                    let mut set = SlotSet::new();
+                    set.insert(c.slot);
+                    groups.push((key, set));
+                }
+            }
+        }
+        for ((from, to, reason), set) in groups {
+            let config_epoch = to
+                .and_then(|t| self.lookup(&t))
+                .and_then(|r| self.node(r))
+                .map_or(0, |n| n.config_epoch);
+            self.event(EventKind::SlotOwnerChanged {
+                slots: set.ranges().into_iter().map(|(a, b)| [a, b]).collect(),
+                from: from.map(|n| n.to_string()),
+                to: to.map(|n| n.to_string()),
+                config_epoch,
+                reason,
+            });
+        }
+    }
+
+    /// `clusterUpdateSlotsConfigWith`: `sender` (a master, or the node an
+    /// UPDATE is about) claims `claimed` at `epoch`.
+    pub(super) fn update_slots_config_with(
+        &mut self,
+        sender: NodeRef,
+        epoch: u64,
+        claimed: &SlotSet,
+        reason: SlotChangeReason,
+    ) {
+        if sender == self.myself {
+            self.log(
+                LogLevel::Warning,
+                "Discarding UPDATE message about myself.".to_string(),
+            );
+            return;
+        }
+        let me = self.me();
+        // The node whose slots we care about losing: us, or our master.
+        let curmaster = if me.is_master() {
+            Some(self.myself)
+        } else {
+            me.replica_of
+        };
+        // Slots we lose that may hold keys. Without a keyspace here every lost
+        // slot of ours counts; deleting keys of an empty slot is a no-op.
+        let mut dirty: Vec<u16> = Vec::new();
+        let mut sender_slots = 0usize;
+        let mut migrated_our_slots = 0usize;
+        let mut new_master: Option<NodeRef> = None;
+
+        for j in all_slots() {
+            let owner = self.owner(j);
+            if claimed.contains(j) {
+                sender_slots += 1;
+                if owner == Some(sender) {
+                    self.owner_not_claiming.remove(j);
+                    continue;
+                }
+                // An open import is closed only by an admin.
+                if self
+                    .importing_from
+                    .get(usize::from(j))
+                    .copied()
+                    .flatten()
+                    .is_some()
+                {
+                    continue;
+                }
+                let owner_epoch = owner
+                    .and_then(|o| self.node(o))
+                    .map_or(0, |n| n.config_epoch);
+                if self.slot_unclaimed(j) || owner_epoch < epoch {
+                    if owner == Some(self.myself) {
+                        dirty.push(j);
+                    }
+                    if owner.is_some() && owner == curmaster {
+                        new_master = Some(sender);
+                        migrated_our_slots += 1;
+                    }
+                    self.rebind_slot(j, sender, reason);
+                    self.owner_not_claiming.remove(j);
+                    self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
+                }
+            } else if owner == Some(sender) {
+                // Keep the binding (no CLUSTERDOWN) but stop vouching for it.
+                self.owner_not_claiming.insert(j);
+            }
+        }
+
+        let curmaster_slots = curmaster
+            .and_then(|m| self.node(m))
+            .map_or(usize::MAX, |n| n.numslots);
+        let me = self.me();
+        let grandmaster = me
+            .replica_of
+            .and_then(|m| self.node(m))
+            .and_then(|m| m.replica_of);
+        if new_master.is_some()
+            && curmaster_slots == 0
+            && (self.cfg.allow_replica_migration || sender_slots == migrated_our_slots)
+        {
+            let name = self.name_of(sender);
+            self.log(
+                LogLevel::Warning,
+                format!(
+                    "Configuration change detected. Reconfiguring myself as a replica of {name}"
+                ),
+            );
+            self.set_my_master(sender);
+            self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
+        } else if let Some(gm) = grandmaster.filter(|&gm| gm != self.myself) {
+            // Our master became a replica: follow it to its master.
+            let name = self.name_of(gm);
+            self.log(
+                LogLevel::Warning,
+                format!(
+                    "I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {name}"
+                ),
+            );
+            self.set_my_master(gm);
+            self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
+        } else if !dirty.is_empty() {
+            self.actions
+                .push_back(Action::DeleteKeysInSlots { slots: dirty });
+        }
+    }
+}
