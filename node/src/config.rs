@@ -1,1 +1,885 @@
-//! Configuration.
+//! Configuration with redis-server's option names, from a config file and/or
+//! `--name value` arguments, so the harness can start either server from one
+//! template. Values are validated once, here, against one table of options;
+//! `CONFIG GET/SET` use the same table.
+
+use std::collections::BTreeMap;
+
+use crate::cluster::ClusterConfig;
+
+/// What kind of value an option takes.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Bool,
+    Str,
+    /// One or more words, stored joined by a space (bind, save).
+    Words,
+    Enum(&'static [&'static str]),
+}
+
+/// One option: its name, aliases, kind, default, and whether CONFIG SET may change it.
+struct Spec {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    kind: Kind,
+    default: &'static str,
+    mutable: bool,
+}
+
+const fn int(min: i64, max: i64) -> Kind {
+    Kind::Int { min, max }
+}
+
+/// Every option the node accepts. Options that only matter to redis-server (persistence,
+/// tuning) are accepted so that one config template serves both servers, and reported by
+/// CONFIG GET, but have no effect here.
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "port",
+        aliases: &[],
+        kind: int(0, 65535),
+        default: "6379",
+        mutable: false,
+    },
+    Spec {
+        name: "bind",
+        aliases: &[],
+        kind: Kind::Words,
+        default: "* -::*",
+        mutable: false,
+    },
+    Spec {
+        name: "dir",
+        aliases: &[],
+        kind: Kind::Str,
+        default: ".",
+        mutable: false,
+    },
+    Spec {
+        name: "daemonize",
+        aliases: &[],
+        kind: Kind::Enum(&["no"]),
+        default: "no",
+        mutable: false,
+    },
+    Spec {
+        name: "cluster-enabled",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+        mutable: false,
+    },
+    Spec {
+        name: "cluster-config-file",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "nodes.conf",
+        mutable: false,
+    },
+    Spec {
+        name: "cluster-node-timeout",
+        aliases: &[],
+        kind: int(0, i64::MAX),
+        default: "15000",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-port",
+        aliases: &[],
+        kind: int(0, 65535),
+        default: "0",
+        mutable: false,
+    },
+    Spec {
+        name: "cluster-announce-ip",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-announce-port",
+        aliases: &[],
+        kind: int(0, 65535),
+        default: "0",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-announce-bus-port",
+        aliases: &[],
+        kind: int(0, 65535),
+        default: "0",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-announce-tls-port",
+        aliases: &[],
+        kind: int(0, 65535),
+        default: "0",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-announce-hostname",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-require-full-coverage",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-allow-reads-when-down",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-allow-pubsubshard-when-down",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-replica-validity-factor",
+        aliases: &["cluster-slave-validity-factor"],
+        kind: int(0, i32::MAX as i64),
+        default: "10",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-migration-barrier",
+        aliases: &[],
+        kind: int(0, i32::MAX as i64),
+        default: "1",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-allow-replica-migration",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-replica-no-failover",
+        aliases: &["cluster-slave-no-failover"],
+        kind: Kind::Bool,
+        default: "no",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-preferred-endpoint-type",
+        aliases: &[],
+        kind: Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        default: "ip",
+        mutable: true,
+    },
+    Spec {
+        name: "cluster-link-sendbuf-limit",
+        aliases: &[],
+        kind: int(0, i64::MAX),
+        default: "0",
+        mutable: true,
+    },
+    Spec {
+        name: "loglevel",
+        aliases: &[],
+        kind: Kind::Enum(&["debug", "verbose", "notice", "warning"]),
+        default: "notice",
+        mutable: true,
+    },
+    Spec {
+        name: "logfile",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "",
+        mutable: false,
+    },
+    Spec {
+        name: "events-file",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "",
+        mutable: false,
+    },
+    Spec {
+        name: "pidfile",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "",
+        mutable: false,
+    },
+    // Accepted for compatibility with redis-server config templates; no effect here.
+    Spec {
+        name: "protected-mode",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "appendonly",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+        mutable: true,
+    },
+    Spec {
+        name: "appendfsync",
+        aliases: &[],
+        kind: Kind::Enum(&["always", "everysec", "no"]),
+        default: "everysec",
+        mutable: true,
+    },
+    Spec {
+        name: "save",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "3600 1 300 100 60 10000",
+        mutable: true,
+    },
+    Spec {
+        name: "enable-debug-command",
+        aliases: &[],
+        kind: Kind::Enum(&["yes", "no", "local"]),
+        default: "no",
+        mutable: false,
+    },
+    Spec {
+        name: "enable-protected-configs",
+        aliases: &[],
+        kind: Kind::Enum(&["yes", "no", "local"]),
+        default: "no",
+        mutable: false,
+    },
+    Spec {
+        name: "repl-diskless-sync-delay",
+        aliases: &[],
+        kind: int(0, i32::MAX as i64),
+        default: "5",
+        mutable: true,
+    },
+    Spec {
+        name: "repl-ping-replica-period",
+        aliases: &["repl-ping-slave-period"],
+        kind: int(1, i32::MAX as i64),
+        default: "10",
+        mutable: true,
+    },
+    Spec {
+        name: "maxclients",
+        aliases: &[],
+        kind: int(1, i32::MAX as i64),
+        default: "10000",
+        mutable: true,
+    },
+    Spec {
+        name: "timeout",
+        aliases: &[],
+        kind: int(0, i32::MAX as i64),
+        default: "0",
+        mutable: true,
+    },
+    Spec {
+        name: "tcp-keepalive",
+        aliases: &[],
+        kind: int(0, i32::MAX as i64),
+        default: "300",
+        mutable: true,
+    },
+    Spec {
+        name: "hz",
+        aliases: &[],
+        kind: int(1, 500),
+        default: "10",
+        mutable: true,
+    },
+    Spec {
+        name: "databases",
+        aliases: &[],
+        kind: int(1, i32::MAX as i64),
+        default: "16",
+        mutable: false,
+    },
+    Spec {
+        name: "io-threads",
+        aliases: &[],
+        kind: int(1, 128),
+        default: "1",
+        mutable: false,
+    },
+    Spec {
+        name: "maxmemory",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "0",
+        mutable: true,
+    },
+    Spec {
+        name: "always-show-logo",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+        mutable: false,
+    },
+    Spec {
+        name: "supervised",
+        aliases: &[],
+        kind: Kind::Enum(&["no", "auto", "systemd", "upstart"]),
+        default: "no",
+        mutable: false,
+    },
+];
+
+fn find_spec(name: &str) -> Option<&'static Spec> {
+    let lower = name.to_ascii_lowercase();
+    SPECS
+        .iter()
+        .find(|s| s.name == lower || s.aliases.contains(&lower.as_str()))
+}
+
+/// A configuration error, reported the way redis reports a bad config file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Reading the configuration file, at line {line}\n>>> '{text}'\n{reason}")]
+    Line {
+        line: usize,
+        text: String,
+        reason: String,
+    },
+    #[error("Fatal error, can't open config file '{path}': {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A validated configuration. Values are kept as redis prints them for CONFIG GET.
+#[derive(Clone, Debug)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+    /// Planted defects (`--bug NAME`, hidden from help), passed to the cluster core.
+    pub bugs: Vec<String>,
+    /// The config file named on the command line, if any (INFO server's config_file).
+    pub config_file: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            values: SPECS
+                .iter()
+                .map(|s| (s.name, s.default.to_string()))
+                .collect(),
+            bugs: Vec::new(),
+            config_file: None,
+        }
+    }
+}
+
+/// Splits a config line into words the way redis's `sdssplitargs` does: spaces separate,
+/// double quotes allow `\n`-style escapes and `\xHH`, single quotes are literal.
+/// Returns `None` on unbalanced quotes.
+pub fn split_args(line: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else {
+            return Some(out);
+        };
+        let mut word = String::new();
+        if first == '"' {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => match chars.next()? {
+                        'n' => word.push('\n'),
+                        'r' => word.push('\r'),
+                        't' => word.push('\t'),
+                        'b' => word.push('\u{8}'),
+                        'a' => word.push('\u{7}'),
+                        'x' => {
+                            let hi = chars.next()?.to_digit(16)?;
+                            let lo = chars.next()?.to_digit(16)?;
+                            word.push(char::from((hi * 16 + lo) as u8));
+                        }
+                        other => word.push(other),
+                    },
+                    c => word.push(c),
+                }
+            }
+            // redis requires a space (or the end) after a closing quote.
+            if chars.peek().is_some_and(|c| !c.is_whitespace()) {
+                return None;
+            }
+        } else if first == '\'' {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\'' => break,
+                    c => word.push(c),
+                }
+            }
+            if chars.peek().is_some_and(|c| !c.is_whitespace()) {
+                return None;
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+        }
+        out.push(word);
+    }
+}
+
+impl Config {
+    /// Parses `argv[1..]` the way redis-server does: an optional config file path
+    /// first, then `--name value...` options that override it.
+    pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        let mut rest = args;
+        if let Some(first) = args.first() {
+            if !first.starts_with("--") {
+                let text = std::fs::read_to_string(first).map_err(|source| ConfigError::Open {
+                    path: first.clone(),
+                    source,
+                })?;
+                cfg.load_text(&text)?;
+                cfg.config_file = Some(first.clone());
+                rest = &args[1..];
+            }
+        }
+        // Options on the command line become config lines; each `--name` starts a new one.
+        let mut lines: Vec<Vec<String>> = Vec::new();
+        for arg in rest {
+            if let Some(name) = arg.strip_prefix("--") {
+                lines.push(vec![name.to_string()]);
+            } else if let Some(line) = lines.last_mut() {
+                line.push(arg.clone());
+            } else {
+                return Err(ConfigError::Line {
+                    line: 0,
+                    text: arg.clone(),
+                    reason: "Bad directive or wrong number of arguments".into(),
+                });
+            }
+        }
+        for words in lines {
+            let text = words.join(" ");
+            cfg.apply_words(&words)
+                .map_err(|reason| ConfigError::Line {
+                    line: 0,
+                    text,
+                    reason,
+                })?;
+        }
+        Ok(cfg)
+    }
+
+    /// Applies the lines of a config file.
+    pub fn load_text(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |reason: String| ConfigError::Line {
+                line: i + 1,
+                text: line.to_string(),
+                reason,
+            };
+            let words = split_args(line)
+                .ok_or_else(|| err("Unbalanced quotes in configuration line".into()))?;
+            self.apply_words(&words).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn apply_words(&mut self, words: &[String]) -> Result<(), String> {
+        let Some((name, values)) = words.split_first() else {
+            return Ok(());
+        };
+        if name.eq_ignore_ascii_case("bug") {
+            if values.len() != 1 {
+                return Err("wrong number of arguments".into());
+            }
+            self.bugs.push(values[0].clone());
+            return Ok(());
+        }
+        let spec = find_spec(name).ok_or_else(|| {
+            format!("Bad directive or wrong number of arguments: unknown option '{name}'")
+        })?;
+        let value = match spec.kind {
+            Kind::Words => {
+                if values.is_empty() {
+                    return Err(format!("wrong number of arguments for '{}'", spec.name));
+                }
+                values.join(" ")
+            }
+            // `save ""` and `save 3600 1 ...` are both valid.
+            Kind::Str if spec.name == "save" => values.join(" "),
+            _ => {
+                if values.len() != 1 {
+                    return Err(format!("wrong number of arguments for '{}'", spec.name));
+                }
+                values[0].clone()
+            }
+        };
+        let normalized = validate(spec, &value).map_err(|e| format!("{e} for '{}'", spec.name))?;
+        self.values.insert(spec.name, normalized);
+        Ok(())
+    }
+
+    /// The value of an option as CONFIG GET prints it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let spec = find_spec(name)?;
+        self.values.get(spec.name).map(String::as_str)
+    }
+
+    /// CONFIG GET: every option whose name matches the glob, in table order.
+    pub fn get_matching(&self, pattern: &str) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for spec in SPECS {
+            let names = std::iter::once(spec.name).chain(spec.aliases.iter().copied());
+            for n in names {
+                if glob_match(pattern.as_bytes(), n.as_bytes()) {
+                    let v = self.values.get(spec.name).cloned().unwrap_or_default();
+                    out.push((n, v));
+                }
+            }
+        }
+        out
+    }
+
+    /// CONFIG SET of one option. The error text is redis's.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let spec = find_spec(name).ok_or_else(|| {
+            format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+        })?;
+        if !spec.mutable {
+            return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
+        }
+        let normalized = validate(spec, value).map_err(|e| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
+        })?;
+        if spec.name == "cluster-announce-hostname" {
+            validate_hostname(&normalized).map_err(|e| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
+            })?;
+        }
+        self.values.insert(spec.name, normalized);
+        Ok(())
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.get(name) == Some("yes")
+    }
+
+    fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or("").to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.int("port") as u16
+    }
+
+    /// The bus listen port: cluster-port, else port + 10000.
+    pub fn bus_port(&self) -> Result<u16, String> {
+        let cp = self.int("cluster-port");
+        if cp != 0 {
+            return Ok(cp as u16);
+        }
+        let p = self.port() as u32 + 10000;
+        if p > 65535 {
+            return Err("Redis port number too high. Cluster communication port is 10,000 port numbers higher than your Redis port. Your Redis port number must be 55535 or less.".into());
+        }
+        Ok(p as u16)
+    }
+
+    /// Addresses to listen on, with `*` as all IPv4 and `-` prefixed entries optional.
+    pub fn bind_addrs(&self) -> Vec<(String, bool)> {
+        self.text("bind")
+            .split_whitespace()
+            .map(|w| {
+                let (optional, addr) = match w.strip_prefix('-') {
+                    Some(a) => (true, a),
+                    None => (false, w),
+                };
+                let addr = match addr {
+                    "*" => "0.0.0.0",
+                    "::*" => "::",
+                    a => a,
+                };
+                (addr.to_string(), optional)
+            })
+            .collect()
+    }
+
+    pub fn dir(&self) -> String {
+        self.text("dir")
+    }
+    pub fn cluster_enabled(&self) -> bool {
+        self.flag("cluster-enabled")
+    }
+    pub fn cluster_config_file(&self) -> String {
+        self.text("cluster-config-file")
+    }
+    pub fn loglevel(&self) -> String {
+        self.text("loglevel")
+    }
+    pub fn logfile(&self) -> String {
+        self.text("logfile")
+    }
+    pub fn events_file(&self) -> String {
+        self.text("events-file")
+    }
+    pub fn pidfile(&self) -> String {
+        self.text("pidfile")
+    }
+
+    /// The cluster core's view of the options.
+    pub fn cluster_config(&self) -> Result<ClusterConfig, String> {
+        let announce_port = match self.int("cluster-announce-port") {
+            0 => self.port(),
+            p => p as u16,
+        };
+        let announce_bus_port = match self.int("cluster-announce-bus-port") {
+            0 => self.bus_port()?,
+            p => p as u16,
+        };
+        let non_empty = |s: String| if s.is_empty() { None } else { Some(s) };
+        Ok(ClusterConfig {
+            node_timeout: self.int("cluster-node-timeout").max(0) as u64,
+            announce_port,
+            announce_bus_port,
+            announce_ip: non_empty(self.text("cluster-announce-ip")),
+            announce_hostname: non_empty(self.text("cluster-announce-hostname")),
+            require_full_coverage: self.flag("cluster-require-full-coverage"),
+            allow_reads_when_down: self.flag("cluster-allow-reads-when-down"),
+            replica_validity_factor: self.int("cluster-replica-validity-factor") as u32,
+            migration_barrier: self.int("cluster-migration-barrier") as u32,
+            allow_replica_migration: self.flag("cluster-allow-replica-migration"),
+            replica_no_failover: self.flag("cluster-replica-no-failover"),
+            bugs: self.bugs.clone(),
+        })
+    }
+}
+
+/// Checks a value against its option's kind; returns it as CONFIG GET will print it.
+fn validate(spec: &Spec, value: &str) -> Result<String, String> {
+    match spec.kind {
+        Kind::Int { min, max } => {
+            let n: i64 = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < min || n > max {
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
+            }
+            Ok(n.to_string())
+        }
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Enum(choices) => {
+            let lower = value.to_ascii_lowercase();
+            if choices.contains(&lower.as_str()) {
+                Ok(lower)
+            } else {
+                Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    choices.join(", ")
+                ))
+            }
+        }
+        Kind::Str | Kind::Words => Ok(value.to_string()),
+    }
+}
+
+/// redis's rule for cluster-announce-hostname.
+fn validate_hostname(h: &str) -> Result<(), String> {
+    if h.len() >= 256 {
+        return Err("Hostnames must be less than 256 characters".into());
+    }
+    if !h
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err("Hostnames may only contain alphanumeric characters, hyphens or dots".into());
+    }
+    Ok(())
+}
+
+/// Glob matching as redis's `stringmatchlen` for the common cases: `*`, `?`, `[...]`, `\x`.
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_match(rest, &text[i..])),
+        Some((b'?', rest)) => !text.is_empty() && glob_match(rest, &text[1..]),
+        Some((b'[', rest)) => {
+            let Some((&c, text_rest)) = text.split_first() else {
+                return false;
+            };
+            let Some(close) = rest.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let (class, after) = (&rest[..close], &rest[close + 1..]);
+            let (negate, class) = match class.split_first() {
+                Some((b'^', cls)) => (true, cls),
+                _ => (false, class),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < class.len() {
+                if i + 2 < class.len() && class[i + 1] == b'-' {
+                    if class[i] <= c && c <= class[i + 2] {
+                        hit = true;
+                    }
+                    i += 3;
+                } else {
+                    if class[i] == c {
+                        hit = true;
+                    }
+                    i += 1;
+                }
+            }
+            hit != negate && glob_match(after, text_rest)
+        }
+        Some((b'\\', rest)) if !rest.is_empty() => {
+            text.first() == rest.first() && glob_match(&rest[1..], &text[1..])
+        }
+        Some((&p, rest)) => text.first() == Some(&p) && glob_match(rest, &text[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn arguments_override_defaults() {
+        let c = Config::from_args(&args("--port 7000 --cluster-enabled yes --cluster-node-timeout 2000 --bind 127.0.0.1 127.0.0.2"))
+            .unwrap();
+        assert_eq!(c.port(), 7000);
+        assert!(c.cluster_enabled());
+        assert_eq!(c.bus_port().unwrap(), 17000);
+        assert_eq!(c.get("bind"), Some("127.0.0.1 127.0.0.2"));
+        let cc = c.cluster_config().unwrap();
+        assert_eq!(cc.node_timeout, 2000);
+        assert_eq!(cc.announce_bus_port, 17000);
+    }
+
+    #[test]
+    fn config_file_then_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("redis.conf");
+        std::fs::write(&path, "# comment\nport 7001\ncluster-enabled yes\nsave \"\"\ncluster-slave-validity-factor 0\n").unwrap();
+        let mut a = vec![path.to_string_lossy().into_owned()];
+        a.extend(args("--port 7002"));
+        let c = Config::from_args(&a).unwrap();
+        assert_eq!(c.port(), 7002);
+        assert_eq!(c.get("save"), Some(""));
+        assert_eq!(c.get("cluster-replica-validity-factor"), Some("0"));
+    }
+
+    #[test]
+    fn unknown_and_malformed_options_name_the_option() {
+        let e = Config::from_args(&args("--no-such-option 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no-such-option"), "{e}");
+        let e = Config::from_args(&args("--port abc"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'port'"), "{e}");
+        let e = Config::from_args(&args("--cluster-enabled maybe"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster-enabled"), "{e}");
+        let e = Config::from_args(&args("--port 70000"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("between 0 and 65535"), "{e}");
+        assert!(Config::from_args(&args("stray")).is_err());
+    }
+
+    #[test]
+    fn port_too_high_for_bus() {
+        let c = Config::from_args(&args("--port 60000")).unwrap();
+        assert!(c.bus_port().unwrap_err().contains("55535"));
+        let c = Config::from_args(&args("--port 60000 --cluster-port 5000")).unwrap();
+        assert_eq!(c.bus_port().unwrap(), 5000);
+    }
+
+    #[test]
+    fn config_set_and_get() {
+        let mut c = Config::default();
+        c.set("cluster-node-timeout", "3000").unwrap();
+        assert_eq!(
+            c.get_matching("cluster-node-timeout"),
+            vec![("cluster-node-timeout", "3000".to_string())]
+        );
+        assert!(c.set("port", "1").unwrap_err().contains("immutable"));
+        assert!(c
+            .set("cluster-announce-hostname", "bad_host")
+            .unwrap_err()
+            .contains("alphanumeric"));
+        assert!(c.set("nope", "1").unwrap_err().contains("Unknown option"));
+        let names: Vec<_> = c
+            .get_matching("cluster-*-port")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(names.contains(&"cluster-announce-bus-port"));
+    }
+
+    #[test]
+    fn split_args_quotes() {
+        assert_eq!(split_args(r#"save """#).unwrap(), vec!["save", ""]);
+        assert_eq!(
+            split_args(r#"a "b c\n" 'd e'"#).unwrap(),
+            vec!["a", "b c\n", "d e"]
+        );
+        assert!(split_args(r#"a "b"#).is_none());
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_match(b"*", b"anything"));
+        assert!(glob_match(b"cluster-*", b"cluster-enabled"));
+        assert!(!glob_match(b"cluster-?", b"cluster-ab"));
+        assert!(glob_match(b"[a-c]x", b"bx"));
+        assert!(!glob_match(b"[^a-c]x", b"bx"));
+    }
+}

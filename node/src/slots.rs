@@ -110,7 +110,13 @@ impl SlotSet {
     pub fn ranges_text(&self) -> String {
         self.ranges()
             .iter()
-            .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -138,7 +144,12 @@ mod tests {
             (b"foo{bar}{zap}", 5061),
         ];
         for (key, slot) in cases {
-            assert_eq!(key_slot(key), *slot, "key {:?}", String::from_utf8_lossy(key));
+            assert_eq!(
+                key_slot(key),
+                *slot,
+                "key {:?}",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 

@@ -1,1 +1,402 @@
-//! Tokio shell.
+//! The tokio shell. It owns sockets, timers, files and the clock, and drives the
+//! sans-IO cluster core and the keyspace. All node state sits behind one mutex,
+//! the way redis runs everything on one thread: bus packets, client commands
+//! and the 100 ms cron each take the lock, feed their input, then drain the
+//! core's actions before releasing it. Nothing awaits while the lock is held.
+
+mod bus;
+mod client;
+mod host;
+pub mod log;
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::cluster::{Action, Cluster, LinkId, LogLevel};
+use crate::config::Config;
+use crate::events::Event;
+use crate::store::Db;
+use log::Logger;
+
+/// Wall-clock ms since the Unix epoch: the time the cluster core runs on (redis's
+/// `mstime()`), so a faked wall clock skews this node exactly as it skews redis.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// CLOCK_MONOTONIC in ms: comparable across processes on one machine, and not
+/// faked by the harness's clock nemesis, so checkers can place events on one timeline.
+pub fn mono_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|ts| ts.tv_sec() as u64 * 1000 + ts.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
+}
+
+/// The writer side of one bus link, plus the tasks to abort when the core closes it.
+struct LinkHandle {
+    /// `None` while the outbound connection is still being established.
+    tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl LinkHandle {
+    fn abort(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Counters for INFO.
+#[derive(Default)]
+pub struct Stats {
+    pub connected_clients: u64,
+    pub total_connections: u64,
+    pub total_commands: u64,
+    pub next_client_id: u64,
+    pub start_ms: u64,
+    pub start_mono_ms: u64,
+}
+
+/// The JSON-lines event log. Each line: the node's ID, its wall-clock and
+/// monotonic time, then the event's own fields.
+struct EventLog {
+    out: BufWriter<File>,
+}
+
+#[derive(Serialize)]
+struct EventLine<'a> {
+    node: &'a str,
+    wall_ms: u64,
+    mono_ms: u64,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+/// nodes.conf, opened and locked for the life of the process, written in place
+/// as redis does (so the lock stays on the same inode).
+struct NodesConf {
+    file: File,
+}
+
+impl NodesConf {
+    fn open(path: &str) -> Result<(NodesConf, Option<String>)> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("Can't open {path} in order to acquire a lock"))?;
+        if nix::fcntl::Flock::lock(
+            file.try_clone()?,
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        )
+        .is_err()
+        {
+            bail!(
+                "Sorry, the cluster configuration file {path} is already used by a different Redis Cluster node. Please make sure that different nodes use different cluster configuration files."
+            );
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .with_context(|| format!("Loading the cluster node config from {path}"))?;
+        let content = if text.trim().is_empty() {
+            None
+        } else {
+            Some(text)
+        };
+        Ok((NodesConf { file }, content))
+    }
+
+    fn save(&mut self, contents: &str, fsync: bool) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(contents.as_bytes())?;
+        self.file.set_len(contents.len() as u64)?;
+        if fsync {
+            nix::unistd::fsync(self.file.as_fd()).map_err(std::io::Error::from)?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything a node is, behind the one lock.
+pub struct Node {
+    pub cluster: Option<Cluster>,
+    pub db: Db,
+    pub config: Config,
+    pub logger: Logger,
+    pub stats: Stats,
+    events: Option<EventLog>,
+    nodes_conf: Option<NodesConf>,
+    links: HashMap<LinkId, LinkHandle>,
+}
+
+pub struct Shared {
+    node: Mutex<Node>,
+}
+
+impl Node {
+    fn is_replica(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.is_replica())
+    }
+
+    pub fn log(&mut self, level: LogLevel, text: &str) {
+        let replica = self.is_replica();
+        self.logger.log(level, replica, text);
+    }
+
+    fn write_event(&mut self, event: &Event) {
+        let Some(log) = self.events.as_mut() else {
+            return;
+        };
+        let node = self
+            .cluster
+            .as_ref()
+            .map(|c| c.myself().to_string())
+            .unwrap_or_default();
+        let line = EventLine {
+            node: &node,
+            wall_ms: now_ms(),
+            mono_ms: mono_ms(),
+            event,
+        };
+        if let Ok(mut text) = serde_json::to_vec(&line) {
+            text.push(b'\n');
+            let _ = log.out.write_all(&text);
+        }
+    }
+
+    /// Runs the core's deferred work and executes every pending action.
+    pub fn drain(&mut self, shared: &Arc<Shared>) {
+        let now = now_ms();
+        if let Some(c) = self.cluster.as_mut() {
+            c.before_sleep(now);
+        }
+        let mut wrote_events = false;
+        while let Some(action) = self.cluster.as_mut().and_then(|c| c.poll_action()) {
+            match action {
+                Action::Connect { link, ip, port } => {
+                    bus::start_connect(shared, self, link, ip, port)
+                }
+                Action::Send { link, msg } => {
+                    if let Some(tx) = self.links.get(&link).and_then(|h| h.tx.as_ref()) {
+                        let mut bytes = Vec::with_capacity(crate::wire::HEADER_LEN + 512);
+                        crate::wire::encode(&msg, &mut bytes);
+                        // A send fails only if the writer task already ended; the
+                        // reader side reports the close to the core.
+                        let _ = tx.send(bytes);
+                    }
+                }
+                Action::Close { link } => {
+                    if let Some(h) = self.links.remove(&link) {
+                        h.abort();
+                    }
+                }
+                Action::SaveConfig { contents, fsync } => {
+                    if let Some(nc) = self.nodes_conf.as_mut() {
+                        if let Err(e) = nc.save(&contents, fsync) {
+                            self.log(
+                                LogLevel::Warning,
+                                &format!("Fatal: can't update cluster config file. ({e})"),
+                            );
+                            std::process::exit(1);
+                        }
+                    }
+                }
+                Action::DeleteKeysInSlots { slots } => {
+                    self.db.delete_slots(&slots);
+                }
+                Action::FlushAll => {
+                    self.db.flush_all(now);
+                }
+                Action::Event(e) => {
+                    self.write_event(&e);
+                    wrote_events = true;
+                }
+                Action::Log { level, text } => self.log(level, &text),
+            }
+        }
+        if wrote_events {
+            if let Some(log) = self.events.as_mut() {
+                let _ = log.out.flush();
+            }
+        }
+    }
+
+    /// Called by a link task that ended by itself (EOF, I/O error, bad frame):
+    /// tells the core, unless the core closed the link first.
+    fn link_ended(&mut self, shared: &Arc<Shared>, link: LinkId) {
+        if let Some(h) = self.links.remove(&link) {
+            h.abort();
+            if let Some(c) = self.cluster.as_mut() {
+                c.handle_link_closed(now_ms(), link);
+            }
+            self.drain(shared);
+        }
+    }
+}
+
+/// Binds one listener per configured address. Optional (`-`) addresses may fail.
+async fn bind_all(config: &Config, port: u16) -> Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for (addr, optional) in config.bind_addrs() {
+        match TcpListener::bind((addr.as_str(), port)).await {
+            Ok(l) => out.push(l),
+            Err(e) if optional => {
+                let _ = e;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("Could not create server TCP listening socket {addr}:{port}")
+                })
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("No bind address could be used for port {port}");
+    }
+    Ok(out)
+}
+
+/// Starts the node and runs it until SIGTERM/SIGINT.
+pub async fn run(config: Config) -> Result<()> {
+    let dir = config.dir();
+    std::env::set_current_dir(&dir).with_context(|| format!("Can't chdir to '{dir}'"))?;
+    let mut logger = Logger::open(&config.logfile(), log::parse_level(&config.loglevel()))
+        .context("Can't open the log file")?;
+    logger.log(
+        LogLevel::Notice,
+        false,
+        "oO0OoO0OoO0Oo hearsay-node is starting oO0OoO0OoO0Oo",
+    );
+    if !config.pidfile().is_empty() {
+        std::fs::write(config.pidfile(), format!("{}\n", std::process::id()))
+            .context("Can't write the pidfile")?;
+    }
+
+    let events = if config.events_file().is_empty() {
+        None
+    } else {
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.events_file())
+            .with_context(|| format!("Can't open events-file {}", config.events_file()))?;
+        Some(EventLog {
+            out: BufWriter::new(f),
+        })
+    };
+
+    let now = now_ms();
+    let (cluster, nodes_conf, bus_listeners) = if config.cluster_enabled() {
+        let bus_port = config.bus_port().map_err(anyhow::Error::msg)?;
+        let ccfg = config.cluster_config().map_err(anyhow::Error::msg)?;
+        let path = config.cluster_config_file();
+        let (nc, content) = NodesConf::open(&path)?;
+        let seed: u64 = rand::random();
+        let cluster = Cluster::new(ccfg, now, seed, content.as_deref()).map_err(|e| {
+            anyhow::anyhow!("Unrecoverable error: corrupted cluster config file. ({e})")
+        })?;
+        let listeners = match bind_all(&config, bus_port).await {
+            Ok(l) => l,
+            Err(e) => {
+                logger.log(
+                    LogLevel::Warning,
+                    false,
+                    &format!("Failed listening on port {bus_port} (cluster), aborting."),
+                );
+                return Err(e);
+            }
+        };
+        (Some(cluster), Some(nc), listeners)
+    } else {
+        (None, None, Vec::new())
+    };
+    let client_listeners = bind_all(&config, config.port()).await?;
+
+    let node = Node {
+        cluster,
+        db: Db::new(),
+        config,
+        logger,
+        stats: Stats {
+            start_ms: now,
+            start_mono_ms: mono_ms(),
+            next_client_id: 1,
+            ..Stats::default()
+        },
+        events,
+        nodes_conf,
+        links: HashMap::new(),
+    };
+    let shared = Arc::new(Shared {
+        node: Mutex::new(node),
+    });
+    {
+        let mut n = shared.node.lock();
+        let port = n.config.port();
+        n.log(
+            LogLevel::Notice,
+            &format!("Running mode=cluster, port={port}."),
+        );
+        n.drain(&shared);
+        n.log(LogLevel::Notice, "Ready to accept connections");
+    }
+
+    for l in bus_listeners {
+        tokio::spawn(bus::accept_loop(shared.clone(), l));
+    }
+    for l in client_listeners {
+        tokio::spawn(client::accept_loop(shared.clone(), l));
+    }
+    tokio::spawn(cron(shared.clone()));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let which = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    let mut n = shared.node.lock();
+    n.log(
+        LogLevel::Warning,
+        &format!("Received {which} scheduling shutdown..."),
+    );
+    n.drain(&shared);
+    n.log(
+        LogLevel::Warning,
+        "hearsay-node is now ready to exit, bye bye...",
+    );
+    Ok(())
+}
+
+/// The 100 ms timer: `clusterCron` plus active key expiry.
+async fn cron(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let mut n = shared.node.lock();
+        let now = now_ms();
+        if let Some(c) = n.cluster.as_mut() {
+            c.tick(now);
+        }
+        n.db.active_expire(now, 200);
+        n.drain(&shared);
+    }
+}

@@ -98,7 +98,9 @@ impl NodeName {
 
     /// redis `verifyClusterNodeId`: 40 chars of `[a-z0-9]`.
     pub fn is_valid(&self) -> bool {
-        self.0.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        self.0
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     }
 
     pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
@@ -250,15 +252,33 @@ impl Message {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     /// PING, PONG and MEET (which one is `header.msg_type`).
-    Ping { gossip: Vec<GossipEntry>, extensions: Vec<PingExt> },
-    Fail { nodename: NodeName },
+    Ping {
+        gossip: Vec<GossipEntry>,
+        extensions: Vec<PingExt>,
+    },
+    Fail {
+        nodename: NodeName,
+    },
     /// PUBLISH and PUBLISHSHARD.
-    Publish { channel: Vec<u8>, message: Vec<u8> },
+    Publish {
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
     /// FAILOVER_AUTH_REQUEST, FAILOVER_AUTH_ACK and MFSTART: header only.
     Empty,
-    Update { config_epoch: u64, nodename: NodeName, slots: SlotSet },
+    Update {
+        config_epoch: u64,
+        nodename: NodeName,
+        slots: SlotSet,
+    },
     /// `module_id` is in the sender's host byte order on the wire; kept raw.
-    Module { module_id: [u8; 8], module_type: u8, payload: Vec<u8> },
+    Module {
+        module_id: [u8; 8],
+        module_type: u8,
+        payload: Vec<u8>,
+    },
     /// A type >= 11: the payload bytes after the header, uninterpreted.
-    Unknown { payload: Vec<u8> },
+    Unknown {
+        payload: Vec<u8>,
+    },
 }

@@ -1,0 +1,250 @@
+//! The command layer's view of the server: routing facts from the cluster core
+//! and the server-level commands (CLUSTER, INFO, CONFIG).
+
+use bytes::Bytes;
+
+use super::log::{parse_level, Logger};
+use super::{mono_ms, now_ms, Stats};
+use crate::cluster::{Cluster, SlotRoute};
+use crate::commands::{ClientState, Host};
+use crate::config::Config;
+use crate::resp::Frame;
+use crate::store::Db;
+
+/// Borrowed pieces of the node that commands may touch.
+pub(super) struct HostCtx<'a> {
+    cluster: &'a mut Option<Cluster>,
+    config: &'a mut Config,
+    stats: &'a mut Stats,
+    logger: &'a mut Logger,
+}
+
+impl<'a> HostCtx<'a> {
+    pub(super) fn new(
+        cluster: &'a mut Option<Cluster>,
+        config: &'a mut Config,
+        stats: &'a mut Stats,
+        logger: &'a mut Logger,
+    ) -> Self {
+        HostCtx {
+            cluster,
+            config,
+            stats,
+            logger,
+        }
+    }
+
+    fn info(&self, args: &[Bytes], db: &Db) -> Frame {
+        let wanted: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+            .collect();
+        let all = wanted.is_empty()
+            || wanted
+                .iter()
+                .any(|w| w == "all" || w == "everything" || w == "default");
+        let want = |s: &str| all || wanted.iter().any(|w| w == s);
+        let mut out = String::new();
+        let mut section = |name: &str, body: String| {
+            if want(&name.to_ascii_lowercase()) {
+                if !out.is_empty() {
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!("# {name}\r\n{body}"));
+            }
+        };
+        let uptime_s = (mono_ms().saturating_sub(self.stats.start_mono_ms)) / 1000;
+        let port = self.config.port();
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        section(
+            "Server",
+            format!(
+                "redis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:hearsay\r\nredis_mode:{}\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nconfig_file:{}\r\nhearsay_version:{}\r\n",
+                if self.cluster.is_some() { "cluster" } else { "standalone" },
+                std::process::id(),
+                self.cluster.as_ref().map(|c| c.myself().to_string()).unwrap_or_else(|| "0".repeat(40)),
+                port,
+                now_ms() * 1000,
+                uptime_s,
+                uptime_s / 86400,
+                exe,
+                self.config.config_file.clone().unwrap_or_default(),
+                env!("CARGO_PKG_VERSION"),
+            ),
+        );
+        section(
+            "Clients",
+            format!(
+                "connected_clients:{}\r\nblocked_clients:0\r\n",
+                self.stats.connected_clients
+            ),
+        );
+        section(
+            "Memory",
+            "used_memory:0\r\nmaxmemory:0\r\nmem_allocator:libc\r\n".to_string(),
+        );
+        section(
+            "Persistence",
+            "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n"
+                .to_string(),
+        );
+        section(
+            "Stats",
+            format!(
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n",
+                self.stats.total_connections, self.stats.total_commands
+            ),
+        );
+        let role = if self.cluster.as_ref().is_some_and(|c| c.is_replica()) {
+            "slave"
+        } else {
+            "master"
+        };
+        section(
+            "Replication",
+            format!(
+                "role:{role}\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_repl_offset:0\r\n",
+                "0".repeat(40)
+            ),
+        );
+        section("CPU", String::new());
+        section("Modules", String::new());
+        section("Errorstats", String::new());
+        section(
+            "Cluster",
+            format!("cluster_enabled:{}\r\n", u8::from(self.cluster.is_some())),
+        );
+        let keys = db.len();
+        let keyspace = if keys > 0 {
+            format!("db0:keys={keys},expires=0,avg_ttl=0\r\n")
+        } else {
+            String::new()
+        };
+        section("Keyspace", keyspace);
+        Frame::Verbatim(out)
+    }
+
+    fn config_command(&mut self, args: &[Bytes], resp3: bool) -> Frame {
+        let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+        let Some(sub) = args.first().map(|a| text(a).to_ascii_lowercase()) else {
+            return Frame::wrong_arity("config");
+        };
+        match sub.as_str() {
+            "get" if args.len() >= 2 => {
+                let mut pairs = Vec::new();
+                for pat in &args[1..] {
+                    for (name, value) in self.config.get_matching(&text(pat)) {
+                        if !pairs.iter().any(|(n, _): &(String, String)| n == name) {
+                            pairs.push((name.to_string(), value));
+                        }
+                    }
+                }
+                let _ = resp3;
+                Frame::Map(
+                    pairs
+                        .into_iter()
+                        .map(|(n, v)| (Frame::bulk_str(&n), Frame::bulk_str(&v)))
+                        .collect(),
+                )
+            }
+            "set" if args.len() >= 3 && args.len() % 2 == 1 => {
+                // Validate everything on a copy first, so a bad pair changes nothing.
+                let mut next = self.config.clone();
+                for pair in args[1..].chunks(2) {
+                    if let Err(e) = next.set(&text(&pair[0]), &text(&pair[1])) {
+                        return Frame::Error(e);
+                    }
+                }
+                if let Some(c) = self.cluster.as_mut() {
+                    match next.cluster_config() {
+                        Ok(cc) => c.set_config(cc),
+                        Err(e) => return Frame::Error(format!("ERR CONFIG SET failed - {e}")),
+                    }
+                }
+                self.logger.level = parse_level(&next.loglevel());
+                *self.config = next;
+                Frame::ok()
+            }
+            "resetstat" if args.len() == 1 => Frame::ok(),
+            "rewrite" if args.len() == 1 => {
+                if self.config.config_file.is_none() {
+                    Frame::error("ERR The server is running without a config file")
+                } else {
+                    // Runtime changes are not written back to the file; say so rather than pretend.
+                    Frame::error("ERR CONFIG REWRITE is not supported by hearsay-node")
+                }
+            }
+            "help" => Frame::Array(
+                [
+                    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "GET <pattern>",
+                    "SET <directive> <value>",
+                    "RESETSTAT",
+                    "REWRITE",
+                    "HELP",
+                ]
+                .iter()
+                .map(|s| Frame::Simple(s.to_string()))
+                .collect(),
+            ),
+            "get" | "set" | "resetstat" | "rewrite" => Frame::wrong_arity(&format!("config|{sub}")),
+            _ => Frame::Error(format!(
+                "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+                args.first().map(text).unwrap_or_default()
+            )),
+        }
+    }
+}
+
+impl Host for HostCtx<'_> {
+    fn cluster_enabled(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    fn route(&self, slot: u16) -> SlotRoute {
+        match self.cluster.as_ref() {
+            Some(c) => c.route(slot),
+            None => SlotRoute {
+                owner: None,
+                owner_is_me: true,
+                owner_is_my_master: false,
+                migrating_to: None,
+                importing: false,
+            },
+        }
+    }
+
+    fn cluster_state_ok(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.state_ok())
+    }
+
+    fn allow_reads_when_down(&self) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.config().allow_reads_when_down)
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn server_command(
+        &mut self,
+        name: &str,
+        args: &[Bytes],
+        db: &mut Db,
+        client: &ClientState,
+    ) -> Option<Frame> {
+        match name {
+            "cluster" => Some(match self.cluster.as_mut() {
+                Some(c) => c.command(now_ms(), args, &*db, client.resp3),
+                None => Frame::error("ERR This instance has cluster support disabled"),
+            }),
+            "info" => Some(self.info(args, db)),
+            "config" => Some(self.config_command(args, client.resp3)),
+            _ => None,
+        }
+    }
+}

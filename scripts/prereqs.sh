@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system packages hearsay needs (Debian/Ubuntu, as root), once.
+# redis-server/redis-tools: the reference implementation and redis-cli/redis-benchmark;
+# nftables/iptables/iproute2: partitions, loss and delay inside the run's namespaces;
+# libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime.
+set -euo pipefail
+need=()
+for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptables:iptables \
+            ip:iproute2 faketime:faketime gcc:gcc ps:procps; do
+  cmd=${pair%%:*}; pkg=${pair##*:}
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(libfaketime)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${need[*]}; run as root (sudo $0) to install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The Debian package may start a default instance on 6379; hearsay never uses it.
+exit 0
