@@ -8,7 +8,6 @@ use crate::wire::node_flags::*;
 use crate::wire::NodeName;
 
 use super::node::{flags_text, Ms, Node, NodeRef};
-use super::slots::all_slots;
 use super::{Cluster, LoadError, LogLevel, PORT_INCR};
 
 impl Cluster {
@@ -51,12 +50,16 @@ impl Cluster {
         }
         // Open slots are only shown on our own line.
         if n.has(MYSELF) {
-            for j in all_slots() {
-                let i = usize::from(j);
-                if let Some(t) = self.migrating_to.get(i).copied().flatten() {
-                    let _ = write!(s, " [{j}->-{}]", self.name_of(t));
-                } else if let Some(f) = self.importing_from.get(i).copied().flatten() {
-                    let _ = write!(s, " [{j}-<-{}]", self.name_of(f));
+            for (j, (m, i)) in self
+                .migrating_to
+                .iter()
+                .zip(&self.importing_from)
+                .enumerate()
+            {
+                if let Some(t) = m {
+                    let _ = write!(s, " [{j}->-{}]", self.name_of(*t));
+                } else if let Some(f) = i {
+                    let _ = write!(s, " [{j}-<-{}]", self.name_of(*f));
                 }
             }
         }

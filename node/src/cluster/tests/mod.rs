@@ -7,6 +7,7 @@ mod commands;
 mod conf;
 mod epochs;
 mod failure;
+mod hostile;
 mod membership;
 
 use crate::wire::NodeName;
@@ -70,4 +71,102 @@ impl Cluster {
 /// Node IDs for hand-written fixtures: 40 copies of one character.
 pub(crate) fn fixed_id(c: char) -> String {
     std::iter::repeat_n(c, 40).collect()
+}
+
+impl Cluster {
+    /// Structural invariants that no input may break; returns the first violation.
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        if !self.nodes.contains_key(&self.myself) {
+            return Err("myself missing".into());
+        }
+        for (name, r) in &self.by_name {
+            match self.nodes.get(r) {
+                Some(n) if n.name == *name => {}
+                _ => return Err(format!("by_name {name} -> {r} is stale")),
+            }
+        }
+        for (j, owner) in self.slot_owner.iter().enumerate() {
+            let slot = u16::try_from(j).map_err(|e| e.to_string())?;
+            if let Some(o) = owner {
+                let n = self
+                    .nodes
+                    .get(o)
+                    .ok_or(format!("slot {j} owned by a missing node"))?;
+                if !n.slots.contains(slot) {
+                    return Err(format!("slot {j}: owner's bitmap lacks it"));
+                }
+            }
+            for (what, t) in [
+                ("migrating", &self.migrating_to),
+                ("importing", &self.importing_from),
+            ] {
+                if let Some(Some(r)) = t.get(j) {
+                    if !self.nodes.contains_key(r) {
+                        return Err(format!("{what} slot {j} names a missing node"));
+                    }
+                }
+            }
+        }
+        for (&r, n) in &self.nodes {
+            if n.numslots != n.slots.count() {
+                return Err(format!(
+                    "{}: numslots {} != bitmap {}",
+                    n.name,
+                    n.numslots,
+                    n.slots.count()
+                ));
+            }
+            if n.slots.iter().any(|s| self.owner(s) != Some(r)) {
+                return Err(format!(
+                    "{}: bitmap has a slot the table gives elsewhere",
+                    n.name
+                ));
+            }
+            if let Some(m) = n.replica_of {
+                let mn = self
+                    .nodes
+                    .get(&m)
+                    .ok_or(format!("{}: master missing", n.name))?;
+                if n.is_replica() && !mn.replicas.contains(&r) {
+                    return Err(format!("{}: not in its master's replica list", n.name));
+                }
+            }
+            for rep in &n.replicas {
+                if self.nodes.get(rep).and_then(|x| x.replica_of) != Some(r) {
+                    return Err(format!(
+                        "{}: replica list entry does not point back",
+                        n.name
+                    ));
+                }
+            }
+            for fr in &n.fail_reports {
+                if !self.nodes.contains_key(&fr.reporter) {
+                    return Err(format!("{}: report from a missing node", n.name));
+                }
+            }
+            for (dir, l) in [("out", n.link), ("in", n.inbound_link)] {
+                if let Some(id) = l {
+                    let link = self
+                        .links
+                        .get(&id)
+                        .ok_or(format!("{}: {dir} link {id} missing", n.name))?;
+                    if link.node != Some(r) || link.inbound != (dir == "in") {
+                        return Err(format!("{}: {dir} link {id} does not point back", n.name));
+                    }
+                }
+            }
+        }
+        for (id, l) in &self.links {
+            if let Some(r) = l.node {
+                let n = self
+                    .nodes
+                    .get(&r)
+                    .ok_or(format!("link {id} of a missing node"))?;
+                if n.link != Some(*id) && n.inbound_link != Some(*id) {
+                    return Err(format!("link {id} not referenced by its node"));
+                }
+            }
+        }
+        Ok(())
+    }
 }

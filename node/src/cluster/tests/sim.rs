@@ -22,6 +22,9 @@ use crate::resp::Frame;
 use crate::slots::key_slot;
 use crate::wire::{Message, NodeName};
 
+/// Decides whether to drop a packet: `(from, to, message)`.
+pub type DropFilter = Box<dyn Fn(usize, usize, &Message) -> bool>;
+
 /// Virtual time at which every simulation starts (a plausible wall clock).
 pub const T0: Millis = 1_700_000_000_000;
 /// The cron period.
@@ -131,7 +134,7 @@ pub struct Sim {
     pub codec_roundtrip: bool,
     /// Drops a packet when it returns true: `(from, to, message)`. For
     /// targeted faults (e.g. lose every UPDATE, or PONGs from one node).
-    pub drop_filter: Option<Box<dyn Fn(usize, usize, &Message) -> bool>>,
+    pub drop_filter: Option<DropFilter>,
     /// Packets delivered, per message type.
     pub delivered: BTreeMap<u16, usize>,
 }
