@@ -240,3 +240,70 @@ fn forget_blacklists_for_sixty_seconds() {
         1
     );
 }
+
+#[test]
+fn converged_cluster_does_not_rewrite_its_config() {
+    let mut sim = Sim::new(4, 7, |i| test_config(i, 1000));
+    sim.cmd(0, &["ADDSLOTSRANGE", "0", "9000"]);
+    sim.cmd(1, &["ADDSLOTSRANGE", "9001", "16383"]);
+    sim.meet_chain();
+    sim.run_until(20_000, |s| {
+        fully_meshed(s) && s.nodes.iter().all(|n| n.core.state_ok())
+    })
+    .expect("ok");
+    // Let epoch collisions settle.
+    sim.run_for(10_000);
+    let saves: Vec<usize> = sim.nodes.iter().map(|n| n.saves).collect();
+    sim.run_for(10_000);
+    let after: Vec<usize> = sim.nodes.iter().map(|n| n.saves).collect();
+    assert_eq!(saves, after, "a quiet cluster keeps rewriting nodes.conf");
+}
+
+#[test]
+fn hostname_and_nofailover_spread_and_retract() {
+    let mut sim = Sim::new(3, 8, |i| test_config(i, 1000));
+    sim.meet_chain();
+    sim.run_until(10_000, fully_meshed).expect("mesh");
+    let mut cfg = sim.nodes[1].cfg.clone();
+    cfg.announce_hostname = Some("host-1.example".into());
+    cfg.replica_no_failover = true;
+    sim.nodes[1].core.set_config(cfg.clone());
+    let b = sim.id(1);
+    let line_of = |s: &Sim, i: usize| {
+        s.nodes[i]
+            .core
+            .nodes_text()
+            .lines()
+            .find(|l| l.starts_with(&b.to_string()))
+            .unwrap_or_default()
+            .to_string()
+    };
+    sim.run_until(5000, |s| {
+        line_of(s, 0).contains("@17001,host-1.example master,nofailover ")
+            && line_of(s, 2).contains(",host-1.example")
+    })
+    .unwrap_or_else(|| panic!("hostname did not spread: {}", line_of(&sim, 0)));
+    assert!(line_of(&sim, 1).contains(",host-1.example myself,master,nofailover "));
+    cfg.announce_hostname = None;
+    cfg.replica_no_failover = false;
+    sim.nodes[1].core.set_config(cfg);
+    sim.run_until(5000, |s| {
+        !line_of(s, 0).contains("host-1") && !line_of(s, 0).contains("nofailover")
+    })
+    .unwrap_or_else(|| panic!("hostname not retracted: {}", line_of(&sim, 0)));
+}
+
+#[test]
+fn hostname_validation_texts() {
+    use crate::cluster::validate_hostname;
+    assert_eq!(validate_hostname(""), Ok(()));
+    assert_eq!(validate_hostname("a-b.c9"), Ok(()));
+    assert_eq!(
+        validate_hostname("a_b"),
+        Err("Hostnames may only contain alphanumeric characters, hyphens or dots")
+    );
+    assert_eq!(
+        validate_hostname(&"a".repeat(256)),
+        Err("Hostnames must be less than 256 characters")
+    );
+}
