@@ -84,7 +84,9 @@ impl Cluster {
         let mut iterations = wanted * 3;
         while freshnodes > 0 && gossip.len() < wanted && iterations > 0 {
             iterations -= 1;
-            let pick = refs[self.rng.random_range(0..refs.len())];
+            let Some(&pick) = refs.get(self.rng.random_range(0..refs.len())) else {
+                continue;
+            };
             let Some(n) = self.node(pick) else { continue };
             if pick == self.myself || n.timed_out() {
                 // PFAIL nodes are appended below.

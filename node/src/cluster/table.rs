@@ -18,14 +18,16 @@ impl Cluster {
         if r == self.myself || !self.nodes.contains_key(&r) {
             return;
         }
+        for e in self
+            .importing_from
+            .iter_mut()
+            .chain(self.migrating_to.iter_mut())
+        {
+            if *e == Some(r) {
+                *e = None;
+            }
+        }
         for j in all_slots() {
-            let i = usize::from(j);
-            if self.importing_from.get(i).copied().flatten() == Some(r) {
-                self.importing_from[i] = None;
-            }
-            if self.migrating_to.get(i).copied().flatten() == Some(r) {
-                self.migrating_to[i] = None;
-            }
             if self.owner(j) == Some(r) {
                 self.del_slot(j, SlotChangeReason::NodeRemoved);
             }
