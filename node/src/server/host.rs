@@ -164,6 +164,9 @@ impl<'a> HostCtx<'a> {
                     }
                 }
                 self.logger.level = parse_level(&next.loglevel());
+                if let Some(c) = self.cluster.as_mut() {
+                    c.set_log_level(self.logger.level);
+                }
                 *self.config = next;
                 Frame::ok()
             }

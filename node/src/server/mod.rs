@@ -309,9 +309,21 @@ pub async fn run(config: Config) -> Result<()> {
         let path = config.cluster_config_file();
         let (nc, content) = NodesConf::open(&path)?;
         let seed: u64 = rand::random();
-        let cluster = Cluster::new(ccfg, now, seed, content.as_deref()).map_err(|e| {
-            anyhow::anyhow!("Unrecoverable error: corrupted cluster config file. ({e})")
-        })?;
+        let mut cluster = match Cluster::new(ccfg, now, seed, content.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                logger.log(
+                    LogLevel::Warning,
+                    false,
+                    "Unrecoverable error: corrupted cluster config file.",
+                );
+                return Err(anyhow::anyhow!(
+                    "Unrecoverable error: corrupted cluster config file. ({e})"
+                ));
+            }
+        };
+        // The core builds log lines only at or above this level.
+        cluster.set_log_level(logger.level);
         let listeners = match bind_all(&config, bus_port).await {
             Ok(l) => l,
             Err(e) => {
