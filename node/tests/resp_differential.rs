@@ -35,7 +35,10 @@ impl Drop for Redis {
 
 fn redis_server_path() -> Option<String> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("redis-server")).find(|p| p.is_file()).map(|p| p.display().to_string())
+    std::env::split_paths(&path)
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
 }
 
 fn start_redis() -> Option<Redis> {
@@ -47,11 +50,30 @@ fn start_redis() -> Option<Redis> {
     let offset = (std::process::id() % 100) as u16 + NEXT.fetch_add(7, Ordering::Relaxed);
     let port = (0..100u16)
         .map(|i| 32000 + (offset + i) % 100)
-        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok() && TcpListener::bind(("127.0.0.1", *p + 10000)).is_ok())
+        .find(|p| {
+            TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                && TcpListener::bind(("127.0.0.1", *p + 10000)).is_ok()
+        })
         .expect("a free port in 32000-32099");
     let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
-        .args(["--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+        ])
+        .args([
+            "--cluster-config-file",
+            "nodes.conf",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir.path())
         .args(["--logfile", "redis.log"])
@@ -59,11 +81,18 @@ fn start_redis() -> Option<Redis> {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn redis-server");
-    let mut redis = Redis { child, port, _dir: dir };
+    let mut redis = Redis {
+        child,
+        port,
+        _dir: dir,
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         // A server that could not bind exits: never talk to someone else's.
-        assert!(matches!(redis.child.try_wait(), Ok(None)), "redis-server exited (port {port} taken?)");
+        assert!(
+            matches!(redis.child.try_wait(), Ok(None)),
+            "redis-server exited (port {port} taken?)"
+        );
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
@@ -71,7 +100,10 @@ fn start_redis() -> Option<Redis> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut c = Conn::new(port);
-    assert_eq!(c.request(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), b"+OK\r\n");
+    assert_eq!(
+        c.request(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        b"+OK\r\n"
+    );
     loop {
         let info = c.request(&["CLUSTER", "INFO"]);
         if String::from_utf8_lossy(&info).contains("cluster_state:ok") {
@@ -92,12 +124,19 @@ struct Conn {
 impl Conn {
     fn new(port: u16) -> Conn {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        Conn { r: BufReader::new(s.try_clone().expect("clone")), w: s }
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        Conn {
+            r: BufReader::new(s.try_clone().expect("clone")),
+            w: s,
+        }
     }
 
     fn request(&mut self, args: &[&str]) -> Vec<u8> {
-        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
         self.send(&args)
     }
 
@@ -117,7 +156,10 @@ impl Conn {
         let mut line = Vec::new();
         self.r.read_until(b'\n', &mut line).expect("read");
         assert!(line.len() >= 3, "short reply line {line:?}");
-        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut out = line.clone();
         match line[0] {
             b'$' | b'=' if n >= 0 => {
@@ -164,9 +206,18 @@ impl Host for LocalHost {
         false
     }
     fn now_ms(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
-    fn server_command(&mut self, _: &str, _: &[Bytes], _: &mut Db, _: &ClientState) -> Option<Frame> {
+    fn server_command(
+        &mut self,
+        _: &str,
+        _: &[Bytes],
+        _: &mut Db,
+        _: &ClientState,
+    ) -> Option<Frame> {
         None
     }
 }
@@ -198,11 +249,15 @@ fn run_scripts(redis: &Redis, scripts: &[&[(&str, Cmp)]]) -> Vec<String> {
         let mut conn = Conn::new(redis.port);
         assert_eq!(conn.request(&["FLUSHALL"]), b"+OK\r\n");
         let id_reply = conn.request(&["CLIENT", "ID"]);
-        let id: u64 = std::str::from_utf8(&id_reply[1..id_reply.len() - 2]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let id: u64 = std::str::from_utf8(&id_reply[1..id_reply.len() - 2])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         db.flush_all(0);
         let mut client = ClientState::new(id);
         for (line, cmp) in script.iter() {
-            let args = split_args(line.as_bytes()).unwrap_or_else(|| panic!("bad test line {line}"));
+            let args =
+                split_args(line.as_bytes()).unwrap_or_else(|| panic!("bad test line {line}"));
             let theirs = conn.send(&args);
             let outcome = execute(&mut host, &mut db, &mut client, args);
             let mut ours = BytesMut::new();
@@ -212,7 +267,11 @@ fn run_scripts(redis: &Redis, scripts: &[&[(&str, Cmp)]]) -> Vec<String> {
                 Cmp::Type => theirs.first() == ours.first(),
             };
             if !same {
-                failures.push(format!("{line}\n   redis: {}\n    ours: {}", show(&theirs), show(&ours)));
+                failures.push(format!(
+                    "{line}\n   redis: {}\n    ours: {}",
+                    show(&theirs),
+                    show(&ours)
+                ));
             }
         }
     }
@@ -577,7 +636,10 @@ const COMMAND: &[(&str, Cmp)] = &[
     ("command getkeysandflags mset a 1 b 2", E),
     ("command info foo", E),
     ("command info GET", E),
-    ("command info cluster|info client|getname command|count config|get", E),
+    (
+        "command info cluster|info client|getname command|count config|get",
+        E,
+    ),
     ("command foo", E),
     ("command count x", E),
     ("command list filterby foo x", E),
@@ -597,7 +659,12 @@ fn replies_match_redis_server() {
         eprintln!("redis-server not found on PATH: differential test skipped");
         return;
     };
-    let mut failures = run_scripts(&redis, &[CONNECTION, RESP3, STRINGS, KEYS, LISTS, SETS, MULTI, COMMAND]);
+    let mut failures = run_scripts(
+        &redis,
+        &[
+            CONNECTION, RESP3, STRINGS, KEYS, LISTS, SETS, MULTI, COMMAND,
+        ],
+    );
 
     // COMMAND INFO of every command we implement, byte for byte (container
     // commands list only the subcommands we serve, so they are compared one
@@ -617,7 +684,12 @@ fn replies_match_redis_server() {
     }
     let script: Vec<(&str, Cmp)> = per_command.iter().map(|l| (l.as_str(), E)).collect();
     failures.extend(run_scripts(&redis, &[&script]));
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Raw byte streams, including malformed ones: redis answers what it can,
@@ -653,7 +725,8 @@ fn protocol_errors_match_redis_server() {
     let mut failures = Vec::new();
     for input in inputs {
         let mut s = TcpStream::connect(("127.0.0.1", redis.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
         s.write_all(input).expect("write");
         let mut theirs = Vec::new();
         let mut buf = [0u8; 4096];
@@ -669,7 +742,10 @@ fn protocol_errors_match_redis_server() {
         let mut db = Db::new();
         let mut client = ClientState::new(1);
         let mut ours = BytesMut::new();
-        let limits = RequestLimits { max_multibulk_len: i32::MAX as usize, ..RequestLimits::default() };
+        let limits = RequestLimits {
+            max_multibulk_len: i32::MAX as usize,
+            ..RequestLimits::default()
+        };
         let mut rest: &[u8] = input;
         loop {
             match parse_request(rest, &limits) {
@@ -688,8 +764,18 @@ fn protocol_errors_match_redis_server() {
             }
         }
         if theirs != ours[..] {
-            failures.push(format!("{}\n   redis: {}\n    ours: {}", show(input), show(&theirs), show(&ours)));
+            failures.push(format!(
+                "{}\n   redis: {}\n    ours: {}",
+                show(input),
+                show(&theirs),
+                show(&ours)
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

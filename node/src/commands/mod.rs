@@ -225,17 +225,22 @@ fn process(
     let obey = client.is_master_link;
     if host.cluster_enabled() && !obey && (spec.has_keys() || spec.id == Id::Exec) {
         let verdict = {
-            let queued: Vec<(&'static CommandSpec, &[Bytes])> = match (&client.multi, spec.id) {
-                (Some(m), Id::Exec) => m.queue.iter().map(|q| (q.spec, &q.args[..])).collect(),
-                (None, Id::Exec) => Vec::new(),
-                _ => vec![(spec, &args[..])],
+            let single = [(spec, &args[..])];
+            let queue: Vec<(&'static CommandSpec, &[Bytes])>;
+            let queued: &[(&'static CommandSpec, &[Bytes])] = match (&client.multi, spec.id) {
+                (Some(m), Id::Exec) => {
+                    queue = m.queue.iter().map(|q| (q.spec, &q.args[..])).collect();
+                    &queue
+                }
+                (None, Id::Exec) => &[],
+                _ => &single,
             };
             let exec_writes = client
                 .multi
                 .as_ref()
                 .is_some_and(|m| m.flags & table::flag::WRITE != 0);
             let query = route::Query {
-                commands: &queued,
+                commands: queued,
                 command_flags: spec.flags,
                 is_write: spec.is_write() || (spec.id == Id::Exec && exec_writes),
                 asking: client.asking || spec.flags & table::flag::ASKING != 0,

@@ -151,9 +151,16 @@ fn getkeys(args: &[Bytes], with_flags: bool) -> Frame {
     let mut keys = spec.key_positions(request.len());
     if spec.id == Id::Set {
         // SET's key flags depend on GET (redis `setGetKeys`).
-        let get = request.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+        let get = request
+            .iter()
+            .skip(3)
+            .any(|a| a.eq_ignore_ascii_case(b"get"));
         for (_, flags) in keys.iter_mut() {
-            *flags = if get { key::RW | key::ACCESS | key::UPDATE } else { key::OW | key::UPDATE };
+            *flags = if get {
+                key::RW | key::ACCESS | key::UPDATE
+            } else {
+                key::OW | key::UPDATE
+            };
         }
     }
     if keys.is_empty() {

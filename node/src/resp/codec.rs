@@ -4,8 +4,9 @@
 //!
 //! The parser is a pure function of the buffer: it never keeps state between
 //! calls, so an incomplete request is simply parsed again when more bytes
-//! arrive. Each argument is copied into its own `Bytes`, so that what the
-//! store keeps (keys, values) never pins a larger read buffer in memory.
+//! arrive. A request's arguments are copied out of the read buffer into one
+//! allocation of their own (never pinning the read buffer); the store copies
+//! new keys again so that a kept key does not pin its request.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -124,7 +125,10 @@ fn parse_multibulk(
         return Ok(Some((Vec::new(), pos)));
     }
     let count = count as usize;
-    let mut args = Vec::with_capacity(count.min(ARGV_PREALLOC));
+    // First find every argument, then copy them all into one allocation:
+    // one buffer per request instead of one per argument.
+    let mut spans = Spans::new(count);
+    let mut total = 0usize;
     for _ in 0..count {
         if pos >= buf.len() {
             return Ok(None);
@@ -154,10 +158,60 @@ fn parse_multibulk(
         if end > buf.len() {
             return Ok(None);
         }
-        args.push(Bytes::copy_from_slice(&buf[data..data + len]));
+        spans.push((data, len));
+        total += len;
         pos = end;
     }
+    let mut data = Vec::with_capacity(total);
+    for &(start, len) in spans.as_slice() {
+        data.extend_from_slice(&buf[start..start + len]);
+    }
+    let data = Bytes::from(data);
+    let mut args = Vec::with_capacity(spans.as_slice().len());
+    let mut at = 0;
+    for &(_, len) in spans.as_slice() {
+        args.push(data.slice(at..at + len));
+        at += len;
+    }
     Ok(Some((args, pos)))
+}
+
+/// (start, len) of each argument: on the stack for the usual few arguments.
+enum Spans {
+    Inline([(usize, usize); 8], usize),
+    Heap(Vec<(usize, usize)>),
+}
+
+impl Spans {
+    fn new(count: usize) -> Spans {
+        if count <= 8 {
+            Spans::Inline([(0, 0); 8], 0)
+        } else {
+            Spans::Heap(Vec::with_capacity(count.min(ARGV_PREALLOC)))
+        }
+    }
+
+    fn push(&mut self, span: (usize, usize)) {
+        match self {
+            Spans::Inline(a, n) if *n < a.len() => {
+                a[*n] = span;
+                *n += 1;
+            }
+            Spans::Inline(a, n) => {
+                let mut v = a[..*n].to_vec();
+                v.push(span);
+                *self = Spans::Heap(v);
+            }
+            Spans::Heap(v) => v.push(span),
+        }
+    }
+
+    fn as_slice(&self) -> &[(usize, usize)] {
+        match self {
+            Spans::Inline(a, n) => &a[..*n],
+            Spans::Heap(v) => v,
+        }
+    }
 }
 
 /// Reads the count line at `start` (`*N\r` or `$N\r`, the type byte already

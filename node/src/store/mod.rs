@@ -169,27 +169,25 @@ impl Db {
     }
 
     fn map(&self, key: &[u8]) -> &HashMap<Bytes, Entry> {
-        &self.slots[usize::from(key_slot(key))]
-    }
-
-    fn map_mut(&mut self, key: &[u8]) -> &mut HashMap<Bytes, Entry> {
-        &mut self.slots[usize::from(key_slot(key))]
+        &self.slots[slot_index(key)]
     }
 
     // ---- lookups ----
 
-    /// Applies the expiry rule to `key`: returns true if the key is (now) absent
-    /// for the caller. In `Delete` mode an expired key is removed here.
-    fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
-        let expired = match self.map(key).get(key) {
-            None => return true,
-            Some(e) => e.is_expired(now),
-        };
-        if !expired {
+    /// The expiry rule for `key` (redis `expireIfNeeded`): true if the key
+    /// exists but is past its time, i.e. absent for the caller. In `Delete`
+    /// mode such a key is removed here.
+    fn expired(&mut self, slot: usize, key: &[u8], now: u64) -> bool {
+        // Most keyspaces have no TTLs at all: skip the extra lookup then.
+        if self.expires.is_empty() {
             return false;
         }
+        match self.slots[slot].get(key) {
+            Some(e) if e.is_expired(now) => {}
+            _ => return false,
+        }
         if self.mode == ExpireMode::Delete {
-            if let Some((k, _)) = self.remove_entry_raw(key) {
+            if let Some((k, _)) = self.remove_entry_in(slot, key) {
                 self.dirty += 1;
                 self.touch_expired(&k);
                 self.expired_log.push(k);
@@ -200,19 +198,21 @@ impl Db {
 
     /// A key's entry, after the expiry check (redis `lookupKeyRead`).
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        if self.expire_if_needed(key, now) {
+        let slot = slot_index(key);
+        if self.expired(slot, key, now) {
             return None;
         }
-        self.map(key).get(key)
+        self.slots[slot].get(key)
     }
 
     /// A key's entry for modification, after the expiry check. The caller
     /// must call [`Db::modified`] if it changes anything.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        if self.expire_if_needed(key, now) {
+        let slot = slot_index(key);
+        if self.expired(slot, key, now) {
             return None;
         }
-        self.map_mut(key).get_mut(key)
+        self.slots[slot].get_mut(key)
     }
 
     /// Whether the key exists and is not expired, without side effects
@@ -231,10 +231,10 @@ impl Db {
     /// Stores `value` under `key` (redis `setKey`): the old TTL is dropped
     /// unless `keep_ttl`. Counts as a modification.
     pub fn set(&mut self, key: Bytes, value: Value, keep_ttl: bool, now: u64) {
+        let slot = slot_index(&key);
         // An expired key is deleted first so that WATCH sees both events,
         // as redis's lookupKeyWrite does.
-        self.expire_if_needed(&key, now);
-        let slot = usize::from(key_slot(&key));
+        self.expired(slot, &key, now);
         match self.slots[slot].get_mut(&key[..]) {
             Some(entry) => {
                 entry.value = value;
@@ -243,49 +243,47 @@ impl Db {
                         self.expires.remove(&(at, key.clone()));
                     }
                 }
+                self.modified(&key);
             }
-            None => {
-                self.slots[slot].insert(
-                    key.clone(),
-                    Entry {
-                        value,
-                        expire_at: None,
-                    },
-                );
-                self.len += 1;
-            }
+            None => self.insert_in(slot, key, value),
         }
-        self.modified(&key);
     }
 
     /// Inserts a value for a key the caller knows to be absent (after a
     /// `get`/`get_mut` returned `None`), e.g. the first LPUSH.
     pub fn insert_new(&mut self, key: Bytes, value: Value) {
-        let slot = usize::from(key_slot(&key));
-        if let Some(old) = self.slots[slot].insert(
-            key.clone(),
+        let slot = slot_index(&key);
+        if self.slots[slot].contains_key(&key[..]) {
+            // Not absent after all (the caller skipped the lookup): replace
+            // it, keeping the expiry index consistent.
+            self.remove_entry_in(slot, &key);
+        }
+        self.insert_in(slot, key, value);
+    }
+
+    fn insert_in(&mut self, slot: usize, key: Bytes, value: Value) {
+        // The key usually shares its allocation with the rest of the request
+        // it came in: keep a copy of its own, so that a long-lived key does
+        // not pin the (possibly large) request in memory.
+        let key = Bytes::copy_from_slice(&key);
+        self.modified(&key);
+        self.slots[slot].insert(
+            key,
             Entry {
                 value,
                 expire_at: None,
             },
-        ) {
-            // Not absent after all (the caller skipped the lookup): keep the
-            // expiry index consistent.
-            if let Some(at) = old.expire_at {
-                self.expires.remove(&(at, key.clone()));
-            }
-        } else {
-            self.len += 1;
-        }
-        self.modified(&key);
+        );
+        self.len += 1;
     }
 
     /// Deletes a key (after the expiry check). Returns whether it existed.
     pub fn remove(&mut self, key: &[u8], now: u64) -> bool {
-        if self.expire_if_needed(key, now) {
+        let slot = slot_index(key);
+        if self.expired(slot, key, now) {
             return false;
         }
-        match self.remove_entry_raw(key) {
+        match self.remove_entry_in(slot, key) {
             Some((k, _)) => {
                 self.modified(&k);
                 true
@@ -297,18 +295,19 @@ impl Db {
     /// Removes a key whose list or set became empty. Counts as the same
     /// modification the caller already signalled, so no extra touch.
     pub fn remove_if_empty(&mut self, key: &[u8]) {
-        let empty = match self.map(key).get(key).map(|e| &e.value) {
+        let slot = slot_index(key);
+        let empty = match self.slots[slot].get(key).map(|e| &e.value) {
             Some(Value::List(l)) => l.is_empty(),
             Some(Value::Set(s)) => s.is_empty(),
             _ => false,
         };
         if empty {
-            self.remove_entry_raw(key);
+            self.remove_entry_in(slot, key);
         }
     }
 
-    fn remove_entry_raw(&mut self, key: &[u8]) -> Option<(Bytes, Entry)> {
-        let (k, entry) = self.map_mut(key).remove_entry(key)?;
+    fn remove_entry_in(&mut self, slot: usize, key: &[u8]) -> Option<(Bytes, Entry)> {
+        let (k, entry) = self.slots[slot].remove_entry(key)?;
         self.len -= 1;
         if let Some(at) = entry.expire_at {
             self.expires.remove(&(at, k.clone()));
@@ -319,16 +318,15 @@ impl Db {
     /// Sets an absolute expiry on an existing key. Returns false if the key
     /// does not exist (after the expiry check).
     pub fn set_expire(&mut self, key: &[u8], at: u64, now: u64) -> bool {
-        if self.expire_if_needed(key, now) {
+        let slot = slot_index(key);
+        if self.expired(slot, key, now) {
             return false;
         }
-        let slot = usize::from(key_slot(key));
         let Some((k, entry)) = self.slots[slot].get_key_value(key) else {
             return false;
         };
         let k = k.clone();
-        let old = entry.expire_at;
-        if let Some(old) = old {
+        if let Some(old) = entry.expire_at {
             self.expires.remove(&(old, k.clone()));
         }
         self.expires.insert((at, k.clone()));
@@ -341,10 +339,10 @@ impl Db {
 
     /// Removes a key's TTL. Returns true if it had one.
     pub fn persist(&mut self, key: &[u8], now: u64) -> bool {
-        if self.expire_if_needed(key, now) {
+        let slot = slot_index(key);
+        if self.expired(slot, key, now) {
             return false;
         }
-        let slot = usize::from(key_slot(key));
         let Some((k, entry)) = self.slots[slot].get_key_value(key) else {
             return false;
         };
@@ -453,7 +451,7 @@ impl Db {
             if at > now {
                 break;
             }
-            self.remove_entry_raw(&key);
+            self.remove_entry_in(slot_index(&key), &key);
             self.dirty += 1;
             self.touch_expired(&key);
             out.push(key);
@@ -562,6 +560,11 @@ impl crate::cluster::Keyspace for Db {
     fn key_count(&self) -> usize {
         self.len
     }
+}
+
+/// Index of a key's slot map.
+fn slot_index(key: &[u8]) -> usize {
+    usize::from(key_slot(key))
 }
 
 #[cfg(test)]
