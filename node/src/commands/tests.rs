@@ -1460,3 +1460,84 @@ fn parse_execute_encode_roundtrip() {
     }
     assert_eq!(&out[..], b"+OK\r\n$1\r\nv\r\n");
 }
+
+// ------------------------------------------------------------------ fuzzing
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{a}1".to_string()),
+            Just("{a}2".to_string()),
+            Just("k".to_string()),
+            Just("0".to_string()),
+            Just("1".to_string()),
+            Just("-1".to_string()),
+            Just("9223372036854775807".to_string()),
+            Just("-9223372036854775808".to_string()),
+            Just("nx".to_string()),
+            Just("xx".to_string()),
+            Just("ex".to_string()),
+            Just("pxat".to_string()),
+            Just("get".to_string()),
+            Just("keepttl".to_string()),
+            Just("gt".to_string()),
+            Just("type".to_string()),
+            Just("id".to_string()),
+            Just("filterby".to_string()),
+            Just("pattern".to_string()),
+            Just("*".to_string()),
+            "[a-z0-9 ]{0,6}",
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        let mut names: Vec<String> = table::commands()
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect();
+        names.push("nosuch".into());
+        (0..names.len()).prop_map(move |i| names[i].clone())
+    }
+
+    fn request() -> impl Strategy<Value = Vec<String>> {
+        (name(), proptest::collection::vec(word(), 0..6)).prop_map(|(n, mut rest)| {
+            rest.insert(0, n);
+            rest
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
+
+        /// Any sequence of requests is answered without panicking, and the
+        /// store stays consistent with what DBSIZE reports.
+        #[test]
+        fn execute_never_panics(
+            script in proptest::collection::vec(request(), 1..12),
+            cluster in any::<bool>(),
+            moved in any::<bool>(),
+            advance in 0u64..3000,
+        ) {
+            let mut host = TestHost { cluster, ..TestHost::new() };
+            if moved {
+                host.set_route("k", other(30002));
+            }
+            let mut db = Db::new();
+            let mut client = ClientState::new(1);
+            for req in script {
+                let args: Vec<Bytes> = req.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+                let out = execute(&mut host, &mut db, &mut client, args);
+                let bytes = encode_to_vec(&out.reply, client.resp3);
+                prop_assert!(!bytes.is_empty());
+                host.now += advance;
+            }
+            let keys: usize = (0..crate::slots::CLUSTER_SLOTS as u16).map(|s| db.count_keys_in_slot(s)).sum();
+            prop_assert_eq!(keys, db.len());
+            disconnect(&mut db, &mut client);
+            prop_assert_eq!(db.watched_keys(), 0);
+        }
+    }
+}
