@@ -566,6 +566,15 @@ const SETS: &[(&str, Cmp)] = &[
 
 const MULTI: &[(&str, Cmp)] = &[
     ("exec", E),
+    ("exec x", E),
+    ("multi", E),
+    ("set {a}x 1", E),
+    ("exec x", E),
+    ("exec", E),
+    ("multi", E),
+    ("mget a b", E),
+    ("sync", E),
+    ("exec", E),
     ("discard", E),
     ("multi", E),
     ("multi", E),

@@ -207,7 +207,12 @@ fn process(
     };
     if !spec.arity_ok(args.len()) {
         let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
-        return (reject(client, text), Some(spec), Vec::new(), false);
+        return (
+            reject_command(db, client, spec, text),
+            Some(spec),
+            Vec::new(),
+            false,
+        );
     }
     let in_multi = client.multi.is_some();
     if in_multi && spec.flags & table::flag::NO_MULTI != 0 {
@@ -271,7 +276,7 @@ fn process(
         .is_some_and(|m| m.flags & table::flag::WRITE != 0);
     if host.is_replica() && !obey && (spec.is_write() || (spec.id == Id::Exec && exec_writes)) {
         return (
-            reject(client, err::READONLY_REPLICA.into()),
+            reject_command(db, client, spec, err::READONLY_REPLICA.into()),
             Some(spec),
             Vec::new(),
             false,
@@ -397,6 +402,24 @@ fn delegate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 fn reject(client: &mut ClientState, text: String) -> Frame {
     flag_transaction(client);
     Frame::Error(text)
+}
+
+/// [`reject`] once the command is known: a rejected EXEC ends the
+/// transaction with `EXECABORT` and the reason (redis `execCommandAbort`).
+fn reject_command(
+    db: &mut Db,
+    client: &mut ClientState,
+    spec: &CommandSpec,
+    text: String,
+) -> Frame {
+    if spec.id != Id::Exec {
+        return reject(client, text);
+    }
+    multi::discard(db, client);
+    let reason = text.strip_prefix("ERR ").unwrap_or(&text);
+    Frame::Error(format!(
+        "EXECABORT Transaction discarded because of: {reason}"
+    ))
 }
 
 fn flag_transaction(client: &mut ClientState) {

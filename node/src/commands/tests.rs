@@ -1027,6 +1027,15 @@ fn errors_while_queuing_abort_exec() {
         ("get {a}x", NIL),
         ("exec", "-ERR EXEC without MULTI\r\n"),
     ]);
+    // A rejected EXEC aborts (and ends) the transaction, with the reason.
+    let abort = "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n";
+    s.check(&[
+        ("exec x", abort),
+        ("multi", OK),
+        ("set {a}x 1", "+QUEUED\r\n"),
+        ("exec x", abort),
+        ("exec", "-ERR EXEC without MULTI\r\n"),
+    ]);
     // Errors raised by a command when it runs do not abort the transaction.
     s.check(&[
         ("multi", OK),
