@@ -101,13 +101,17 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         None => None,
     };
     let key = &args[1];
-    let old = match get_string(ctx, key) {
-        Ok(old) => old,
-        // Only GET cares about the old value's type.
-        Err(e) if get => return e,
-        Err(_) => None,
-    };
-    let found = old.is_some() || ctx.db.get(key, ctx.expire_now).is_some();
+    // A plain SET needs no lookup before writing (the hot path).
+    let (mut old, mut found) = (None, false);
+    if get || nx || xx {
+        match ctx.db.get(key, ctx.expire_now).map(|e| &e.value) {
+            None => {}
+            Some(Value::Str(v)) => (old, found) = (Some(v.clone()), true),
+            // Only GET cares about the old value's type.
+            Some(_) if get => return err::wrongtype(),
+            Some(_) => found = true,
+        }
+    }
     let old_reply = || old.clone().map_or(Frame::Null, Frame::Bulk);
     if (nx && found) || (xx && !found) {
         return if get { old_reply() } else { Frame::Null };
@@ -245,53 +249,62 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
     };
     let key = &args[1];
-    let old = match get_string(ctx, key) {
-        Ok(old) => old,
-        Err(e) => return e,
+    // Updated in place: one lookup, and the TTL survives (redis `dbOverwrite`).
+    let value = match ctx.db.get_mut(key, ctx.expire_now) {
+        Some(entry) => {
+            let Value::Str(v) = &mut entry.value else {
+                return err::wrongtype();
+            };
+            let Some(current) = parse_i64(v) else {
+                return err::not_integer();
+            };
+            let Some(value) = current.checked_add(by) else {
+                return Frame::error(err::OVERFLOW);
+            };
+            *v = Bytes::from(value.to_string());
+            ctx.db.modified(key);
+            value
+        }
+        None => {
+            ctx.db
+                .insert_new(key.clone(), Value::Str(Bytes::from(by.to_string())));
+            by
+        }
     };
-    let exists = old.is_some();
-    let current = match old {
-        Some(v) => match parse_i64(&v) {
-            Some(n) => n,
-            None => return err::not_integer(),
-        },
-        None => 0,
-    };
-    let Some(value) = current.checked_add(by) else {
-        return Frame::error(err::OVERFLOW);
-    };
-    // The TTL survives (redis `dbOverwrite`).
-    ctx.db.set(
-        key.clone(),
-        Value::Str(Bytes::from(value.to_string())),
-        exists,
-        ctx.expire_now,
-    );
     ctx.propagate_as_is = true;
     Frame::Integer(value)
 }
 
 pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = &args[1];
-    let old = match get_string(ctx, key) {
-        Ok(old) => old,
-        Err(e) => return e,
+    let len = match ctx.db.get_mut(key, ctx.expire_now) {
+        Some(entry) => {
+            let Value::Str(v) = &mut entry.value else {
+                return err::wrongtype();
+            };
+            if v.len() + args[2].len() > MAX_STRING {
+                return Frame::error(
+                    "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                );
+            }
+            let mut buf = BytesMut::with_capacity(v.len() + args[2].len());
+            buf.extend_from_slice(v);
+            buf.extend_from_slice(&args[2]);
+            *v = buf.freeze();
+            let len = v.len();
+            ctx.db.modified(key);
+            len
+        }
+        None => {
+            if args[2].len() > MAX_STRING {
+                return Frame::error(
+                    "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                );
+            }
+            ctx.db.insert_new(key.clone(), Value::Str(args[2].clone()));
+            args[2].len()
+        }
     };
-    let exists = old.is_some();
-    let old = old.unwrap_or_default();
-    if old.len() + args[2].len() > MAX_STRING {
-        return Frame::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
-    }
-    let mut buf = BytesMut::with_capacity(old.len() + args[2].len());
-    buf.extend_from_slice(&old);
-    buf.extend_from_slice(&args[2]);
-    let len = buf.len();
-    ctx.db.set(
-        key.clone(),
-        Value::Str(buf.freeze()),
-        exists,
-        ctx.expire_now,
-    );
     ctx.propagate_as_is = true;
     Frame::Integer(len as i64)
 }
