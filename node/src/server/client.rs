@@ -102,5 +102,8 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
             inbuf = BytesMut::with_capacity(16 * 1024);
         }
     }
-    shared.node.lock().stats.connected_clients -= 1;
+    let mut n = shared.node.lock();
+    n.stats.connected_clients -= 1;
+    // Release this connection's WATCHes (they live in the db).
+    commands::disconnect(&mut n.db, &mut client);
 }
