@@ -1,1 +1,11 @@
-//! Checkers (stub).
+//! History model and checkers for hearsay runs.
+//!
+//! Every checker reads only what a run folder holds (the history as JSON lines), so a
+//! stored run can be judged again offline with `hearsay check RUN_DIR`.
+
+pub mod history;
+pub mod set;
+pub mod verdict;
+
+pub use history::{Op, OpType, Process};
+pub use verdict::Valid;
