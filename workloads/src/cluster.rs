@@ -1,0 +1,315 @@
+//! A cluster-aware client with its own slot map, in the shape jepsen-io/redis uses.
+//!
+//! Every call ends in exactly one [`Outcome`]:
+//! - `Ok`: the node replied with a non-error value.
+//! - `Fail`: the command certainly did not execute: an error reply (CLUSTERDOWN,
+//!   CROSSSLOT, TRYAGAIN, a MOVED we did not follow any further, ...), or the request
+//!   never left (connection refused, connect timeout).
+//! - `Info`: unknown (timeout or connection lost after the request was written).
+//!
+//! MOVED is followed (the op did not execute where it was refused, so re-sending it is
+//! safe) up to `max_redirects`; ASK is answered with `ASKING` plus the command once.
+//! No other retry happens: a retry after an unknown outcome could apply a write twice.
+
+use crate::conn::{Conn, ConnError};
+use crate::resp::Value;
+use crate::slot::{key_slot, SLOTS};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Client timeouts and limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientConfig {
+    pub connect_timeout: Duration,
+    pub op_timeout: Duration,
+    pub max_redirects: u32,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_millis(500),
+            op_timeout: Duration::from_millis(1000),
+            max_redirects: 2,
+        }
+    }
+}
+
+/// How one call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok(Value),
+    Fail(String),
+    Info(String),
+}
+
+/// A call's outcome plus the node that gave it.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    pub outcome: Outcome,
+    pub node: Option<SocketAddr>,
+}
+
+/// The cluster client. Not shared between processes: each process owns one, so that
+/// an unknown outcome can retire the process together with its connections.
+pub struct ClusterClient {
+    seeds: Vec<SocketAddr>,
+    slots: Vec<Option<SocketAddr>>,
+    conns: HashMap<SocketAddr, Conn>,
+    cfg: ClientConfig,
+    map_stale: bool,
+}
+
+/// Parses a CLUSTER SLOTS reply into (start, end, master address) ranges. An empty or
+/// `?` IP means "the node you asked".
+pub fn parse_cluster_slots(v: &Value, asked: SocketAddr) -> Option<Vec<(u16, u16, SocketAddr)>> {
+    let mut out = Vec::new();
+    for range in v.as_array()? {
+        let r = range.as_array()?;
+        let start = r.first()?.as_int()?;
+        let end = r.get(1)?.as_int()?;
+        let master = r.get(2)?.as_array()?;
+        let ip = master.first()?.as_text()?;
+        let port = master.get(1)?.as_int()?;
+        if !(0..SLOTS as i64).contains(&start) || !(start..SLOTS as i64).contains(&end) {
+            return None;
+        }
+        let port = u16::try_from(port).ok()?;
+        let addr = if ip.is_empty() || ip == "?" {
+            SocketAddr::new(asked.ip(), port)
+        } else {
+            SocketAddr::new(ip.parse().ok()?, port)
+        };
+        out.push((start as u16, end as u16, addr));
+    }
+    Some(out)
+}
+
+/// Parses `MOVED <slot> <ip:port>` / `ASK <slot> <ip:port>` into the target address.
+fn redirect_target(msg: &str, prefix: &str, fallback_ip: std::net::IpAddr) -> Option<SocketAddr> {
+    let rest = msg.strip_prefix(prefix)?;
+    let mut parts = rest.split_whitespace();
+    let _slot = parts.next()?;
+    let hostport = parts.next()?;
+    let (host, port) = hostport.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    // An empty host means "same IP as the node that answered" (preferred-endpoint unknown).
+    let ip = if host.is_empty() || host == "?" {
+        fallback_ip
+    } else {
+        host.parse().ok()?
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+impl ClusterClient {
+    pub fn new(seeds: Vec<SocketAddr>, cfg: ClientConfig) -> ClusterClient {
+        ClusterClient {
+            seeds,
+            slots: vec![None; SLOTS as usize],
+            conns: HashMap::new(),
+            cfg,
+            map_stale: true,
+        }
+    }
+
+    /// The master this client currently believes owns `slot`.
+    pub fn owner(&self, slot: u16) -> Option<SocketAddr> {
+        self.slots.get(slot as usize).copied().flatten()
+    }
+
+    async fn conn(&mut self, addr: SocketAddr) -> Result<&mut Conn, ConnError> {
+        if !self.conns.contains_key(&addr) {
+            let c = Conn::connect(addr, self.cfg.connect_timeout).await?;
+            self.conns.insert(addr, c);
+        }
+        self.conns
+            .get_mut(&addr)
+            .ok_or(ConnError::Closed { addr, sent: false })
+    }
+
+    async fn request(&mut self, addr: SocketAddr, args: &[&[u8]]) -> Result<Value, ConnError> {
+        let timeout = self.cfg.op_timeout;
+        let res = match self.conn(addr).await {
+            Ok(c) => c.request(args, timeout).await,
+            Err(e) => Err(e),
+        };
+        if res.is_err() {
+            // Unknown stream position: never reuse.
+            self.conns.remove(&addr);
+        }
+        res
+    }
+
+    /// Drops every open connection (used when a process is retired).
+    pub fn disconnect(&mut self) {
+        self.conns.clear();
+    }
+
+    /// Reloads the slot map from the first seed (or known master) that answers
+    /// CLUSTER SLOTS. Returns whether a map was loaded.
+    pub async fn refresh(&mut self) -> bool {
+        let mut candidates: Vec<SocketAddr> = self.seeds.clone();
+        for a in self.slots.iter().flatten() {
+            if !candidates.contains(a) {
+                candidates.push(*a);
+            }
+        }
+        for addr in candidates {
+            let Ok(v) = self.request(addr, &[b"CLUSTER", b"SLOTS"]).await else {
+                continue;
+            };
+            let Some(ranges) = parse_cluster_slots(&v, addr) else {
+                continue;
+            };
+            if ranges.is_empty() {
+                continue;
+            }
+            self.slots.iter_mut().for_each(|s| *s = None);
+            for (start, end, a) in ranges {
+                for s in start..=end {
+                    if let Some(slot) = self.slots.get_mut(s as usize) {
+                        *slot = Some(a);
+                    }
+                }
+            }
+            self.map_stale = false;
+            return true;
+        }
+        false
+    }
+
+    /// Runs one single-key command. `key` decides the slot.
+    pub async fn call(&mut self, key: &[u8], args: &[&[u8]]) -> Completion {
+        if self.map_stale {
+            self.refresh().await;
+        }
+        let slot = key_slot(key);
+        let Some(mut addr) = self.owner(slot).or_else(|| self.seeds.first().copied()) else {
+            return Completion {
+                outcome: Outcome::Fail("no-node-known".into()),
+                node: None,
+            };
+        };
+        let mut asking = false;
+        let mut redirects = 0u32;
+        loop {
+            if asking {
+                // ASKING and the command go to the importing node; if ASKING itself
+                // fails the command was never sent.
+                match self.request(addr, &[b"ASKING"]).await {
+                    Ok(Value::Error(e)) => {
+                        return Completion {
+                            outcome: Outcome::Fail(format!("ASKING refused: {e}")),
+                            node: Some(addr),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Completion {
+                            outcome: Outcome::Fail(format!("ASKING: {}", e.tag())),
+                            node: Some(addr),
+                        }
+                    }
+                }
+            }
+            let reply = self.request(addr, args).await;
+            let v = match reply {
+                Ok(v) => v,
+                Err(e) => {
+                    if e.certainly_not_applied() {
+                        // A refused connection also means our map may be outdated.
+                        self.map_stale = true;
+                        return Completion {
+                            outcome: Outcome::Fail(e.tag()),
+                            node: Some(addr),
+                        };
+                    }
+                    return Completion {
+                        outcome: Outcome::Info(e.tag()),
+                        node: Some(addr),
+                    };
+                }
+            };
+            let Value::Error(msg) = v else {
+                return Completion {
+                    outcome: Outcome::Ok(v),
+                    node: Some(addr),
+                };
+            };
+            let can_redirect = redirects < self.cfg.max_redirects;
+            if let Some(target) = redirect_target(&msg, "MOVED ", addr.ip()) {
+                self.map_stale = true;
+                if let Some(s) = self.slots.get_mut(slot as usize) {
+                    *s = Some(target);
+                }
+                if can_redirect {
+                    redirects += 1;
+                    addr = target;
+                    asking = false;
+                    continue;
+                }
+            } else if let Some(target) = redirect_target(&msg, "ASK ", addr.ip()) {
+                if can_redirect {
+                    redirects += 1;
+                    addr = target;
+                    asking = true;
+                    continue;
+                }
+            } else if msg.starts_with("CLUSTERDOWN") {
+                // The map may have changed under us (failover in progress).
+                self.map_stale = true;
+            }
+            return Completion {
+                outcome: Outcome::Fail(msg),
+                node: Some(addr),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_slots_reply() {
+        let node = |ip: &str, port: i64| {
+            Value::Array(Some(vec![
+                Value::Bulk(Some(ip.as_bytes().to_vec())),
+                Value::Int(port),
+                Value::Bulk(Some(b"abc".to_vec())),
+            ]))
+        };
+        let v = Value::Array(Some(vec![
+            Value::Array(Some(vec![Value::Int(0), Value::Int(5460), node("10.1.1.1", 7000)])),
+            Value::Array(Some(vec![Value::Int(5461), Value::Int(16383), node("", 7001)])),
+        ]));
+        let asked: SocketAddr = "10.9.9.9:7005".parse().unwrap();
+        let r = parse_cluster_slots(&v, asked).unwrap();
+        assert_eq!(r[0], (0, 5460, "10.1.1.1:7000".parse().unwrap()));
+        assert_eq!(r[1], (5461, 16383, "10.9.9.9:7001".parse().unwrap()));
+        let bad = Value::Array(Some(vec![Value::Array(Some(vec![
+            Value::Int(5),
+            Value::Int(99999),
+            node("10.1.1.1", 7000),
+        ]))]));
+        assert!(parse_cluster_slots(&bad, asked).is_none());
+    }
+
+    #[test]
+    fn parses_redirects() {
+        let ip = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            redirect_target("MOVED 3999 10.0.0.2:7001", "MOVED ", ip),
+            Some("10.0.0.2:7001".parse().unwrap())
+        );
+        assert_eq!(
+            redirect_target("ASK 1 :7002", "ASK ", ip),
+            Some("10.0.0.1:7002".parse().unwrap())
+        );
+        assert_eq!(redirect_target("MOVED x", "MOVED ", ip), None);
+        assert_eq!(redirect_target("CLUSTERDOWN The cluster is down", "MOVED ", ip), None);
+    }
+}

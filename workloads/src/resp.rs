@@ -1,0 +1,209 @@
+//! RESP2: encode commands as arrays of bulk strings; decode replies incrementally.
+//!
+//! Replies come from nodes under test, which may be buggy: every length is bounded and
+//! malformed input is an error, never a panic.
+
+/// Largest bulk string accepted in a reply.
+pub const MAX_BULK: usize = 64 * 1024 * 1024;
+/// Largest array length accepted in a reply.
+pub const MAX_ARRAY: usize = 4 * 1024 * 1024;
+/// Deepest nesting accepted (CLUSTER SLOTS nests 3 deep).
+const MAX_DEPTH: usize = 16;
+
+/// A decoded reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Value>>),
+}
+
+impl Value {
+    /// The bytes of a bulk or simple string.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bulk(Some(b)) => Some(b),
+            Value::Simple(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
+
+    /// Text of a bulk or simple string (lossy UTF-8).
+    pub fn as_text(&self) -> Option<String> {
+        self.as_bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(Some(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Malformed reply bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RespError {
+    #[error("unknown reply type byte {0:#04x}")]
+    BadType(u8),
+    #[error("bad length or integer {0:?}")]
+    BadNumber(String),
+    #[error("length {0} over limit")]
+    TooLong(i64),
+    #[error("bulk string not terminated by CRLF")]
+    BadTerminator,
+    #[error("reply nested deeper than {MAX_DEPTH}")]
+    TooDeep,
+}
+
+/// Encodes a command as a RESP array of bulk strings.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Decodes one reply from the front of `buf`: `Ok(None)` if more bytes are needed,
+/// else the value and how many bytes it used.
+pub fn decode(buf: &[u8]) -> Result<Option<(Value, usize)>, RespError> {
+    decode_at(buf, 0, 0)
+}
+
+fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let rest = buf.get(at..)?;
+    let end = rest.windows(2).position(|w| w == b"\r\n")?;
+    Some((rest.get(..end)?, at + end + 2))
+}
+
+fn number(text: &[u8]) -> Result<i64, RespError> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| RespError::BadNumber(String::from_utf8_lossy(text).into_owned()))
+}
+
+fn decode_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)>, RespError> {
+    if depth > MAX_DEPTH {
+        return Err(RespError::TooDeep);
+    }
+    let Some(&kind) = buf.get(at) else {
+        return Ok(None);
+    };
+    let Some((text, next)) = line(buf, at + 1) else {
+        return Ok(None);
+    };
+    match kind {
+        b'+' => Ok(Some((
+            Value::Simple(String::from_utf8_lossy(text).into_owned()),
+            next,
+        ))),
+        b'-' => Ok(Some((
+            Value::Error(String::from_utf8_lossy(text).into_owned()),
+            next,
+        ))),
+        b':' => Ok(Some((Value::Int(number(text)?), next))),
+        b'$' => {
+            let len = number(text)?;
+            if len < 0 {
+                return Ok(Some((Value::Bulk(None), next)));
+            }
+            if len as u64 > MAX_BULK as u64 {
+                return Err(RespError::TooLong(len));
+            }
+            let len = len as usize;
+            let Some(body) = buf.get(next..next + len) else {
+                return Ok(None);
+            };
+            match buf.get(next + len..next + len + 2) {
+                None => Ok(None),
+                Some(b"\r\n") => Ok(Some((Value::Bulk(Some(body.to_vec())), next + len + 2))),
+                Some(_) => Err(RespError::BadTerminator),
+            }
+        }
+        b'*' => {
+            let len = number(text)?;
+            if len < 0 {
+                return Ok(Some((Value::Array(None), next)));
+            }
+            if len as u64 > MAX_ARRAY as u64 {
+                return Err(RespError::TooLong(len));
+            }
+            let mut items = Vec::with_capacity((len as usize).min(1024));
+            let mut pos = next;
+            for _ in 0..len {
+                match decode_at(buf, pos, depth + 1)? {
+                    None => return Ok(None),
+                    Some((v, p)) => {
+                        items.push(v);
+                        pos = p;
+                    }
+                }
+            }
+            Ok(Some((Value::Array(Some(items)), pos)))
+        }
+        other => Err(RespError::BadType(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_command() {
+        assert_eq!(
+            encode(&[b"SADD", b"k", b"12"]),
+            b"*3\r\n$4\r\nSADD\r\n$1\r\nk\r\n$2\r\n12\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn decodes_each_type_and_waits_for_more() {
+        let cases: Vec<(&[u8], Value)> = vec![
+            (b"+OK\r\n", Value::Simple("OK".into())),
+            (b"-MOVED 1 a:2\r\n", Value::Error("MOVED 1 a:2".into())),
+            (b":-5\r\n", Value::Int(-5)),
+            (b"$3\r\nabc\r\n", Value::Bulk(Some(b"abc".to_vec()))),
+            (b"$-1\r\n", Value::Bulk(None)),
+            (
+                b"*2\r\n:1\r\n*1\r\n$0\r\n\r\n",
+                Value::Array(Some(vec![
+                    Value::Int(1),
+                    Value::Array(Some(vec![Value::Bulk(Some(vec![]))])),
+                ])),
+            ),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(decode(bytes).unwrap(), Some((want, bytes.len())));
+            for cut in 0..bytes.len() {
+                assert_eq!(decode(&bytes[..cut]).unwrap(), None, "{bytes:?} cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_without_panicking() {
+        assert!(matches!(decode(b"?x\r\n"), Err(RespError::BadType(b'?'))));
+        assert!(decode(b"$abc\r\n").is_err());
+        assert!(decode(b"$99999999999\r\n").is_err());
+        assert!(decode(b"*99999999999\r\n").is_err());
+        assert!(matches!(decode(b"$1\r\nab\r\n"), Err(RespError::BadTerminator)));
+        let deep = "*1\r\n".repeat(40);
+        assert!(matches!(decode(deep.as_bytes()), Err(RespError::TooDeep)));
+    }
+}
