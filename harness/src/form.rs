@@ -1,0 +1,287 @@
+//! Cluster formation by the harness itself, the same steps for every target:
+//! SET-CONFIG-EPOCH (distinct epochs, as redis-cli does), ADDSLOTSRANGE on the masters,
+//! MEET from the first node to all others, REPLICATE for replicas, then wait until
+//! every node reports `cluster_state:ok` and all nodes agree on the topology.
+
+use hearsay_workloads::conn::{oneshot, Conn};
+use hearsay_workloads::resp::Value;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Formation errors.
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    #[error("{node}: {cmd}: {error}")]
+    Command {
+        node: SocketAddr,
+        cmd: String,
+        error: String,
+    },
+    #[error("timed out after {secs:.1}s waiting for {what}; last: {last}")]
+    Timeout { what: String, secs: f64, last: String },
+}
+
+const T: Duration = Duration::from_millis(1000);
+
+async fn cmd(addr: SocketAddr, args: &[&str]) -> Result<Value, FormError> {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    let err = |error: String| FormError::Command {
+        node: addr,
+        cmd: args.join(" "),
+        error,
+    };
+    match oneshot(addr, &a, T).await {
+        Ok(Value::Error(e)) => Err(err(e)),
+        Ok(v) => Ok(v),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+async fn text(addr: SocketAddr, args: &[&str]) -> Result<String, FormError> {
+    let v = cmd(addr, args).await?;
+    v.as_text().ok_or_else(|| FormError::Command {
+        node: addr,
+        cmd: args.join(" "),
+        error: format!("unexpected reply {v:?}"),
+    })
+}
+
+/// One line of CLUSTER NODES.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeLine {
+    pub id: String,
+    pub addr: String,
+    pub flags: Vec<String>,
+    pub master: Option<String>,
+    pub slots: Vec<String>,
+}
+
+impl NodeLine {
+    pub fn is_master(&self) -> bool {
+        self.flags.iter().any(|f| f == "master")
+    }
+    pub fn is_myself(&self) -> bool {
+        self.flags.iter().any(|f| f == "myself")
+    }
+    pub fn failing(&self) -> bool {
+        self.flags.iter().any(|f| f == "fail" || f == "fail?")
+    }
+    /// ip:port without the @cport and ,hostname parts.
+    pub fn client_addr(&self) -> &str {
+        self.addr.split(['@', ',']).next().unwrap_or("")
+    }
+}
+
+/// Parses CLUSTER NODES text; malformed lines are skipped.
+pub fn parse_nodes(text: &str) -> Vec<NodeLine> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 8 {
+                return None;
+            }
+            Some(NodeLine {
+                id: f.first()?.to_string(),
+                addr: f.get(1)?.to_string(),
+                flags: f.get(2)?.split(',').map(str::to_string).collect(),
+                master: f.get(3).filter(|m| **m != "-").map(|m| m.to_string()),
+                // Slot fields; open-slot markers "[..]" are kept, they matter for agreement.
+                slots: f.get(8..).unwrap_or(&[]).iter().map(|s| s.to_string()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The part of a node's view that all nodes must agree on: per node ID, its role,
+/// master and slots.
+pub fn topology(lines: &[NodeLine]) -> BTreeMap<String, (bool, Option<String>, Vec<String>)> {
+    lines
+        .iter()
+        .map(|l| (l.id.clone(), (l.is_master(), l.master.clone(), l.slots.clone())))
+        .collect()
+}
+
+/// Even split of 16384 slots over `m` masters: (start, end) inclusive.
+pub fn slot_ranges(m: usize) -> Vec<(u16, u16)> {
+    let m = m.max(1);
+    (0..m)
+        .map(|i| ((i * 16384 / m) as u16, ((i + 1) * 16384 / m - 1) as u16))
+        .collect()
+}
+
+/// What formation measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Formed {
+    pub ids: Vec<String>,
+    pub masters: Vec<usize>,
+    pub form_ms: u64,
+}
+
+/// Waits until every address answers PING.
+pub async fn wait_ping(addrs: &[SocketAddr], limit: Duration) -> Result<(), FormError> {
+    let t0 = Instant::now();
+    for a in addrs {
+        loop {
+            match cmd(*a, &["PING"]).await {
+                Ok(_) => break,
+                Err(e) if t0.elapsed() > limit => {
+                    return Err(FormError::Timeout {
+                        what: format!("{a} to answer PING"),
+                        secs: t0.elapsed().as_secs_f64(),
+                        last: e.to_string(),
+                    })
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Forms the cluster. Node `i < masters` is a master; replica `j` follows master
+/// `j % masters`.
+pub async fn form(addrs: &[SocketAddr], replicas: usize, limit: Duration) -> Result<Formed, FormError> {
+    let t0 = Instant::now();
+    let n = addrs.len();
+    let masters = (n / (replicas + 1)).max(1);
+    let mut ids = Vec::new();
+    for (i, a) in addrs.iter().enumerate() {
+        ids.push(text(*a, &["CLUSTER", "MYID"]).await?);
+        cmd(*a, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]).await?;
+    }
+    for (i, (s, e)) in slot_ranges(masters).into_iter().enumerate() {
+        if let Some(a) = addrs.get(i) {
+            cmd(*a, &["CLUSTER", "ADDSLOTSRANGE", &s.to_string(), &e.to_string()]).await?;
+        }
+    }
+    if let Some(first) = addrs.first() {
+        for a in addrs.iter().skip(1) {
+            cmd(*first, &["CLUSTER", "MEET", &a.ip().to_string(), &a.port().to_string()]).await?;
+        }
+    }
+    // REPLICATE needs the master known (handshake done) on the replica.
+    for j in masters..n {
+        let (Some(a), Some(mid)) = (addrs.get(j), ids.get(j % masters)) else {
+            continue;
+        };
+        loop {
+            match cmd(*a, &["CLUSTER", "REPLICATE", mid]).await {
+                Ok(_) => break,
+                Err(e) if t0.elapsed() > limit => {
+                    return Err(FormError::Timeout {
+                        what: format!("{a} to accept REPLICATE"),
+                        secs: t0.elapsed().as_secs_f64(),
+                        last: e.to_string(),
+                    })
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+    }
+    wait_agreed(addrs, Some(n), limit.saturating_sub(t0.elapsed())).await?;
+    Ok(Formed {
+        ids,
+        masters: (0..masters).collect(),
+        form_ms: t0.elapsed().as_millis() as u64,
+    })
+}
+
+/// Agreement check on the live nodes: every one says `cluster_state:ok`, knows
+/// `expect_nodes` nodes (if given), sees no failure flags, and all topologies match.
+pub async fn check_agreed(addrs: &[SocketAddr], expect_nodes: Option<usize>) -> Result<(), String> {
+    let mut first: Option<BTreeMap<String, (bool, Option<String>, Vec<String>)>> = None;
+    for a in addrs {
+        let mut c = Conn::connect(*a, T).await.map_err(|e| e.to_string())?;
+        let info = c
+            .request(&[b"CLUSTER", b"INFO"], T)
+            .await
+            .map_err(|e| e.to_string())?
+            .as_text()
+            .unwrap_or_default();
+        if !info.contains("cluster_state:ok") {
+            return Err(format!("{a}: cluster_state not ok"));
+        }
+        let nodes = c
+            .request(&[b"CLUSTER", b"NODES"], T)
+            .await
+            .map_err(|e| e.to_string())?
+            .as_text()
+            .unwrap_or_default();
+        let lines = parse_nodes(&nodes);
+        if let Some(n) = expect_nodes {
+            if lines.len() != n {
+                return Err(format!("{a}: knows {} nodes, want {n}", lines.len()));
+            }
+        }
+        if let Some(l) = lines.iter().find(|l| l.failing() || l.flags.iter().any(|f| f == "handshake")) {
+            return Err(format!("{a}: sees {} as {:?}", l.id, l.flags));
+        }
+        let topo = topology(&lines);
+        match &first {
+            None => first = Some(topo),
+            Some(f) if *f != topo => return Err(format!("{a}: topology differs from first node")),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Polls [`check_agreed`] until it passes or `limit` runs out.
+pub async fn wait_agreed(
+    addrs: &[SocketAddr],
+    expect_nodes: Option<usize>,
+    limit: Duration,
+) -> Result<Duration, FormError> {
+    let t0 = Instant::now();
+    loop {
+        match check_agreed(addrs, expect_nodes).await {
+            Ok(()) => return Ok(t0.elapsed()),
+            Err(last) if t0.elapsed() > limit => {
+                return Err(FormError::Timeout {
+                    what: "all nodes to agree with cluster_state:ok".into(),
+                    secs: t0.elapsed().as_secs_f64(),
+                    last,
+                })
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "\
+07c3 10.1.1.2:7002@17002 master - 0 1 2 connected 5461-10922
+67ed 10.1.1.1:7001@17001 myself,master - 0 0 1 connected 0-5460 [93->-e7d1]
+292f 10.1.1.4:7004@17004 slave 67ed 0 1 1 connected
+bad line
+";
+
+    #[test]
+    fn parses_cluster_nodes() {
+        let l = parse_nodes(NODES);
+        assert_eq!(l.len(), 3);
+        assert!(l[1].is_myself() && l[1].is_master());
+        assert_eq!(l[1].slots, vec!["0-5460", "[93->-e7d1]"]);
+        assert_eq!(l[2].master.as_deref(), Some("67ed"));
+        assert_eq!(l[0].client_addr(), "10.1.1.2:7002");
+        let t = topology(&l);
+        assert_eq!(t["292f"], (false, Some("67ed".into()), vec![]));
+    }
+
+    #[test]
+    fn slot_ranges_cover_all_slots_once() {
+        for m in 1..8 {
+            let r = slot_ranges(m);
+            assert_eq!(r.first().unwrap().0, 0);
+            assert_eq!(r.last().unwrap().1, 16383);
+            for w in r.windows(2) {
+                assert_eq!(w[0].1 + 1, w[1].0);
+            }
+        }
+    }
+}
