@@ -122,8 +122,7 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
                 let Some(done) = done.filter(|d| d.kind == OpType::Ok) else {
                     continue;
                 };
-                let (Some(key), Some(els)) = (key_of(&done.value), elements_of(&done.value))
-                else {
+                let (Some(key), Some(els)) = (key_of(&done.value), elements_of(&done.value)) else {
                     malformed += 1;
                     continue;
                 };
@@ -290,7 +289,9 @@ mod tests {
     #[test]
     fn all_present_is_valid() {
         let mut b = B::new();
-        b.add(0, 1, "ok").add(1, 2, "ok").read(2, "final-read", &[1, 2]);
+        b.add(0, 1, "ok")
+            .add(1, 2, "ok")
+            .read(2, "final-read", &[1, 2]);
         let r = check(&b.history(), SetOptions::default());
         assert_eq!(r.valid, Valid::True, "{r:?}");
         assert_eq!(r.ok_count, 2);
@@ -299,7 +300,9 @@ mod tests {
     #[test]
     fn lost_ack_is_invalid() {
         let mut b = B::new();
-        b.add(0, 1, "ok").add(1, 2, "ok").read(2, "final-read", &[1]);
+        b.add(0, 1, "ok")
+            .add(1, 2, "ok")
+            .read(2, "final-read", &[1]);
         let r = check(&b.history(), SetOptions::default());
         assert_eq!(r.valid, Valid::False);
         assert_eq!(r.lost.examples, vec![2]);
@@ -308,7 +311,10 @@ mod tests {
     #[test]
     fn info_present_is_recovered_and_info_absent_is_fine() {
         let mut b = B::new();
-        b.add(0, 1, "info").add(1, 2, "info").add(2, 3, "").read(3, "final-read", &[1, 3]);
+        b.add(0, 1, "info")
+            .add(1, 2, "info")
+            .add(2, 3, "")
+            .read(3, "final-read", &[1, 3]);
         let r = check(&b.history(), SetOptions::default());
         assert_eq!(r.valid, Valid::True);
         assert_eq!(r.recovered.examples, vec![1, 3]);
@@ -340,7 +346,9 @@ mod tests {
     #[test]
     fn stale_read_reported_and_counts_only_when_linearizable() {
         let mut b = B::new();
-        b.add(0, 1, "ok").read(1, "read", &[]).read(1, "final-read", &[1]);
+        b.add(0, 1, "ok")
+            .read(1, "read", &[])
+            .read(1, "final-read", &[1]);
         let r = check(&b.history(), SetOptions::default());
         assert_eq!(r.valid, Valid::True);
         assert_eq!(r.stale_count, 1);

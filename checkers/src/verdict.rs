@@ -68,7 +68,10 @@ mod tests {
 
     #[test]
     fn serializes_like_jepsen() {
-        assert_eq!(serde_json::to_string(&Valid::Unknown).unwrap(), "\"unknown\"");
+        assert_eq!(
+            serde_json::to_string(&Valid::Unknown).unwrap(),
+            "\"unknown\""
+        );
         assert_eq!(serde_json::to_string(&Valid::False).unwrap(), "false");
         let v: Valid = serde_json::from_str("true").unwrap();
         assert_eq!(v, Valid::True);

@@ -47,7 +47,9 @@ pub fn doctor() -> i32 {
     checks.push(Check {
         name: "iproute2 (ip)",
         ok: ip.is_ok(),
-        detail: ip.map(|s| s.trim().to_string()).unwrap_or_else(|e| e.to_string()),
+        detail: ip
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|e| e.to_string()),
         fix: "apt-get install iproute2",
         required: true,
     });
@@ -55,7 +57,9 @@ pub fn doctor() -> i32 {
     checks.push(Check {
         name: "nftables (nft, bridge family)",
         ok: nft.is_ok(),
-        detail: nft.map(|_| "nft works".to_string()).unwrap_or_else(|e| e.to_string()),
+        detail: nft
+            .map(|_| "nft works".to_string())
+            .unwrap_or_else(|e| e.to_string()),
         fix: "apt-get install nftables (kernel needs NF_TABLES with bridge family)",
         required: true,
     });
@@ -77,7 +81,9 @@ pub fn doctor() -> i32 {
     checks.push(Check {
         name: "C compiler (malloc shim for faketime'd redis)",
         ok: sys::which("cc").is_some(),
-        detail: sys::which("cc").map(|p| p.display().to_string()).unwrap_or_default(),
+        detail: sys::which("cc")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         fix: "apt-get install gcc; only the clock nemesis needs it",
         required: false,
     });
@@ -129,7 +135,13 @@ pub fn doctor() -> i32 {
     });
     let mut code = 0;
     for c in &checks {
-        let mark = if c.ok { "ok  " } else if c.required { "FAIL" } else { "warn" };
+        let mark = if c.ok {
+            "ok  "
+        } else if c.required {
+            "FAIL"
+        } else {
+            "warn"
+        };
         println!("[{mark}] {:<45} {}", c.name, c.detail);
         if !c.ok {
             println!("       fix: {}", c.fix);

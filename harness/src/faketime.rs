@@ -150,10 +150,19 @@ mod tests {
         }
         let out = cmd.output().unwrap();
         let faked: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        let real: i32 = String::from_utf8_lossy(&std::process::Command::new("date").arg("+%Y").output().unwrap().stdout)
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(faked == real + 1 || faked == real + 2, "faked {faked} real {real}");
+        let real: i32 = String::from_utf8_lossy(
+            &std::process::Command::new("date")
+                .arg("+%Y")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim()
+        .parse()
+        .unwrap();
+        assert!(
+            faked == real + 1 || faked == real + 2,
+            "faked {faked} real {real}"
+        );
     }
 }

@@ -20,7 +20,11 @@ pub enum FormError {
         error: String,
     },
     #[error("timed out after {secs:.1}s waiting for {what}; last: {last}")]
-    Timeout { what: String, secs: f64, last: String },
+    Timeout {
+        what: String,
+        secs: f64,
+        last: String,
+    },
 }
 
 const T: Duration = Duration::from_millis(1000);
@@ -88,18 +92,31 @@ pub fn parse_nodes(text: &str) -> Vec<NodeLine> {
                 flags: f.get(2)?.split(',').map(str::to_string).collect(),
                 master: f.get(3).filter(|m| **m != "-").map(|m| m.to_string()),
                 // Slot fields; open-slot markers "[..]" are kept, they matter for agreement.
-                slots: f.get(8..).unwrap_or(&[]).iter().map(|s| s.to_string()).collect(),
+                slots: f
+                    .get(8..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             })
         })
         .collect()
 }
 
+/// Per node ID: (is master, its master, its slots).
+pub type Topology = BTreeMap<String, (bool, Option<String>, Vec<String>)>;
+
 /// The part of a node's view that all nodes must agree on: per node ID, its role,
 /// master and slots.
-pub fn topology(lines: &[NodeLine]) -> BTreeMap<String, (bool, Option<String>, Vec<String>)> {
+pub fn topology(lines: &[NodeLine]) -> Topology {
     lines
         .iter()
-        .map(|l| (l.id.clone(), (l.is_master(), l.master.clone(), l.slots.clone())))
+        .map(|l| {
+            (
+                l.id.clone(),
+                (l.is_master(), l.master.clone(), l.slots.clone()),
+            )
+        })
         .collect()
 }
 
@@ -142,7 +159,11 @@ pub async fn wait_ping(addrs: &[SocketAddr], limit: Duration) -> Result<(), Form
 
 /// Forms the cluster. Node `i < masters` is a master; replica `j` follows master
 /// `j % masters`.
-pub async fn form(addrs: &[SocketAddr], replicas: usize, limit: Duration) -> Result<Formed, FormError> {
+pub async fn form(
+    addrs: &[SocketAddr],
+    replicas: usize,
+    limit: Duration,
+) -> Result<Formed, FormError> {
     let t0 = Instant::now();
     let n = addrs.len();
     let masters = (n / (replicas + 1)).max(1);
@@ -153,14 +174,27 @@ pub async fn form(addrs: &[SocketAddr], replicas: usize, limit: Duration) -> Res
     }
     for (i, (s, e)) in slot_ranges(masters).into_iter().enumerate() {
         if let Some(a) = addrs.get(i) {
-            cmd(*a, &["CLUSTER", "ADDSLOTSRANGE", &s.to_string(), &e.to_string()]).await?;
+            cmd(
+                *a,
+                &["CLUSTER", "ADDSLOTSRANGE", &s.to_string(), &e.to_string()],
+            )
+            .await?;
         }
     }
     // Full mesh of MEETs: every node learns every other directly instead of waiting
     // for gossip to spread them, which roughly halves formation time.
     for (i, from) in addrs.iter().enumerate() {
         for to in addrs.iter().skip(i + 1) {
-            cmd(*from, &["CLUSTER", "MEET", &to.ip().to_string(), &to.port().to_string()]).await?;
+            cmd(
+                *from,
+                &[
+                    "CLUSTER",
+                    "MEET",
+                    &to.ip().to_string(),
+                    &to.port().to_string(),
+                ],
+            )
+            .await?;
         }
     }
     // REPLICATE needs the master known (handshake done) on the replica.
@@ -193,7 +227,7 @@ pub async fn form(addrs: &[SocketAddr], replicas: usize, limit: Duration) -> Res
 /// Agreement check on the live nodes: every one says `cluster_state:ok`, knows
 /// `expect_nodes` nodes (if given), sees no failure flags, and all topologies match.
 pub async fn check_agreed(addrs: &[SocketAddr], expect_nodes: Option<usize>) -> Result<(), String> {
-    let mut first: Option<BTreeMap<String, (bool, Option<String>, Vec<String>)>> = None;
+    let mut first: Option<Topology> = None;
     for a in addrs {
         let mut c = Conn::connect(*a, T).await.map_err(|e| e.to_string())?;
         let info = c
@@ -217,7 +251,10 @@ pub async fn check_agreed(addrs: &[SocketAddr], expect_nodes: Option<usize>) -> 
                 return Err(format!("{a}: knows {} nodes, want {n}", lines.len()));
             }
         }
-        if let Some(l) = lines.iter().find(|l| l.failing() || l.flags.iter().any(|f| f == "handshake")) {
+        if let Some(l) = lines
+            .iter()
+            .find(|l| l.failing() || l.flags.iter().any(|f| f == "handshake"))
+        {
             return Err(format!("{a}: sees {} as {:?}", l.id, l.flags));
         }
         let topo = topology(&lines);

@@ -8,7 +8,11 @@ use hearsay_harness::runner::{self, RunOpts};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "hearsay", version, about = "Jepsen-style chaos harness for Redis Cluster nodes")]
+#[command(
+    name = "hearsay",
+    version,
+    about = "Jepsen-style chaos harness for Redis Cluster nodes"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -17,11 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a test (or --test-count tests).
-    Run(RunOpts),
+    Run(Box<RunOpts>),
     /// Judge a stored run folder again, offline.
-    Check {
-        run_dir: PathBuf,
-    },
+    Check { run_dir: PathBuf },
     /// Run a stored test again with the same options and seed.
     Replay {
         run_dir: PathBuf,
@@ -74,7 +76,11 @@ fn main() {
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
         for r in registry::teardown_all_active() {
-            eprintln!("[hearsay] panic cleanup of {}: {} processes killed", r.prefix, r.killed.len());
+            eprintln!(
+                "[hearsay] panic cleanup of {}: {} processes killed",
+                r.prefix,
+                r.killed.len()
+            );
         }
     }));
     let code = match cli.cmd {
@@ -84,10 +90,13 @@ fn main() {
             loss_pct,
             max_secs,
         } => hearsay_harness::delay::delayer_main(queue, delay_ms, loss_pct, max_secs),
-        Cmd::Clean { force, unregistered } => clean(force, unregistered),
+        Cmd::Clean {
+            force,
+            unregistered,
+        } => clean(force, unregistered),
         Cmd::Doctor => hearsay_harness::doctor::doctor(),
         Cmd::Check { run_dir } => check(&run_dir),
-        Cmd::Run(opts) => with_runtime(async move { run(opts).await }),
+        Cmd::Run(opts) => with_runtime(async move { run(*opts).await }),
         Cmd::Replay {
             run_dir,
             target,
@@ -115,14 +124,18 @@ fn main() {
 fn replay_opts(run_dir: &std::path::Path) -> Result<RunOpts, String> {
     let text = std::fs::read_to_string(run_dir.join("test.json"))
         .map_err(|e| format!("{}: {e}", run_dir.join("test.json").display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("test.json: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("test.json: {e}"))?;
     serde_json::from_value(v["options"].clone()).map_err(|e| format!("test.json options: {e}"))
 }
 
 /// One current-thread runtime: every child is forked from the main thread, which lives
 /// as long as the process (PDEATHSIG is tied to the forking thread).
 fn with_runtime(f: impl std::future::Future<Output = i32>) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hearsay: cannot start runtime: {e}");
@@ -160,7 +173,12 @@ async fn run(opts: RunOpts) -> i32 {
         Ok(summaries) => {
             let mut worst = Valid::True;
             for s in &summaries {
-                println!("{}  seed {}  valid: {}", s.run_dir.display(), s.seed, verdict_text(s.valid));
+                println!(
+                    "{}  seed {}  valid: {}",
+                    s.run_dir.display(),
+                    s.seed,
+                    verdict_text(s.valid)
+                );
                 worst = worst.and(s.valid);
             }
             if opts.dry_run {
@@ -204,9 +222,14 @@ fn check(run_dir: &std::path::Path) -> i32 {
                 set["recovered"]["count"],
                 set["stale_count"],
             );
-            let unverified = c.results["nemesis"]["unverified"].as_array().map(|a| a.len()).unwrap_or(0);
+            let unverified = c.results["nemesis"]["unverified"]
+                .as_array()
+                .map(|a| a.len())
+                .unwrap_or(0);
             if unverified > 0 {
-                println!("warning: {unverified} nemesis steps could not be verified (see results.json)");
+                println!(
+                    "warning: {unverified} nemesis steps could not be verified (see results.json)"
+                );
             }
             c.valid.exit_code()
         }
@@ -228,7 +251,11 @@ fn clean(force: bool, unregistered: bool) -> i32 {
             r.netns_removed,
             r.links_removed,
             r.nft_removed,
-            if r.errors.is_empty() { String::new() } else { format!(", errors {:?}", r.errors) }
+            if r.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", errors {:?}", r.errors)
+            }
         );
         if !r.errors.is_empty() {
             code = 2;

@@ -16,6 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// to keep a verification step well under a second.
 const PROBE: Duration = Duration::from_millis(300);
 
+/// (receiver, sender) node indices.
+type Pair = (usize, usize);
+
 /// What is currently in effect, so that the final heal undoes exactly that.
 #[derive(Default)]
 struct Active {
@@ -50,7 +53,12 @@ fn target_nodes(f: &Fault) -> Vec<usize> {
 }
 
 impl Nemesis {
-    pub fn new(net: Network, nodes: Vec<Node>, rec: Arc<Recorder>, delay: crate::delay::Delays) -> Nemesis {
+    pub fn new(
+        net: Network,
+        nodes: Vec<Node>,
+        rec: Arc<Recorder>,
+        delay: crate::delay::Delays,
+    ) -> Nemesis {
         Nemesis {
             net,
             nodes,
@@ -61,7 +69,8 @@ impl Nemesis {
     }
 
     fn record(&self, kind: OpType, f: &str, value: J, error: Option<String>) {
-        self.rec.record(Process::Nemesis, kind, f, value, None, error);
+        self.rec
+            .record(Process::Nemesis, kind, f, value, None, error);
     }
 
     /// Indices of the current primaries (masters with slots), as the first answering
@@ -71,14 +80,22 @@ impl Nemesis {
             if !n.is_running() {
                 continue;
             }
-            let Ok(v) = oneshot(n.addr(), &[b"CLUSTER", b"NODES"], Duration::from_millis(500)).await else {
+            let Ok(v) = oneshot(
+                n.addr(),
+                &[b"CLUSTER", b"NODES"],
+                Duration::from_millis(500),
+            )
+            .await
+            else {
                 continue;
             };
             let Some(text) = v.as_text() else { continue };
             let lines = crate::form::parse_nodes(&text);
             let mut out: Vec<usize> = lines
                 .iter()
-                .filter(|l| l.is_master() && !l.slots.is_empty() && !l.flags.iter().any(|f| f == "fail"))
+                .filter(|l| {
+                    l.is_master() && !l.slots.is_empty() && !l.flags.iter().any(|f| f == "fail")
+                })
                 .filter_map(|l| {
                     self.nodes
                         .iter()
@@ -158,7 +175,12 @@ impl Nemesis {
     }
 
     /// Runs between start and stop: drives clock strobes until `until`.
-    pub async fn hold(&mut self, f: &Fault, until: tokio::time::Instant, stop: &tokio::sync::watch::Receiver<bool>) {
+    pub async fn hold(
+        &mut self,
+        f: &Fault,
+        until: tokio::time::Instant,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) {
         let Fault::ClockStrobe {
             delta_s, period_ms, ..
         } = f
@@ -183,7 +205,12 @@ impl Nemesis {
             flips += 1;
             tokio::time::sleep(Duration::from_millis((*period_ms).max(50))).await;
         }
-        self.record(OpType::Info, "strobe-clock", json!({"flips": flips, "targets": names(&self.nodes, &targets)}), None);
+        self.record(
+            OpType::Info,
+            "strobe-clock",
+            json!({"flips": flips, "targets": names(&self.nodes, &targets)}),
+            None,
+        );
     }
 
     async fn probe_pairs(&self, pairs: &[(usize, usize)]) -> Vec<(usize, usize, Probe)> {
@@ -192,7 +219,11 @@ impl Nemesis {
             let (Some(d), Some(s)) = (self.nodes.get(*dst), self.nodes.get(*src)) else {
                 continue;
             };
-            out.push((*dst, *src, crate::net::probe(&s.ns, d.bus_addr(), PROBE).await));
+            out.push((
+                *dst,
+                *src,
+                crate::net::probe(&s.ns, d.bus_addr(), PROBE).await,
+            ));
         }
         out
     }
@@ -209,7 +240,7 @@ impl Nemesis {
     }
 
     /// Sample of cut pairs (receiver, sender) and one open pair, for probing.
-    fn sample_pairs(&self, g: &Grudge) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+    fn sample_pairs(&self, g: &Grudge) -> (Vec<Pair>, Vec<Pair>) {
         let cut = cut_pairs(g);
         let n = self.nodes.len();
         let open: Vec<(usize, usize)> = (0..n)
@@ -223,8 +254,16 @@ impl Nemesis {
     async fn clock_offsets(&self, idx: &[usize]) -> J {
         let mut m = serde_json::Map::new();
         for i in idx {
-            let Some(n) = self.nodes.get(*i) else { continue };
-            m.insert(n.name.clone(), node_clock_offset_ms(n).await.map(J::from).unwrap_or(J::Null));
+            let Some(n) = self.nodes.get(*i) else {
+                continue;
+            };
+            m.insert(
+                n.name.clone(),
+                node_clock_offset_ms(n)
+                    .await
+                    .map(J::from)
+                    .unwrap_or(J::Null),
+            );
         }
         J::Object(m)
     }
@@ -244,7 +283,8 @@ impl Nemesis {
                 let pc = self.probe_pairs(&cut).await;
                 let po = self.probe_pairs(&open).await;
                 // A cut pair must time out (SYN or SYN-ACK dropped), an open one answer.
-                let ok = pc.iter().all(|(_, _, p)| *p == Probe::Timeout) && po.iter().all(|(_, _, p)| p.reachable());
+                let ok = pc.iter().all(|(_, _, p)| *p == Probe::Timeout)
+                    && po.iter().all(|(_, _, p)| p.reachable());
                 let mut probes = self.probe_json(&pc, "cut");
                 if let (J::Array(a), J::Array(b)) = (&mut probes, self.probe_json(&po, "open")) {
                     a.extend(b);
@@ -257,7 +297,9 @@ impl Nemesis {
                 let mut states = serde_json::Map::new();
                 let mut errors = Vec::new();
                 for i in &t {
-                    let Some(n) = self.nodes.get(*i) else { continue };
+                    let Some(n) = self.nodes.get(*i) else {
+                        continue;
+                    };
                     if let Err(e) = n.pause() {
                         errors.push(e.to_string());
                         continue;
@@ -268,12 +310,18 @@ impl Nemesis {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let mut ok = errors.is_empty();
                 for i in &t {
-                    let Some(n) = self.nodes.get(*i) else { continue };
+                    let Some(n) = self.nodes.get(*i) else {
+                        continue;
+                    };
                     let st = n.proc_state();
                     ok &= st == Some('T');
                     states.insert(n.name.clone(), J::from(st.map(|c| c.to_string())));
                 }
-                (json!({"proc-state": states}), ok, (!errors.is_empty()).then(|| errors.join("; ")))
+                (
+                    json!({"proc-state": states}),
+                    ok,
+                    (!errors.is_empty()).then(|| errors.join("; ")),
+                )
             }
             Fault::Kill { .. } => {
                 let t = target_nodes(f);
@@ -281,14 +329,21 @@ impl Nemesis {
                 let mut ok = true;
                 let mut errors = Vec::new();
                 for i in &t {
-                    let Some(n) = self.nodes.get_mut(*i) else { continue };
+                    let Some(n) = self.nodes.get_mut(*i) else {
+                        continue;
+                    };
                     let pid = n.pid();
                     match n.kill().await {
                         Ok(status) => {
                             self.active.killed.push(*i);
-                            let gone = pid.map(|p| crate::sys::proc_state(p).is_none()).unwrap_or(true);
+                            let gone = pid
+                                .map(|p| crate::sys::proc_state(p).is_none())
+                                .unwrap_or(true);
                             ok &= gone;
-                            ev.insert(n.name.clone(), json!({"pid": pid, "exit": status, "gone": gone}));
+                            ev.insert(
+                                n.name.clone(),
+                                json!({"pid": pid, "exit": status, "gone": gone}),
+                            );
                         }
                         Err(e) => {
                             ok = false;
@@ -296,13 +351,19 @@ impl Nemesis {
                         }
                     }
                 }
-                (J::Object(ev), ok, (!errors.is_empty()).then(|| errors.join("; ")))
+                (
+                    J::Object(ev),
+                    ok,
+                    (!errors.is_empty()).then(|| errors.join("; ")),
+                )
             }
             Fault::ClockBump { delta_s, .. } | Fault::ClockStrobe { delta_s, .. } => {
                 let t = target_nodes(f);
                 let mut errors = Vec::new();
                 for i in &t {
-                    let Some(n) = self.nodes.get(*i) else { continue };
+                    let Some(n) = self.nodes.get(*i) else {
+                        continue;
+                    };
                     match n.set_clock_offset(*delta_s) {
                         Ok(()) => self.active.skewed.push(*i),
                         Err(e) => errors.push(e.to_string()),
@@ -312,18 +373,32 @@ impl Nemesis {
                 // Verified when every reachable target's TIME is within 1 s of the bump.
                 let ok = errors.is_empty()
                     && offsets.as_object().is_some_and(|m| {
-                        m.values().all(|v| v.as_i64().is_none_or(|ms| (ms - delta_s * 1000).abs() < 1000))
-                            && m.values().any(|v| v.is_i64())
+                        m.values().all(|v| {
+                            v.as_i64()
+                                .is_none_or(|ms| (ms - delta_s * 1000).abs() < 1000)
+                        }) && m.values().any(|v| v.is_i64())
                     });
-                (json!({"delta-s": delta_s, "offsets-ms": offsets}), ok, (!errors.is_empty()).then(|| errors.join("; ")))
+                (
+                    json!({"delta-s": delta_s, "offsets-ms": offsets}),
+                    ok,
+                    (!errors.is_empty()).then(|| errors.join("; ")),
+                )
             }
             Fault::Loss { pct, .. } => {
                 let t = target_nodes(f);
                 self.active.loss = true;
-                match self.net.set_loss(&t, *pct).await {
-                    Ok(()) => (json!({"pct": pct, "rules": t.len() * 2}), true, None),
-                    Err(e) => (J::Null, false, Some(e.to_string())),
+                if let Err(e) = self.net.set_loss(&t, *pct).await {
+                    return (J::Null, false, Some(e.to_string()));
                 }
+                // Cluster-bus gossip never stops, so within half a second the drop
+                // rules must have matched something.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let drops = self.net.chain_drops("loss").await.ok();
+                (
+                    json!({"pct": pct, "rules": t.len() * 2, "dropped-packets-after-500ms": drops}),
+                    drops.is_some_and(|d| d > 0),
+                    None,
+                )
             }
             Fault::Delay { ms, .. } => {
                 let t = target_nodes(f);
@@ -348,16 +423,26 @@ impl Nemesis {
                 };
                 let probes = self.probe_pairs(&pairs).await;
                 let ok = probes.iter().all(|(_, _, p)| p.reachable());
-                (json!({"probes": self.probe_json(&probes, "open")}), ok, None)
+                (
+                    json!({"probes": self.probe_json(&probes, "open")}),
+                    ok,
+                    None,
+                )
             }
             Fault::Pause { .. } => self.resume(&target_nodes(f)).await,
             Fault::Kill { .. } => self.restart(&target_nodes(f)).await,
-            Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => self.reset_clocks(&target_nodes(f)).await,
+            Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => {
+                self.reset_clocks(&target_nodes(f)).await
+            }
             Fault::Loss { .. } => {
                 let drops = self.net.chain_drops("loss").await.ok();
                 self.active.loss = false;
                 match self.net.clear_loss().await {
-                    Ok(()) => (json!({"dropped-packets": drops}), drops.is_some_and(|d| d > 0), None),
+                    Ok(()) => (
+                        json!({"dropped-packets": drops}),
+                        drops.is_some_and(|d| d > 0),
+                        None,
+                    ),
                     Err(e) => (J::Null, false, Some(e.to_string())),
                 }
             }
@@ -373,7 +458,9 @@ impl Nemesis {
         let mut states = serde_json::Map::new();
         let mut ok = true;
         for i in t {
-            let Some(n) = self.nodes.get(*i) else { continue };
+            let Some(n) = self.nodes.get(*i) else {
+                continue;
+            };
             let _ = n.resume();
             tokio::time::sleep(Duration::from_millis(5)).await;
             let st = n.proc_state();
@@ -389,10 +476,14 @@ impl Nemesis {
         let mut ok = true;
         let mut errors = Vec::new();
         for i in t {
-            let Some(n) = self.nodes.get_mut(*i) else { continue };
+            let Some(n) = self.nodes.get_mut(*i) else {
+                continue;
+            };
             match n.restart() {
                 Ok(pid) => {
-                    let up = crate::form::wait_ping(&[n.addr()], Duration::from_secs(10)).await.is_ok();
+                    let up = crate::form::wait_ping(&[n.addr()], Duration::from_secs(10))
+                        .await
+                        .is_ok();
                     ok &= up;
                     ev.insert(n.name.clone(), json!({"pid": pid, "answers-ping": up}));
                 }
@@ -403,7 +494,11 @@ impl Nemesis {
             }
         }
         self.active.killed.retain(|k| !t.contains(k));
-        (J::Object(ev), ok, (!errors.is_empty()).then(|| errors.join("; ")))
+        (
+            J::Object(ev),
+            ok,
+            (!errors.is_empty()).then(|| errors.join("; ")),
+        )
     }
 
     async fn reset_clocks(&mut self, t: &[usize]) -> (J, bool, Option<String>) {
@@ -414,9 +509,10 @@ impl Nemesis {
         }
         self.active.skewed.retain(|s| !t.contains(s));
         let offsets = self.clock_offsets(t).await;
-        let ok = offsets
-            .as_object()
-            .is_some_and(|m| m.values().all(|v| v.as_i64().is_none_or(|ms| ms.abs() < 1000)));
+        let ok = offsets.as_object().is_some_and(|m| {
+            m.values()
+                .all(|v| v.as_i64().is_none_or(|ms| ms.abs() < 1000))
+        });
         (json!({"offsets-ms": offsets}), ok, None)
     }
 
@@ -442,17 +538,32 @@ impl Nemesis {
         errors.extend(derr);
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         // SIGCONT everyone (harmless when not stopped) rather than trusting bookkeeping.
-        let (r, rok, _) = self.resume(&all.iter().copied().filter(|i| self.nodes.get(*i).is_some_and(|n| n.is_running())).collect::<Vec<_>>()).await;
+        let (r, rok, _) = self
+            .resume(
+                &all.iter()
+                    .copied()
+                    .filter(|i| self.nodes.get(*i).is_some_and(|n| n.is_running()))
+                    .collect::<Vec<_>>(),
+            )
+            .await;
         ev.insert("resume".into(), r);
         ok &= rok;
-        let dead: Vec<usize> = all.iter().copied().filter(|i| self.nodes.get(*i).is_some_and(|n| !n.is_running())).collect();
+        let dead: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|i| self.nodes.get(*i).is_some_and(|n| !n.is_running()))
+            .collect();
         if !dead.is_empty() {
             let (r, rok, rerr) = self.restart(&dead).await;
             ev.insert("restart".into(), r);
             ok &= rok;
             errors.extend(rerr);
         }
-        let clocked: Vec<usize> = all.iter().copied().filter(|i| self.nodes.get(*i).is_some_and(|n| n.clock_file.is_some())).collect();
+        let clocked: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|i| self.nodes.get(*i).is_some_and(|n| n.clock_file.is_some()))
+            .collect();
         if !clocked.is_empty() {
             let (r, rok, _) = self.reset_clocks(&clocked).await;
             ev.insert("clock".into(), r);
@@ -471,7 +582,9 @@ impl Nemesis {
 
 /// Node wall clock minus harness wall clock, in ms, from the node's TIME reply.
 pub async fn node_clock_offset_ms(n: &Node) -> Option<i64> {
-    let v = oneshot(n.addr(), &[b"TIME"], Duration::from_millis(500)).await.ok()?;
+    let v = oneshot(n.addr(), &[b"TIME"], Duration::from_millis(500))
+        .await
+        .ok()?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
     let items = v.as_array()?;
     let parse = |x: &Value| x.as_text()?.parse::<i64>().ok();

@@ -175,8 +175,12 @@ impl Network {
 
     /// Sum of the packet counters in a chain (evidence that rules matched traffic).
     pub async fn chain_drops(&self, chain: &str) -> Result<u64, NetError> {
-        let out =
-            sys::run_async("nft", &["list", "chain", "bridge", &self.table, chain], None).await?;
+        let out = sys::run_async(
+            "nft",
+            &["list", "chain", "bridge", &self.table, chain],
+            None,
+        )
+        .await?;
         Ok(out
             .split("counter packets ")
             .skip(1)
@@ -211,7 +215,11 @@ impl Probe {
 fn probe_blocking(ns: &str, addr: SocketAddr, timeout: Duration) -> Probe {
     let f = match std::fs::File::open(format!("/run/netns/{ns}")) {
         Ok(f) => f,
-        Err(e) => return Probe::Error { error: format!("open netns {ns}: {e}") },
+        Err(e) => {
+            return Probe::Error {
+                error: format!("open netns {ns}: {e}"),
+            }
+        }
     };
     // This is a fresh thread that exits after the probe, so its namespace switch
     // never leaks to other work.
@@ -227,10 +235,15 @@ fn probe_blocking(ns: &str, addr: SocketAddr, timeout: Duration) -> Probe {
             ms: (t0.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         },
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Probe::Refused,
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::TimedOut
+                || e.kind() == std::io::ErrorKind::WouldBlock =>
+        {
             Probe::Timeout
         }
-        Err(e) => Probe::Error { error: e.to_string() },
+        Err(e) => Probe::Error {
+            error: e.to_string(),
+        },
     }
 }
 
@@ -244,7 +257,9 @@ pub async fn probe(ns: &str, addr: SocketAddr, timeout: Duration) -> Probe {
             let _ = tx.send(probe_blocking(&ns, addr, timeout));
         });
     if let Err(e) = spawned {
-        return Probe::Error { error: format!("spawn probe thread: {e}") };
+        return Probe::Error {
+            error: format!("spawn probe thread: {e}"),
+        };
     }
     rx.await.unwrap_or(Probe::Error {
         error: "probe thread died".into(),
@@ -296,7 +311,11 @@ pub mod grudge {
                 visible.push(order[(pos + d) % n]);
                 visible.push(order[(pos + n - d) % n]);
             }
-            let refused: Vec<usize> = order.iter().copied().filter(|x| !visible.contains(x)).collect();
+            let refused: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|x| !visible.contains(x))
+                .collect();
             if !refused.is_empty() {
                 g.insert(*node, refused);
             }
@@ -311,7 +330,9 @@ pub mod grudge {
 
     /// The pairs (a receives nothing from b).
     pub fn cut_pairs(g: &Grudge) -> Vec<(usize, usize)> {
-        g.iter().flat_map(|(a, bs)| bs.iter().map(move |b| (*a, *b))).collect()
+        g.iter()
+            .flat_map(|(a, bs)| bs.iter().map(move |b| (*a, *b)))
+            .collect()
     }
 }
 
@@ -342,7 +363,11 @@ mod tests {
         let mut views = Vec::new();
         for n in order {
             let refused = g.get(&n).cloned().unwrap_or_default();
-            let visible: Vec<usize> = order.iter().copied().filter(|x| !refused.contains(x)).collect();
+            let visible: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|x| !refused.contains(x))
+                .collect();
             assert!(visible.len() * 2 > order.len(), "{n} sees {visible:?}");
             views.push(visible);
         }

@@ -96,7 +96,10 @@ impl Recorder {
 
     /// The first write error, if any (the run is then a harness error).
     pub fn write_error(&self) -> Option<String> {
-        self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -110,8 +113,22 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("history.jsonl");
         let r = Recorder::create(&p, Instant::now()).unwrap();
-        r.record(Process::Client(0), OpType::Invoke, "add", serde_json::json!({"key":"k","element":1}), Some("n1".into()), None);
-        r.record(Process::Nemesis, OpType::Info, "start-pause", serde_json::Value::Null, None, None);
+        r.record(
+            Process::Client(0),
+            OpType::Invoke,
+            "add",
+            serde_json::json!({"key":"k","element":1}),
+            Some("n1".into()),
+            None,
+        );
+        r.record(
+            Process::Nemesis,
+            OpType::Info,
+            "start-pause",
+            serde_json::Value::Null,
+            None,
+            None,
+        );
         // No flush/drop of `r` needed: read while it is still open.
         let h = History::read(&p).unwrap();
         assert_eq!(h.ops.len(), 2);

@@ -20,7 +20,9 @@ pub fn registry_dir() -> PathBuf {
 pub fn is_prefix(s: &str) -> bool {
     s.len() == 8
         && s.starts_with("hs")
-        && s.bytes().skip(2).all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && s.bytes()
+            .skip(2)
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A fresh random run prefix.
@@ -260,9 +262,15 @@ pub fn teardown_record(rec: &RunRecord) -> CleanReport {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(3);
-    while rec.procs.iter().any(|p| sys::is_same_process(p.pid, p.start)) {
+    while rec
+        .procs
+        .iter()
+        .any(|p| sys::is_same_process(p.pid, p.start))
+    {
         if Instant::now() > deadline {
-            report.errors.push("some recorded processes did not exit".into());
+            report
+                .errors
+                .push("some recorded processes did not exit".into());
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -273,7 +281,13 @@ pub fn teardown_record(rec: &RunRecord) -> CleanReport {
         }
         let target = format!("{} {}", t.family, t.name);
         let res = match &t.netns {
-            Some(ns) => sys::run("ip", &["netns", "exec", ns, "nft", "delete", "table", &t.family, &t.name], None),
+            Some(ns) => sys::run(
+                "ip",
+                &[
+                    "netns", "exec", ns, "nft", "delete", "table", &t.family, &t.name,
+                ],
+                None,
+            ),
             None => sys::run("nft", &["delete", "table", &t.family, &t.name], None),
         };
         match res {
@@ -318,7 +332,9 @@ fn absent(e: &sys::SysError) -> bool {
 
 fn nft_absent(e: &sys::SysError) -> bool {
     let s = e.to_string();
-    s.contains("No such file or directory") || absent(e) || s.contains("Cannot open network namespace")
+    s.contains("No such file or directory")
+        || absent(e)
+        || s.contains("Cannot open network namespace")
 }
 
 /// Is the run's owner still alive (then `clean` leaves it alone)?
@@ -331,7 +347,9 @@ pub fn owner_alive(rec: &RunRecord) -> bool {
 pub fn clean(dir: &Path, force: bool, unregistered: bool) -> Vec<CleanReport> {
     let mut reports = Vec::new();
     let mut live_prefixes = Vec::new();
-    let entries = std::fs::read_dir(dir).map(|rd| rd.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    let entries = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().collect::<Vec<_>>())
+        .unwrap_or_default();
     for e in entries {
         let path = e.path();
         if path.extension().and_then(|x| x.to_str()) != Some("json") {
@@ -385,10 +403,12 @@ fn clean_unregistered(known: &[String]) -> Vec<CleanReport> {
     let mut rec_by_prefix: std::collections::BTreeMap<String, RunRecord> = Default::default();
     let mut busy_prefixes: Vec<String> = Vec::new();
     let get = |m: &mut std::collections::BTreeMap<String, RunRecord>, p: &str| {
-        m.entry(p.to_string()).or_insert_with(|| RunRecord {
-            prefix: p.to_string(),
-            ..Default::default()
-        }).clone()
+        m.entry(p.to_string())
+            .or_insert_with(|| RunRecord {
+                prefix: p.to_string(),
+                ..Default::default()
+            })
+            .clone()
     };
     if let Ok(out) = sys::run("ip", &["netns", "list"], None) {
         for line in out.lines() {
@@ -468,7 +488,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::create_in(dir.path(), "hs0000aa").unwrap();
         // A child we start and register; teardown must kill it.
-        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         reg.add_proc(child.id(), "sleep").unwrap();
         reg.add_netns("hs0000aa-n1").unwrap();
         let on_disk: RunRecord =

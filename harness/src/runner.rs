@@ -151,14 +151,20 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let r = self.0.teardown();
         if !r.errors.is_empty() {
-            eprintln!("teardown of {} left errors: {:?} (run `hearsay clean`)", r.prefix, r.errors);
+            eprintln!(
+                "teardown of {} left errors: {:?} (run `hearsay clean`)",
+                r.prefix, r.errors
+            );
         }
     }
 }
 
 /// UTC timestamp `YYYYMMDDTHHMMSSZ` (no date crate needed for one format).
 pub fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Civil-from-days (H. Hinnant).
     let z = days + 719468;
@@ -212,13 +218,16 @@ pub fn load_schedule(run_dir: &Path) -> Result<Vec<Planned>, RunError> {
         if op.process != Process::Nemesis || !op.f.starts_with("start-") {
             continue;
         }
-        let (Some(planned), Some(resolved)) = (op.value.get("planned"), op.value.get("resolved")) else {
+        let (Some(planned), Some(resolved)) = (op.value.get("planned"), op.value.get("resolved"))
+        else {
             continue;
         };
-        let mut p: Planned = serde_json::from_value(planned.clone())
-            .map_err(|e| RunError::Other(format!("{}: bad planned fault: {e}", run_dir.display())))?;
-        p.fault = serde_json::from_value(resolved.clone())
-            .map_err(|e| RunError::Other(format!("{}: bad resolved fault: {e}", run_dir.display())))?;
+        let mut p: Planned = serde_json::from_value(planned.clone()).map_err(|e| {
+            RunError::Other(format!("{}: bad planned fault: {e}", run_dir.display()))
+        })?;
+        p.fault = serde_json::from_value(resolved.clone()).map_err(|e| {
+            RunError::Other(format!("{}: bad resolved fault: {e}", run_dir.display()))
+        })?;
         out.push(p);
     }
     Ok(out)
@@ -291,10 +300,13 @@ fn validate(opts: &RunOpts) -> Result<(), RunError> {
     if !(opts.time_limit > 0.0 && opts.time_limit <= 86400.0) {
         return bad("--time-limit must be in (0, 86400] seconds");
     }
-    if !(opts.rate > 0.0 && opts.rate <= 100_000.0) || opts.concurrency == 0 || opts.concurrency > 1000 {
+    if !(opts.rate > 0.0 && opts.rate <= 100_000.0)
+        || opts.concurrency == 0
+        || opts.concurrency > 1000
+    {
         return bad("--rate must be in (0, 100000] and --concurrency in 1..=1000");
     }
-    if !(opts.nemesis_interval > 0.0) {
+    if opts.nemesis_interval.is_nan() || opts.nemesis_interval <= 0.0 {
         return bad("--nemesis-interval must be > 0");
     }
     NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
@@ -323,7 +335,8 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
     std::fs::create_dir_all(run_dir.join("nodes")).map_err(io("create run dir"))?;
     let prefix = registry::new_prefix();
     let settings = NodeSettings {
-        redis_server: crate::sys::which(&opts.redis_server.to_string_lossy()).unwrap_or(opts.redis_server.clone()),
+        redis_server: crate::sys::which(&opts.redis_server.to_string_lossy())
+            .unwrap_or(opts.redis_server.clone()),
         hearsay_node: find_hearsay_node(opts.hearsay_node.as_deref()),
         node_timeout_ms: opts.node_timeout,
         loglevel: opts.loglevel.clone(),
@@ -334,7 +347,10 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
     versions.insert("hearsay".into(), json!(env!("CARGO_PKG_VERSION")));
     for kind in [Kind::Redis, Kind::Hearsay] {
         if (0..opts.nodes).any(|i| opts.target.kind_of(i) == kind) {
-            versions.insert(format!("{kind:?}").to_lowercase(), json!(Node::binary_version(kind, &settings)));
+            versions.insert(
+                format!("{kind:?}").to_lowercase(),
+                json!(Node::binary_version(kind, &settings)),
+            );
         }
     }
     let mut stored = opts.clone();
@@ -373,7 +389,10 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
     let mut info = match result {
         Ok(info) => info,
         Err(e) => {
-            let _ = write_json(&run_dir.join("run-info.json"), &json!({"error": e.to_string()}));
+            let _ = write_json(
+                &run_dir.join("run-info.json"),
+                &json!({"error": e.to_string()}),
+            );
             return Err(e);
         }
     };
@@ -405,14 +424,27 @@ async fn run_body(
     let t_run = Instant::now();
     progress.phase("building network");
     let net = Network::create(&reg, opts.nodes)?;
-    eprintln!("[hearsay] network {} ({} namespaces) built in {} ms", net.bridge, net.nodes.len(), net.build_ms);
+    eprintln!(
+        "[hearsay] network {} ({} namespaces) built in {} ms",
+        net.bridge,
+        net.nodes.len(),
+        net.build_ms
+    );
     let uses_clock = planned.iter().any(|p| p.fault.kind() == NemesisKind::Clock);
     if uses_clock {
         settings.faketime_shim = Some(crate::faketime::build_shim(&run_dir.join("faketime"))?);
     }
     let mut nodes = Vec::new();
     for (i, nn) in net.nodes.iter().enumerate() {
-        let node = Node::new(i, opts.target.kind_of(i), &nn.ns, nn.ip, run_dir, &settings, reg.clone());
+        let node = Node::new(
+            i,
+            opts.target.kind_of(i),
+            &nn.ns,
+            nn.ip,
+            run_dir,
+            &settings,
+            reg.clone(),
+        );
         node.write_config()?;
         nodes.push(node);
     }
@@ -422,7 +454,8 @@ async fn run_body(
         n.start()?;
     }
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr()).collect();
-    let names: HashMap<SocketAddr, String> = nodes.iter().map(|n| (n.addr(), n.name.clone())).collect();
+    let names: HashMap<SocketAddr, String> =
+        nodes.iter().map(|n| (n.addr(), n.name.clone())).collect();
     form::wait_ping(&addrs, Duration::from_secs(15)).await?;
     let start_ms = t_nodes.elapsed().as_millis() as u64;
     progress.phase("forming cluster");
@@ -433,8 +466,12 @@ async fn run_body(
         formed.form_ms,
         t_run.elapsed().as_millis()
     );
-    let rec = Arc::new(Recorder::create(&run_dir.join("history.jsonl"), Instant::now()).map_err(io("create history"))?);
-    let snaps = JsonLines::create(&run_dir.join("snapshots.jsonl")).map_err(io("create snapshots"))?;
+    let rec = Arc::new(
+        Recorder::create(&run_dir.join("history.jsonl"), Instant::now())
+            .map_err(io("create history"))?,
+    );
+    let snaps =
+        JsonLines::create(&run_dir.join("snapshots.jsonl")).map_err(io("create snapshots"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let snap_task = tokio::spawn(snapshotter(
         nodes.iter().map(|n| (n.name.clone(), n.addr())).collect(),
@@ -444,7 +481,13 @@ async fn run_body(
         stop_rx.clone(),
     ));
     let tty = std::io::stderr().is_terminal();
-    let progress_task = tty.then(|| tokio::spawn(progress_line(progress.clone(), rec.clone(), stop_rx.clone())));
+    let progress_task = tty.then(|| {
+        tokio::spawn(progress_line(
+            progress.clone(),
+            rec.clone(),
+            stop_rx.clone(),
+        ))
+    });
 
     // Workload and nemesis.
     progress.phase("workload");
@@ -473,7 +516,8 @@ async fn run_body(
             wstop_rx.clone(),
         )));
     }
-    let delays = crate::delay::Delays::new(reg.clone(), run_dir);
+    let exe = std::env::current_exe().map_err(io("locate own binary for the delayer"))?;
+    let delays = crate::delay::Delays::new(reg.clone(), exe);
     let mut nemesis = Nemesis::new(net, nodes, rec.clone(), delays);
     let workload_start = tokio::time::Instant::now();
     let deadline = workload_start + Duration::from_secs_f64(opts.time_limit);
@@ -497,8 +541,18 @@ async fn run_body(
     progress.phase("healing");
     let healed = nemesis.heal_all().await;
     progress.phase("waiting for recovery");
-    let live: Vec<SocketAddr> = nemesis.nodes.iter().filter(|n| n.is_running()).map(|n| n.addr()).collect();
-    let recovery = form::wait_agreed(&live, Some(opts.nodes), Duration::from_secs_f64(opts.recovery_timeout)).await;
+    let live: Vec<SocketAddr> = nemesis
+        .nodes
+        .iter()
+        .filter(|n| n.is_running())
+        .map(|n| n.addr())
+        .collect();
+    let recovery = form::wait_agreed(
+        &live,
+        Some(opts.nodes),
+        Duration::from_secs_f64(opts.recovery_timeout),
+    )
+    .await;
     let recover_ms = recovery.as_ref().ok().map(|d| d.as_millis() as u64);
     rec.record(
         Process::Nemesis,
@@ -558,7 +612,12 @@ async fn snapshotter(
         }
         for (name, addr) in &nodes {
             let time = rec.now_ns();
-            let r = hearsay_workloads::conn::oneshot(*addr, &[b"CLUSTER", b"NODES"], Duration::from_millis(300)).await;
+            let r = hearsay_workloads::conn::oneshot(
+                *addr,
+                &[b"CLUSTER", b"NODES"],
+                Duration::from_millis(300),
+            )
+            .await;
             let line = match r {
                 Ok(v) => match v.as_text() {
                     Some(t) => json!({"time": time, "node": name, "nodes": t}),
@@ -571,7 +630,11 @@ async fn snapshotter(
     }
 }
 
-async fn progress_line(p: Arc<Progress>, rec: Arc<Recorder>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn progress_line(
+    p: Arc<Progress>,
+    rec: Arc<Recorder>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -613,7 +676,8 @@ async fn worker(
     let mut pace = stream(seed, &format!("stagger-worker-{w}"));
     while !*stop.borrow() {
         let op = gen.next_op(&keys);
-        run_op(&op, process, &mut client, &names, &rec, &progress).await
+        run_op(&op, process, &mut client, &names, &rec, &progress)
+            .await
             .then(|| {
                 // Unknown outcome: the op may still happen later, so this process
                 // never invokes again; a fresh process id takes its place.
@@ -639,12 +703,21 @@ async fn run_op(
     rec: &Recorder,
     progress: &Progress,
 ) -> bool {
-    rec.record(Process::Client(process), OpType::Invoke, op.f(), op.value(), None, None);
+    rec.record(
+        Process::Client(process),
+        OpType::Invoke,
+        op.f(),
+        op.value(),
+        None,
+        None,
+    );
     let cmd = op.command();
     let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
     let done = client.call(op.key().as_bytes(), &args).await;
     let (kind, value, error) = op.complete(&done.outcome);
-    let node = done.node.map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()));
+    let node = done
+        .node
+        .map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()));
     rec.record(Process::Client(process), kind, op.f(), value, node, error);
     match kind {
         OpType::Ok => progress.ok.fetch_add(1, Ordering::Relaxed),
@@ -668,12 +741,21 @@ async fn final_reads(
         let op = SetOp::FinalRead { key: key.clone() };
         // Bounded: 20 tries over ~10 s per key; reads are idempotent, so retrying is safe.
         for _ in 0..20 {
-            rec.record(Process::Client(process), OpType::Invoke, op.f(), op.value(), None, None);
+            rec.record(
+                Process::Client(process),
+                OpType::Invoke,
+                op.f(),
+                op.value(),
+                None,
+                None,
+            );
             let cmd = op.command();
             let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
             let done = client.call(key.as_bytes(), &args).await;
             let (kind, value, error) = op.complete(&done.outcome);
-            let node = done.node.map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()));
+            let node = done
+                .node
+                .map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()));
             rec.record(Process::Client(process), kind, op.f(), value, node, error);
             if kind == OpType::Ok {
                 break;
@@ -699,7 +781,10 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
-    let workload = test["options"]["workload"].as_str().unwrap_or("set").to_string();
+    let workload = test["options"]["workload"]
+        .as_str()
+        .unwrap_or("set")
+        .to_string();
     let linearizable = test["options"]["linearizable"].as_bool().unwrap_or(false);
     let history = History::read(&run_dir.join("history.jsonl"))?;
     let mut valid = Valid::True;
@@ -710,7 +795,10 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
         results.insert("set".into(), json!(r));
     } else {
         valid = Valid::Unknown;
-        results.insert("error".into(), json!(format!("no checker for workload {workload}")));
+        results.insert(
+            "error".into(),
+            json!(format!("no checker for workload {workload}")),
+        );
     }
     // Nemesis summary: every start/stop with whether its effect was verified.
     let mut faults = Vec::new();
@@ -733,7 +821,10 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
         .find(|o| o.f == "recovered")
         .map(|o| o.value.clone());
     if recovered.as_ref().and_then(|r| r["converged"].as_bool()) == Some(false) {
-        results.insert("convergence".into(), json!({"valid": false, "detail": recovered}));
+        results.insert(
+            "convergence".into(),
+            json!({"valid": false, "detail": recovered}),
+        );
         valid = valid.and(Valid::False);
     }
     let complete = recovered.is_some();
@@ -741,9 +832,15 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
         // A run that died mid-way: the data verdict can still be false, never true.
         valid = valid.and(Valid::Unknown);
     }
-    results.insert("nemesis".into(), json!({"steps": faults, "unverified": unverified}));
+    results.insert(
+        "nemesis".into(),
+        json!({"steps": faults, "unverified": unverified}),
+    );
     results.insert("complete-run".into(), json!(complete));
-    results.insert("history-truncated-tail".into(), json!(history.truncated_tail));
+    results.insert(
+        "history-truncated-tail".into(),
+        json!(history.truncated_tail),
+    );
     if let Some(info) = std::fs::read_to_string(run_dir.join("run-info.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

@@ -7,8 +7,8 @@
 
 use crate::net::{grudge, Grudge};
 use hearsay_workloads::rng::{below, shuffle, stream, unit};
-use rand_chacha::ChaCha8Rng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// A nemesis family, as named on the command line.
@@ -96,13 +96,32 @@ pub enum PartitionSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "fault")]
 pub enum Fault {
-    Partition { partition: PartitionSpec },
-    Pause { targets: TargetSpec },
-    Kill { targets: TargetSpec },
-    ClockBump { targets: TargetSpec, delta_s: i64 },
-    ClockStrobe { targets: TargetSpec, delta_s: i64, period_ms: u64 },
-    Loss { targets: TargetSpec, pct: u32 },
-    Delay { targets: TargetSpec, ms: u64 },
+    Partition {
+        partition: PartitionSpec,
+    },
+    Pause {
+        targets: TargetSpec,
+    },
+    Kill {
+        targets: TargetSpec,
+    },
+    ClockBump {
+        targets: TargetSpec,
+        delta_s: i64,
+    },
+    ClockStrobe {
+        targets: TargetSpec,
+        delta_s: i64,
+        period_ms: u64,
+    },
+    Loss {
+        targets: TargetSpec,
+        pct: u32,
+    },
+    Delay {
+        targets: TargetSpec,
+        ms: u64,
+    },
 }
 
 impl Fault {
@@ -161,7 +180,12 @@ fn pick<T: Clone>(r: &mut ChaCha8Rng, items: &[T]) -> Option<T> {
 /// Draws the schedule. Faults do not overlap: each is healed before the next starts,
 /// so each one's effect can be verified and attributed. Gaps and durations are the
 /// interval times a factor in [0.5, 1.5).
-pub fn generate(seed: u64, kinds: &[NemesisKind], interval_ms: u64, time_limit_ms: u64) -> Vec<Planned> {
+pub fn generate(
+    seed: u64,
+    kinds: &[NemesisKind],
+    interval_ms: u64,
+    time_limit_ms: u64,
+) -> Vec<Planned> {
     let mut r = stream(seed, "nemesis");
     let mut out = Vec::new();
     if kinds.is_empty() || interval_ms == 0 {
@@ -180,11 +204,18 @@ pub fn generate(seed: u64, kinds: &[NemesisKind], interval_ms: u64, time_limit_m
         TargetSpec::Replicas,
     ];
     // Pausing or killing everyone says little; keep those to proper subsets mostly.
-    let proc_specs = [TargetSpec::One, TargetSpec::Minority, TargetSpec::Primaries, TargetSpec::Majority];
+    let proc_specs = [
+        TargetSpec::One,
+        TargetSpec::Minority,
+        TargetSpec::Primaries,
+        TargetSpec::Majority,
+    ];
     loop {
         let gap = jitter(&mut r);
         let dur = jitter(&mut r).max(500);
-        let Some(kind) = pick(&mut r, kinds) else { break };
+        let Some(kind) = pick(&mut r, kinds) else {
+            break;
+        };
         if t + gap + dur > end {
             break;
         }
@@ -320,7 +351,10 @@ pub fn needs_primaries(f: &Fault) -> bool {
         Fault::Partition {
             partition: PartitionSpec::PrimariesAlone
         }
-    ) || matches!(f.targets(), Some(TargetSpec::Primaries) | Some(TargetSpec::Replicas))
+    ) || matches!(
+        f.targets(),
+        Some(TargetSpec::Primaries) | Some(TargetSpec::Replicas)
+    )
 }
 
 #[cfg(test)]
@@ -374,9 +408,18 @@ mod tests {
         assert_eq!(resolve_targets(&TargetSpec::One, 6, &prim, 1).len(), 1);
         assert_eq!(resolve_targets(&TargetSpec::Minority, 6, &prim, 1).len(), 2);
         assert_eq!(resolve_targets(&TargetSpec::Majority, 6, &prim, 1).len(), 4);
-        assert_eq!(resolve_targets(&TargetSpec::All, 6, &prim, 1), vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(resolve_targets(&TargetSpec::Primaries, 6, &prim, 1), vec![0, 1, 2]);
-        assert_eq!(resolve_targets(&TargetSpec::Replicas, 6, &prim, 1), vec![3, 4, 5]);
+        assert_eq!(
+            resolve_targets(&TargetSpec::All, 6, &prim, 1),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            resolve_targets(&TargetSpec::Primaries, 6, &prim, 1),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            resolve_targets(&TargetSpec::Replicas, 6, &prim, 1),
+            vec![3, 4, 5]
+        );
         assert_eq!(
             resolve_targets(&TargetSpec::Nodes { nodes: vec![9, 2] }, 6, &prim, 1),
             vec![2]
@@ -386,7 +429,11 @@ mod tests {
     #[test]
     fn partitions_resolve() {
         let g = resolve_partition(&PartitionSpec::IsolateOne, 6, &[], 3);
-        let isolated: Vec<usize> = g.iter().filter(|(_, v)| v.len() == 5).map(|(k, _)| *k).collect();
+        let isolated: Vec<usize> = g
+            .iter()
+            .filter(|(_, v)| v.len() == 5)
+            .map(|(k, _)| *k)
+            .collect();
         assert_eq!(isolated.len(), 1);
         let g = resolve_partition(&PartitionSpec::PrimariesAlone, 6, &[0, 1, 2], 3);
         assert_eq!(g[&0].len(), 5);

@@ -85,6 +85,30 @@ pub async fn run_async(prog: &str, args: &[&str], input: Option<&str>) -> Result
     }
 }
 
+/// Makes `cmd` enter the network namespace `ns_file` (an open /run/netns/NAME) between
+/// fork and exec, with an empty signal mask and PDEATHSIG=SIGKILL so the child dies
+/// with the harness. `ns_file` must stay open until `spawn` returns.
+pub fn enter_netns_on_exec(cmd: &mut tokio::process::Command, ns_file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let fd = ns_file.as_raw_fd();
+    cmd.process_group(0);
+    // SAFETY: only async-signal-safe syscalls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The harness's signal mask must not leak into the child.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            // If the harness dies (even by SIGKILL) the child goes with it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// Fields of /proc/PID/stat after the command name.
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -11,7 +11,6 @@ use crate::sys;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +38,7 @@ impl TargetChoice {
         match self {
             TargetChoice::Redis => Kind::Redis,
             TargetChoice::Hearsay => Kind::Hearsay,
-            TargetChoice::Mixed if i % 2 == 0 => Kind::Redis,
+            TargetChoice::Mixed if i.is_multiple_of(2) => Kind::Redis,
             TargetChoice::Mixed => Kind::Hearsay,
         }
     }
@@ -190,8 +189,9 @@ impl Node {
             .map_err(|e| self.io("write config", e))?;
         if let Some(f) = &self.clock_file {
             if !f.exists() {
-                crate::faketime::write_offset(f, 0)
-                    .map_err(|e| self.io("write clock file", std::io::Error::other(e.to_string())))?;
+                crate::faketime::write_offset(f, 0).map_err(|e| {
+                    self.io("write clock file", std::io::Error::other(e.to_string()))
+                })?;
             }
         }
         Ok(())
@@ -200,7 +200,9 @@ impl Node {
     /// Starts the server inside its namespace.
     pub fn start(&mut self) -> Result<u32, TargetError> {
         if self.child.is_some() {
-            return self.pid.ok_or_else(|| TargetError::NotRunning(self.name.clone()));
+            return self
+                .pid
+                .ok_or_else(|| TargetError::NotRunning(self.name.clone()));
         }
         let bin = match self.kind {
             Kind::Redis => &self.settings.redis_server,
@@ -226,22 +228,7 @@ impl Node {
                 cmd.env(k, v);
             }
         }
-        let fd = ns_file.as_raw_fd();
-        // SAFETY: only async-signal-safe syscalls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The harness's signal mask must not leak into the server.
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-                // If the harness dies (even by SIGKILL) the node goes with it.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::sys::enter_netns_on_exec(&mut cmd, &ns_file);
         let child = cmd.spawn().map_err(|e| self.io("spawn", e))?;
         drop(ns_file);
         let pid = child
@@ -305,7 +292,10 @@ impl Node {
         self.signal(Signal::SIGKILL)?;
         match self.reap(Duration::from_secs(5)).await {
             Some(s) => Ok(s.to_string()),
-            None => Err(TargetError::NotRunning(format!("{} did not exit after SIGKILL", self.name))),
+            None => Err(TargetError::NotRunning(format!(
+                "{} did not exit after SIGKILL",
+                self.name
+            ))),
         }
     }
 
@@ -330,10 +320,9 @@ impl Node {
 
     /// Writes the clock offset (seconds) for this node.
     pub fn set_clock_offset(&self, secs: i64) -> Result<(), TargetError> {
-        let f = self
-            .clock_file
-            .as_ref()
-            .ok_or_else(|| TargetError::NotRunning(format!("{} runs without libfaketime", self.name)))?;
+        let f = self.clock_file.as_ref().ok_or_else(|| {
+            TargetError::NotRunning(format!("{} runs without libfaketime", self.name))
+        })?;
         crate::faketime::write_offset(f, secs)
             .map_err(|e| self.io("write clock offset", std::io::Error::other(e.to_string())))
     }

@@ -283,8 +283,16 @@ mod tests {
             ]))
         };
         let v = Value::Array(Some(vec![
-            Value::Array(Some(vec![Value::Int(0), Value::Int(5460), node("10.1.1.1", 7000)])),
-            Value::Array(Some(vec![Value::Int(5461), Value::Int(16383), node("", 7001)])),
+            Value::Array(Some(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("10.1.1.1", 7000),
+            ])),
+            Value::Array(Some(vec![
+                Value::Int(5461),
+                Value::Int(16383),
+                node("", 7001),
+            ])),
         ]));
         let asked: SocketAddr = "10.9.9.9:7005".parse().unwrap();
         let r = parse_cluster_slots(&v, asked).unwrap();
@@ -310,6 +318,9 @@ mod tests {
             Some("10.0.0.1:7002".parse().unwrap())
         );
         assert_eq!(redirect_target("MOVED x", "MOVED ", ip), None);
-        assert_eq!(redirect_target("CLUSTERDOWN The cluster is down", "MOVED ", ip), None);
+        assert_eq!(
+            redirect_target("CLUSTERDOWN The cluster is down", "MOVED ", ip),
+            None
+        );
     }
 }

@@ -119,7 +119,13 @@ impl Conn {
         match tokio::time::timeout_at(deadline, self.stream.write_all(&frame)).await {
             // A partial write may have delivered the command; count it as sent.
             Err(_) => return Err(ConnError::Timeout { addr, sent: true }),
-            Ok(Err(source)) => return Err(ConnError::Io { addr, sent: true, source }),
+            Ok(Err(source)) => {
+                return Err(ConnError::Io {
+                    addr,
+                    sent: true,
+                    source,
+                })
+            }
             Ok(Ok(())) => {}
         }
         loop {
@@ -134,7 +140,13 @@ impl Conn {
             let mut chunk = [0u8; 8192];
             match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
                 Err(_) => return Err(ConnError::Timeout { addr, sent: true }),
-                Ok(Err(source)) => return Err(ConnError::Io { addr, sent: true, source }),
+                Ok(Err(source)) => {
+                    return Err(ConnError::Io {
+                        addr,
+                        sent: true,
+                        source,
+                    })
+                }
                 Ok(Ok(0)) => return Err(ConnError::Closed { addr, sent: true }),
                 Ok(Ok(n)) => self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
             }
@@ -163,7 +175,10 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        let e = Conn::connect(addr, Duration::from_secs(1)).await.err().unwrap();
+        let e = Conn::connect(addr, Duration::from_secs(1))
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(e, ConnError::Refused { .. }), "{e}");
         assert!(e.certainly_not_applied());
 
@@ -201,9 +216,16 @@ mod tests {
             // close without answering the second request
         });
         let mut c = Conn::connect(addr, Duration::from_secs(1)).await.unwrap();
-        let v = c.request(&[b"GET", b"k"], Duration::from_secs(1)).await.unwrap();
+        let v = c
+            .request(&[b"GET", b"k"], Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(v, Value::Bulk(Some(b"hello".to_vec())));
-        let e = c.request(&[b"GET", b"k"], Duration::from_secs(1)).await.err().unwrap();
+        let e = c
+            .request(&[b"GET", b"k"], Duration::from_secs(1))
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(e, ConnError::Closed { sent: true, .. }), "{e}");
     }
 }

@@ -202,7 +202,10 @@ mod tests {
         assert!(decode(b"$abc\r\n").is_err());
         assert!(decode(b"$99999999999\r\n").is_err());
         assert!(decode(b"*99999999999\r\n").is_err());
-        assert!(matches!(decode(b"$1\r\nab\r\n"), Err(RespError::BadTerminator)));
+        assert!(matches!(
+            decode(b"$1\r\nab\r\n"),
+            Err(RespError::BadTerminator)
+        ));
         let deep = "*1\r\n".repeat(40);
         assert!(matches!(decode(deep.as_bytes()), Err(RespError::TooDeep)));
     }

@@ -82,7 +82,10 @@ impl SetOp {
 
     /// Turns the client outcome into the completion's (type, value, error).
     /// A reply of the wrong shape is a fail with the reason: nothing was learned.
-    pub fn complete(&self, outcome: &Outcome) -> (hearsay_checkers::OpType, serde_json::Value, Option<String>) {
+    pub fn complete(
+        &self,
+        outcome: &Outcome,
+    ) -> (hearsay_checkers::OpType, serde_json::Value, Option<String>) {
         use hearsay_checkers::OpType;
         match outcome {
             Outcome::Fail(e) => (OpType::Fail, self.value(), Some(e.clone())),
@@ -91,7 +94,11 @@ impl SetOp {
             Outcome::Ok(v) => match self {
                 SetOp::Add { .. } => match v {
                     Value::Int(_) => (OpType::Ok, self.value(), None),
-                    other => (OpType::Fail, self.value(), Some(format!("unexpected reply {other:?}"))),
+                    other => (
+                        OpType::Fail,
+                        self.value(),
+                        Some(format!("unexpected reply {other:?}")),
+                    ),
                 },
                 SetOp::Read { key } | SetOp::FinalRead { key } => {
                     let parsed: Option<Vec<i64>> = v.as_array().and_then(|items| {
@@ -105,7 +112,11 @@ impl SetOp {
                             els.sort_unstable();
                             (OpType::Ok, json!({"key": key, "elements": els}), None)
                         }
-                        None => (OpType::Fail, self.value(), Some(format!("unexpected reply {v:?}"))),
+                        None => (
+                            OpType::Fail,
+                            self.value(),
+                            Some(format!("unexpected reply {v:?}")),
+                        ),
                     }
                 }
             },
@@ -185,12 +196,24 @@ mod tests {
 
     #[test]
     fn completion_taxonomy() {
-        let add = SetOp::Add { key: "k".into(), element: 5 };
+        let add = SetOp::Add {
+            key: "k".into(),
+            element: 5,
+        };
         assert_eq!(add.complete(&Outcome::Ok(Value::Int(1))).0, OpType::Ok);
-        assert_eq!(add.complete(&Outcome::Info("timeout".into())).0, OpType::Info);
-        assert_eq!(add.complete(&Outcome::Fail("CLUSTERDOWN".into())).0, OpType::Fail);
+        assert_eq!(
+            add.complete(&Outcome::Info("timeout".into())).0,
+            OpType::Info
+        );
+        assert_eq!(
+            add.complete(&Outcome::Fail("CLUSTERDOWN".into())).0,
+            OpType::Fail
+        );
         let read = SetOp::Read { key: "k".into() };
-        assert_eq!(read.complete(&Outcome::Info("timeout".into())).0, OpType::Fail);
+        assert_eq!(
+            read.complete(&Outcome::Info("timeout".into())).0,
+            OpType::Fail
+        );
         let reply = Value::Array(Some(vec![
             Value::Bulk(Some(b"9".to_vec())),
             Value::Bulk(Some(b"2".to_vec())),
