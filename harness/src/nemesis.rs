@@ -110,8 +110,9 @@ impl Nemesis {
         vec![]
     }
 
-    /// Resolves and starts a planned fault; returns the concrete fault for `stop`.
-    pub async fn start(&mut self, p: &Planned) -> Fault {
+    /// Resolves and starts a planned fault; returns the concrete fault for `stop` and
+    /// whether its effect was verified.
+    pub async fn start(&mut self, p: &Planned) -> (Fault, bool) {
         let prim = if schedule::needs_primaries(&p.fault) {
             self.primaries().await
         } else {
@@ -138,7 +139,7 @@ impl Nemesis {
             }),
             error,
         );
-        f
+        (f, verified)
     }
 
     fn describe_targets(&self, f: &Fault) -> J {
@@ -161,8 +162,9 @@ impl Nemesis {
         }
     }
 
-    /// Heals a fault started with [`Nemesis::start`].
-    pub async fn stop(&mut self, f: &Fault) {
+    /// Heals a fault started with [`Nemesis::start`]; returns whether the heal was
+    /// verified.
+    pub async fn stop(&mut self, f: &Fault) -> bool {
         let fname = format!("stop-{}", f.kind().name());
         self.record(OpType::Info, &fname, json!({"resolved": f}), None);
         let (evidence, verified, error) = self.heal(f).await;
@@ -172,6 +174,7 @@ impl Nemesis {
             json!({"resolved": f, "evidence": evidence, "verified": verified}),
             error,
         );
+        verified
     }
 
     /// Runs between start and stop: drives clock strobes until `until`.

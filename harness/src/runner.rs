@@ -527,7 +527,7 @@ async fn run_body(
             break;
         }
         tokio::time::sleep_until(at).await;
-        let f = nemesis.start(p).await;
+        let (f, _verified) = nemesis.start(p).await;
         progress.faults.fetch_add(1, Ordering::Relaxed);
         let until = (workload_start + Duration::from_millis(p.stop_ms)).min(deadline);
         nemesis.hold(&f, until, &stop_rx).await;

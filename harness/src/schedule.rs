@@ -89,7 +89,33 @@ pub enum PartitionSpec {
     Bridge,
     PrimariesAlone,
     OneWay,
-    Grudge { grudge: Grudge },
+    Grudge {
+        #[serde(with = "grudge_serde")]
+        grudge: Grudge,
+    },
+}
+
+/// JSON object keys are strings; grudge keys are node indices. Parsing them by hand
+/// works inside internally tagged enums, where serde's integer-key support does not.
+mod grudge_serde {
+    use super::Grudge;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(g: &Grudge, s: S) -> Result<S::Ok, S::Error> {
+        g.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Grudge, D::Error> {
+        let m: BTreeMap<String, Vec<usize>> = BTreeMap::deserialize(d)?;
+        m.into_iter()
+            .map(|(k, v)| {
+                k.parse::<usize>()
+                    .map(|k| (k, v))
+                    .map_err(|e| serde::de::Error::custom(format!("grudge key {k:?}: {e}")))
+            })
+            .collect()
+    }
 }
 
 /// One fault with its parameters.
@@ -360,6 +386,30 @@ pub fn needs_primaries(f: &Fault) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolved_partition_round_trips_through_json() {
+        let p = Planned {
+            start_ms: 1,
+            stop_ms: 2,
+            fault: resolve(
+                &Planned {
+                    start_ms: 1,
+                    stop_ms: 2,
+                    fault: Fault::Partition {
+                        partition: PartitionSpec::RandomHalves,
+                    },
+                    draw: 5,
+                },
+                6,
+                &[],
+            ),
+            draw: 5,
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        let back: Planned = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+    }
 
     #[test]
     fn parse_list() {

@@ -1,0 +1,66 @@
+//! Shared helpers for the harness's integration tests.
+#![allow(dead_code)]
+
+use hearsay_harness::skip_or_fail;
+use std::path::Path;
+
+/// True if the process may create namespaces, bridges and nft tables.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Checks prerequisites; on a miss prints why and returns false (or panics under CI=true).
+pub fn require(root: bool, redis: bool, faketime: bool) -> bool {
+    if root && !is_root() {
+        skip_or_fail("needs root (network namespaces, nft)");
+        return false;
+    }
+    if root && hearsay_harness::sys::which("nft").is_none() {
+        skip_or_fail("needs nft (apt-get install nftables)");
+        return false;
+    }
+    if redis && hearsay_harness::sys::which("redis-server").is_none() {
+        skip_or_fail("needs redis-server on PATH (apt-get install redis-server)");
+        return false;
+    }
+    if faketime
+        && (!Path::new(hearsay_harness::faketime::LIBFAKETIME).exists()
+            || hearsay_harness::sys::which("cc").is_none())
+    {
+        skip_or_fail("needs libfaketime and cc");
+        return false;
+    }
+    true
+}
+
+/// True when the workspace's hearsay-node binary exists and answers `--version`.
+pub fn hearsay_node_usable() -> bool {
+    let bin = hearsay_harness::runner::find_hearsay_node(None);
+    std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Names of namespaces, links and nft tables on the machine that carry `prefix`.
+pub fn leftovers(prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let run = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    for (what, text) in [
+        ("netns", run(&["ip", "netns", "list"])),
+        ("link", run(&["ip", "-o", "link", "show"])),
+        ("nft", run(&["nft", "list", "tables"])),
+    ] {
+        for line in text.lines().filter(|l| l.contains(prefix)) {
+            out.push(format!("{what}: {line}"));
+        }
+    }
+    out
+}
