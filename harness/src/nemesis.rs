@@ -216,17 +216,23 @@ impl Nemesis {
         );
     }
 
+    /// Probes all pairs at once (each probe is its own thread), in input order.
     async fn probe_pairs(&self, pairs: &[(usize, usize)]) -> Vec<(usize, usize, Probe)> {
-        let mut out = Vec::new();
+        let mut handles = Vec::new();
         for (dst, src) in pairs {
             let (Some(d), Some(s)) = (self.nodes.get(*dst), self.nodes.get(*src)) else {
                 continue;
             };
-            out.push((
-                *dst,
-                *src,
-                crate::net::probe(&s.ns, d.bus_addr(), PROBE).await,
-            ));
+            let (ns, addr) = (s.ns.clone(), d.bus_addr());
+            let h = tokio::spawn(async move { crate::net::probe(&ns, addr, PROBE).await });
+            handles.push((*dst, *src, h));
+        }
+        let mut out = Vec::new();
+        for (dst, src, h) in handles {
+            let p = h.await.unwrap_or_else(|e| Probe::Error {
+                error: e.to_string(),
+            });
+            out.push((dst, src, p));
         }
         out
     }

@@ -456,7 +456,7 @@ async fn run_body(
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr()).collect();
     let names: HashMap<SocketAddr, String> =
         nodes.iter().map(|n| (n.addr(), n.name.clone())).collect();
-    form::wait_ping(&addrs, Duration::from_secs(15)).await?;
+    wait_nodes_up(&mut nodes, Duration::from_secs(15)).await?;
     let start_ms = t_nodes.elapsed().as_millis() as u64;
     progress.phase("forming cluster");
     let formed = form::form(&addrs, opts.replicas, Duration::from_secs(30)).await?;
@@ -594,6 +594,36 @@ async fn run_body(
     });
     write_json(&run_dir.join("run-info.json"), &info)?;
     Ok(info)
+}
+
+/// Waits until every node answers PING; fails at once, with the log tail, if a node
+/// process exits (e.g. a binary that does not accept the redis-style config).
+async fn wait_nodes_up(nodes: &mut [Node], limit: Duration) -> Result<(), RunError> {
+    let t0 = Instant::now();
+    for n in nodes.iter_mut() {
+        loop {
+            if let Some(status) = n.exited() {
+                return Err(RunError::Other(format!(
+                    "node {} ({:?}) exited during startup with {status}; log tail:\n{}",
+                    n.name,
+                    n.kind,
+                    n.log_tail(15)
+                )));
+            }
+            if form::wait_ping(&[n.addr()], Duration::ZERO).await.is_ok() {
+                break;
+            }
+            if t0.elapsed() > limit {
+                return Err(RunError::Other(format!(
+                    "node {} did not answer PING within {limit:?}; log tail:\n{}",
+                    n.name,
+                    n.log_tail(15)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
 }
 
 async fn snapshotter(

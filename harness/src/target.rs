@@ -249,6 +249,30 @@ impl Node {
         self.child.is_some()
     }
 
+    /// If the process has exited on its own: its status (and it is reaped).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok().flatten()?;
+        if let Some(pid) = self.pid.take() {
+            let _ = self.reg.remove_proc(pid);
+        }
+        self.child = None;
+        Some(status)
+    }
+
+    /// The last `n` lines of the node's log and stdout, for error messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let mut out = String::new();
+        for f in [self.log_path(), self.dir.join("stdout.log")] {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            for l in lines.iter().skip(lines.len().saturating_sub(n)) {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     fn signal(&self, sig: Signal) -> Result<(), TargetError> {
         let pid = self
             .pid
