@@ -4,6 +4,7 @@
 //! stored run can be judged again offline with `hearsay check RUN_DIR`.
 
 pub mod history;
+pub mod redis_log;
 pub mod set;
 pub mod verdict;
 

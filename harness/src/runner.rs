@@ -89,8 +89,8 @@ pub struct RunOpts {
     /// Seconds to wait for the cluster to recover after the final heal.
     #[arg(long, default_value_t = 60.0)]
     pub recovery_timeout: f64,
-    /// Server log level.
-    #[arg(long, default_value = "verbose")]
+    /// Server log level (debug: redis logs PFAIL decisions, which events.jsonl needs).
+    #[arg(long, default_value = "debug")]
     pub loglevel: String,
     /// Drive the realised fault schedule of another run instead of drawing one.
     #[arg(long)]
@@ -573,6 +573,17 @@ async fn run_body(
     progress.phase("stopping nodes");
     for n in nemesis.nodes.iter_mut() {
         let _ = n.stop(Duration::from_secs(3)).await;
+    }
+    // redis-server has no event log: derive one from its log lines.
+    for n in nemesis.nodes.iter().filter(|n| n.kind == Kind::Redis) {
+        let log = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+        let mut text = String::new();
+        for ev in hearsay_checkers::redis_log::events(&log) {
+            text.push_str(&ev.to_string());
+            text.push('\n');
+        }
+        std::fs::write(n.events_path(), text)
+            .map_err(io(format!("write {}", n.events_path().display())))?;
     }
     if let Some(e) = rec.write_error() {
         return Err(RunError::Other(format!("history write failed: {e}")));
