@@ -256,7 +256,12 @@ struct Progress {
 impl Progress {
     fn phase(&self, p: &str) {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = p.to_string();
-        eprintln!("[hearsay] {p}");
+        if std::io::stderr().is_terminal() {
+            // Overwrite the live progress line instead of appending to it.
+            eprintln!("\r\x1b[2K[hearsay] {p}");
+        } else {
+            eprintln!("[hearsay] {p}");
+        }
     }
 }
 
@@ -717,16 +722,14 @@ async fn worker(
     let mut pace = stream(seed, &format!("stagger-worker-{w}"));
     while !*stop.borrow() {
         let op = gen.next_op(&keys);
-        run_op(&op, process, &mut client, &names, &rec, &progress)
-            .await
-            .then(|| {
-                // Unknown outcome: the op may still happen later, so this process
-                // never invokes again; a fresh process id takes its place.
-                process += concurrency;
-                max_process.fetch_max(process, Ordering::Relaxed);
-                gen = ProcessGen::new(seed, process, read_fraction);
-                client.disconnect();
-            });
+        if run_op(&op, process, &mut client, &names, &rec, &progress).await {
+            // Unknown outcome: the op may still happen later, so this process never
+            // invokes again; a fresh process id takes its place.
+            process += concurrency;
+            max_process.fetch_max(process, Ordering::Relaxed);
+            gen = ProcessGen::new(seed, process, read_fraction);
+            client.disconnect();
+        }
         let gap = Duration::from_secs_f64(mean_gap_s * 2.0 * unit(&mut pace));
         tokio::select! {
             _ = tokio::time::sleep(gap) => {}
