@@ -349,7 +349,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
         base_port: 7000,
     };
     let mut versions = serde_json::Map::new();
-    versions.insert("hearsay".into(), json!(env!("CARGO_PKG_VERSION")));
+    versions.insert("harness".into(), json!(env!("CARGO_PKG_VERSION")));
     for kind in [Kind::Redis, Kind::Hearsay] {
         if (0..opts.nodes).any(|i| opts.target.kind_of(i) == kind) {
             versions.insert(

@@ -181,15 +181,10 @@ fn redis_run_check_replay_and_schedule_from() {
 }
 
 #[test]
-#[ignore = "needs a working hearsay-node build (run with --ignored once the node works)"]
 fn hearsay_run_check_replay_and_schedule_from() {
-    if !common::require(true, false, true) {
+    if !common::require(true, false, true) || !common::require_hearsay_node() {
         return;
     }
-    assert!(
-        common::hearsay_node_usable(),
-        "hearsay-node not built or not working"
-    );
     run_and_compare("hearsay");
 }
 
@@ -233,13 +228,9 @@ fn acceptance_60s_redis() {
 }
 
 #[test]
-#[ignore = "60 s acceptance run against hearsay-node; run with --ignored once the node works"]
+#[ignore = "60 s acceptance run against hearsay-node; run with --ignored"]
 fn acceptance_60s_hearsay() {
-    if common::require(true, false, true) {
-        assert!(
-            common::hearsay_node_usable(),
-            "hearsay-node not built or not working"
-        );
+    if common::require(true, false, true) && common::require_hearsay_node() {
         acceptance("hearsay");
     }
 }

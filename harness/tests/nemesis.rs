@@ -239,14 +239,9 @@ async fn every_nemesis_kind_takes_effect_and_heals_on_redis() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs a working hearsay-node build (run with --ignored once the node works)"]
 async fn every_nemesis_kind_takes_effect_and_heals_on_hearsay() {
-    if !common::require(true, false, true) {
+    if !common::require(true, false, true) || !common::require_hearsay_node() {
         return;
     }
-    assert!(
-        common::hearsay_node_usable(),
-        "hearsay-node not built or not working"
-    );
     every_kind_takes_effect_and_heals(TargetChoice::Hearsay).await;
 }

@@ -34,13 +34,21 @@ pub fn require(root: bool, redis: bool, faketime: bool) -> bool {
     true
 }
 
-/// True when the workspace's hearsay-node binary exists and answers `--version`.
-pub fn hearsay_node_usable() -> bool {
+/// The workspace's hearsay-node binary must exist and answer `--version` (build it
+/// with `cargo build -p hearsay-node`; `cargo test -p hearsay` alone does not).
+pub fn require_hearsay_node() -> bool {
     let bin = hearsay_harness::runner::find_hearsay_node(None);
-    std::process::Command::new(&bin)
+    let ok = std::process::Command::new(&bin)
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip_or_fail(&format!(
+            "needs a built hearsay-node ({}): cargo build -p hearsay-node",
+            bin.display()
+        ));
+    }
+    ok
 }
 
 /// Names of namespaces, links and nft tables on the machine that carry `prefix`.
