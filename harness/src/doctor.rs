@@ -73,8 +73,10 @@ pub fn doctor() -> i32 {
     });
     checks.push(Check {
         name: "libfaketime (clock nemesis)",
-        ok: Path::new(crate::faketime::LIBFAKETIME).exists(),
-        detail: crate::faketime::LIBFAKETIME.to_string(),
+        ok: crate::faketime::libfaketime().is_some(),
+        detail: crate::faketime::libfaketime()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not found".into()),
         fix: "apt-get install libfaketime; only the clock nemesis needs it",
         required: false,
     });

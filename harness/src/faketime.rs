@@ -8,8 +8,20 @@
 
 use std::path::{Path, PathBuf};
 
-/// Where Debian installs libfaketime.
-pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// Where Debian and Ubuntu install libfaketime, per architecture.
+const LIBFAKETIME_PATHS: [&str; 3] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+];
+
+/// The installed libfaketime, if any.
+pub fn libfaketime() -> Option<PathBuf> {
+    LIBFAKETIME_PATHS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
 
 const SHIM_C: &str = r#"
 /* Routes the malloc family to glibc so that jemalloc initialises only after
@@ -64,8 +76,8 @@ pub enum FaketimeError {
 
 /// Compiles the shim into `dir` and returns its path.
 pub fn build_shim(dir: &Path) -> Result<PathBuf, FaketimeError> {
-    if !Path::new(LIBFAKETIME).exists() {
-        return Err(FaketimeError::Missing(LIBFAKETIME.into()));
+    if libfaketime().is_none() {
+        return Err(FaketimeError::Missing(LIBFAKETIME_PATHS.join(" or ")));
     }
     std::fs::create_dir_all(dir).map_err(|source| FaketimeError::Io {
         path: dir.display().to_string(),
@@ -92,7 +104,11 @@ pub fn env(shim: &Path, file: &Path) -> Vec<(String, String)> {
     vec![
         (
             "LD_PRELOAD".into(),
-            format!("{}:{}", shim.display(), LIBFAKETIME),
+            format!(
+                "{}:{}",
+                shim.display(),
+                libfaketime().unwrap_or_default().display()
+            ),
         ),
         ("FAKETIME_TIMESTAMP_FILE".into(), file.display().to_string()),
         // Re-read the file on every call: skew takes effect at once (~2 µs per call).
@@ -135,7 +151,7 @@ mod tests {
 
     #[test]
     fn shim_skews_date_under_libfaketime() {
-        if !Path::new(LIBFAKETIME).exists() || crate::sys::which("cc").is_none() {
+        if libfaketime().is_none() || crate::sys::which("cc").is_none() {
             crate::skip_or_fail("libfaketime or cc missing");
             return;
         }

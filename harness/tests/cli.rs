@@ -109,3 +109,28 @@ fn same_seed_gives_same_client_op_sequence_per_process() {
         assert_ne!(seq(7), seq(8));
     }
 }
+
+#[test]
+fn doctor_lists_every_prerequisite_with_a_fix() {
+    let out = hearsay(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "root or CAP_NET_ADMIN",
+        "nftables",
+        "libfaketime",
+        "redis-server",
+        "hearsay-node",
+    ] {
+        assert!(text.contains(name), "doctor misses {name}: {text}");
+    }
+    // Exit 0 exactly when nothing required is missing.
+    let failed = text.lines().any(|l| l.starts_with("[FAIL]"));
+    assert_eq!(
+        out.status.code(),
+        Some(if failed { 2 } else { 0 }),
+        "{text}"
+    );
+    if failed {
+        assert!(text.contains("fix:"));
+    }
+}

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use hearsay_harness::skip_or_fail;
-use std::path::Path;
 
 /// True if the process may create namespaces, bridges and nft tables.
 pub fn is_root() -> bool {
@@ -25,7 +24,7 @@ pub fn require(root: bool, redis: bool, faketime: bool) -> bool {
         return false;
     }
     if faketime
-        && (!Path::new(hearsay_harness::faketime::LIBFAKETIME).exists()
+        && (hearsay_harness::faketime::libfaketime().is_none()
             || hearsay_harness::sys::which("cc").is_none())
     {
         skip_or_fail("needs libfaketime and cc");
