@@ -142,27 +142,32 @@ fn with_runtime(f: impl std::future::Future<Output = i32>) -> i32 {
             return 2;
         }
     };
-    let code = rt.block_on(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
+    // A panic anywhere in the run is a harness error (exit 2), after the guards and
+    // the panic hook have torn everything down.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async move {
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
                 }
-                Err(_) => std::future::pending::<()>().await,
+            };
+            tokio::select! {
+                code = f => code,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("\n[hearsay] interrupted: tearing down");
+                    2
+                }
+                _ = term => {
+                    eprintln!("[hearsay] terminated: tearing down");
+                    2
+                }
             }
-        };
-        tokio::select! {
-            code = f => code,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("\n[hearsay] interrupted: tearing down");
-                2
-            }
-            _ = term => {
-                eprintln!("[hearsay] terminated: tearing down");
-                2
-            }
-        }
-    });
+        })
+    }))
+    .unwrap_or(2);
     // Dropping the run future above ran its guards; this catches anything left.
     registry::teardown_all_active();
     code

@@ -471,6 +471,10 @@ async fn run_body(
         formed.form_ms,
         t_run.elapsed().as_millis()
     );
+    // Test hook: proves that a panic mid-run still tears everything down.
+    if std::env::var("HEARSAY_TEST_PANIC").as_deref() == Ok("after-form") {
+        panic!("HEARSAY_TEST_PANIC=after-form");
+    }
     let rec = Arc::new(
         Recorder::create(&run_dir.join("history.jsonl"), Instant::now())
             .map_err(io("create history"))?,

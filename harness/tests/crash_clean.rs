@@ -155,3 +155,43 @@ fn sigint_mid_run_tears_down_by_itself() {
     }
     assert!(registry(reg.path()).is_none());
 }
+
+#[test]
+fn panic_mid_run_tears_down_and_exits_2() {
+    if !common::require(true, true, false) {
+        return;
+    }
+    let reg = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hearsay"))
+        .args([
+            "run",
+            "--target",
+            "redis",
+            "--time-limit",
+            "5",
+            "--results-dir",
+        ])
+        .arg(results.path())
+        .env("HEARSAY_REGISTRY_DIR", reg.path())
+        .env("HEARSAY_TEST_PANIC", "after-form")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("HEARSAY_TEST_PANIC"), "{stderr}");
+    let test: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results.path().join("latest/test.json")).unwrap(),
+    )
+    .unwrap();
+    let prefix = test["prefix"].as_str().unwrap();
+    assert!(
+        common::leftovers(prefix).is_empty(),
+        "{:?}",
+        common::leftovers(prefix)
+    );
+    assert!(
+        registry(reg.path()).is_none(),
+        "registry removed after teardown"
+    );
+}
