@@ -184,6 +184,12 @@ async fn run(opts: RunOpts) -> i32 {
                     s.seed,
                     verdict_text(s.valid)
                 );
+                if s.unverified > 0 {
+                    println!(
+                        "warning: {} nemesis steps could not be verified (see results.json)",
+                        s.unverified
+                    );
+                }
                 worst = worst.and(s.valid);
             }
             if opts.dry_run {

@@ -141,6 +141,8 @@ pub struct RunSummary {
     pub run_dir: PathBuf,
     pub seed: u64,
     pub valid: Valid,
+    /// Nemesis steps whose effect could not be verified.
+    pub unverified: usize,
 }
 
 /// Deletes everything the run created when dropped (normal end, `?`, panic unwinding,
@@ -384,6 +386,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
             run_dir,
             seed,
             valid: Valid::Unknown,
+            unverified: 0,
         });
     }
     let reg = Registry::create(&prefix)?;
@@ -391,24 +394,22 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
     reg.set_run_dir(&run_dir)?;
     let result = run_body(opts, seed, &planned, &run_dir, reg.clone(), settings).await;
     drop(guard);
-    let mut info = match result {
-        Ok(info) => info,
-        Err(e) => {
-            let _ = write_json(
-                &run_dir.join("run-info.json"),
-                &json!({"error": e.to_string()}),
-            );
-            return Err(e);
-        }
-    };
-    let checked = check_dir(&run_dir)?;
-    if let Some(o) = info.as_object_mut() {
-        o.insert("valid".into(), json!(checked.valid));
+    if let Err(e) = result {
+        let _ = write_json(
+            &run_dir.join("run-info.json"),
+            &json!({"error": e.to_string()}),
+        );
+        return Err(e);
     }
+    let checked = check_dir(&run_dir)?;
+    let unverified = checked.results["nemesis"]["unverified"]
+        .as_array()
+        .map_or(0, |a| a.len());
     Ok(RunSummary {
         run_dir,
         seed,
         valid: checked.valid,
+        unverified,
     })
 }
 
