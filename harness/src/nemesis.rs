@@ -315,14 +315,14 @@ impl Nemesis {
                     }
                     self.active.paused.push(*i);
                 }
-                // The kernel stops the process asynchronously; give it a moment.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // The kernel stops a process asynchronously (it must be scheduled to
+                // take the signal): poll its state for up to a second.
                 let mut ok = errors.is_empty();
                 for i in &t {
                     let Some(n) = self.nodes.get(*i) else {
                         continue;
                     };
-                    let st = n.proc_state();
+                    let st = wait_state(n, |s| s == Some('T')).await;
                     ok &= st == Some('T');
                     states.insert(n.name.clone(), J::from(st.map(|c| c.to_string())));
                 }
@@ -471,8 +471,7 @@ impl Nemesis {
                 continue;
             };
             let _ = n.resume();
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            let st = n.proc_state();
+            let st = wait_state(n, |s| s.is_some() && s != Some('T')).await;
             ok &= st.is_some() && st != Some('T');
             states.insert(n.name.clone(), J::from(st.map(|c| c.to_string())));
         }
@@ -586,6 +585,19 @@ impl Nemesis {
             (!errors.is_empty()).then(|| errors.join("; ")),
         );
         ok
+    }
+}
+
+/// Polls a node's process state until `done` holds or one second passes; returns the
+/// last state seen.
+async fn wait_state(n: &Node, done: impl Fn(Option<char>) -> bool) -> Option<char> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let st = n.proc_state();
+        if done(st) || tokio::time::Instant::now() > deadline {
+            return st;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -5,110 +5,15 @@
 
 mod common;
 
+use common::{bed, Bed};
 use hearsay_harness::form;
 use hearsay_harness::nemesis::Nemesis;
-use hearsay_harness::net::Network;
 use hearsay_harness::recorder::Recorder;
-use hearsay_harness::registry::{new_prefix, Registry};
 use hearsay_harness::schedule::{Fault, PartitionSpec, Planned, TargetSpec};
-use hearsay_harness::target::{Node, NodeSettings, TargetChoice};
+use hearsay_harness::target::TargetChoice;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Guard(Arc<Registry>);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.0.teardown();
-    }
-}
-
-struct Bed {
-    guard: Guard,
-    prefix: String,
-    nodes: Vec<Node>,
-    net: Network,
-    form_total_ms: u128,
-    _reg_dir: tempfile::TempDir,
-    run_dir: tempfile::TempDir,
-}
-
-async fn bed(target: TargetChoice, faketime: bool) -> Bed {
-    let reg_dir = tempfile::tempdir().unwrap();
-    let run_dir = tempfile::tempdir().unwrap();
-    let prefix = new_prefix();
-    let reg = Registry::create_in(reg_dir.path(), &prefix).unwrap();
-    let guard = Guard(reg.clone());
-    let t0 = Instant::now();
-    let net = Network::create(&reg, 6).unwrap();
-    let settings = NodeSettings {
-        redis_server: hearsay_harness::sys::which("redis-server").unwrap_or_default(),
-        hearsay_node: hearsay_harness::runner::find_hearsay_node(None),
-        node_timeout_ms: 2000,
-        loglevel: "notice".into(),
-        faketime_shim: faketime.then(|| {
-            hearsay_harness::faketime::build_shim(&run_dir.path().join("faketime")).unwrap()
-        }),
-        base_port: 7000,
-    };
-    let mut nodes = Vec::new();
-    for (i, nn) in net.nodes.iter().enumerate() {
-        let n = Node::new(
-            i,
-            target.kind_of(i),
-            &nn.ns,
-            nn.ip,
-            run_dir.path(),
-            &settings,
-            reg.clone(),
-        );
-        n.write_config().unwrap();
-        nodes.push(n);
-    }
-    for n in nodes.iter_mut() {
-        n.start().unwrap();
-    }
-    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
-    form::wait_ping(&addrs, Duration::from_secs(10))
-        .await
-        .unwrap();
-    form::form(&addrs, 1, Duration::from_secs(20))
-        .await
-        .unwrap();
-    let form_total_ms = t0.elapsed().as_millis();
-    Bed {
-        guard,
-        prefix,
-        nodes,
-        net,
-        form_total_ms,
-        _reg_dir: reg_dir,
-        run_dir,
-    }
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn six_node_redis_cluster_is_up_and_agreed_in_under_3s() {
-    if !common::require(true, true, false) {
-        return;
-    }
-    let mut b = bed(TargetChoice::Redis, false).await;
-    println!(
-        "6-node redis cluster: network + start + form + agree in {} ms",
-        b.form_total_ms
-    );
-    assert!(b.form_total_ms < 3000, "took {} ms", b.form_total_ms);
-    for n in b.nodes.iter_mut() {
-        n.stop(Duration::from_secs(2)).await.unwrap();
-    }
-    let prefix = b.prefix.clone();
-    drop(b.guard);
-    assert!(
-        common::leftovers(&prefix).is_empty(),
-        "{:?}",
-        common::leftovers(&prefix)
-    );
-}
 
 fn planned(fault: Fault) -> Planned {
     Planned {

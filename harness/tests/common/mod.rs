@@ -71,3 +71,81 @@ pub fn leftovers(prefix: &str) -> Vec<String> {
     }
     out
 }
+
+use hearsay_harness::form;
+use hearsay_harness::net::Network;
+use hearsay_harness::registry::{new_prefix, Registry};
+use hearsay_harness::target::{Node, NodeSettings, TargetChoice};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Guard(pub Arc<Registry>);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.teardown();
+    }
+}
+
+pub struct Bed {
+    pub guard: Guard,
+    pub prefix: String,
+    pub nodes: Vec<Node>,
+    pub net: Network,
+    pub form_total_ms: u128,
+    pub _reg_dir: tempfile::TempDir,
+    pub run_dir: tempfile::TempDir,
+}
+
+pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
+    let reg_dir = tempfile::tempdir().unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let prefix = new_prefix();
+    let reg = Registry::create_in(reg_dir.path(), &prefix).unwrap();
+    let guard = Guard(reg.clone());
+    let t0 = Instant::now();
+    let net = Network::create(&reg, 6).unwrap();
+    let settings = NodeSettings {
+        redis_server: hearsay_harness::sys::which("redis-server").unwrap_or_default(),
+        hearsay_node: hearsay_harness::runner::find_hearsay_node(None),
+        node_timeout_ms: 2000,
+        loglevel: "notice".into(),
+        faketime_shim: faketime.then(|| {
+            hearsay_harness::faketime::build_shim(&run_dir.path().join("faketime")).unwrap()
+        }),
+        base_port: 7000,
+    };
+    let mut nodes = Vec::new();
+    for (i, nn) in net.nodes.iter().enumerate() {
+        let n = Node::new(
+            i,
+            target.kind_of(i),
+            &nn.ns,
+            nn.ip,
+            run_dir.path(),
+            &settings,
+            reg.clone(),
+        );
+        n.write_config().unwrap();
+        nodes.push(n);
+    }
+    for n in nodes.iter_mut() {
+        n.start().unwrap();
+    }
+    let addrs: Vec<_> = nodes.iter().map(|n| n.addr()).collect();
+    form::wait_ping(&addrs, Duration::from_secs(10))
+        .await
+        .unwrap();
+    form::form(&addrs, 1, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let form_total_ms = t0.elapsed().as_millis();
+    Bed {
+        guard,
+        prefix,
+        nodes,
+        net,
+        form_total_ms,
+        _reg_dir: reg_dir,
+        run_dir,
+    }
+}
