@@ -6,6 +6,7 @@
 pub mod history;
 pub mod redis_log;
 pub mod set;
+pub mod stats;
 pub mod verdict;
 
 pub use history::{Op, OpType, Process};

@@ -849,6 +849,10 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
             json!(format!("no checker for workload {workload}")),
         );
     }
+    results.insert(
+        "stats".into(),
+        json!(hearsay_checkers::stats::stats(&history)),
+    );
     // Nemesis summary: every start/stop with whether its effect was verified.
     let mut faults = Vec::new();
     let mut unverified = Vec::new();
