@@ -545,6 +545,22 @@ impl Nemesis {
         ok &= dok;
         errors.extend(derr);
         let all: Vec<usize> = (0..self.nodes.len()).collect();
+        // A node that died although no kill is in effect crashed by itself: evidence
+        // of a bug in the server (its log tells why), recorded as such.
+        let mut crashed = serde_json::Map::new();
+        for i in &all {
+            if self.active.killed.contains(i) {
+                continue;
+            }
+            if let Some(n) = self.nodes.get_mut(*i) {
+                if let Some(status) = n.exited() {
+                    crashed.insert(n.name.clone(), J::from(status.to_string()));
+                }
+            }
+        }
+        if !crashed.is_empty() {
+            ev.insert("unexpected-exits".into(), J::Object(crashed));
+        }
         // SIGCONT everyone (harmless when not stopped) rather than trusting bookkeeping.
         let (r, rok, _) = self
             .resume(

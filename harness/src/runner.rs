@@ -825,6 +825,39 @@ pub struct Checked {
     pub results: serde_json::Value,
 }
 
+/// Lines that mean a server crashed: a Rust panic, or redis's crash report.
+const CRASH_PATTERNS: [&str; 3] = [
+    "panicked at",
+    "=== REDIS BUG REPORT START",
+    "Guru Meditation",
+];
+
+/// Every crash line in `nodes/*/{log,stdout.log}`: (node, file, line).
+pub fn scan_node_logs(run_dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(run_dir.join("nodes")) else {
+        return out;
+    };
+    let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    for d in dirs {
+        let node = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for f in ["log", "stdout.log"] {
+            let text = std::fs::read_to_string(d.join(f)).unwrap_or_default();
+            for line in text
+                .lines()
+                .filter(|l| CRASH_PATTERNS.iter().any(|p| l.contains(p)))
+            {
+                out.push(json!({"node": node, "file": f, "line": line}));
+            }
+        }
+    }
+    out
+}
+
 pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     let test: serde_json::Value = std::fs::read_to_string(run_dir.join("test.json"))
         .ok()
@@ -880,6 +913,13 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
         );
         valid = valid.and(Valid::False);
     }
+    // Server crashes: a panic or bug report in a node's output makes the run invalid,
+    // whatever the data says (Jepsen's log-file-pattern checker).
+    let crashes = scan_node_logs(run_dir);
+    if !crashes.is_empty() {
+        valid = valid.and(Valid::False);
+    }
+    results.insert("crashes".into(), json!(crashes));
     let complete = recovered.is_some();
     if !complete {
         // A run that died mid-way: the data verdict can still be false, never true.
@@ -909,6 +949,55 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_dir_with(history_fixture: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checkers/tests/fixtures");
+        std::fs::copy(
+            fixtures.join(history_fixture),
+            d.path().join("history.jsonl"),
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("test.json"),
+            r#"{"options":{"workload":"set"}}"#,
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.path().join("nodes/n2")).unwrap();
+        std::fs::write(
+            d.path().join("nodes/n2/log"),
+            "1:M 22 Nov 2026 18:58:09.131 * Ready\n",
+        )
+        .unwrap();
+        d
+    }
+
+    #[test]
+    fn check_dir_judges_a_stored_run_offline() {
+        let d = run_dir_with("set-redis-partition-clock-valid.jsonl");
+        let c = check_dir(d.path()).unwrap();
+        assert_eq!(c.valid, Valid::True, "{}", c.results);
+        assert!(d.path().join("results.json").is_file());
+        let d = run_dir_with("set-redis-loss-lost-writes.jsonl");
+        assert_eq!(check_dir(d.path()).unwrap().valid, Valid::False);
+        let d = run_dir_with("set-redis-killed-mid-run.jsonl");
+        let c = check_dir(d.path()).unwrap();
+        assert_eq!(c.valid, Valid::Unknown);
+        assert_eq!(c.results["complete-run"], false);
+    }
+
+    #[test]
+    fn a_node_panic_makes_the_run_invalid() {
+        let d = run_dir_with("set-redis-partition-clock-valid.jsonl");
+        std::fs::write(
+            d.path().join("nodes/n2/stdout.log"),
+            "thread 'main' panicked at node/src/server/mod.rs:10:5:\nboom\n",
+        )
+        .unwrap();
+        let c = check_dir(d.path()).unwrap();
+        assert_eq!(c.valid, Valid::False);
+        assert_eq!(c.results["crashes"][0]["node"], "n2");
+    }
 
     #[test]
     fn utc_stamp_formats() {
