@@ -95,9 +95,11 @@ impl Delays {
         let mut child = cmd.spawn().map_err(|e| format!("spawn delayer: {e}"))?;
         drop(ns_file);
         if let Some(pid) = child.id() {
-            self.reg
-                .add_proc(pid, &format!("delayer {}", node.name))
-                .map_err(|e| e.to_string())?;
+            if let Err(e) = self.reg.add_proc(pid, &format!("delayer {}", node.name)) {
+                // Never leave a process running that no teardown knows about.
+                let _ = child.start_kill();
+                return Err(e.to_string());
+            }
         }
         // Wait for "ready" (queue bound) before diverting packets to it.
         let ready = async {

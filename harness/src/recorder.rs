@@ -41,6 +41,9 @@ impl JsonLines {
 pub struct Recorder {
     start: Instant,
     out: JsonLines,
+    /// Nemesis ops also go here (the results layout's `nemesis.jsonl`), for readers
+    /// that want the fault timeline without scanning every client op.
+    nemesis: Option<JsonLines>,
     next: Mutex<u64>,
     failed: Mutex<Option<String>>,
 }
@@ -50,9 +53,16 @@ impl Recorder {
         Ok(Recorder {
             start,
             out: JsonLines::create(path)?,
+            nemesis: None,
             next: Mutex::new(0),
             failed: Mutex::new(None),
         })
+    }
+
+    /// Also writes nemesis ops to `path`.
+    pub fn with_nemesis_file(mut self, path: &Path) -> std::io::Result<Recorder> {
+        self.nemesis = Some(JsonLines::create(path)?);
+        Ok(self)
     }
 
     /// Nanoseconds since the run's start.
@@ -87,7 +97,11 @@ impl Recorder {
             error,
         };
         *next += 1;
-        if let Err(e) = self.out.write(&op) {
+        let nemesis_write = match (&self.nemesis, op.process) {
+            (Some(n), Process::Nemesis) => n.write(&op),
+            _ => Ok(()),
+        };
+        if let Err(e) = self.out.write(&op).and(nemesis_write) {
             let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
             failed.get_or_insert_with(|| e.to_string());
         }
@@ -112,7 +126,10 @@ mod tests {
     fn every_record_is_on_disk_immediately() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("history.jsonl");
-        let r = Recorder::create(&p, Instant::now()).unwrap();
+        let r = Recorder::create(&p, Instant::now())
+            .unwrap()
+            .with_nemesis_file(&d.path().join("nemesis.jsonl"))
+            .unwrap();
         r.record(
             Process::Client(0),
             OpType::Invoke,
@@ -134,5 +151,8 @@ mod tests {
         assert_eq!(h.ops.len(), 2);
         assert_eq!(h.ops[1].index, 1);
         assert!(h.ops[0].time <= h.ops[1].time);
+        let n = History::read(&d.path().join("nemesis.jsonl")).unwrap();
+        assert_eq!(n.ops.len(), 1);
+        assert_eq!(n.ops[0], h.ops[1]);
     }
 }

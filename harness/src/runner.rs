@@ -478,6 +478,7 @@ async fn run_body(
     }
     let rec = Arc::new(
         Recorder::create(&run_dir.join("history.jsonl"), Instant::now())
+            .and_then(|r| r.with_nemesis_file(&run_dir.join("nemesis.jsonl")))
             .map_err(io("create history"))?,
     );
     let snaps =

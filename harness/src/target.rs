@@ -229,17 +229,22 @@ impl Node {
             }
         }
         crate::sys::enter_netns_on_exec(&mut cmd, &ns_file);
-        let child = cmd.spawn().map_err(|e| self.io("spawn", e))?;
+        let mut child = cmd.spawn().map_err(|e| self.io("spawn", e))?;
         drop(ns_file);
         let pid = child
             .id()
             .ok_or_else(|| TargetError::NotRunning(self.name.clone()))?;
-        self.reg
+        if let Err(source) = self
+            .reg
             .add_proc(pid, &format!("{} {}", self.name, bin.display()))
-            .map_err(|source| TargetError::Registry {
+        {
+            // Never leave a process running that no teardown knows about.
+            let _ = child.start_kill();
+            return Err(TargetError::Registry {
                 node: self.name.clone(),
                 source,
-            })?;
+            });
+        }
         self.child = Some(child);
         self.pid = Some(pid);
         Ok(pid)

@@ -86,6 +86,7 @@ fn run_and_compare(target: &str) {
         "test.json",
         "schedule.json",
         "history.jsonl",
+        "nemesis.jsonl",
         "snapshots.jsonl",
         "results.json",
         "run-info.json",
@@ -93,7 +94,7 @@ fn run_and_compare(target: &str) {
         assert!(a.join(f).is_file(), "missing {f}");
     }
     for n in 1..=6 {
-        for f in ["log", "nodes.conf", "node.conf"] {
+        for f in ["log", "nodes.conf", "node.conf", "events.jsonl"] {
             assert!(
                 a.join(format!("nodes/n{n}/{f}")).is_file(),
                 "missing n{n}/{f}"
