@@ -89,6 +89,10 @@ pub struct RunOpts {
     /// Seconds to wait for the cluster to recover after the final heal.
     #[arg(long, default_value_t = 60.0)]
     pub recovery_timeout: f64,
+    /// AOF persistence (appendfsync everysec) for every node.
+    #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
+    #[serde(default = "yes")]
+    pub appendonly: String,
     /// Server log level (debug: redis logs PFAIL decisions, which events.jsonl needs).
     #[arg(long, default_value = "debug")]
     pub loglevel: String,
@@ -101,6 +105,10 @@ pub struct RunOpts {
     /// Write test.json and schedule.json, print the schedule, start nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+fn yes() -> String {
+    "yes".into()
 }
 
 /// Run errors (exit code 2).
@@ -347,6 +355,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
         hearsay_node: find_hearsay_node(opts.hearsay_node.as_deref()),
         node_timeout_ms: opts.node_timeout,
         loglevel: opts.loglevel.clone(),
+        appendonly: opts.appendonly == "yes",
         faketime_shim: None,
         base_port: 7000,
     };

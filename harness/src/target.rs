@@ -79,6 +79,9 @@ pub struct NodeSettings {
     pub hearsay_node: PathBuf,
     pub node_timeout_ms: u64,
     pub loglevel: String,
+    /// AOF with fsync every second (Jepsen's redis setup): a SIGKILLed node restarts
+    /// with its data, so kill faults test the cluster, not a missing disk.
+    pub appendonly: bool,
     /// (shim, libfaketime) prepared: nodes run with a per-node offset file.
     pub faketime_shim: Option<PathBuf>,
     pub base_port: u16,
@@ -169,12 +172,13 @@ impl Node {
         let d = self.dir.display();
         let mut c = format!(
             "port {port}\nbind {ip} 127.0.0.1\nprotected-mode no\ncluster-enabled yes\n\
-             cluster-config-file {d}/nodes.conf\ncluster-node-timeout {nt}\nappendonly no\n\
+             cluster-config-file {d}/nodes.conf\ncluster-node-timeout {nt}\nappendonly {aof}\nappendfsync everysec\n\
              save \"\"\ndir {d}\nloglevel {ll}\nlogfile {d}/log\ndaemonize no\n",
             port = self.port,
             ip = self.ip,
             nt = self.settings.node_timeout_ms,
             ll = self.settings.loglevel,
+            aof = if self.settings.appendonly { "yes" } else { "no" },
         );
         if self.kind == Kind::Hearsay {
             c.push_str(&format!("events-file {d}/events.jsonl\n"));

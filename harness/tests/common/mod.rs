@@ -109,6 +109,7 @@ pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
         hearsay_node: hearsay_harness::runner::find_hearsay_node(None),
         node_timeout_ms: 2000,
         loglevel: "notice".into(),
+        appendonly: true,
         faketime_shim: faketime.then(|| {
             hearsay_harness::faketime::build_shim(&run_dir.path().join("faketime")).unwrap()
         }),
