@@ -3,10 +3,10 @@
 //! MEET between every pair, REPLICATE for replicas, then wait until
 //! every node reports `cluster_state:ok` and all nodes agree on the topology.
 
-use hearsay_workloads::conn::{oneshot, Conn};
+use hearsay_workloads::conn::Conn;
 use hearsay_workloads::resp::Value;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -29,27 +29,53 @@ pub enum FormError {
 
 const T: Duration = Duration::from_millis(1000);
 
-async fn cmd(addr: SocketAddr, args: &[&str]) -> Result<Value, FormError> {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    let err = |error: String| FormError::Command {
-        node: addr,
-        cmd: args.join(" "),
-        error,
-    };
-    match oneshot(addr, &a, T).await {
-        Ok(Value::Error(e)) => Err(err(e)),
-        Ok(v) => Ok(v),
-        Err(e) => Err(err(e.to_string())),
-    }
+/// Admin connections, one per node, reused across commands (formation sends ~40
+/// commands and polls agreement every 20 ms; a connect per command costs more than
+/// the command). A connection that fails is dropped and reopened on next use.
+#[derive(Default)]
+pub struct Admin {
+    conns: HashMap<SocketAddr, Conn>,
 }
 
-async fn text(addr: SocketAddr, args: &[&str]) -> Result<String, FormError> {
-    let v = cmd(addr, args).await?;
-    v.as_text().ok_or_else(|| FormError::Command {
-        node: addr,
-        cmd: args.join(" "),
-        error: format!("unexpected reply {v:?}"),
-    })
+impl Admin {
+    pub async fn request(&mut self, addr: SocketAddr, args: &[&[u8]]) -> Result<Value, String> {
+        let c = match self.conns.entry(addr) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Conn::connect(addr, T).await.map_err(|e| e.to_string())?)
+            }
+        };
+        match c.request(args, T).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.conns.remove(&addr);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    async fn cmd(&mut self, addr: SocketAddr, args: &[&str]) -> Result<Value, FormError> {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        let err = |error: String| FormError::Command {
+            node: addr,
+            cmd: args.join(" "),
+            error,
+        };
+        match self.request(addr, &a).await {
+            Ok(Value::Error(e)) => Err(err(e)),
+            Ok(v) => Ok(v),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn text(&mut self, addr: SocketAddr, args: &[&str]) -> Result<String, FormError> {
+        let v = self.cmd(addr, args).await?;
+        v.as_text().ok_or_else(|| FormError::Command {
+            node: addr,
+            cmd: args.join(" "),
+            error: format!("unexpected reply {v:?}"),
+        })
+    }
 }
 
 /// One line of CLUSTER NODES.
@@ -139,9 +165,10 @@ pub struct Formed {
 /// Waits until every address answers PING.
 pub async fn wait_ping(addrs: &[SocketAddr], limit: Duration) -> Result<(), FormError> {
     let t0 = Instant::now();
+    let mut admin = Admin::default();
     for a in addrs {
         loop {
-            match cmd(*a, &["PING"]).await {
+            match admin.cmd(*a, &["PING"]).await {
                 Ok(_) => break,
                 Err(e) if t0.elapsed() > limit => {
                     return Err(FormError::Timeout {
@@ -167,34 +194,39 @@ pub async fn form(
     let t0 = Instant::now();
     let n = addrs.len();
     let masters = (n / (replicas + 1)).max(1);
+    let mut admin = Admin::default();
     let mut ids = Vec::new();
     for (i, a) in addrs.iter().enumerate() {
-        ids.push(text(*a, &["CLUSTER", "MYID"]).await?);
-        cmd(*a, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]).await?;
+        ids.push(admin.text(*a, &["CLUSTER", "MYID"]).await?);
+        admin
+            .cmd(*a, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])
+            .await?;
     }
     for (i, (s, e)) in slot_ranges(masters).into_iter().enumerate() {
         if let Some(a) = addrs.get(i) {
-            cmd(
-                *a,
-                &["CLUSTER", "ADDSLOTSRANGE", &s.to_string(), &e.to_string()],
-            )
-            .await?;
+            admin
+                .cmd(
+                    *a,
+                    &["CLUSTER", "ADDSLOTSRANGE", &s.to_string(), &e.to_string()],
+                )
+                .await?;
         }
     }
     // Full mesh of MEETs: every node learns every other directly instead of waiting
     // for gossip to spread them, which roughly halves formation time.
     for (i, from) in addrs.iter().enumerate() {
         for to in addrs.iter().skip(i + 1) {
-            cmd(
-                *from,
-                &[
-                    "CLUSTER",
-                    "MEET",
-                    &to.ip().to_string(),
-                    &to.port().to_string(),
-                ],
-            )
-            .await?;
+            admin
+                .cmd(
+                    *from,
+                    &[
+                        "CLUSTER",
+                        "MEET",
+                        &to.ip().to_string(),
+                        &to.port().to_string(),
+                    ],
+                )
+                .await?;
         }
     }
     // REPLICATE needs the master known (handshake done) on the replica.
@@ -203,7 +235,7 @@ pub async fn form(
             continue;
         };
         loop {
-            match cmd(*a, &["CLUSTER", "REPLICATE", mid]).await {
+            match admin.cmd(*a, &["CLUSTER", "REPLICATE", mid]).await {
                 Ok(_) => break,
                 Err(e) if t0.elapsed() > limit => {
                     return Err(FormError::Timeout {
@@ -216,7 +248,13 @@ pub async fn form(
             }
         }
     }
-    wait_agreed(addrs, Some(n), limit.saturating_sub(t0.elapsed())).await?;
+    wait_agreed_with(
+        &mut admin,
+        addrs,
+        Some(n),
+        limit.saturating_sub(t0.elapsed()),
+    )
+    .await?;
     Ok(Formed {
         ids,
         masters: (0..masters).collect(),
@@ -227,22 +265,27 @@ pub async fn form(
 /// Agreement check on the live nodes: every one says `cluster_state:ok`, knows
 /// `expect_nodes` nodes (if given), sees no failure flags, and all topologies match.
 pub async fn check_agreed(addrs: &[SocketAddr], expect_nodes: Option<usize>) -> Result<(), String> {
+    check_agreed_with(&mut Admin::default(), addrs, expect_nodes).await
+}
+
+async fn check_agreed_with(
+    admin: &mut Admin,
+    addrs: &[SocketAddr],
+    expect_nodes: Option<usize>,
+) -> Result<(), String> {
     let mut first: Option<Topology> = None;
     for a in addrs {
-        let mut c = Conn::connect(*a, T).await.map_err(|e| e.to_string())?;
-        let info = c
-            .request(&[b"CLUSTER", b"INFO"], T)
-            .await
-            .map_err(|e| e.to_string())?
+        let info = admin
+            .request(*a, &[b"CLUSTER", b"INFO"])
+            .await?
             .as_text()
             .unwrap_or_default();
         if !info.contains("cluster_state:ok") {
             return Err(format!("{a}: cluster_state not ok"));
         }
-        let nodes = c
-            .request(&[b"CLUSTER", b"NODES"], T)
-            .await
-            .map_err(|e| e.to_string())?
+        let nodes = admin
+            .request(*a, &[b"CLUSTER", b"NODES"])
+            .await?
             .as_text()
             .unwrap_or_default();
         let lines = parse_nodes(&nodes);
@@ -273,9 +316,18 @@ pub async fn wait_agreed(
     expect_nodes: Option<usize>,
     limit: Duration,
 ) -> Result<Duration, FormError> {
+    wait_agreed_with(&mut Admin::default(), addrs, expect_nodes, limit).await
+}
+
+async fn wait_agreed_with(
+    admin: &mut Admin,
+    addrs: &[SocketAddr],
+    expect_nodes: Option<usize>,
+    limit: Duration,
+) -> Result<Duration, FormError> {
     let t0 = Instant::now();
     loop {
-        match check_agreed(addrs, expect_nodes).await {
+        match check_agreed_with(admin, addrs, expect_nodes).await {
             Ok(()) => return Ok(t0.elapsed()),
             Err(last) if t0.elapsed() > limit => {
                 return Err(FormError::Timeout {
@@ -284,7 +336,7 @@ pub async fn wait_agreed(
                     last,
                 })
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
