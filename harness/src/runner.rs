@@ -348,6 +348,8 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or(run_name);
     std::fs::create_dir_all(run_dir.join("nodes")).map_err(io("create run dir"))?;
+    // Nodes run with their own working directory; every path handed to them must be absolute.
+    let run_dir = std::fs::canonicalize(&run_dir).map_err(io("resolve run dir"))?;
     let prefix = registry::new_prefix();
     let settings = NodeSettings {
         redis_server: crate::sys::which(&opts.redis_server.to_string_lossy())
