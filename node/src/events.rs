@@ -293,6 +293,22 @@ pub enum EventKind {
     NodeNoaddr { node: String, sender: String },
     /// We learned our own IP from an inbound connection.
     MyselfIpUpdated { ip: String },
+    /// Replica side (emitted by the shell): the replication link to `master`
+    /// is up, after the full sync completed.
+    ReplicationLinkUp { master: String },
+    /// Replica side (emitted by the shell): the replication link to `master` broke.
+    ReplicationLinkDown { master: String },
+    /// Replica side (emitted by the shell): a snapshot from `master` was
+    /// applied; `offset` is the master offset it stands for, `keys` the number
+    /// of keys loaded.
+    FullSync {
+        master: String,
+        offset: u64,
+        keys: u64,
+    },
+    /// Master side (emitted by the shell): `replica` finished its full sync at
+    /// `offset` and now receives the stream.
+    ReplicaSynced { replica: String, offset: u64 },
 }
 
 #[cfg(test)]

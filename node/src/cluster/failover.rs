@@ -34,6 +34,14 @@ pub(crate) struct FailoverState {
     pub mf_master_offset: Option<u64>,
     /// Replica side: the manual failover may start.
     pub mf_can_start: bool,
+    /// Master side: writes are held until this time (MFSTART), `None` when not paused.
+    pub pause_until: Option<u64>,
+    /// Replica side: the replication link to our master is up.
+    pub master_link_up: bool,
+    /// Replica side: last data/ping from the master, or when the link went down.
+    pub master_last_io: Ms,
+    /// Replica side: when the replication link went down (0 = never up/down yet).
+    pub master_link_down_since: Ms,
 }
 
 impl Cluster {
@@ -43,6 +51,26 @@ impl Cluster {
         self.failover.mf_can_start = false;
         self.failover.mf_replica = None;
         self.failover.mf_master_offset = None;
+    }
+
+    /// Replication link to our master came up (shell input).
+    pub(super) fn master_link_up(&mut self, now: Ms) {
+        self.failover.master_link_up = true;
+        self.failover.master_last_io = now;
+        self.failover.master_link_down_since = 0;
+    }
+
+    /// Replication link to our master broke (shell input).
+    pub(super) fn master_link_down(&mut self, now: Ms) {
+        if self.failover.master_link_up {
+            self.failover.master_link_down_since = now;
+        }
+        self.failover.master_link_up = false;
+    }
+
+    /// Data or ping from our master on the replication link (shell input).
+    pub(super) fn master_activity(&mut self, now: Ms) {
+        self.failover.master_last_io = now;
     }
 
     /// FAILOVER_AUTH_REQUEST from a known sender: the vote rules (5.2) go here.

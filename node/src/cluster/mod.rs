@@ -460,6 +460,31 @@ impl Cluster {
         self.my_repl_offset = offset;
     }
 
+    /// While `Some(t)` and `now < t` the shell holds write commands (reads
+    /// proceed): set by a master that accepted MFSTART, cleared when the
+    /// manual failover ends or times out.
+    pub fn client_pause_until(&self) -> Option<Millis> {
+        self.failover.pause_until
+    }
+
+    /// The replica's replication link to its master is up (full sync done).
+    pub fn handle_master_link_up(&mut self, now: Millis) {
+        self.master_link_up(ms(now));
+        self.flush_slot_events();
+    }
+
+    /// The replica's replication link to its master broke.
+    pub fn handle_master_link_down(&mut self, now: Millis) {
+        self.master_link_down(ms(now));
+        self.flush_slot_events();
+    }
+
+    /// Data or a ping arrived from the master on the replication link (the
+    /// "last interaction" for the data-age rule).
+    pub fn handle_master_activity(&mut self, now: Millis) {
+        self.master_activity(ms(now));
+    }
+
     /// `DEBUG DROP-CLUSTER-PACKET-FILTER <type|-1>`: `None` drops nothing.
     pub fn set_drop_packet_filter(&mut self, msg_type: Option<u16>) {
         self.drop_packet_filter = msg_type;
