@@ -98,6 +98,8 @@ pub struct ClusterConfig {
     pub migration_barrier: u32,
     pub allow_replica_migration: bool,
     pub replica_no_failover: bool,
+    /// repl-ping-replica-period, seconds (part of the data-age limit).
+    pub repl_ping_replica_period: u64,
     /// Planted defects (`--bug NAME`), for proving checkers. Empty in normal runs.
     pub bugs: Vec<String>,
 }
@@ -116,6 +118,7 @@ impl Default for ClusterConfig {
             migration_barrier: 1,
             allow_replica_migration: true,
             replica_no_failover: false,
+            repl_ping_replica_period: 10,
             bugs: Vec::new(),
         }
     }

@@ -6,6 +6,7 @@ pub mod sim;
 mod commands;
 mod conf;
 mod epochs;
+mod failover;
 mod failure;
 mod hostile;
 mod membership;
