@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::cluster::ClusterConfig;
-use crate::events::{EpochReason, EventKind, ManualFailoverMode, SlotChangeReason};
+use crate::events::{EpochReason, EventKind, ManualFailoverMode, Role, SlotChangeReason};
 use crate::resp::Frame;
 use crate::wire::node_flags::*;
 use crate::wire::NodeName;
@@ -256,4 +256,635 @@ fn paused_master_is_replaced_by_its_replica_which_it_then_follows() {
             .unwrap_or_else(|e| panic!("node {i}: {e}"));
     }
     assert_vote_safety(&sim);
+}
+
+// ---- hand-driven cores ----
+
+use std::net::SocketAddr;
+
+use crate::cluster::{Action, Cluster, LinkId, LogLevel};
+use crate::events::VoteRefusedReason;
+use crate::slots::SlotSet;
+use crate::wire::{msg_flags, msg_type, Body, Header, Message};
+
+use super::fixed_id;
+use super::sim::T0;
+
+fn nid(c: char) -> NodeName {
+    NodeName::parse(&fixed_id(c)).unwrap_or(NodeName::NULL)
+}
+
+fn slots(a: u16, b: u16) -> SlotSet {
+    let mut s = SlotSet::new();
+    for j in a..=b {
+        s.insert(j);
+    }
+    s
+}
+
+/// One core fed hand-made packets. Peers are named by one character; node
+/// `x` lives at 127.0.0.(x-'a'+1):(7000+x-'a').
+struct Hand {
+    core: Cluster,
+    now: u64,
+    /// Inbound links, one per peer, created on demand.
+    inbound: BTreeMap<char, LinkId>,
+    /// Everything the core produced, in order.
+    out: Vec<Action>,
+    /// Outbound links by the IP they were opened to.
+    outbound: BTreeMap<LinkId, String>,
+}
+
+fn peer_index(c: char) -> u16 {
+    u16::try_from(c as u32 - 'a' as u32).unwrap_or(0)
+}
+
+impl Hand {
+    fn load(conf: &str, seed: u64) -> Hand {
+        let mut cfg = test_config(0, TIMEOUT);
+        cfg.announce_ip = Some("127.0.0.1".into());
+        let mut core = Cluster::new(cfg, T0, seed, Some(conf)).expect("load");
+        core.set_log_level(LogLevel::Verbose);
+        let mut h = Hand {
+            core,
+            now: T0,
+            inbound: BTreeMap::new(),
+            out: Vec::new(),
+            outbound: BTreeMap::new(),
+        };
+        h.settle();
+        h
+    }
+
+    /// before_sleep, then connect every outbound link the core asked for.
+    fn settle(&mut self) {
+        loop {
+            self.core.before_sleep(self.now);
+            let actions: Vec<Action> = std::iter::from_fn(|| self.core.poll_action()).collect();
+            if actions.is_empty() {
+                return;
+            }
+            for a in &actions {
+                if let Action::Connect { link, ip, .. } = a {
+                    self.outbound.insert(*link, ip.clone());
+                    let local: SocketAddr =
+                        "127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
+                    self.core.handle_connected(self.now, *link, local);
+                }
+            }
+            self.out.extend(actions);
+        }
+    }
+
+    fn take(&mut self) -> Vec<Action> {
+        self.settle();
+        std::mem::take(&mut self.out)
+    }
+
+    fn tick(&mut self, ms: u64) {
+        let end = self.now + ms;
+        while self.now < end {
+            self.now += 100;
+            self.core.tick(self.now);
+            self.settle();
+        }
+    }
+
+    fn link_from(&mut self, c: char) -> LinkId {
+        if let Some(&l) = self.inbound.get(&c) {
+            return l;
+        }
+        let k = peer_index(c);
+        let peer: SocketAddr = format!("127.0.0.{}:{}", k + 1, 50000 + k)
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        let local: SocketAddr = "127.0.0.1:17000".parse().unwrap_or_else(|_| unreachable!());
+        let l = self.core.handle_accept(self.now, peer, local);
+        self.inbound.insert(c, l);
+        l
+    }
+
+    /// A header from `from` with its real address fields.
+    fn header(
+        t: u16,
+        from: char,
+        master: Option<char>,
+        current_epoch: u64,
+        config_epoch: u64,
+    ) -> Header {
+        let k = peer_index(from);
+        let mut h = Header::new(t, nid(from));
+        h.port = 7000 + k;
+        h.cport = 17000 + k;
+        h.myip = crate::wire::ip_field(&format!("127.0.0.{}", k + 1));
+        h.current_epoch = current_epoch;
+        h.config_epoch = config_epoch;
+        match master {
+            Some(m) => {
+                h.flags = SLAVE;
+                h.slaveof = nid(m);
+            }
+            None => h.flags = MASTER,
+        }
+        h
+    }
+
+    fn send(&mut self, from: char, header: Header, body: Body) {
+        let l = self.link_from(from);
+        self.core
+            .handle_packet(self.now, l, Message { header, body });
+        self.settle();
+    }
+
+    /// FAILOVER_AUTH_REQUEST from replica `from` of `master`.
+    fn request(
+        &mut self,
+        from: char,
+        master: Option<char>,
+        cur: u64,
+        cfg_epoch: u64,
+        claimed: SlotSet,
+        force: bool,
+    ) {
+        let mut h = Self::header(
+            msg_type::FAILOVER_AUTH_REQUEST,
+            from,
+            master,
+            cur,
+            cfg_epoch,
+        );
+        h.myslots = claimed;
+        if force {
+            h.mflags[0] |= msg_flags::FORCEACK;
+        }
+        self.send(from, h, Body::Empty);
+    }
+
+    fn logged(&self, text: &str) -> bool {
+        self.out
+            .iter()
+            .any(|a| matches!(a, Action::Log { text: t, .. } if t.contains(text)))
+    }
+
+    fn events(&self) -> Vec<EventKind> {
+        self.out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Event(e) => Some(e.kind.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Acks sent (as messages on some link).
+    fn acks(&self) -> usize {
+        self.out
+            .iter()
+            .filter(|a| matches!(a, Action::Send { msg, .. } if msg.header.msg_type == msg_type::FAILOVER_AUTH_ACK))
+            .count()
+    }
+}
+
+/// A voter `a` (master with slots) that knows failed master `f` (replicas `r`,
+/// `s`), healthy master `g` (replica `t`) and replica `u` of an unknown master.
+fn voter_conf(last_vote_epoch: u64) -> String {
+    format!(
+        "{a} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-4000\n\
+         {f} 127.0.0.6:7005@17005 master,fail - 0 0 2 connected 4001-8000\n\
+         {g} 127.0.0.7:7006@17006 master - 0 0 3 connected 8001-16383\n\
+         {r} 127.0.0.18:7017@17017 slave {f} 0 0 2 connected\n\
+         {s} 127.0.0.19:7018@17018 slave {f} 0 0 2 connected\n\
+         {t} 127.0.0.20:7019@17019 slave {g} 0 0 3 connected\n\
+         vars currentEpoch 3 lastVoteEpoch {last_vote_epoch}\n",
+        a = fixed_id('a'),
+        f = fixed_id('f'),
+        g = fixed_id('g'),
+        r = fixed_id('r'),
+        s = fixed_id('s'),
+        t = fixed_id('t'),
+    )
+}
+
+fn refusals(h: &Hand) -> Vec<VoteRefusedReason> {
+    h.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::VoteRefused { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn vote_rules_in_redis_order_with_verbatim_refusals() {
+    let mut h = Hand::load(&voter_conf(0), 1);
+    h.tick(200);
+    h.take();
+    let (r, s, t, g) = (nid('r'), nid('s'), nid('t'), nid('g'));
+
+    // A claim older than what we know (slot 8001 is g's at epoch 3): refused.
+    let mut claim = slots(4001, 8000);
+    claim.insert(8001);
+    h.request('r', Some('f'), 4, 2, claim, false);
+    assert_eq!(refusals(&h), vec![VoteRefusedReason::StaleSlotClaim]);
+    assert!(h.logged(&format!(
+        "Failover auth denied to {r}: slot 8001 epoch (3) > reqEpoch (2)"
+    )));
+    assert_eq!(h.acks(), 0);
+    h.take();
+
+    // The same replica with the right claim: granted, persisted, then acked.
+    h.request('r', Some('f'), 4, 2, slots(4001, 8000), false);
+    let out = h.take();
+    let save = out.iter().position(|a| matches!(a, Action::SaveConfig { contents, fsync: true } if contents.contains("lastVoteEpoch 4\n")));
+    let ack = out.iter().position(|a| matches!(a, Action::Send { msg, .. } if msg.header.msg_type == msg_type::FAILOVER_AUTH_ACK));
+    assert!(
+        save.is_some() && ack.is_some() && save < ack,
+        "fsync before ACK: {save:?} {ack:?}"
+    );
+    assert!(out.iter().any(|a| matches!(a, Action::Log { text, .. } if *text == format!("Failover auth granted to {r} for epoch 4"))));
+    assert!(out.iter().any(|a| matches!(a, Action::Event(e) if e.kind == EventKind::VoteGranted { to: r.to_string(), master: fixed_id('f'), epoch: 4 })));
+
+    // One vote per epoch, whoever asks.
+    h.request('s', Some('f'), 4, 2, slots(4001, 8000), false);
+    assert_eq!(refusals(&h), vec![VoteRefusedReason::AlreadyVoted]);
+    assert!(h.logged(&format!(
+        "Failover auth denied to {s}: already voted for epoch 4"
+    )));
+    h.take();
+
+    // A new epoch, but the same master within 2 x node_timeout.
+    h.tick(500);
+    h.take();
+    h.request('s', Some('f'), 5, 2, slots(4001, 8000), false);
+    assert_eq!(refusals(&h), vec![VoteRefusedReason::VotedRecently]);
+    assert!(h.logged(&format!(
+        "Failover auth denied to {s}: can't vote about this master before 1500 milliseconds"
+    )));
+    assert_eq!(h.acks(), 0);
+    h.take();
+
+    // An older epoch than ours.
+    h.request('s', Some('f'), 4, 2, slots(4001, 8000), false);
+    assert_eq!(refusals(&h), vec![VoteRefusedReason::ReqEpochStale]);
+    assert!(h.logged(&format!(
+        "Failover auth denied to {s}: reqEpoch (4) < curEpoch(5)"
+    )));
+    h.take();
+
+    // A master asking; a replica whose master is up (unless FORCEACK).
+    h.request('g', None, 6, 3, slots(8001, 16383), false);
+    assert_eq!(refusals(&h), vec![VoteRefusedReason::RequesterIsMaster]);
+    assert!(h.logged(&format!("Failover auth denied to {g}: it is a master node")));
+    h.take();
+    h.request('t', Some('g'), 7, 3, slots(8001, 16383), false);
+    assert_eq!(refusals(&h), vec![VoteRefusedReason::MasterUp]);
+    assert!(h.logged(&format!("Failover auth denied to {t}: its master is up")));
+    h.take();
+    h.request('t', Some('g'), 8, 3, slots(8001, 16383), true);
+    assert!(refusals(&h).is_empty());
+    assert!(h.logged(&format!("Failover auth granted to {t} for epoch 8")));
+    h.take();
+
+    // After 2 x node_timeout the same master may be voted on again.
+    h.tick(2000);
+    h.take();
+    h.request('s', Some('f'), 9, 2, slots(4001, 8000), false);
+    assert!(h.logged(&format!("Failover auth granted to {s} for epoch 9")));
+    assert_eq!(h.acks(), 1);
+    h.take();
+
+    // lastVoteEpoch survives a restart: no second vote in epoch 9.
+    let conf = h.core.config_text_for_tests();
+    assert!(
+        conf.contains("vars currentEpoch 9 lastVoteEpoch 9"),
+        "{conf}"
+    );
+    let mut again = Hand::load(&conf, 2);
+    again.tick(5000); // well past 2 x node_timeout: only the epoch rule applies
+    again.take();
+    again.request('r', Some('f'), 9, 2, slots(4001, 8000), false);
+    assert_eq!(refusals(&again), vec![VoteRefusedReason::AlreadyVoted]);
+    assert!(again.logged(&format!(
+        "Failover auth denied to {r}: already voted for epoch 9"
+    )));
+}
+
+#[test]
+fn unknown_master_and_no_right_to_vote() {
+    // u is a replica whose master we never heard of.
+    let conf = format!(
+        "{a} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n\
+         {u} 127.0.0.21:7020@17020 slave - 0 0 0 connected\n\
+         vars currentEpoch 1 lastVoteEpoch 0\n",
+        a = fixed_id('a'),
+        u = fixed_id('u'),
+    );
+    let mut h = Hand::load(&conf, 3);
+    h.take();
+    h.request('u', Some('y'), 2, 1, SlotSet::new(), true);
+    assert_eq!(refusals(&h), vec![VoteRefusedReason::UnknownMaster]);
+    assert!(h.logged(&format!(
+        "Failover auth denied to {}: I don't know its master",
+        nid('u')
+    )));
+    h.take();
+
+    // A master without slots has no vote, and says nothing about it.
+    let conf = format!(
+        "{a} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected\n\
+         {f} 127.0.0.6:7005@17005 master,fail - 0 0 2 connected 0-16383\n\
+         {r} 127.0.0.18:7017@17017 slave {f} 0 0 2 connected\n\
+         vars currentEpoch 2 lastVoteEpoch 0\n",
+        a = fixed_id('a'),
+        f = fixed_id('f'),
+        r = fixed_id('r'),
+    );
+    let mut h = Hand::load(&conf, 4);
+    h.take();
+    h.request('r', Some('f'), 3, 2, slots(0, 16383), false);
+    assert_eq!(refusals(&h), vec![VoteRefusedReason::NoRightToVote]);
+    assert!(!h.logged("Failover auth"));
+    assert_eq!(h.acks(), 0);
+}
+
+/// Replica `b` of failed master `f` (0-5000), sibling replica `s`, masters
+/// `g` and `h` with the other slots.
+fn replica_conf() -> String {
+    format!(
+        "{b} 127.0.0.2:7001@17001 myself,slave {f} 0 0 2 connected\n\
+         {f} 127.0.0.6:7005@17005 master,fail - 0 0 2 connected 0-5000\n\
+         {g} 127.0.0.7:7006@17006 master - 0 0 3 connected 5001-10000\n\
+         {h} 127.0.0.8:7007@17007 master - 0 0 4 connected 10001-16383\n\
+         {s} 127.0.0.19:7018@17018 slave {f} 0 0 2 connected\n\
+         vars currentEpoch 4 lastVoteEpoch 0\n",
+        b = fixed_id('b'),
+        f = fixed_id('f'),
+        g = fixed_id('g'),
+        h = fixed_id('h'),
+        s = fixed_id('s'),
+    )
+}
+
+impl Hand {
+    /// A PING from sibling replica `s` announcing `offset`.
+    fn sibling_ping(&mut self, offset: u64, flags: u16) {
+        let mut hd = Self::header(msg_type::PING, 's', Some('f'), self.core.current_epoch(), 2);
+        hd.myslots = slots(0, 5000);
+        hd.offset = offset;
+        hd.flags |= flags;
+        self.send(
+            's',
+            hd,
+            Body::Ping {
+                gossip: vec![],
+                extensions: vec![],
+            },
+        );
+    }
+
+    fn ack(&mut self, from: char, master: Option<char>, cur: u64) {
+        let hd = Self::header(msg_type::FAILOVER_AUTH_ACK, from, master, cur, 3);
+        self.send(from, hd, Body::Empty);
+    }
+
+    fn scheduled(&self) -> Vec<(i64, usize)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                EventKind::ElectionScheduled { delay_ms, rank, .. } => Some((delay_ms, rank)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn unable(&self) -> Vec<String> {
+        self.out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Log { text, .. } => text
+                    .strip_prefix("Currently unable to failover: ")
+                    .map(str::to_string),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sent(&self, t: u16) -> Vec<(String, Header)> {
+        self.out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { link, msg } if msg.header.msg_type == t => Some((
+                    self.outbound.get(link).cloned().unwrap_or_default(),
+                    msg.header.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn election_delay_is_500_plus_random_plus_rank_seconds() {
+    let mut delays = Vec::new();
+    for seed in 0..40 {
+        for sibling_ahead in [false, true] {
+            let mut h = Hand::load(&replica_conf(), seed);
+            h.core.set_repl_offset(100);
+            h.core.handle_master_link_up(h.now);
+            if sibling_ahead {
+                h.sibling_ping(101, 0);
+            }
+            h.tick(100);
+            let sched = h.scheduled();
+            assert_eq!(sched.len(), 1, "seed {seed}");
+            let (delay, rank) = sched[0];
+            let rank_ms = if sibling_ahead { 1000 } else { 0 };
+            assert_eq!(rank, usize::from(sibling_ahead));
+            assert!(
+                (500 + rank_ms..1000 + rank_ms).contains(&delay),
+                "seed {seed}: delay {delay} rank {rank}"
+            );
+            delays.push(delay - rank_ms);
+            // Siblings hear our offset at once (a PONG to each local replica).
+            assert!(h
+                .sent(msg_type::PONG)
+                .iter()
+                .any(|(ip, hd)| ip == "127.0.0.19" && hd.offset == 100));
+        }
+    }
+    // The random part is really used.
+    assert!(
+        delays.iter().any(|&d| d < 600) && delays.iter().any(|&d| d >= 900),
+        "{delays:?}"
+    );
+
+    // Equal offsets share a rank; a NOFAILOVER sibling never outranks us.
+    for (offset, flags) in [(100, 0), (900, NOFAILOVER)] {
+        let mut h = Hand::load(&replica_conf(), 7);
+        h.core.set_repl_offset(100);
+        h.core.handle_master_link_up(h.now);
+        h.sibling_ping(offset, flags);
+        h.tick(100);
+        assert_eq!(
+            h.scheduled().first().map(|s| s.1),
+            Some(0),
+            "offset {offset}"
+        );
+    }
+}
+
+#[test]
+fn election_runs_expires_retries_and_counts_only_valid_acks() {
+    let mut h = Hand::load(&replica_conf(), 9);
+    let me = nid('b');
+    h.core.set_repl_offset(100);
+
+    // Never synced: the data-age rule blocks us, logged once after FAIL + nt + 5 s.
+    h.tick(7000);
+    assert!(h.scheduled().is_empty());
+    let unable = h.unable();
+    assert_eq!(
+        unable,
+        vec!["Disconnected from master for longer than allowed. Please check the 'cluster-replica-validity-factor' configuration option.".to_string()]
+    );
+    h.take();
+
+    h.core.handle_master_link_up(h.now);
+    h.tick(100);
+    let (delay, rank) = h.scheduled()[0];
+    assert_eq!(rank, 0);
+    assert!(h.logged(&format!(
+        "Start of election delayed for {delay} milliseconds (rank #0, offset 100)."
+    )));
+    h.take();
+
+    // A sibling turns out to be ahead: the rank is recomputed while waiting.
+    h.sibling_ping(500, 0);
+    h.tick(100);
+    assert!(h.logged("Replica rank updated to #1, added 1000 milliseconds of delay."));
+    assert!(h.events().contains(&EventKind::ElectionRankUpdated {
+        rank: 1,
+        added_delay_ms: 1000
+    }));
+    assert!(h
+        .unable()
+        .contains(&"Waiting the delay before I can start a new failover.".to_string()));
+    h.take();
+
+    // The request goes out once the delay has passed, to every node with a link.
+    let started_by = T0 + 7100 + u64::try_from(delay).unwrap_or(0) + 1000;
+    while h.now < started_by + 100 {
+        h.tick(100);
+        if h.events()
+            .iter()
+            .any(|e| matches!(e, EventKind::ElectionStarted { .. }))
+        {
+            break;
+        }
+    }
+    assert!(h.now >= started_by, "started early at {}", h.now - T0);
+    assert!(h.events().contains(&EventKind::ElectionStarted {
+        master: fixed_id('f'),
+        epoch: 5,
+        force_ack: false
+    }));
+    assert!(h.logged("Starting a failover election for epoch 5."));
+    let reqs = h.sent(msg_type::FAILOVER_AUTH_REQUEST);
+    let mut to: Vec<&str> = reqs.iter().map(|(ip, _)| ip.as_str()).collect();
+    to.sort_unstable();
+    assert_eq!(
+        to,
+        vec!["127.0.0.19", "127.0.0.6", "127.0.0.7", "127.0.0.8"]
+    );
+    for (_, hd) in &reqs {
+        assert_eq!(hd.current_epoch, 5);
+        assert_eq!(hd.mflags[0] & msg_flags::FORCEACK, 0);
+        assert_eq!(hd.myslots, slots(0, 5000));
+        assert_eq!(hd.slaveof, nid('f'));
+    }
+    assert_eq!(h.core.current_epoch(), 5);
+    h.take();
+
+    // Only masters with slots, at our election's epoch or later, count.
+    h.ack('h', None, 4);
+    h.ack('s', Some('f'), 5);
+    h.ack('g', None, 5);
+    let counted: Vec<(String, bool)> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::AuthAckReceived { from, counted, .. } => Some((from, counted)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        counted,
+        vec![
+            (fixed_id('h'), false),
+            (fixed_id('s'), false),
+            (fixed_id('g'), true)
+        ]
+    );
+    assert!(h.core.is_replica(), "one valid vote of two needed");
+    h.take();
+
+    // No majority within the auth timeout (2 s): expired, then a retry
+    // 4 s after the first attempt, with a new epoch.
+    h.tick(2100);
+    assert!(h.events().contains(&EventKind::ElectionExpired {
+        epoch: 5,
+        votes: 1,
+        needed: 2
+    }));
+    assert!(h
+        .unable()
+        .contains(&"Failover attempt expired.".to_string()));
+    h.take();
+    h.tick(2000);
+    assert_eq!(h.scheduled().len(), 1, "rescheduled after the retry time");
+    while !h
+        .events()
+        .iter()
+        .any(|e| matches!(e, EventKind::ElectionStarted { .. }))
+    {
+        assert!(h.now < T0 + 30_000);
+        h.tick(100);
+    }
+    assert!(h.logged("Starting a failover election for epoch 6."));
+    h.take();
+
+    // Two valid ACKs: we win at once (before_sleep), take f's slots with the
+    // election's epoch and tell everyone.
+    h.ack('g', None, 6);
+    assert!(h.core.is_replica());
+    h.ack('h', None, 6);
+    assert!(!h.core.is_replica());
+    assert!(h.events().contains(&EventKind::ElectionWon {
+        master: fixed_id('f'),
+        epoch: 6,
+        votes: 2,
+        needed: 2
+    }));
+    assert!(h.logged("configEpoch set to 6 after successful failover"));
+    assert_eq!(h.core.my_epoch(), 6);
+    assert_eq!(h.core.owner_id(0), Some(me));
+    assert_eq!(h.core.owner_id(5000), Some(me));
+    assert_eq!(h.core.owner_id(5001), Some(nid('g')));
+    assert_eq!(h.core.replication_master(), None);
+    assert!(h.events().contains(&EventKind::RoleChanged {
+        node: fixed_id('b'),
+        previous: Role::Replica,
+        role: Role::Master,
+        master: None
+    }));
+    let pongs: Vec<String> = h
+        .sent(msg_type::PONG)
+        .into_iter()
+        .map(|(ip, _)| ip)
+        .collect();
+    for ip in ["127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.19"] {
+        assert!(pongs.iter().any(|p| p == ip), "PONG to {ip}: {pongs:?}");
+    }
+    assert!(h.out.iter().any(|a| matches!(a, Action::SaveConfig { fsync: true, contents } if contents.contains(&format!("{} 127.0.0.1:7000@17000 myself,master - ", fixed_id('b'))))));
 }

@@ -67,6 +67,11 @@ impl Cluster {
     pub(crate) fn cluster_size(&self) -> usize {
         self.size
     }
+
+    /// What nodes.conf would contain now.
+    pub(crate) fn config_text_for_tests(&self) -> String {
+        self.config_file_contents()
+    }
 }
 
 /// Node IDs for hand-written fixtures: 40 copies of one character.
