@@ -554,10 +554,9 @@ impl Cluster {
             self.failover.cant_failover_reason = CantFailover::None;
             return;
         };
-        if (!master_failed && !manual)
-            || (self.cfg.replica_no_failover && !manual)
-            || master_slots == 0
-        {
+        // A manual failover needs neither a failed master nor the option.
+        let automatic_allowed = master_failed && !self.cfg.replica_no_failover;
+        if !(manual || automatic_allowed) || master_slots == 0 {
             self.failover.cant_failover_reason = CantFailover::None;
             return;
         }

@@ -687,7 +687,7 @@ impl Hand {
 #[test]
 fn election_delay_is_500_plus_random_plus_rank_seconds() {
     let mut delays = Vec::new();
-    for seed in 0..40 {
+    for seed in 0..16 {
         for sibling_ahead in [false, true] {
             let mut h = Hand::load(&replica_conf(), seed);
             h.core.set_repl_offset(100);
@@ -887,4 +887,414 @@ fn election_runs_expires_retries_and_counts_only_valid_acks() {
         assert!(pongs.iter().any(|p| p == ip), "PONG to {ip}: {pongs:?}");
     }
     assert!(h.out.iter().any(|a| matches!(a, Action::SaveConfig { fsync: true, contents } if contents.contains(&format!("{} 127.0.0.1:7000@17000 myself,master - ", fixed_id('b'))))));
+}
+
+// ---- scenarios ----
+
+#[test]
+fn of_two_replicas_the_one_with_more_data_wins_and_the_other_follows_it() {
+    let mut sim = build(3, &[0, 0], 202, |_, _| {});
+    sim.write(0, 1000);
+    sim.run_for(500);
+    // Replica 4 stops receiving data: replica 3 ends up ahead.
+    sim.nodes[4].repl_hold = true;
+    sim.write(0, 700);
+    sim.run_for(2000);
+    assert_eq!(
+        (sim.nodes[3].repl_offset, sim.nodes[4].repl_offset),
+        (1700, 1000)
+    );
+    let r3 = sim.id(3);
+    sim.pause(0);
+    sim.run_until(20_000, |s| {
+        (1..5).all(|i| {
+            s.nodes[i].core.state_ok() && s.nodes[i].core.owner_id(0).is_some_and(|o| o != s.id(0))
+        }) && master_of(s, 4) == Some(r3)
+    })
+    .expect("failover, and the other replica follows the winner");
+    assert!(!sim.nodes[3].core.is_replica());
+    assert!(elections_won(&sim, 4).is_empty());
+    assert_eq!(sim.nodes[1].core.owner_id(0), Some(r3));
+    let s3 = scheduled(&sim, 3);
+    assert_eq!(s3.first().map(|s| (s.1, s.2)), Some((0, 1700)));
+    // The laggard is ranked behind (at scheduling or by a rank update), so it
+    // never even asks for votes.
+    let s4 = scheduled(&sim, 4);
+    let &(delay, rank, offset, _) = s4.first().expect("laggard scheduled too");
+    assert_eq!((rank, offset), (1, 1000));
+    assert!((1500..2000).contains(&delay));
+    assert!(sim
+        .events(4, |e| matches!(e, EventKind::ElectionStarted { .. }))
+        .is_empty());
+    assert!(sim.logged(
+        4,
+        &format!("Configuration change detected. Reconfiguring myself as a replica of {r3}")
+    ));
+    assert_vote_safety(&sim);
+}
+
+#[test]
+fn rank_and_delay_follow_offsets_across_three_replicas() {
+    for seed in [2u64, 3] {
+        let mut sim = build(3, &[0, 0, 0], 300 + seed, |_, _| {});
+        sim.write(0, 100);
+        sim.run_for(500);
+        sim.nodes[5].repl_hold = true;
+        sim.write(0, 100);
+        sim.run_for(500);
+        sim.nodes[4].repl_hold = true;
+        sim.write(0, 100);
+        sim.run_for(2000);
+        let offsets: Vec<u64> = (3..6).map(|i| sim.nodes[i].repl_offset).collect();
+        assert_eq!(offsets, vec![300, 200, 100]);
+        sim.pause(0);
+        let r3 = sim.id(3);
+        sim.run_until(20_000, |s| {
+            (1..6).all(|i| s.nodes[i].core.owner_id(0) == Some(r3))
+        })
+        .expect("the freshest replica wins");
+        for (i, want_rank) in [(3usize, 0usize), (4, 1), (5, 2)] {
+            // Replicas that scheduled before the winner's PONG arrived.
+            for &(delay, rank, _, _) in scheduled(&sim, i).iter().take(1) {
+                assert_eq!(rank, want_rank, "seed {seed} node {i}");
+                let base = 500 + 1000 * i64::try_from(want_rank).unwrap_or(0);
+                assert!(
+                    (base..base + 500).contains(&delay),
+                    "seed {seed} node {i}: {delay}"
+                );
+            }
+        }
+        assert!(!scheduled(&sim, 3).is_empty() && !scheduled(&sim, 4).is_empty());
+        assert!(!scheduled(&sim, 5).is_empty());
+        assert_vote_safety(&sim);
+    }
+}
+
+#[test]
+fn manual_failover_waits_for_the_offset_then_wins_without_a_failed_master() {
+    let mut sim = build(3, &[0], 404, |_, _| {});
+    sim.write(0, 1000);
+    sim.run_for(1000);
+    let (m, rep) = (sim.id(0), sim.id(3));
+    // The replica is behind when the failover starts.
+    sim.nodes[3].repl_hold = true;
+    sim.write(0, 250);
+    assert_eq!(sim.cmd(3, &["FAILOVER"]), Frame::ok());
+    assert!(sim.logged(3, "Manual failover user request accepted."));
+    assert!(
+        sim.events(3, |e| *e
+            == EventKind::ManualFailoverRequested {
+                master: m.to_string(),
+                mode: ManualFailoverMode::Default
+            })
+        .len()
+            == 1
+    );
+    // MFSTART reached the master: writes held for 10 s, offset sent back.
+    let until = sim.nodes[0].core.client_pause_until().expect("paused");
+    assert_eq!(until, sim.now + 10_000);
+    assert!(sim.logged(0, &format!("Manual failover requested by replica {rep}.")));
+    assert!(sim.logged(
+        3,
+        "Received replication offset for paused master manual failover: 1250"
+    ));
+    sim.run_for(1000);
+    assert!(
+        sim.nodes[3].core.is_replica(),
+        "not caught up yet: no election"
+    );
+    assert!(scheduled(&sim, 3).is_empty());
+
+    sim.nodes[3].repl_hold = false;
+    sim.run_until(3000, |s| !s.nodes[3].core.is_replica())
+        .expect("promoted");
+    assert!(sim.logged(
+        3,
+        "All master replication stream processed, manual failover can start."
+    ));
+    assert_eq!(scheduled(&sim, 3), vec![(0, 0, 1250, true)]);
+    assert!(sim.logged(
+        3,
+        "Start of election delayed for 0 milliseconds (rank #0, offset 1250)."
+    ));
+    assert!(
+        sim.events(3, |e| matches!(
+            e,
+            EventKind::ElectionStarted {
+                force_ack: true,
+                ..
+            }
+        ))
+        .len()
+            == 1
+    );
+    // The masters voted although the old master was never FAIL.
+    for i in 0..3 {
+        assert!(!sim.nodes[i].core.has_flag(&m, FAIL), "node {i}");
+    }
+    sim.run_until(5000, |s| master_of(s, 0) == Some(rep) && converged(s))
+        .expect("old master follows the new one");
+    assert_eq!(sim.nodes[0].core.client_pause_until(), None, "pause lifted");
+    sim.run_for(6000);
+    // Completed: nothing timed out on the replica side.
+    assert!(!sim.logged(3, "Manual failover timed out."));
+    assert_vote_safety(&sim);
+}
+
+#[test]
+fn manual_failover_times_out_when_the_replica_never_catches_up() {
+    let mut sim = build(3, &[0], 405, |_, _| {});
+    sim.write(0, 1000);
+    sim.run_for(1000);
+    sim.nodes[3].repl_hold = true;
+    sim.write(0, 1);
+    assert_eq!(sim.cmd(3, &["FAILOVER"]), Frame::ok());
+    assert!(sim.nodes[0].core.client_pause_until().is_some());
+    sim.run_for(4800);
+    assert!(!sim.logged(3, "Manual failover timed out."));
+    sim.run_for(400);
+    for i in [0, 3] {
+        assert!(sim.logged(i, "Manual failover timed out."), "node {i}");
+        assert_eq!(
+            sim.events(i, |e| *e == EventKind::ManualFailoverTimedOut)
+                .len(),
+            1
+        );
+    }
+    assert_eq!(sim.nodes[0].core.client_pause_until(), None);
+    sim.nodes[3].repl_hold = false;
+    sim.run_for(3000);
+    assert!(sim.nodes[3].core.is_replica());
+    assert!(scheduled(&sim, 3).is_empty());
+    assert!(!sim.logged(3, "manual failover can start"));
+}
+
+#[test]
+fn no_failover_replica_stays_put_until_forced() {
+    let mut sim = build(3, &[0], 505, |i, c| c.replica_no_failover = i == 3);
+    let (m, rep) = (sim.id(0), sim.id(3));
+    for i in 0..4 {
+        assert!(sim.nodes[i].core.has_flag(&rep, NOFAILOVER), "node {i}");
+    }
+    sim.pause(0);
+    sim.run_until(10_000, |s| {
+        (1..4).all(|i| s.nodes[i].core.has_flag(&m, FAIL))
+    })
+    .expect("FAIL");
+    sim.run_for(8000);
+    assert!(scheduled(&sim, 3).is_empty(), "cluster-replica-no-failover");
+    assert!(sim.nodes[3].core.is_replica());
+    assert!(!sim.nodes[1].core.state_ok());
+
+    assert_eq!(
+        sim.cmd(3, &["FAILOVER"]),
+        Frame::Error("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE".into())
+    );
+    assert_eq!(sim.cmd(3, &["failover", "force"]), Frame::ok());
+    assert!(sim.logged(3, "Forced failover user request accepted."));
+    sim.run_until(3000, |s| {
+        (1..4).all(|i| s.nodes[i].core.state_ok() && s.nodes[i].core.owner_id(0) == Some(rep))
+    })
+    .expect("forced failover");
+    assert_eq!(scheduled(&sim, 3).len(), 1);
+    assert!(scheduled(&sim, 3)[0].3, "manual: no delay");
+    assert_eq!(scheduled(&sim, 3)[0].0, 0);
+    assert_vote_safety(&sim);
+}
+
+#[test]
+fn takeover_needs_no_votes() {
+    let mut sim = build(3, &[0], 606, |i, c| c.replica_no_failover = i == 3);
+    let (m0, rep) = (sim.id(0), sim.id(3));
+    // A majority of masters is gone: no election could ever win.
+    sim.pause(0);
+    sim.pause(1);
+    sim.run_until(10_000, |s| s.nodes[3].core.has_flag(&m0, PFAIL | FAIL))
+        .expect("suspected");
+    let epoch_before = sim.nodes[3].core.current_epoch();
+    assert_eq!(sim.cmd(3, &["FAILOVER", "TAKEOVER"]), Frame::ok());
+    assert!(sim.logged(3, "Taking over the master (user request)."));
+    let new_epoch = epoch_before + 1;
+    assert!(sim.logged(3, &format!("New configEpoch set to {new_epoch}")));
+    assert!(!sim.nodes[3].core.is_replica());
+    assert_eq!(sim.nodes[3].core.owner_id(0), Some(rep));
+    assert_eq!(sim.nodes[3].core.my_epoch(), new_epoch);
+    assert!(sim
+        .events(3, |e| matches!(e, EventKind::ElectionStarted { .. }))
+        .is_empty());
+    assert!(
+        sim.events(3, |e| matches!(
+            e,
+            EventKind::ConfigEpochChanged {
+                reason: EpochReason::Takeover,
+                ..
+            }
+        ))
+        .len()
+            == 1
+    );
+    assert!(
+        sim.events(3, |e| *e
+            == EventKind::ManualFailoverRequested {
+                master: m0.to_string(),
+                mode: ManualFailoverMode::Takeover
+            })
+        .len()
+            == 1
+    );
+    // The surviving master learns at once from the PONG broadcast.
+    assert_eq!(sim.nodes[2].core.owner_id(0), Some(rep));
+    sim.resume(0);
+    sim.resume(1);
+    sim.run_until(10_000, |s| {
+        master_of(s, 0) == Some(rep) && converged(s) && (0..4).all(|i| s.nodes[i].core.state_ok())
+    })
+    .expect("old master follows, cluster ok");
+}
+
+/// Replica 3 hears nothing from master 0 for 6 s (a one-way silence: the
+/// other masters still see 0), then 0 dies.
+fn stale_replica_scenario(factor: u32, seed: u64) -> Sim {
+    let mut sim = build(3, &[0], seed, |_, c| {
+        c.replica_validity_factor = factor;
+        c.repl_ping_replica_period = 1;
+    });
+    sim.cut(3, 0);
+    sim.run_for(6_000);
+    sim.kill(0);
+    sim.run_for(9_000);
+    sim
+}
+
+#[test]
+fn validity_factor_keeps_a_stale_replica_from_failing_over() {
+    let sim = stale_replica_scenario(1, 707);
+    let m = sim.id(0);
+    assert!(sim.nodes[3].core.has_flag(&m, FAIL));
+    assert!(scheduled(&sim, 3).is_empty());
+    assert!(sim.nodes[3].core.is_replica());
+    assert!(!sim.nodes[1].core.state_ok());
+    let lines: Vec<&String> = sim.nodes[3]
+        .logs
+        .iter()
+        .map(|(_, _, t)| t)
+        .filter(|t| t.starts_with("Currently unable to failover:"))
+        .collect();
+    assert_eq!(
+        lines,
+        vec!["Currently unable to failover: Disconnected from master for longer than allowed. Please check the 'cluster-replica-validity-factor' configuration option."],
+        "logged once (throttled)"
+    );
+
+    // The same silence with the check disabled (factor 0): failover.
+    let sim = stale_replica_scenario(0, 707);
+    assert!(!sim.nodes[3].core.is_replica());
+    assert!((1..4).all(|i| sim.nodes[i].core.state_ok()));
+}
+
+#[test]
+fn a_replica_migrates_to_an_orphaned_master() {
+    // Master 0 has replicas 3 and 4, master 1 has replica 5.
+    let mut sim = build(3, &[0, 0, 1], 808, |_, _| {});
+    let (m0, m1) = (sim.id(0), sim.id(1));
+    let smaller = if sim.id(3).0 < sim.id(4).0 { 3 } else { 4 };
+    let other = 7 - smaller;
+    let killed_at = sim.now;
+    sim.kill(5);
+    sim.run_until(10_000, |s| {
+        (0..5).all(|i| s.nodes[i].core.has_flag(&s.id(5), FAIL))
+    })
+    .expect("replica 5 FAIL");
+    let failed_at = sim.now;
+    sim.run_until(15_000, |s| master_of(s, smaller) == Some(m1))
+        .expect("migrated");
+    assert!(
+        sim.now - failed_at > 5000,
+        "orphaned for more than 5 s first"
+    );
+    // (The negative test below waits 11 s: long enough to see a migration.)
+    assert!(sim.now - killed_at < 10_000, "{}", sim.now - killed_at);
+    assert!(sim.logged(smaller, &format!("Migrating to orphaned master {m1}")));
+    assert_eq!(master_of(&sim, other), Some(m0));
+    assert!(!sim.logged(other, "Migrating to orphaned master"));
+    sim.run_for(3000);
+    for i in 0..5 {
+        let owner_view = sim.nodes[i].core.flags_of(&sim.id(smaller));
+        assert!(owner_view.is_some_and(|f| f & SLAVE != 0));
+    }
+    match sim.cmd(1, &["REPLICAS", &m1.to_string()]) {
+        Frame::Array(lines) => assert_eq!(lines.len(), 2, "{lines:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn migration_barrier_and_allow_replica_migration_hold_replicas_back() {
+    for (barrier, allow) in [(2u32, true), (1, false)] {
+        let mut sim = build(3, &[0, 0, 1], 809, |_, c| {
+            c.migration_barrier = barrier;
+            c.allow_replica_migration = allow;
+        });
+        sim.kill(5);
+        sim.run_for(11_000);
+        for i in [3, 4] {
+            assert_eq!(
+                master_of(&sim, i),
+                Some(sim.id(0)),
+                "barrier {barrier} allow {allow}"
+            );
+            assert!(!sim.logged(i, "Migrating to orphaned master"));
+        }
+    }
+}
+
+#[test]
+fn killed_master_restarts_as_a_replica_and_roles_and_votes_survive_restarts() {
+    let mut sim = build(3, &[0], 909, |_, _| {});
+    sim.write(0, 500);
+    sim.run_for(1000);
+    let rep = sim.id(3);
+    sim.kill(0);
+    sim.run_until(15_000, |s| {
+        (1..4).all(|i| s.nodes[i].core.state_ok() && s.nodes[i].core.owner_id(0) == Some(rep))
+    })
+    .expect("promoted");
+    let epoch = elections_won(&sim, 3)[0].0;
+    // While 0 was down its slots moved; it comes back claiming them with
+    // its old epoch, is told by UPDATE/claims, and becomes a replica.
+    sim.restart(0);
+    assert!(
+        !sim.nodes[0].core.is_replica(),
+        "loads as the master it was"
+    );
+    sim.run_until(10_000, |s| master_of(s, 0) == Some(rep) && converged(s))
+        .expect("old master becomes a replica");
+    assert!(sim.logged(
+        0,
+        &format!("Configuration change detected. Reconfiguring myself as a replica of {rep}")
+    ));
+    let conf0 = sim.nodes[0].conf.clone().unwrap_or_default();
+    assert!(conf0.contains(&format!("myself,slave {rep} ")), "{conf0}");
+
+    // Roles survive restarts of the replica and of the new master.
+    sim.run_for(1000);
+    sim.kill(0);
+    sim.restart(0);
+    assert_eq!(master_of(&sim, 0), Some(rep));
+    sim.kill(3);
+    sim.restart(3);
+    assert!(!sim.nodes[3].core.is_replica());
+    assert_eq!(sim.nodes[3].core.my_epoch(), epoch);
+    // A voter restarted keeps its lastVoteEpoch.
+    sim.kill(1);
+    sim.restart(1);
+    assert!(sim.nodes[1]
+        .core
+        .config_text_for_tests()
+        .contains(&format!("lastVoteEpoch {epoch}\n")));
+    sim.run_until(10_000, |s| {
+        converged(s) && (0..4).all(|i| s.nodes[i].core.state_ok())
+    })
+    .expect("converged after restarts");
+    assert_vote_safety(&sim);
 }

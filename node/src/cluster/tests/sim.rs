@@ -421,8 +421,8 @@ impl Sim {
                 n.core.set_repl_offset(master_offset);
             }
             n.core.handle_master_activity(now);
-        } else if !self.nodes[t].alive {
-            // The dead master's socket was reset.
+        } else if !self.nodes[t].alive && self.can_talk(i, t) {
+            // The dead master's socket was reset (a cut would hide the reset).
             let n = &mut self.nodes[i];
             n.repl_link = None;
             n.core.handle_master_link_down(now);
