@@ -8,7 +8,8 @@
 //!
 //! Conventions for every kind below:
 //! - node fields (`node`, `id`, `about`, `reporter`, `from`, `to`, `with`,
-//!   `master`) hold 40-character node IDs as text;
+//!   `master`, `replica`) hold 40-character node IDs as text;
+//! - roles (`role`, `previous`) are `master` or `replica`;
 //! - times inside an event (`time_ms`) are the core's wall-clock ms, the
 //!   same clock redis uses for the decision;
 //! - slot sets are lists of inclusive `[start, end]` ranges.
@@ -471,5 +472,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\"reason\":\"add_slots\""), "{text}");
+    }
+
+    #[test]
+    fn failover_events_serialize_with_snake_case_tags() {
+        let e = Event::from(EventKind::VoteRefused {
+            to: "a".repeat(40),
+            reason: VoteRefusedReason::StaleSlotClaim,
+            epoch: 7,
+            req_epoch: 6,
+        });
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert!(
+            text.starts_with("{\"event\":\"vote_refused\",\"to\":\"aaaa"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"reason\":\"stale_slot_claim\",\"epoch\":7,\"req_epoch\":6"),
+            "{text}"
+        );
+        let text = serde_json::to_string(&Event::from(EventKind::ManualFailoverTimedOut))
+            .unwrap_or_default();
+        assert_eq!(text, "{\"event\":\"manual_failover_timed_out\"}");
+        let e = Event::from(EventKind::ManualFailoverRequested {
+            master: "b".repeat(40),
+            mode: ManualFailoverMode::Takeover,
+        });
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert!(text.ends_with("\"mode\":\"takeover\"}"), "{text}");
+        let back: Event = serde_json::from_str(&text)
+            .unwrap_or_else(|_| Event::from(EventKind::Started { id: String::new() }));
+        assert_eq!(back, e);
+        let e = Event::from(EventKind::FullSync {
+            master: "c".repeat(40),
+            offset: 10,
+            keys: 2,
+        });
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert!(text.starts_with("{\"event\":\"full_sync\""), "{text}");
     }
 }
