@@ -684,6 +684,7 @@ impl Config {
             migration_barrier: self.int("cluster-migration-barrier") as u32,
             allow_replica_migration: self.flag("cluster-allow-replica-migration"),
             replica_no_failover: self.flag("cluster-replica-no-failover"),
+            repl_ping_replica_period: self.int("repl-ping-replica-period").max(1) as u64,
             bugs: self.bugs.clone(),
         })
     }

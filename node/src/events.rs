@@ -8,7 +8,8 @@
 //!
 //! Conventions for every kind below:
 //! - node fields (`node`, `id`, `about`, `reporter`, `from`, `to`, `with`,
-//!   `master`) hold 40-character node IDs as text;
+//!   `master`, `replica`) hold 40-character node IDs as text;
+//! - roles (`role`, `previous`) are `master` or `replica`;
 //! - times inside an event (`time_ms`) are the core's wall-clock ms, the
 //!   same clock redis uses for the decision;
 //! - slot sets are lists of inclusive `[start, end]` ranges.
@@ -96,8 +97,11 @@ pub enum EpochReason {
     SetConfigEpoch,
     /// `CLUSTER RESET HARD` sets both epochs to 0.
     ResetHard,
-    /// An election (next issue).
+    /// A replica won an election: configEpoch = the election's epoch; also
+    /// the currentEpoch bump that starts an election.
     Election,
+    /// `CLUSTER FAILOVER TAKEOVER`: a new epoch without consensus.
+    Takeover,
 }
 
 /// Why slots changed owner.
@@ -122,8 +126,44 @@ pub enum SlotChangeReason {
     NodeRemoved,
     /// `CLUSTER RESET`.
     Reset,
-    /// A failover (next issue).
+    /// A replica took its master's slots after winning an election or by
+    /// `CLUSTER FAILOVER TAKEOVER`.
     Failover,
+}
+
+/// Why a master refused its vote to a replica (reference 5.2, in redis's
+/// order of checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteRefusedReason {
+    /// We are a replica or a master without slots (redis logs nothing).
+    NoRightToVote,
+    /// The request's currentEpoch is below ours.
+    ReqEpochStale,
+    /// We already voted in our currentEpoch.
+    AlreadyVoted,
+    /// The requester is a master.
+    RequesterIsMaster,
+    /// We do not know the requester's master.
+    UnknownMaster,
+    /// The requester's master is not FAIL and FORCEACK is not set.
+    MasterUp,
+    /// We voted for a replica of the same master less than 2 x node_timeout ago.
+    VotedRecently,
+    /// A claimed slot is owned by a master with a greater configEpoch than the request's.
+    StaleSlotClaim,
+}
+
+/// `CLUSTER FAILOVER` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManualFailoverMode {
+    /// No option: MFSTART, the master pauses writes, we catch up, then an election.
+    Default,
+    /// `FORCE`: an election at once (with FORCEACK), no offset agreement.
+    Force,
+    /// `TAKEOVER`: a new epoch without consensus and the slots, no election.
+    Takeover,
 }
 
 /// A node's role.
@@ -256,10 +296,12 @@ pub enum EventKind {
         config_epoch: u64,
         applied: bool,
     },
-    /// `node`'s role as we see it changed; `master` is its master for replicas
-    /// (null if unknown).
+    /// `node`'s role as we see it changed (or, for a replica, its master
+    /// changed); `previous` is the role before, `role` the role now, `master`
+    /// its master for replicas (null if unknown).
     RoleChanged {
         node: String,
+        previous: Role,
         role: Role,
         master: Option<String>,
     },
@@ -293,6 +335,101 @@ pub enum EventKind {
     NodeNoaddr { node: String, sender: String },
     /// We learned our own IP from an inbound connection.
     MyselfIpUpdated { ip: String },
+    /// Replica: an election is scheduled `delay_ms` from now against failed
+    /// master `master`. `rank` = replicas of the same master with a larger
+    /// offset than ours (`offset`); `current_epoch` is ours at scheduling (the
+    /// election will use a larger one); `manual` for a manual failover (no delay).
+    ElectionScheduled {
+        master: String,
+        current_epoch: u64,
+        delay_ms: i64,
+        rank: usize,
+        offset: u64,
+        manual: bool,
+    },
+    /// Replica: while waiting, our rank got worse; the delay grew by `added_delay_ms`.
+    ElectionRankUpdated { rank: usize, added_delay_ms: i64 },
+    /// Replica: we bumped currentEpoch to `epoch` and broadcast
+    /// FAILOVER_AUTH_REQUEST; `force_ack` is set during a manual failover.
+    ElectionStarted {
+        master: String,
+        epoch: u64,
+        force_ack: bool,
+    },
+    /// Master: we voted for replica `to` of failed master `master` in `epoch`
+    /// (our lastVoteEpoch, persisted with fsync before the ACK was queued).
+    VoteGranted {
+        to: String,
+        master: String,
+        epoch: u64,
+    },
+    /// Master: we refused replica `to`; `epoch` is our currentEpoch,
+    /// `req_epoch` the request's.
+    VoteRefused {
+        to: String,
+        reason: VoteRefusedReason,
+        epoch: u64,
+        req_epoch: u64,
+    },
+    /// Replica: a FAILOVER_AUTH_ACK from `from`; `epoch` is our election's
+    /// epoch, `sender_epoch` the ACK's currentEpoch; `counted` is false when
+    /// the sender is not a master with slots or `sender_epoch < epoch`.
+    AuthAckReceived {
+        from: String,
+        epoch: u64,
+        sender_epoch: u64,
+        counted: bool,
+    },
+    /// Replica: `votes` >= `needed` = floor(size/2)+1 in `epoch`; we become
+    /// the master and take `master`'s slots.
+    ElectionWon {
+        master: String,
+        epoch: u64,
+        votes: usize,
+        needed: usize,
+    },
+    /// Replica: the election of `epoch` got no majority within the auth
+    /// timeout (`epoch` is 0 if no request went out).
+    ElectionExpired {
+        epoch: u64,
+        votes: usize,
+        needed: usize,
+    },
+    /// Replica: `CLUSTER FAILOVER [mode]` accepted; `master` is ours.
+    ManualFailoverRequested {
+        master: String,
+        mode: ManualFailoverMode,
+    },
+    /// Master: replica `replica` sent MFSTART; writes are held until
+    /// `pause_until_ms` (or until the manual failover ends).
+    ManualFailoverPaused {
+        replica: String,
+        pause_until_ms: u64,
+    },
+    /// Replica: our processed offset reached the paused master's `offset`
+    /// (or FORCE): the election may start.
+    ManualFailoverCanStart { master: String, offset: Option<u64> },
+    /// A manual failover passed its 5 s deadline (both sides log it).
+    ManualFailoverTimedOut,
+    /// Replica: we re-pointed from `from` (the master we leave) to orphaned
+    /// master `to` (replica migration, 5.4).
+    ReplicaMigrated { from: String, to: String },
+    /// Replica side (emitted by the shell): the replication link to `master`
+    /// is up, after the full sync completed.
+    ReplicationLinkUp { master: String },
+    /// Replica side (emitted by the shell): the replication link to `master` broke.
+    ReplicationLinkDown { master: String },
+    /// Replica side (emitted by the shell): a snapshot from `master` was
+    /// applied; `offset` is the master offset it stands for, `keys` the number
+    /// of keys loaded.
+    FullSync {
+        master: String,
+        offset: u64,
+        keys: u64,
+    },
+    /// Master side (emitted by the shell): `replica` finished its full sync at
+    /// `offset` and now receives the stream.
+    ReplicaSynced { replica: String, offset: u64 },
 }
 
 #[cfg(test)]
@@ -335,5 +472,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\"reason\":\"add_slots\""), "{text}");
+    }
+
+    #[test]
+    fn failover_events_serialize_with_snake_case_tags() {
+        let e = Event::from(EventKind::VoteRefused {
+            to: "a".repeat(40),
+            reason: VoteRefusedReason::StaleSlotClaim,
+            epoch: 7,
+            req_epoch: 6,
+        });
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert!(
+            text.starts_with("{\"event\":\"vote_refused\",\"to\":\"aaaa"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"reason\":\"stale_slot_claim\",\"epoch\":7,\"req_epoch\":6"),
+            "{text}"
+        );
+        let text = serde_json::to_string(&Event::from(EventKind::ManualFailoverTimedOut))
+            .unwrap_or_default();
+        assert_eq!(text, "{\"event\":\"manual_failover_timed_out\"}");
+        let e = Event::from(EventKind::ManualFailoverRequested {
+            master: "b".repeat(40),
+            mode: ManualFailoverMode::Takeover,
+        });
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert!(text.ends_with("\"mode\":\"takeover\"}"), "{text}");
+        let back: Event = serde_json::from_str(&text)
+            .unwrap_or_else(|_| Event::from(EventKind::Started { id: String::new() }));
+        assert_eq!(back, e);
+        let e = Event::from(EventKind::FullSync {
+            master: "c".repeat(40),
+            offset: 10,
+            keys: 2,
+        });
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert!(text.starts_with("{\"event\":\"full_sync\""), "{text}");
     }
 }

@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 
-use crate::events::{AddedVia, EpochReason, EventKind, RemovedReason, SlotChangeReason};
+use crate::events::{
+    AddedVia, EpochReason, EventKind, ManualFailoverMode, RemovedReason, SlotChangeReason,
+};
 use crate::resp::Frame;
 use crate::slots::{key_slot, CLUSTER_SLOTS};
 use crate::wire::{msg_type, node_flags::*};
@@ -266,7 +268,7 @@ impl Cluster {
             }
             "setslot" => self.cmd_setslot(now, args, keys),
             "bumpepoch" => {
-                let bumped = self.bump_epoch_without_consensus();
+                let bumped = self.bump_epoch_without_consensus(EpochReason::Bump);
                 let word = if bumped { "BUMPED" } else { "STILL" };
                 Frame::Simple(format!("{word} {}", self.me().config_epoch))
             }
@@ -302,7 +304,7 @@ impl Cluster {
                 )
             }
             "forget" => self.cmd_forget(now, arg(1)),
-            "replicate" => self.cmd_replicate(arg(1), keys),
+            "replicate" => self.cmd_replicate(now, arg(1), keys),
             "slaves" | "replicas" => {
                 let Some(r) = self.lookup_arg(arg(1)) else {
                     return err(format!("Unknown node {}", text(arg(1))));
@@ -325,7 +327,7 @@ impl Cluster {
                 Some(r) => int(self.failure_reports_count(now, r)),
             },
             "failover" if argc == 2 || argc == 3 => {
-                self.cmd_failover(args.get(1).map(|b| b.as_ref()))
+                self.cmd_failover(now, args.get(1).map(|b| b.as_ref()))
             }
             "failover" => syntax(),
             "set-config-epoch" => self.cmd_set_config_epoch(arg(1)),
@@ -564,12 +566,12 @@ impl Cluster {
                         LogLevel::Warning,
                         format!("Configuration change detected. Reconfiguring myself as a replica of {name}"),
                     );
-                    self.set_my_master(n);
+                    self.set_my_master(now, n);
                     self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
                 }
                 // Closing an import: take a new epoch so the claim wins, and tell everyone.
                 if n == me && self.importing_from.get(i).copied().flatten().is_some() {
-                    if self.bump_epoch_without_consensus() {
+                    if self.bump_epoch_without_consensus(EpochReason::Bump) {
                         self.log(
                             LogLevel::Warning,
                             format!("configEpoch updated after importing slot {slot}"),
@@ -610,7 +612,7 @@ impl Cluster {
         Frame::ok()
     }
 
-    fn cmd_replicate(&mut self, id: &[u8], keys: &dyn Keyspace) -> Frame {
+    fn cmd_replicate(&mut self, now: Ms, id: &[u8], keys: &dyn Keyspace) -> Frame {
         let Some(r) = self.lookup_arg(id) else {
             return err(format!("Unknown node {}", text(id)));
         };
@@ -624,30 +626,22 @@ impl Cluster {
         if me.is_master() && (me.numslots != 0 || keys.key_count() != 0) {
             return err("To set a master the node must be empty and without assigned slots.");
         }
-        self.set_my_master(r);
+        self.set_my_master(now, r);
         self.todo(TODO_UPDATE_STATE | TODO_SAVE_CONFIG);
         Frame::ok()
     }
 
-    fn cmd_failover(&mut self, option: Option<&[u8]>) -> Frame {
-        let force = match option {
-            None => false,
-            Some(o) if o.eq_ignore_ascii_case(b"force") || o.eq_ignore_ascii_case(b"takeover") => {
-                true
-            }
+    fn cmd_failover(&mut self, now: Ms, option: Option<&[u8]>) -> Frame {
+        let mode = match option {
+            None => ManualFailoverMode::Default,
+            Some(o) if o.eq_ignore_ascii_case(b"force") => ManualFailoverMode::Force,
+            Some(o) if o.eq_ignore_ascii_case(b"takeover") => ManualFailoverMode::Takeover,
             Some(_) => return Frame::Error(SYNTAX_ERROR.into()),
         };
-        let me = self.me();
-        if me.is_master() {
-            return err("You should send CLUSTER FAILOVER to a replica");
+        match self.manual_failover_command(now, mode) {
+            Ok(()) => Frame::ok(),
+            Err(text) => err(text),
         }
-        let Some(master) = me.replica_of.and_then(|m| self.node(m)) else {
-            return err("I'm a replica but my master is unknown to me");
-        };
-        if !force && (master.failed() || master.link.is_none()) {
-            return err("Master is down or failed, please use CLUSTER FAILOVER FORCE");
-        }
-        err("CLUSTER FAILOVER is not implemented yet")
     }
 
     fn cmd_set_config_epoch(&mut self, arg: &[u8]) -> Frame {

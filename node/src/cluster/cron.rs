@@ -76,12 +76,29 @@ impl Cluster {
             }
         }
 
-        // 3) Per node: stale links, half-timeout pings, PFAIL.
+        // 3) Per node: orphaned masters, stale links, half-timeout pings, PFAIL.
+        let i_am_replica = self.me().is_replica();
+        let my_master = self.me().replica_of;
+        let mut orphaned_masters = 0usize;
+        let mut max_replicas = 0usize;
+        let mut this_replicas = 0usize;
         let refs: Vec<NodeRef> = self.nodes.keys().copied().collect();
         for &r in &refs {
             let Some(n) = self.node(r) else { continue };
             if n.has(MYSELF | NOADDR | HANDSHAKE) {
                 continue;
+            }
+            // Replica migration needs: orphaned masters (slots, no working
+            // replica, used to have one), the best replica count, and ours.
+            if i_am_replica && n.is_master() && !n.failed() {
+                let ok = self.non_failing_replicas(r);
+                if ok == 0 && n.numslots > 0 && n.has(MIGRATE_TO) {
+                    orphaned_masters += 1;
+                }
+                max_replicas = max_replicas.max(ok);
+                if my_master == Some(r) {
+                    this_replicas = ok;
+                }
             }
             let ping_delay = now - n.ping_sent;
             let data_delay = now - n.data_received;
@@ -131,10 +148,19 @@ impl Cluster {
             }
         }
 
-        // 4) Manual failover timeout and replica failover/migration: next issue.
-        if self.failover.mf_end != 0 && self.failover.mf_end < now {
-            self.log(LogLevel::Warning, "Manual failover timed out.".to_string());
-            self.reset_manual_failover();
+        // 4) Manual failover timeout, then the replica's failover and migration.
+        self.manual_failover_check_timeout(now);
+        if self.me().is_replica() {
+            self.handle_manual_failover();
+            self.handle_replica_failover(now);
+            // Migrating only makes sense if some master has two working replicas.
+            if orphaned_masters > 0
+                && max_replicas >= 2
+                && this_replicas == max_replicas
+                && self.cfg.allow_replica_migration
+            {
+                self.handle_replica_migration(now, max_replicas);
+            }
         }
 
         if update_state || !self.state_ok {
@@ -143,10 +169,23 @@ impl Cluster {
     }
 
     pub(super) fn do_before_sleep(&mut self, now: Ms) {
-        let flags = self.todo;
+        let mut flags = self.todo;
         self.todo = 0;
-        // TODO_HANDLE_FAILOVER / TODO_HANDLE_MANUALFAILOVER: next issue.
-        let _ = TODO_HANDLE_FAILOVER | TODO_HANDLE_MANUALFAILOVER;
+        if flags & TODO_HANDLE_MANUALFAILOVER != 0 {
+            // Without waiting for the next cron: a manual failover is fast.
+            if self.me().is_replica() {
+                self.handle_manual_failover();
+                self.handle_replica_failover(now);
+            }
+        } else if flags & TODO_HANDLE_FAILOVER != 0 {
+            // An ACK may have completed the quorum.
+            self.handle_replica_failover(now);
+        }
+        // State and config changes made just above are applied now rather than
+        // on the next call; the failover flags wait for the next call.
+        let fresh = self.todo & (TODO_UPDATE_STATE | TODO_SAVE_CONFIG | TODO_FSYNC_CONFIG);
+        self.todo &= !fresh;
+        flags |= fresh;
         if flags & TODO_UPDATE_STATE != 0 {
             self.update_state(now);
         }

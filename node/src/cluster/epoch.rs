@@ -46,15 +46,15 @@ impl Cluster {
 
     /// `clusterBumpConfigEpochWithoutConsensus`: a new configEpoch for us unless
     /// ours is already non-zero and the largest. Returns whether it bumped.
-    pub(super) fn bump_epoch_without_consensus(&mut self) -> bool {
+    pub(super) fn bump_epoch_without_consensus(&mut self, reason: EpochReason) -> bool {
         let max = self.max_epoch();
         let mine = self.me().config_epoch;
         if mine != 0 && mine == max {
             return false;
         }
         let next = self.current_epoch + 1;
-        self.set_current_epoch(next, EpochReason::Bump);
-        self.set_config_epoch(self.myself, next, EpochReason::Bump);
+        self.set_current_epoch(next, reason);
+        self.set_config_epoch(self.myself, next, reason);
         self.todo(TODO_SAVE_CONFIG | TODO_FSYNC_CONFIG);
         self.log(LogLevel::Warning, format!("New configEpoch set to {next}"));
         true

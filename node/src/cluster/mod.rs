@@ -98,6 +98,8 @@ pub struct ClusterConfig {
     pub migration_barrier: u32,
     pub allow_replica_migration: bool,
     pub replica_no_failover: bool,
+    /// repl-ping-replica-period, seconds (part of the data-age limit).
+    pub repl_ping_replica_period: u64,
     /// Planted defects (`--bug NAME`), for proving checkers. Empty in normal runs.
     pub bugs: Vec<String>,
 }
@@ -116,6 +118,7 @@ impl Default for ClusterConfig {
             migration_barrier: 1,
             allow_replica_migration: true,
             replica_no_failover: false,
+            repl_ping_replica_period: 10,
             bugs: Vec::new(),
         }
     }
@@ -458,6 +461,31 @@ impl Cluster {
     /// offset, 0 while loading). Carried in every header and used by SLOTS/SHARDS.
     pub fn set_repl_offset(&mut self, offset: u64) {
         self.my_repl_offset = offset;
+    }
+
+    /// While `Some(t)` and `now < t` the shell holds write commands (reads
+    /// proceed): set by a master that accepted MFSTART, cleared when the
+    /// manual failover ends or times out.
+    pub fn client_pause_until(&self) -> Option<Millis> {
+        self.failover.pause_until
+    }
+
+    /// The replica's replication link to its master is up (full sync done).
+    pub fn handle_master_link_up(&mut self, now: Millis) {
+        self.master_link_up(ms(now));
+        self.flush_slot_events();
+    }
+
+    /// The replica's replication link to its master broke.
+    pub fn handle_master_link_down(&mut self, now: Millis) {
+        self.master_link_down(ms(now));
+        self.flush_slot_events();
+    }
+
+    /// Data or a ping arrived from the master on the replication link (the
+    /// "last interaction" for the data-age rule).
+    pub fn handle_master_activity(&mut self, now: Millis) {
+        self.master_activity(ms(now));
     }
 
     /// `DEBUG DROP-CLUSTER-PACKET-FILTER <type|-1>`: `None` drops nothing.

@@ -156,10 +156,10 @@ impl Cluster {
                     self.node(s)
                         .is_some_and(|n| n.replica_of == Some(self.myself))
                 }) {
-                    self.on_mfstart(now, s);
+                    self.on_mfstart(now, s, link);
                 }
             }
-            msg_type::UPDATE => self.process_update(sender, &msg),
+            msg_type::UPDATE => self.process_update(now, sender, &msg),
             msg_type::MODULE => {
                 if sender.is_some() {
                     self.log(
@@ -293,7 +293,7 @@ impl Cluster {
 
         let Some(s) = sender else { return };
         self.apply_role(s, h);
-        self.apply_slot_claims(s, sender_config_epoch, h);
+        self.apply_slot_claims(now, s, sender_config_epoch, h);
 
         if self.me().is_master()
             && self.is_master_ref(s)
@@ -435,6 +435,7 @@ impl Cluster {
         }
         let master = self.lookup(&h.slaveof);
         let mut changed = false;
+        let previous = super::table::role_of(self.node(s).map_or(0, |n| n.flags));
         if self.is_master_ref(s) {
             // A master turned replica: it serves nothing now.
             self.del_node_slots(s, SlotChangeReason::RoleChange);
@@ -460,13 +461,13 @@ impl Cluster {
             }
         }
         if changed {
-            self.role_event(s);
+            self.role_event(s, previous);
         }
     }
 
     /// Slot claims of the header (4.3), and one UPDATE if the sender claims
     /// slots whose owner has a newer configEpoch.
-    fn apply_slot_claims(&mut self, s: NodeRef, sender_config_epoch: u64, h: &Header) {
+    fn apply_slot_claims(&mut self, now: Ms, s: NodeRef, sender_config_epoch: u64, h: &Header) {
         let Some(sn) = self.node(s) else { return };
         let sender_is_master = sn.is_master();
         let sender_master = if sender_is_master {
@@ -482,6 +483,7 @@ impl Cluster {
         }
         if sender_is_master {
             self.update_slots_config_with(
+                now,
                 s,
                 sender_config_epoch,
                 &h.myslots,
@@ -544,7 +546,7 @@ impl Cluster {
         });
     }
 
-    fn process_update(&mut self, sender: Option<NodeRef>, msg: &Message) {
+    fn process_update(&mut self, now: Ms, sender: Option<NodeRef>, msg: &Message) {
         let Body::Update {
             config_epoch,
             nodename,
@@ -583,6 +585,6 @@ impl Cluster {
             applied: true,
         });
         let slots: SlotSet = slots.clone();
-        self.update_slots_config_with(n, *config_epoch, &slots, SlotChangeReason::Update);
+        self.update_slots_config_with(now, n, *config_epoch, &slots, SlotChangeReason::Update);
     }
 }

@@ -7,7 +7,7 @@ use crate::wire::node_flags::*;
 use crate::wire::NodeName;
 
 use super::cron::{TODO_FSYNC_CONFIG, TODO_SAVE_CONFIG, TODO_UPDATE_STATE};
-use super::node::NodeRef;
+use super::node::{Ms, NodeRef};
 use super::{Action, Cluster, LogLevel};
 
 /// One slot ownership change, turned into `slot_owner_changed` events (grouped
@@ -170,6 +170,7 @@ impl Cluster {
     /// UPDATE is about) claims `claimed` at `epoch`.
     pub(super) fn update_slots_config_with(
         &mut self,
+        now: Ms,
         sender: NodeRef,
         epoch: u64,
         claimed: &SlotSet,
@@ -254,7 +255,7 @@ impl Cluster {
                     "Configuration change detected. Reconfiguring myself as a replica of {name}"
                 ),
             );
-            self.set_my_master(sender);
+            self.set_my_master(now, sender);
             self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
         } else if let Some(gm) = grandmaster.filter(|&gm| gm != self.myself) {
             // Our master became a replica: follow it to its master.
@@ -265,7 +266,7 @@ impl Cluster {
                     "I'm a sub-replica! Reconfiguring myself as a replica of grandmaster {name}"
                 ),
             );
-            self.set_my_master(gm);
+            self.set_my_master(now, gm);
             self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
         } else if !dirty.is_empty() {
             self.actions

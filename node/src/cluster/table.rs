@@ -7,7 +7,7 @@ use crate::wire::node_flags::*;
 use crate::wire::NodeName;
 
 use super::cron::{TODO_SAVE_CONFIG, TODO_UPDATE_STATE};
-use super::node::NodeRef;
+use super::node::{Ms, NodeRef};
 use super::slots::all_slots;
 use super::{Cluster, LinkId, LogLevel};
 
@@ -110,16 +110,18 @@ impl Cluster {
         true
     }
 
-    pub(super) fn role_event(&mut self, r: NodeRef) {
+    /// `role_changed` for `r`, whose role was `previous` before the change.
+    pub(super) fn role_event(&mut self, r: NodeRef, previous: Role) {
         let Some(n) = self.node(r) else { return };
-        let role = if n.is_replica() {
-            Role::Replica
-        } else {
-            Role::Master
-        };
+        let role = role_of(n.flags);
         let master = n.replica_of.map(|m| self.id_of(m));
         let node = n.id();
-        self.event(EventKind::RoleChanged { node, role, master });
+        self.event(EventKind::RoleChanged {
+            node,
+            previous,
+            role,
+            master,
+        });
     }
 
     /// `clusterSetNodeAsMaster`: a node we believed a replica acts as a master.
@@ -128,6 +130,7 @@ impl Cluster {
         if n.is_master() {
             return;
         }
+        let previous = role_of(n.flags);
         if let Some(m) = n.replica_of {
             self.remove_replica(m, r);
             if r != self.myself {
@@ -141,15 +144,23 @@ impl Cluster {
             n.flags |= MASTER;
             n.replica_of = None;
         }
+        if r == self.myself {
+            self.forget_master_link();
+        }
         self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE);
-        self.role_event(r);
+        self.role_event(r, previous);
     }
 
     /// `clusterSetMaster`: we become a replica of `master` (replication itself
     /// is the shell's: see `replication_master`).
-    pub(super) fn set_my_master(&mut self, master: NodeRef) {
+    pub(super) fn set_my_master(&mut self, now: Ms, master: NodeRef) {
         if master == self.myself || !self.nodes.contains_key(&master) {
             return;
+        }
+        let me = self.me();
+        let previous = role_of(me.flags);
+        if me.replica_of != Some(master) {
+            self.master_link_repointed(now);
         }
         let me = self.me();
         if me.is_master() {
@@ -163,6 +174,15 @@ impl Cluster {
         self.me_mut().replica_of = Some(master);
         self.add_replica(master, self.myself);
         self.reset_manual_failover();
-        self.role_event(self.myself);
+        self.role_event(self.myself, previous);
+    }
+}
+
+/// The role a flags word describes (a node without either bit counts as a master).
+pub(super) fn role_of(flags: u16) -> Role {
+    if flags & SLAVE != 0 {
+        Role::Replica
+    } else {
+        Role::Master
     }
 }

@@ -6,6 +6,7 @@ pub mod sim;
 mod commands;
 mod conf;
 mod epochs;
+mod failover;
 mod failure;
 mod hostile;
 mod membership;
@@ -65,6 +66,11 @@ impl Cluster {
 
     pub(crate) fn cluster_size(&self) -> usize {
         self.size
+    }
+
+    /// What nodes.conf would contain now.
+    pub(crate) fn config_text_for_tests(&self) -> String {
+        self.config_file_contents()
     }
 }
 

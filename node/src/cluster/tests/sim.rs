@@ -10,6 +10,15 @@
 //! cut, or to a dead node, the connect fails (`handle_connect_failed`).
 //! Connections survive a cut (packets are silently dropped, as with a
 //! firewall DROP rule), so the cores' own staleness rules must notice.
+//!
+//! Replication is modelled as the shell would drive it: each node has a
+//! replication offset (`write` advances a master's); every step, a replica
+//! whose core names a master (`replication_master`) connects when that master
+//! is reachable (full sync to the master's offset, then
+//! `handle_master_link_up`), and then copies the master's offset and reports
+//! `handle_master_activity` while it can hear the master. A killed master
+//! breaks the link (`handle_master_link_down`); a paused or cut-off master
+//! leaves it up but silent, like a TCP connection without a reset.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -78,6 +87,12 @@ pub struct SimNode {
     pub logs: Vec<(Millis, LogLevel, String)>,
     /// `DeleteKeysInSlots` requests received.
     pub deleted_slots: Vec<Vec<u16>>,
+    /// Replication offset the shell reports (`set_repl_offset`).
+    pub repl_offset: u64,
+    /// The master our replication link is connected to, if any.
+    pub repl_link: Option<NodeName>,
+    /// The replica keeps its link (and hears pings) but receives no data.
+    pub repl_hold: bool,
 }
 
 /// Something waiting to be handed to a node.
@@ -204,6 +219,9 @@ impl Sim {
             events: Vec::new(),
             logs: Vec::new(),
             deleted_slots: Vec::new(),
+            repl_offset: 0,
+            repl_link: None,
+            repl_hold: false,
         });
         self.inbox.push(VecDeque::new());
         self.drain(i);
@@ -279,6 +297,9 @@ impl Sim {
         n.core = core;
         n.alive = true;
         n.paused = false;
+        n.repl_link = None;
+        // The dataset (and its offset) survives the restart.
+        n.core.set_repl_offset(n.repl_offset);
         self.drain(i);
         self.deliver_all();
     }
@@ -314,14 +335,15 @@ impl Sim {
         }
     }
 
-    /// One 100 ms step: every running node's cron and before_sleep, then all
-    /// deliveries until the network is quiet.
+    /// One 100 ms step: every running node's replication inputs, cron and
+    /// before_sleep, then all deliveries until the network is quiet.
     pub fn step(&mut self) {
         self.now += TICK;
         for i in 0..self.nodes.len() {
             if !self.nodes[i].alive || self.nodes[i].paused {
                 continue;
             }
+            self.replicate(i);
             let now = self.now;
             let core = &mut self.nodes[i].core;
             core.tick(now);
@@ -353,6 +375,60 @@ impl Sim {
             self.step();
         }
         pred(self).then(|| self.now - start)
+    }
+
+    /// Index of the node whose core has ID `name`.
+    pub fn index_of(&self, name: &NodeName) -> Option<usize> {
+        self.nodes.iter().position(|n| n.core.myself() == *name)
+    }
+
+    /// `bytes` of writes applied on node i (a master): its offset grows.
+    pub fn write(&mut self, i: usize, bytes: u64) {
+        let n = &mut self.nodes[i];
+        n.repl_offset += bytes;
+        n.core.set_repl_offset(n.repl_offset);
+    }
+
+    /// The shell's replication client for node i, one step's worth.
+    fn replicate(&mut self, i: usize) {
+        let now = self.now;
+        let target = self.nodes[i]
+            .core
+            .replication_master()
+            .and_then(|(name, _, _)| self.index_of(&name).map(|t| (name, t)));
+        let Some((name, t)) = target else {
+            // Not a replica (any more): stop syncing, keep the offset.
+            self.nodes[i].repl_link = None;
+            return;
+        };
+        let reachable = self.nodes[t].alive && !self.nodes[t].paused && self.can_talk(i, t);
+        let master_offset = self.nodes[t].repl_offset;
+        let n = &mut self.nodes[i];
+        if n.repl_link != Some(name) {
+            if n.repl_link.take().is_some() {
+                n.core.handle_master_link_down(now);
+            }
+            if reachable {
+                // Full sync: the snapshot brings us to the master's offset.
+                n.repl_offset = master_offset;
+                n.core.set_repl_offset(master_offset);
+                n.core.handle_master_link_up(now);
+                n.repl_link = Some(name);
+            }
+        } else if reachable {
+            if !n.repl_hold {
+                n.repl_offset = master_offset;
+                n.core.set_repl_offset(master_offset);
+            }
+            n.core.handle_master_activity(now);
+        } else if !self.nodes[t].alive && self.can_talk(i, t) {
+            // The dead master's socket was reset (a cut would hide the reset).
+            let n = &mut self.nodes[i];
+            n.repl_link = None;
+            n.core.handle_master_link_down(now);
+        }
+        self.nodes[i].core.before_sleep(now);
+        self.drain(i);
     }
 
     fn addr(ip: &str, port: u16) -> SocketAddr {
