@@ -80,7 +80,8 @@ struct EventLog {
 
 #[derive(Serialize)]
 struct EventLine<'a> {
-    node: &'a str,
+    /// The ID of the node writing the log (`node` is taken: events use it for the node they are about).
+    me: &'a str,
     wall_ms: u64,
     mono_ms: u64,
     #[serde(flatten)]

@@ -121,6 +121,20 @@ impl Server {
         .unwrap_or_else(|| panic!("server on port {} did not start", self.port));
     }
 
+    /// SIGKILL the process and wait for it (nodes.conf and the dir stay).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the process again with the same dir and options.
+    pub fn restart(&mut self, node_timeout: u64) {
+        self.kill9();
+        self.spawn(node_timeout);
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
