@@ -171,7 +171,7 @@ impl Node {
             .map(|c| c.myself().to_string())
             .unwrap_or_default();
         let line = EventLine {
-            node: &node,
+            me: &node,
             wall_ms: now_ms(),
             mono_ms: mono_ms(),
             event,
