@@ -48,11 +48,15 @@ fn parse_nodes(port: u16) -> Vec<NodeLine> {
 }
 
 fn is_master_by_itself(port: u16) -> bool {
-    parse_nodes(port).iter().any(|n| n.flags.contains("myself") && n.flags.contains("master"))
+    parse_nodes(port)
+        .iter()
+        .any(|n| n.flags.contains("myself") && n.flags.contains("master"))
 }
 
 fn is_replica_by_itself(port: u16) -> bool {
-    parse_nodes(port).iter().any(|n| n.flags.contains("myself") && n.flags.contains("slave"))
+    parse_nodes(port)
+        .iter()
+        .any(|n| n.flags.contains("myself") && n.flags.contains("slave"))
 }
 
 fn has_flag(flags: &str, want: &str) -> bool {
@@ -62,16 +66,29 @@ fn has_flag(flags: &str, want: &str) -> bool {
 /// Starts `ports.len()` servers of one kind and runs `redis-cli --cluster create`
 /// with one replica per master; waits until every node reports ok.
 fn create_cluster(kind: fn() -> Kind, ports: &[u16], root: &std::path::Path) -> Vec<Server> {
-    let servers: Vec<Server> = ports.iter().map(|&p| Server::start(kind(), p, root, NODE_TIMEOUT)).collect();
+    let servers: Vec<Server> = ports
+        .iter()
+        .map(|&p| Server::start(kind(), p, root, NODE_TIMEOUT))
+        .collect();
     let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
     args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
-    args.extend(["--cluster-replicas".into(), "1".into(), "--cluster-yes".into()]);
+    args.extend([
+        "--cluster-replicas".into(),
+        "1".into(),
+        "--cluster-yes".into(),
+    ]);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (ok, out) = redis_cli(&argv);
     assert!(ok, "redis-cli --cluster create failed:\n{out}");
     let ready = wait_until(Duration::from_secs(30), || {
         ports.iter().all(|&p| state_ok(p))
-            && ports.iter().all(|&p| parse_nodes(p).iter().filter(|n| n.flags.contains("slave")).count() == ports.len() / 2)
+            && ports.iter().all(|&p| {
+                parse_nodes(p)
+                    .iter()
+                    .filter(|n| n.flags.contains("slave"))
+                    .count()
+                    == ports.len() / 2
+            })
     });
     assert!(ready.is_some(), "cluster with replicas never became ok");
     servers
@@ -81,7 +98,10 @@ fn create_cluster(kind: fn() -> Kind, ports: &[u16], root: &std::path::Path) -> 
 fn pick_master_with_replica(view_port: u16) -> (NodeLine, NodeLine) {
     let nodes = parse_nodes(view_port);
     for r in nodes.iter().filter(|n| n.flags.contains("slave")) {
-        if let Some(m) = nodes.iter().find(|m| m.id == r.master && !m.slots.is_empty()) {
+        if let Some(m) = nodes
+            .iter()
+            .find(|m| m.id == r.master && !m.slots.is_empty())
+        {
             return (m.clone(), r.clone());
         }
     }
@@ -157,7 +177,11 @@ impl Writer {
                 }
             }
         });
-        Writer { stop, acked, handle: Some(handle) }
+        Writer {
+            stop,
+            acked,
+            handle: Some(handle),
+        }
     }
 
     fn finish(mut self) -> Vec<String> {
@@ -175,13 +199,22 @@ fn stop_master_and_time(servers: &mut [Server], ports: &[u16], label: &str) -> S
     let (master, replica) = pick_master_with_replica(ports[0]);
     let writer = Writer::start(key_in_slots(&master.slots), master.port);
     std::thread::sleep(Duration::from_millis(500));
-    let victim = servers.iter().position(|s| s.port == master.port).expect("victim server");
-    let observers: Vec<u16> = ports.iter().copied().filter(|&p| p != master.port).collect();
+    let victim = servers
+        .iter()
+        .position(|s| s.port == master.port)
+        .expect("victim server");
+    let observers: Vec<u16> = ports
+        .iter()
+        .copied()
+        .filter(|&p| p != master.port)
+        .collect();
     let start = Instant::now();
     servers[victim].stop_signal();
     let mut fail_at: Vec<Option<Duration>> = vec![None; observers.len()];
     let mut promoted_at = None;
-    while start.elapsed() < Duration::from_secs(30) && (fail_at.iter().any(Option::is_none) || promoted_at.is_none()) {
+    while start.elapsed() < Duration::from_secs(30)
+        && (fail_at.iter().any(Option::is_none) || promoted_at.is_none())
+    {
         for (i, &p) in observers.iter().enumerate() {
             if fail_at[i].is_none() && has_flag(&flags_of(p, &master.id), "fail") {
                 fail_at[i] = Some(start.elapsed());
@@ -192,15 +225,25 @@ fn stop_master_and_time(servers: &mut [Server], ports: &[u16], label: &str) -> S
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let ok = wait_until(Duration::from_secs(20), || observers.iter().all(|&p| state_ok(p)));
-    let mut report = format!("{label}: SIGSTOP master :{} (node-timeout {NODE_TIMEOUT} ms)\n", master.port);
+    let ok = wait_until(Duration::from_secs(20), || {
+        observers.iter().all(|&p| state_ok(p))
+    });
+    let mut report = format!(
+        "{label}: SIGSTOP master :{} (node-timeout {NODE_TIMEOUT} ms)\n",
+        master.port
+    );
     for (p, t) in observers.iter().zip(&fail_at) {
-        report.push_str(&format!("  FAIL seen at :{p}  {:>6} ms\n", t.map(|d| d.as_millis().to_string()).unwrap_or("-".into())));
+        report.push_str(&format!(
+            "  FAIL seen at :{p}  {:>6} ms\n",
+            t.map(|d| d.as_millis().to_string()).unwrap_or("-".into())
+        ));
     }
     report.push_str(&format!(
         "  replica :{} promoted {:>6} ms; cluster ok again: {}\n",
         replica.port,
-        promoted_at.map(|d| d.as_millis().to_string()).unwrap_or("-".into()),
+        promoted_at
+            .map(|d| d.as_millis().to_string())
+            .unwrap_or("-".into()),
         ok.is_some()
     ));
     assert!(fail_at.iter().all(Option::is_some), "{report}");
@@ -210,12 +253,19 @@ fn stop_master_and_time(servers: &mut [Server], ports: &[u16], label: &str) -> S
     // SIGCONT: the old master learns its slots moved and becomes a replica of the new one.
     servers[victim].cont_signal();
     let demoted = wait_until(Duration::from_secs(20), || {
-        parse_nodes(master.port).iter().any(|n| n.flags.contains("myself") && n.flags.contains("slave") && n.master == replica.id)
+        parse_nodes(master.port).iter().any(|n| {
+            n.flags.contains("myself") && n.flags.contains("slave") && n.master == replica.id
+        })
     });
-    report.push_str(&format!("  old master rejoined as replica of the new one after SIGCONT: {demoted:?}\n"));
+    report.push_str(&format!(
+        "  old master rejoined as replica of the new one after SIGCONT: {demoted:?}\n"
+    ));
     assert!(demoted.is_some(), "{report}");
     let acked = writer.finish();
-    report.push_str(&format!("  writes acknowledged during the run: {}\n", acked.len()));
+    report.push_str(&format!(
+        "  writes acknowledged during the run: {}\n",
+        acked.len()
+    ));
     assert!(!acked.is_empty(), "{report}");
     report
 }
@@ -251,15 +301,38 @@ fn manual_failover_keeps_every_acknowledged_write() {
     let writer = Writer::start(key_in_slots(&master.slots), master.port);
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(cmd(replica.port, &["CLUSTER", "FAILOVER"]), "OK");
-    let promoted = wait_until(Duration::from_secs(15), || is_master_by_itself(replica.port));
-    assert!(promoted.is_some(), "replica was not promoted by CLUSTER FAILOVER");
+    let promoted = wait_until(Duration::from_secs(15), || {
+        is_master_by_itself(replica.port)
+    });
+    assert!(
+        promoted.is_some(),
+        "replica was not promoted by CLUSTER FAILOVER"
+    );
     std::thread::sleep(Duration::from_millis(1000));
     let acked = writer.finish();
     assert!(acked.len() > 10, "too few writes: {}", acked.len());
-    let missing: Vec<&String> = acked.iter().filter(|k| cmd(replica.port, &["GET", k]) != "v").collect();
-    assert!(missing.is_empty(), "{} of {} acknowledged writes missing on the new master: {:?}", missing.len(), acked.len(), &missing[..missing.len().min(10)]);
-    assert!(wait_until(Duration::from_secs(10), || is_replica_by_itself(master.port)).is_some(), "old master did not become a replica");
-    eprintln!("manual failover: {} acknowledged writes all readable from the new master", acked.len());
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|k| cmd(replica.port, &["GET", k]) != "v")
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes missing on the new master: {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || is_replica_by_itself(
+            master.port
+        ))
+        .is_some(),
+        "old master did not become a replica"
+    );
+    eprintln!(
+        "manual failover: {} acknowledged writes all readable from the new master",
+        acked.len()
+    );
     drop(servers);
 }
 
@@ -278,14 +351,22 @@ fn killed_and_restarted_nodes_rejoin_with_their_ids() {
         .find(|n| n.flags.contains("slave") && n.id != its_replica.id)
         .cloned()
         .expect("another replica");
-    let ids_before: Vec<String> = ports.iter().map(|&p| cmd(p, &["CLUSTER", "MYID"])).collect();
+    let ids_before: Vec<String> = ports
+        .iter()
+        .map(|&p| cmd(p, &["CLUSTER", "MYID"]))
+        .collect();
     for victim in [master.port, other_replica.port] {
         let i = ports.iter().position(|&p| p == victim).expect("victim");
         servers[i].kill9();
     }
     // Long enough for the master's replica to take over.
-    let took_over = wait_until(Duration::from_secs(20), || is_master_by_itself(its_replica.port));
-    assert!(took_over.is_some(), "replica of the killed master did not take over");
+    let took_over = wait_until(Duration::from_secs(20), || {
+        is_master_by_itself(its_replica.port)
+    });
+    assert!(
+        took_over.is_some(),
+        "replica of the killed master did not take over"
+    );
     for victim in [master.port, other_replica.port] {
         let i = ports.iter().position(|&p| p == victim).expect("victim");
         servers[i].restart(NODE_TIMEOUT);
@@ -296,18 +377,36 @@ fn killed_and_restarted_nodes_rejoin_with_their_ids() {
             ports[1..].iter().all(|&p| nodes_view(p) == first)
         }
     });
-    assert!(converged.is_some(), "cluster did not converge: {:#?}", ports.iter().map(|&p| nodes_view(p)).collect::<Vec<_>>());
-    let ids_after: Vec<String> = ports.iter().map(|&p| cmd(p, &["CLUSTER", "MYID"])).collect();
+    assert!(
+        converged.is_some(),
+        "cluster did not converge: {:#?}",
+        ports.iter().map(|&p| nodes_view(p)).collect::<Vec<_>>()
+    );
+    let ids_after: Vec<String> = ports
+        .iter()
+        .map(|&p| cmd(p, &["CLUSTER", "MYID"]))
+        .collect();
     assert_eq!(ids_before, ids_after, "a restarted node changed its ID");
-    assert!(is_replica_by_itself(master.port), "the restarted old master is not a replica");
+    assert!(
+        is_replica_by_itself(master.port),
+        "the restarted old master is not a replica"
+    );
     // One owner per slot: every slot appears exactly once among masters' slot specs.
     let owned: usize = parse_nodes(ports[0])
         .iter()
         .filter(|n| n.flags.contains("master"))
-        .flat_map(|n| n.slots.split(' ').filter(|s| !s.is_empty() && !s.starts_with('[')).map(|s| match s.split_once('-') {
-            Some((a, b)) => b.parse::<usize>().unwrap_or(0) - a.parse::<usize>().unwrap_or(0) + 1,
-            None => 1,
-        }).collect::<Vec<_>>())
+        .flat_map(|n| {
+            n.slots
+                .split(' ')
+                .filter(|s| !s.is_empty() && !s.starts_with('['))
+                .map(|s| match s.split_once('-') {
+                    Some((a, b)) => {
+                        b.parse::<usize>().unwrap_or(0) - a.parse::<usize>().unwrap_or(0) + 1
+                    }
+                    None => 1,
+                })
+                .collect::<Vec<_>>()
+        })
         .sum();
     assert_eq!(owned, 16384);
     eprintln!("killed master and replica rejoined; converged after {converged:?}");
@@ -334,29 +433,77 @@ fn mixed_cluster_elections_take_votes_from_both_implementations() {
     let masters: Vec<u16> = hs_masters.iter().chain(&rd_masters).copied().collect();
     let all: Vec<u16> = servers.iter().map(|s| s.port).collect();
     for (i, &p) in all.iter().enumerate() {
-        assert_eq!(cmd(p, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]), "OK");
+        assert_eq!(
+            cmd(p, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]),
+            "OK"
+        );
     }
     for &p in &all[1..] {
-        assert_eq!(cmd(all[0], &["CLUSTER", "MEET", "127.0.0.1", &p.to_string()]), "OK");
+        assert_eq!(
+            cmd(all[0], &["CLUSTER", "MEET", "127.0.0.1", &p.to_string()]),
+            "OK"
+        );
     }
     let per = 16384 / masters.len();
     for (i, &p) in masters.iter().enumerate() {
         let start = i * per;
-        let end = if i == masters.len() - 1 { 16383 } else { start + per - 1 };
-        assert_eq!(cmd(p, &["CLUSTER", "ADDSLOTSRANGE", &start.to_string(), &end.to_string()]), "OK");
+        let end = if i == masters.len() - 1 {
+            16383
+        } else {
+            start + per - 1
+        };
+        assert_eq!(
+            cmd(
+                p,
+                &[
+                    "CLUSTER",
+                    "ADDSLOTSRANGE",
+                    &start.to_string(),
+                    &end.to_string()
+                ]
+            ),
+            "OK"
+        );
     }
-    assert!(wait_until(Duration::from_secs(20), || all.iter().all(|&p| parse_nodes(p).len() == all.len())).is_some(), "membership did not spread");
-    for (r, m) in hs_replicas.iter().zip(&hs_masters).chain(rd_replicas.iter().zip(&rd_masters)) {
+    assert!(
+        wait_until(Duration::from_secs(20), || all
+            .iter()
+            .all(|&p| parse_nodes(p).len() == all.len()))
+        .is_some(),
+        "membership did not spread"
+    );
+    for (r, m) in hs_replicas
+        .iter()
+        .zip(&hs_masters)
+        .chain(rd_replicas.iter().zip(&rd_masters))
+    {
         let mid = cmd(*m, &["CLUSTER", "MYID"]);
-        assert_eq!(cmd(*r, &["CLUSTER", "REPLICATE", &mid]), "OK", "replicate {r} -> {m}");
+        assert_eq!(
+            cmd(*r, &["CLUSTER", "REPLICATE", &mid]),
+            "OK",
+            "replicate {r} -> {m}"
+        );
     }
     let ready = wait_until(Duration::from_secs(30), || {
-        all.iter().all(|&p| state_ok(p)) && all.iter().all(|&p| parse_nodes(p).iter().filter(|n| n.flags.contains("slave")).count() == 6)
+        all.iter().all(|&p| state_ok(p))
+            && all.iter().all(|&p| {
+                parse_nodes(p)
+                    .iter()
+                    .filter(|n| n.flags.contains("slave"))
+                    .count()
+                    == 6
+            })
     });
-    assert!(ready.is_some(), "mixed cluster with replicas never became ok");
+    assert!(
+        ready.is_some(),
+        "mixed cluster with replicas never became ok"
+    );
 
     // A redis-server master fails: its redis replica wins with votes that include hearsay masters.
-    let rd_victim = servers.iter().position(|s| s.port == rd_masters[0]).expect("redis master");
+    let rd_victim = servers
+        .iter()
+        .position(|s| s.port == rd_masters[0])
+        .expect("redis master");
     let rd_victim_id = servers[rd_victim].myid();
     let rd_heir = rd_replicas[0];
     let rd_heir_id = cmd(rd_heir, &["CLUSTER", "MYID"]);
@@ -365,22 +512,35 @@ fn mixed_cluster_elections_take_votes_from_both_implementations() {
     assert!(won.is_some(), "redis replica was not promoted");
     let hearsay_grants = servers[..3]
         .iter()
-        .filter(|s| s.events().iter().any(|e| e["event"] == "vote_granted" && e["to"] == rd_heir_id.as_str()))
+        .filter(|s| {
+            s.events()
+                .iter()
+                .any(|e| e["event"] == "vote_granted" && e["to"] == rd_heir_id.as_str())
+        })
         .count();
-    assert!(hearsay_grants > 0, "no hearsay master granted its vote to the redis replica");
+    assert!(
+        hearsay_grants > 0,
+        "no hearsay master granted its vote to the redis replica"
+    );
     eprintln!("redis replica promoted after {won:?} with {hearsay_grants} hearsay vote(s) (failed master {rd_victim_id})");
     servers[rd_victim].cont_signal();
     assert!(wait_until(Duration::from_secs(30), || all.iter().all(|&p| state_ok(p))).is_some());
 
     // A hearsay master fails: its hearsay replica wins with votes that include redis masters.
-    let hs_victim = servers.iter().position(|s| s.port == hs_masters[0]).expect("hearsay master");
+    let hs_victim = servers
+        .iter()
+        .position(|s| s.port == hs_masters[0])
+        .expect("hearsay master");
     let hs_heir = hs_replicas[0];
     let hs_heir_id = cmd(hs_heir, &["CLUSTER", "MYID"]);
     servers[hs_victim].stop_signal();
     let won = wait_until(Duration::from_secs(30), || is_master_by_itself(hs_heir));
     assert!(won.is_some(), "hearsay replica was not promoted");
     let needle = format!("Failover auth granted to {hs_heir_id}");
-    let redis_grants = servers[6..9].iter().filter(|s| s.log().contains(&needle)).count();
+    let redis_grants = servers[6..9]
+        .iter()
+        .filter(|s| s.log().contains(&needle))
+        .count();
     assert!(redis_grants > 0, "no redis-server master logged `{needle}`");
     eprintln!("hearsay replica promoted after {won:?} with {redis_grants} redis-server vote(s)");
     servers[hs_victim].cont_signal();
