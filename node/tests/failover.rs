@@ -276,14 +276,14 @@ fn automatic_failover_timings_hearsay_and_redis_server() {
         return;
     }
     let root = tempfile::tempdir().expect("tempdir");
-    let hs_ports: Vec<u16> = (34401..=34406).collect();
+    let hs_ports: Vec<u16> = (21401..=21406).collect();
     let mut hs = create_cluster(|| Kind::Hearsay, &hs_ports, root.path());
-    let (ok, out) = redis_cli(&["--cluster", "check", "127.0.0.1:34401"]);
+    let (ok, out) = redis_cli(&["--cluster", "check", "127.0.0.1:21401"]);
     assert!(ok && out.contains("[OK] All 16384 slots covered."), "{out}");
     let hs_report = stop_master_and_time(&mut hs, &hs_ports, "hearsay-node");
     drop(hs);
 
-    let rd_ports: Vec<u16> = (34411..=34416).collect();
+    let rd_ports: Vec<u16> = (21411..=21416).collect();
     let mut rd = create_cluster(|| Kind::Redis, &rd_ports, root.path());
     let rd_report = stop_master_and_time(&mut rd, &rd_ports, "redis-server");
     eprintln!("\n{hs_report}\n{rd_report}");
@@ -295,7 +295,7 @@ fn manual_failover_keeps_every_acknowledged_write() {
         return;
     }
     let root = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (34421..=34426).collect();
+    let ports: Vec<u16> = (21421..=21426).collect();
     let servers = create_cluster(|| Kind::Hearsay, &ports, root.path());
     let (master, replica) = pick_master_with_replica(ports[0]);
     let writer = Writer::start(key_in_slots(&master.slots), master.port);
@@ -342,7 +342,7 @@ fn killed_and_restarted_nodes_rejoin_with_their_ids() {
         return;
     }
     let root = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (34431..=34436).collect();
+    let ports: Vec<u16> = (21431..=21436).collect();
     let mut servers = create_cluster(|| Kind::Hearsay, &ports, root.path());
     let nodes = parse_nodes(ports[0]);
     let (master, its_replica) = pick_master_with_replica(ports[0]);
@@ -419,10 +419,10 @@ fn mixed_cluster_elections_take_votes_from_both_implementations() {
     }
     let root = tempfile::tempdir().expect("tempdir");
     // Three hearsay shards and three redis-server shards, each a master plus a replica of its kind.
-    let hs_masters = [34441u16, 34442, 34443];
-    let hs_replicas = [34444u16, 34445, 34446];
-    let rd_masters = [34451u16, 34452, 34453];
-    let rd_replicas = [34454u16, 34455, 34456];
+    let hs_masters = [21441u16, 21442, 21443];
+    let hs_replicas = [21444u16, 21445, 21446];
+    let rd_masters = [21451u16, 21452, 21453];
+    let rd_replicas = [21454u16, 21455, 21456];
     let mut servers: Vec<Server> = Vec::new();
     for &p in hs_masters.iter().chain(&hs_replicas) {
         servers.push(Server::start(Kind::Hearsay, p, root.path(), NODE_TIMEOUT));

@@ -48,7 +48,7 @@ fn garbage_on_both_ports_never_crashes_a_node() {
         return;
     }
     let root = tempfile::tempdir().expect("tempdir");
-    let ports = [34201u16, 34202, 34203];
+    let ports = [21201u16, 21202, 21203];
     let mut nodes: Vec<Server> = ports
         .iter()
         .map(|&p| Server::start(Kind::Hearsay, p, root.path(), 2000))

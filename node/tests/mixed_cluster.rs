@@ -17,8 +17,8 @@ fn hearsay_and_redis_server_form_one_cluster_and_detect_each_others_failures() {
         return;
     }
     let root = tempfile::tempdir().expect("tempdir");
-    let hs_ports = [34101u16, 34102, 34103];
-    let rd_ports = [34104u16, 34105, 34106];
+    let hs_ports = [21101u16, 21102, 21103];
+    let rd_ports = [21104u16, 21105, 21106];
     let mut servers: Vec<Server> = Vec::new();
     for &p in &hs_ports {
         servers.push(Server::start(Kind::Hearsay, p, root.path(), NODE_TIMEOUT));

@@ -14,7 +14,7 @@ fn redis_cli_creates_and_checks_a_six_node_cluster() {
         return;
     }
     let root = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (34001..=34006).collect();
+    let ports: Vec<u16> = (21001..=21006).collect();
     let nodes: Vec<Server> = ports
         .iter()
         .map(|&p| Server::start(Kind::Hearsay, p, root.path(), 2000))
@@ -37,7 +37,7 @@ fn redis_cli_creates_and_checks_a_six_node_cluster() {
     });
     assert!(agreed.is_some(), "cluster never reached state ok");
 
-    let (ok, out) = redis_cli(&["--cluster", "check", "127.0.0.1:34001"]);
+    let (ok, out) = redis_cli(&["--cluster", "check", "127.0.0.1:21001"]);
     assert!(ok, "redis-cli --cluster check failed:\n{out}");
     assert!(
         out.contains("[OK] All nodes agree about slots configuration."),
@@ -46,11 +46,11 @@ fn redis_cli_creates_and_checks_a_six_node_cluster() {
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
 
     // foo hashes to slot 12182, which the sixth node does not own: -c must follow MOVED.
-    let (ok, out) = redis_cli(&["-c", "-p", "34001", "set", "foo", "bar"]);
+    let (ok, out) = redis_cli(&["-c", "-p", "21001", "set", "foo", "bar"]);
     assert!(ok && out.trim() == "OK", "{out}");
-    let (ok, out) = redis_cli(&["-c", "-p", "34002", "get", "foo"]);
+    let (ok, out) = redis_cli(&["-c", "-p", "21002", "get", "foo"]);
     assert!(ok && out.trim() == "bar", "{out}");
-    let raw = cmd(34001, &["GET", "foo"]);
+    let raw = cmd(21001, &["GET", "foo"]);
     assert!(raw.starts_with("-MOVED 12182 127.0.0.1:"), "{raw}");
 
     // Every node sees the same membership and slot owners.

@@ -346,3 +346,7 @@ pub fn flags_of(port: u16, id: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+// Port plan: tests use client ports 21000-22999, so bus ports (+10000) stay in
+// 31000-32767, below Linux's ephemeral range (32768-60999) where an outgoing
+// connection could hold the port a test wants to listen on.
