@@ -59,6 +59,15 @@ fn is_replica_by_itself(port: u16) -> bool {
         .any(|n| n.flags.contains("myself") && n.flags.contains("slave"))
 }
 
+/// Every replica among `ports` has finished its initial sync (`master_link_status:up`);
+/// a replica that never synced may not fail over (its data age is unbounded).
+fn replicas_synced(ports: &[u16]) -> bool {
+    ports.iter().all(|&p| {
+        let info = cmd(p, &["INFO", "replication"]);
+        info.contains("role:master") || info.contains("master_link_status:up")
+    })
+}
+
 fn has_flag(flags: &str, want: &str) -> bool {
     flags.split(',').any(|f| f == want)
 }
@@ -91,6 +100,10 @@ fn create_cluster(kind: fn() -> Kind, ports: &[u16], root: &std::path::Path) -> 
             })
     });
     assert!(ready.is_some(), "cluster with replicas never became ok");
+    assert!(
+        wait_until(Duration::from_secs(20), || replicas_synced(ports)).is_some(),
+        "replicas never synced"
+    );
     servers
 }
 
@@ -497,6 +510,10 @@ fn mixed_cluster_elections_take_votes_from_both_implementations() {
     assert!(
         ready.is_some(),
         "mixed cluster with replicas never became ok"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || replicas_synced(&all)).is_some(),
+        "replicas never synced"
     );
 
     // A redis-server master fails: its redis replica wins with votes that include hearsay masters.
