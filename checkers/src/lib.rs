@@ -3,7 +3,9 @@
 //! Every checker reads only what a run folder holds (the history as JSON lines), so a
 //! stored run can be judged again offline with `hearsay check RUN_DIR`.
 
+pub mod fail_quorum;
 pub mod history;
+pub mod protocol;
 pub mod redis_log;
 pub mod set;
 pub mod stats;
