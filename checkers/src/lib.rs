@@ -3,8 +3,11 @@
 //! Every checker reads only what a run folder holds (the history as JSON lines), so a
 //! stored run can be judged again offline with `hearsay check RUN_DIR`.
 
+pub mod convergence;
+pub mod epochs;
 pub mod fail_quorum;
 pub mod history;
+pub mod latency;
 pub mod protocol;
 pub mod redis_log;
 pub mod set;

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::history::{History, Process};
+use crate::verdict::Valid;
 
 /// Errors loading a run folder for the protocol checkers.
 #[derive(Debug, thiserror::Error)]
@@ -396,6 +397,25 @@ impl RunData {
             .filter_map(|s| s.lines.as_ref())
             .any(|l| l.iter().any(|n| n.id == id))
     }
+}
+
+/// The protocol checkers together: fail-quorum, convergence and epochs decide the
+/// verdict; detection latency is measured alongside.
+pub fn check_run(d: &RunData, convergence_bound_ms: Option<i64>) -> (Valid, Value) {
+    let fq = crate::fail_quorum::check(d);
+    let conv = crate::convergence::check(d, convergence_bound_ms);
+    let ep = crate::epochs::check(d);
+    let lat = crate::latency::measure(d);
+    let valid = fq.valid.and(conv.valid).and(ep.valid);
+    let v = serde_json::json!({
+        "valid": valid,
+        "fail-quorum": fq,
+        "convergence": conv,
+        "epochs": ep,
+        "detection-latency": lat,
+        "notes": d.notes.iter().take(20).collect::<Vec<_>>(),
+    });
+    (valid, v)
 }
 
 /// Which nemesis faults ran when, from the history's nemesis ops (the completion line
