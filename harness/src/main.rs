@@ -233,6 +233,15 @@ fn check(run_dir: &std::path::Path) -> i32 {
                 set["recovered"]["count"],
                 set["stale_count"],
             );
+            let p = &c.results["protocol"];
+            println!(
+                "protocol: fail-quorum {} ({} decisions), convergence {} ({} ms after heal), epochs {}",
+                p["fail-quorum"]["valid"],
+                p["fail-quorum"]["decisions"],
+                p["convergence"]["valid"],
+                p["convergence"]["convergence_ms"],
+                p["epochs"]["valid"],
+            );
             let unverified = c.results["nemesis"]["unverified"]
                 .as_array()
                 .map(|a| a.len())

@@ -105,6 +105,15 @@ pub struct RunOpts {
     /// Write test.json and schedule.json, print the schedule, start nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Plant a bug in every hearsay-node (passed as `--bug NAME`; repeatable).
+    #[arg(long = "node-bug", hide = true)]
+    #[serde(default)]
+    pub node_bug: Vec<String>,
+    /// Fail the convergence checker when the cluster agrees later than this many ms
+    /// after the final heal (default: 15 x node_timeout, at least 15 s).
+    #[arg(long)]
+    #[serde(default)]
+    pub convergence_bound_ms: Option<u64>,
 }
 
 fn yes() -> String {
@@ -360,6 +369,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
         appendonly: opts.appendonly == "yes",
         faketime_shim: None,
         base_port: 7000,
+        bugs: opts.node_bug.clone(),
     };
     let mut versions = serde_json::Map::new();
     versions.insert("harness".into(), json!(env!("CARGO_PKG_VERSION")));
@@ -487,8 +497,23 @@ async fn run_body(
     if std::env::var("HEARSAY_TEST_PANIC").as_deref() == Ok("after-form") {
         panic!("HEARSAY_TEST_PANIC=after-form");
     }
+    let t0 = Instant::now();
+    // The history's time 0 on CLOCK_MONOTONIC (what Instant uses on Linux, and what
+    // hearsay-node stamps as mono_ms) and on the wall clock (what redis logs show),
+    // so the protocol checkers can put node events on the history's timeline.
+    let mono_now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|ts| ts.tv_sec() * 1000 + ts.tv_nsec() / 1_000_000)
+        .unwrap_or(0);
+    let wall_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let since = t0.elapsed().as_millis() as i64;
+    write_json(
+        &run_dir.join("timebase.json"),
+        &json!({"mono_ms": mono_now - since, "wall_ms": wall_now - since}),
+    )?;
     let rec = Arc::new(
-        Recorder::create(&run_dir.join("history.jsonl"), Instant::now())
+        Recorder::create(&run_dir.join("history.jsonl"), t0)
             .and_then(|r| r.with_nemesis_file(&run_dir.join("nemesis.jsonl")))
             .map_err(io("create history"))?,
     );
@@ -932,6 +957,22 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
         valid = valid.and(Valid::False);
     }
     results.insert("crashes".into(), json!(crashes));
+    // Protocol checkers: they read the node event logs and snapshots.
+    match hearsay_checkers::protocol::RunData::load(run_dir) {
+        Ok(d) => {
+            let bound = test["options"]["convergence_bound_ms"].as_i64();
+            let (pv, pr) = hearsay_checkers::protocol::check_run(&d, bound);
+            valid = valid.and(pv);
+            results.insert("protocol".into(), pr);
+        }
+        Err(e) => {
+            valid = valid.and(Valid::Unknown);
+            results.insert(
+                "protocol".into(),
+                json!({"valid": "unknown", "error": e.to_string()}),
+            );
+        }
+    }
     let complete = recovered.is_some();
     if !complete {
         // A run that died mid-way: the data verdict can still be false, never true.

@@ -85,6 +85,8 @@ pub struct NodeSettings {
     /// (shim, libfaketime) prepared: nodes run with a per-node offset file.
     pub faketime_shim: Option<PathBuf>,
     pub base_port: u16,
+    /// Planted bugs for hearsay-node (`--bug NAME` each).
+    pub bugs: Vec<String>,
 }
 
 /// One node of the run.
@@ -221,8 +223,13 @@ impl Node {
             .map_err(|e| self.io("open stdout.log", e))?;
         let err = out.try_clone().map_err(|e| self.io("dup stdout.log", e))?;
         let mut cmd = tokio::process::Command::new(bin);
-        cmd.arg(self.config_path())
-            .current_dir(&self.dir)
+        cmd.arg(self.config_path());
+        if self.kind == Kind::Hearsay {
+            for b in &self.settings.bugs {
+                cmd.arg("--bug").arg(b);
+            }
+        }
+        cmd.current_dir(&self.dir)
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -114,6 +114,7 @@ pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
             hearsay_harness::faketime::build_shim(&run_dir.path().join("faketime")).unwrap()
         }),
         base_port: 7000,
+        bugs: vec![],
     };
     let mut nodes = Vec::new();
     for (i, nn) in net.nodes.iter().enumerate() {
