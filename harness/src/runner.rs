@@ -694,10 +694,11 @@ async fn snapshotter(
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+        // On stop, one last round: the convergence checker judges the final state.
+        let last = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
         for (name, addr) in &nodes {
             let time = rec.now_ns();
             let r = hearsay_workloads::conn::oneshot(
@@ -714,6 +715,9 @@ async fn snapshotter(
                 Err(e) => json!({"time": time, "node": name, "error": e.tag()}),
             };
             let _ = out.write(&line);
+        }
+        if last {
+            return;
         }
     }
 }
