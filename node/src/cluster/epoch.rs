@@ -66,7 +66,11 @@ impl Cluster {
     pub(super) fn handle_epoch_collision(&mut self, sender: NodeRef) {
         let me = self.me();
         let Some(s) = self.node(sender) else { return };
-        if s.config_epoch != me.config_epoch || !s.is_master() || !me.is_master() {
+        if s.config_epoch != me.config_epoch
+            || !s.is_master()
+            || !me.is_master()
+            || self.config().bug("ignore-epoch-collision")
+        {
             return;
         }
         if s.name.0 <= me.name.0 {

@@ -54,6 +54,9 @@ impl Cluster {
         let maxtime = self
             .node_timeout()
             .saturating_mul(NODE_TIMEOUT_MULT_REPORT_VALIDITY);
+        if self.config().bug("stale-reports") {
+            return;
+        }
         let Some(n) = self.node_mut(node) else { return };
         if n.fail_reports.is_empty() {
             return;
@@ -130,7 +133,7 @@ impl Cluster {
         let reports = self.failure_reports_count(now, node);
         let counted_self = self.me().is_master();
         let failures = reports + usize::from(counted_self);
-        if failures < needed {
+        if failures < needed && !self.config().bug("fail-without-quorum") {
             return;
         }
         let Some(n) = self.node_mut(node) else { return };

@@ -229,7 +229,8 @@ impl Cluster {
     ) {
         let flags = g.flags;
         // Failure reports count only from masters (slots not required).
-        if let Some(sender) = gsender.filter(|_| gsender_is_master) {
+        let count_replicas = self.config().bug("count-replica-reports");
+        if let Some(sender) = gsender.filter(|_| gsender_is_master || count_replicas) {
             if node != self.myself {
                 if flags & (FAIL | PFAIL) != 0 {
                     if self.add_failure_report(now, node, sender) {

@@ -104,6 +104,13 @@ pub struct ClusterConfig {
     pub bugs: Vec<String>,
 }
 
+impl ClusterConfig {
+    /// Whether the planted defect `name` is on (`--bug NAME`; test use only).
+    pub fn bug(&self, name: &str) -> bool {
+        self.bugs.iter().any(|b| b == name)
+    }
+}
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {

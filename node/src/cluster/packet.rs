@@ -481,7 +481,7 @@ impl Cluster {
         if !dirty {
             return;
         }
-        if sender_is_master {
+        if sender_is_master && !self.config().bug("no-update") {
             self.update_slots_config_with(
                 now,
                 s,
@@ -561,9 +561,10 @@ impl Cluster {
         };
         let from = self.id_of(s);
         let about = nodename.to_string();
-        if self
-            .node(n)
-            .is_some_and(|nd| nd.config_epoch >= *config_epoch)
+        if self.config().bug("no-update")
+            || self
+                .node(n)
+                .is_some_and(|nd| nd.config_epoch >= *config_epoch)
         {
             self.event(EventKind::UpdateReceived {
                 from,
