@@ -359,9 +359,7 @@ impl RunData {
         // A node without events has no `source` to tell its kind: use the target's rule
         // (mixed puts redis on even indices, i.e. n1, n3, ...).
         for (name, k) in d.kinds.iter_mut() {
-            let idx = name
-                .strip_prefix('n')
-                .and_then(|x| x.parse::<usize>().ok());
+            let idx = name.strip_prefix('n').and_then(|x| x.parse::<usize>().ok());
             match (target, idx) {
                 ("redis", _) => *k = "redis".into(),
                 ("mixed", Some(i)) if i % 2 == 1 => *k = "redis".into(),

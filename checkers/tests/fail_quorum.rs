@@ -25,7 +25,7 @@ fn cluster_nodes(me: usize) -> String {
                 id(i),
                 7000 + i,
                 i + 1,
-                slots[i]
+                slots.get(i).copied().unwrap_or_default()
             ));
         } else {
             s.push_str(&format!(
