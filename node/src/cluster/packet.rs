@@ -481,7 +481,12 @@ impl Cluster {
         if !dirty {
             return;
         }
-        if sender_is_master && !self.config().bug("no-update") {
+        // Planted bug: ignore claims that would take slots from another owner.
+        let takeover = h
+            .myslots
+            .iter()
+            .any(|j| self.owner(j).is_some_and(|o| o != s));
+        if sender_is_master && !(takeover && self.config().bug("no-update")) {
             self.update_slots_config_with(
                 now,
                 s,
