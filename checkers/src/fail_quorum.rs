@@ -98,6 +98,13 @@ fn held_windows(d: &RunData, node: &str, about: &str) -> Option<Vec<(i64, i64)>>
     Some(out)
 }
 
+/// Whether `node` was killed (and so restarted) before `t`.
+fn restarted_before(d: &RunData, node: &str, t: i64) -> bool {
+    d.faults
+        .iter()
+        .any(|f| f.kind == "kill" && f.start_ms < t && f.targets.iter().any(|n| n == node))
+}
+
 fn overlaps(w: &[(i64, i64)], from: i64, to: i64) -> bool {
     w.iter().any(|(s, e)| *s <= to && *e >= from)
 }
@@ -285,10 +292,14 @@ fn judge(
             match held_windows(d, rn, about) {
                 Some(hw) => {
                     if !overlaps(&hw, rt - 2 * w - 5000, rt + TOL_MS + 1000) {
-                        rejected.push(
-                            json!({"reporter": name, "why": "reporter never held PFAIL/FAIL then"}),
-                        );
-                        continue;
+                        // A restarted node reloads FAIL flags from nodes.conf without
+                        // logging them: then the log cannot prove it held nothing.
+                        if restarted_before(d, rn, rt) {
+                            unsure.push(json!({"reporter": name, "why": "restarted; FAIL flags may come from nodes.conf"}));
+                        } else {
+                            rejected.push(json!({"reporter": name, "why": "reporter never held PFAIL/FAIL then"}));
+                            continue;
+                        }
                     }
                 }
                 None => unsure.push(json!({"reporter": name, "why": "reporter has no event log"})),
