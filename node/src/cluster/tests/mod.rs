@@ -3,6 +3,7 @@
 
 pub mod sim;
 
+mod bugs;
 mod commands;
 mod conf;
 mod epochs;
