@@ -8,10 +8,8 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-const SEED: &str = "11";
-
 /// One run; returns results.json.
-fn run(target: &str, nemesis: &str, bug: Option<&str>) -> Value {
+fn run(target: &str, nemesis: &str, seed: &str, bug: Option<&str>) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("registry");
     let results = dir.path().join("results");
@@ -66,7 +64,7 @@ fn effects(v: &Value) -> Vec<String> {
 #[test]
 #[ignore = "30 s run; run with --ignored"]
 fn clean_hearsay_run_is_protocol_valid() {
-    let r = run("hearsay", "partition,kill", None);
+    let r = run("hearsay", "partition,kill", "11", None);
     let p = &r["protocol"];
     assert_eq!(p["valid"], Value::Bool(true), "{p:#}");
     assert!(
@@ -78,7 +76,12 @@ fn clean_hearsay_run_is_protocol_valid() {
 #[test]
 #[ignore = "30 s run; run with --ignored"]
 fn fail_without_quorum_is_caught_by_fail_quorum() {
-    let r = run("hearsay", "partition,kill", Some("fail-without-quorum"));
+    let r = run(
+        "hearsay",
+        "partition,kill",
+        "11",
+        Some("fail-without-quorum"),
+    );
     let fq = &r["protocol"]["fail-quorum"];
     assert_eq!(fq["valid"], Value::Bool(false), "{fq:#}");
     assert!(
@@ -92,7 +95,12 @@ fn fail_without_quorum_is_caught_by_fail_quorum() {
 #[test]
 #[ignore = "30 s run; run with --ignored"]
 fn count_replica_reports_is_caught_by_fail_quorum() {
-    let r = run("hearsay", "partition,kill", Some("count-replica-reports"));
+    let r = run(
+        "hearsay",
+        "partition,kill",
+        "11",
+        Some("count-replica-reports"),
+    );
     let fq = &r["protocol"]["fail-quorum"];
     assert_eq!(fq["valid"], Value::Bool(false), "{fq:#}");
     let rejected_replica = fq["violations"].as_array().into_iter().flatten().any(|v| {
@@ -105,36 +113,9 @@ fn count_replica_reports_is_caught_by_fail_quorum() {
     assert!(rejected_replica, "{fq:#}");
 }
 
-#[test]
-#[ignore = "30 s run; run with --ignored"]
-fn no_update_is_caught_by_convergence() {
-    // hearsay has no failover yet: redis replicas (mixed target) take the slots of a
-    // killed master, and the hearsay nodes must adopt the newer claims.
-    let r = run("mixed", "kill", Some("no-update"));
-    let c = &r["protocol"]["convergence"];
-    assert_eq!(c["valid"], Value::Bool(false), "{c:#}");
-    let problems: Vec<&str> = c["problems"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str())
-        .collect();
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("slot maps differ") || p.contains("owner")),
-        "{problems:?}"
-    );
-}
-
-#[test]
-#[ignore = "30 s run; run with --ignored"]
-fn clean_mixed_run_converges() {
-    let r = run("mixed", "kill", None);
-    assert_eq!(
-        r["protocol"]["convergence"]["valid"],
-        Value::Bool(true),
-        "{:#}",
-        r["protocol"]
-    );
-}
+// `no-update`, `stale-reports` and `ignore-epoch-collision` have no run here yet:
+// hearsay-node cannot fail over (next issue) and cannot feed a redis replica, so no
+// slot ever changes owner in a run; reports are deleted by "back online" gossip
+// long before they could expire; formation gives every master a distinct epoch.
+// Their checker logic is proven on hand-written logs in hearsay-checkers, and
+// `ignore-epoch-collision`'s effect in the node's simulator test.
