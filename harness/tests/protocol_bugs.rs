@@ -24,7 +24,7 @@ fn run(target: &str, nemesis: &str, seed: &str, bug: Option<&str>) -> Value {
         "--nemesis-interval",
         "6",
         "--seed",
-        SEED,
+        seed,
         "--results-dir",
     ];
     let res = results.to_string_lossy().into_owned();
