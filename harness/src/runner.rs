@@ -961,8 +961,16 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
         valid = valid.and(Valid::False);
     }
     results.insert("crashes".into(), json!(crashes));
-    // Protocol checkers: they read the node event logs and snapshots.
+    // Protocol checkers: they read the node event logs and snapshots. A folder
+    // without snapshots (a stored history alone) has no protocol evidence at all:
+    // say so, without turning the data verdict into unknown.
     match hearsay_checkers::protocol::RunData::load(run_dir) {
+        Ok(_) if !run_dir.join("snapshots.jsonl").is_file() => {
+            results.insert(
+                "protocol".into(),
+                json!({"valid": "unknown", "skipped": "no snapshots.jsonl in the run folder"}),
+            );
+        }
         Ok(d) => {
             let bound = test["options"]["convergence_bound_ms"].as_i64();
             let (pv, pr) = hearsay_checkers::protocol::check_run(&d, bound);
