@@ -537,8 +537,8 @@ fn clock_offset(faults: &[FaultWindow], node: &str, t_ms: i64) -> (i64, i64) {
 fn normalize(v: &Value, redis: bool) -> Option<Ev> {
     let s = |k: &str| v[k].as_str().map(str::to_string);
     let kind = v["event"].as_str()?;
-    // hearsay lines carry the writer's ID in `node` and some events name their subject
-    // `node` too; JSON keeps the last key, which is the event's own field.
+    // hearsay lines carry the writer's ID in `me` (older logs: in `node`, before the
+    // event's own `node`; JSON keeps the last key, which is the event's field).
     Some(match kind {
         "started" => Ev::Started { id: s("id")? },
         "pfail_set" => Ev::PfailSet {
@@ -586,10 +586,10 @@ fn normalize(v: &Value, redis: bool) -> Option<Ev> {
             to: s("to")?,
             epoch: v["epoch"].as_u64(),
         },
-        "failover_started" => Ev::FailoverStarted {
+        "failover_started" | "election_started" => Ev::FailoverStarted {
             epoch: v["epoch"].as_u64(),
         },
-        "failover_won" => Ev::FailoverWon,
+        "failover_won" | "election_won" => Ev::FailoverWon,
         "current_epoch_changed" => Ev::CurrentEpoch {
             from: v["from"].as_u64(),
             to: v["to"].as_u64()?,
