@@ -7,6 +7,7 @@
 //! - [`resp`]: the client protocol codec;
 //! - [`store`]: the keyspace, kept by slot;
 //! - [`commands`]: the command table;
+//! - [`replication`]: the master -> replica stream, snapshot and offsets;
 //! - [`events`]: the structured event log a checker reads;
 //! - [`config`]: redis-style configuration;
 //! - [`server`]: the tokio shell that drives all of the above.
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod events;
+pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod slots;
