@@ -168,6 +168,11 @@ impl Replication {
         &self.replid
     }
 
+    /// The ID of the history before our last promotion (40 zeros if none).
+    pub fn replid2(&self) -> &str {
+        &self.replid2
+    }
+
     /// master_repl_offset.
     pub fn offset(&self) -> u64 {
         self.offset

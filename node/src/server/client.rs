@@ -1,18 +1,26 @@
-//! Client connections: read whatever requests have arrived, run them all under
+//! Client connections: read whatever requests have arrived, run them under
 //! one lock acquisition (pipelining costs one lock per read, not per command),
 //! write all replies at once.
+//!
+//! Three things stop a batch early and are served without the lock, the rest
+//! of the pipeline staying queued behind them: a WAIT that has to block, a
+//! write command while a manual failover pauses writes, and `HEARSAY.SYNC`,
+//! which turns the connection into a replication link.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::host::HostCtx;
-use super::Shared;
+use super::replication::{self, WaitRequest};
+use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
-use crate::commands::{self, ClientState};
+use crate::commands::{self, table, ClientState, Id, Lookup};
+use crate::replication::protocol;
 use crate::resp::{self, Frame, RequestLimits};
 
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
@@ -33,8 +41,28 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// Why a batch stopped before the queue was empty.
+enum Stop {
+    /// QUIT (or the like): send the replies, then close.
+    Close,
+    /// WAIT has to block.
+    Wait(WaitRequest),
+    /// The request at the front of the queue is a write held by the pause.
+    Paused,
+    /// `HEARSAY.SYNC`: the connection becomes a replication link.
+    Sync(Vec<Bytes>),
+}
+
+/// Per-connection state the shell keeps beside the command layer's.
+struct Conn {
+    client: ClientState,
+    /// The master offset right after this client's last replicated write
+    /// (redis `c->woff`): what its WAIT waits for.
+    woff: u64,
+}
+
 async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
-    let mut client = {
+    let client = {
         let mut n = shared.node.lock();
         n.stats.connected_clients += 1;
         n.stats.total_connections += 1;
@@ -42,10 +70,11 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
         n.stats.next_client_id += 1;
         ClientState::new(id)
     };
+    let mut conn = Conn { client, woff: 0 };
     let limits = RequestLimits::default();
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut outbuf = BytesMut::with_capacity(16 * 1024);
-    let mut requests = Vec::new();
+    let mut queue: VecDeque<Vec<Bytes>> = VecDeque::new();
     'conn: loop {
         match stream.read_buf(&mut inbuf).await {
             Ok(0) | Err(_) => break,
@@ -57,7 +86,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                 Ok(Some((args, used))) => {
                     inbuf.advance(used);
                     if !args.is_empty() {
-                        requests.push(args);
+                        queue.push_back(args);
                     }
                 }
                 Ok(None) => break,
@@ -68,24 +97,50 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
             }
         }
         let mut close = false;
-        if !requests.is_empty() {
-            let mut guard = shared.node.lock();
-            let n = &mut *guard;
-            for args in requests.drain(..) {
-                n.stats.total_commands += 1;
-                let mut host =
-                    HostCtx::new(&mut n.cluster, &mut n.config, &mut n.stats, &mut n.logger);
-                let outcome = commands::execute(&mut host, &mut n.db, &mut client, args);
-                resp::encode(&outcome.reply, client.resp3, &mut outbuf);
-                if outcome.close {
+        while !queue.is_empty() {
+            let stop = {
+                let mut guard = shared.node.lock();
+                let stop = run_batch(&mut guard, &mut conn, &mut queue, &mut outbuf);
+                guard.drain(&shared);
+                stop
+            };
+            let Some(stop) = stop else {
+                break;
+            };
+            // What ran before the stop is answered before we wait.
+            if !outbuf.is_empty() {
+                if stream.write_all(&outbuf).await.is_err() {
+                    break 'conn;
+                }
+                outbuf.clear();
+            }
+            match stop {
+                Stop::Close => {
                     close = true;
-                    break;
+                    queue.clear();
+                }
+                Stop::Wait(req) => {
+                    let reply = replication::wait_for_acks(&shared, req).await;
+                    resp::encode(&reply, conn.client.resp3, &mut outbuf);
+                }
+                Stop::Paused => replication::wait_unpaused(&shared).await,
+                Stop::Sync(args) => {
+                    {
+                        let mut n = shared.node.lock();
+                        n.stats.connected_clients -= 1;
+                        commands::disconnect(&mut n.db, &mut conn.client);
+                    }
+                    replication::serve_replica(shared, stream, inbuf, args).await;
+                    return;
                 }
             }
-            guard.drain(&shared);
         }
         if let Some(e) = protocol_error {
-            resp::encode(&Frame::Error(format!("ERR {e}")), client.resp3, &mut outbuf);
+            resp::encode(
+                &Frame::Error(format!("ERR {e}")),
+                conn.client.resp3,
+                &mut outbuf,
+            );
             close = true;
         }
         if !outbuf.is_empty() {
@@ -105,5 +160,70 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
     let mut n = shared.node.lock();
     n.stats.connected_clients -= 1;
     // Release this connection's WATCHes (they live in the db).
-    commands::disconnect(&mut n.db, &mut client);
+    commands::disconnect(&mut n.db, &mut conn.client);
+}
+
+/// Runs queued requests under the lock until the queue is empty (`None`) or
+/// something must happen without the lock.
+fn run_batch(
+    n: &mut Node,
+    conn: &mut Conn,
+    queue: &mut VecDeque<Vec<Bytes>>,
+    outbuf: &mut BytesMut,
+) -> Option<Stop> {
+    let now = now_ms();
+    n.refresh_expire_mode(now);
+    let paused = n.paused(now);
+    while let Some(args) = queue.pop_front() {
+        if protocol::is_sync_request(&args) {
+            return Some(Stop::Sync(args));
+        }
+        if paused && is_write_request(&args, &conn.client) {
+            queue.push_front(args);
+            return Some(Stop::Paused);
+        }
+        n.stats.total_commands += 1;
+        let may_block = conn.client.multi.is_none()
+            && args
+                .first()
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"wait"));
+        let mut host = HostCtx::new(
+            &mut n.cluster,
+            &mut n.config,
+            &mut n.stats,
+            &mut n.logger,
+            &mut n.repl.state,
+        )
+        .for_client(conn.woff, may_block);
+        let outcome = commands::execute(&mut host, &mut n.db, &mut conn.client, args);
+        let wait = host.take_pending_wait();
+        if !outcome.applied_writes.is_empty() {
+            n.feed_writes(&outcome.applied_writes);
+            conn.woff = n.repl.state.offset();
+        }
+        if let Some(req) = wait {
+            return Some(Stop::Wait(req));
+        }
+        resp::encode(&outcome.reply, conn.client.resp3, outbuf);
+        if outcome.close {
+            return Some(Stop::Close);
+        }
+    }
+    None
+}
+
+/// Would this request write (redis's pause test: a write command, or an EXEC
+/// whose queue holds one)?
+fn is_write_request(args: &[Bytes], client: &ClientState) -> bool {
+    match commands::lookup(args) {
+        Lookup::Found(spec) => {
+            spec.is_write()
+                || (spec.id == Id::Exec
+                    && client
+                        .multi
+                        .as_ref()
+                        .is_some_and(|m| m.flags & table::flag::WRITE != 0))
+        }
+        _ => false,
+    }
 }

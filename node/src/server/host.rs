@@ -4,10 +4,12 @@
 use bytes::Bytes;
 
 use super::log::{parse_level, Logger};
+use super::replication::WaitRequest;
 use super::{mono_ms, now_ms, Stats};
 use crate::cluster::{Cluster, SlotRoute};
 use crate::commands::{ClientState, Host};
 use crate::config::Config;
+use crate::replication::Replication;
 use crate::resp::Frame;
 use crate::store::Db;
 
@@ -17,6 +19,13 @@ pub(super) struct HostCtx<'a> {
     config: &'a mut Config,
     stats: &'a mut Stats,
     logger: &'a mut Logger,
+    repl: &'a mut Replication,
+    /// The client's last write offset (redis `c->woff`), for WAIT.
+    woff: u64,
+    /// WAIT may block: the request is a top-level WAIT (not inside EXEC).
+    may_block: bool,
+    /// Set by WAIT when it has to block; the client task serves it unlocked.
+    pending_wait: Option<WaitRequest>,
 }
 
 impl<'a> HostCtx<'a> {
@@ -25,13 +34,94 @@ impl<'a> HostCtx<'a> {
         config: &'a mut Config,
         stats: &'a mut Stats,
         logger: &'a mut Logger,
+        repl: &'a mut Replication,
     ) -> Self {
         HostCtx {
             cluster,
             config,
             stats,
             logger,
+            repl,
+            woff: 0,
+            may_block: false,
+            pending_wait: None,
         }
+    }
+
+    /// For a client's request: its write offset, and whether a WAIT may block.
+    pub(super) fn for_client(mut self, woff: u64, may_block: bool) -> Self {
+        self.woff = woff;
+        self.may_block = may_block;
+        self
+    }
+
+    /// The WAIT the command asked to block in, if any (its reply is then a
+    /// placeholder to discard).
+    pub(super) fn take_pending_wait(&mut self) -> Option<WaitRequest> {
+        self.pending_wait.take()
+    }
+
+    fn is_replica_node(&self) -> bool {
+        self.repl.is_replica() || self.cluster.as_ref().is_some_and(|c| c.is_replica())
+    }
+
+    /// WAIT numreplicas timeout (redis `waitCommand`, same checks and texts).
+    fn wait(&mut self, args: &[Bytes]) -> Frame {
+        if self.is_replica_node() {
+            return Frame::error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+        }
+        let (Some(num), Some(timeout)) = (args.first(), args.get(1)) else {
+            return Frame::wrong_arity("wait");
+        };
+        let Some(numreplicas) = crate::resp::string2ll(num) else {
+            return Frame::error("ERR value is not an integer or out of range");
+        };
+        let Some(timeout_ms) = crate::resp::string2ll(timeout) else {
+            return Frame::error("ERR timeout is not an integer or out of range");
+        };
+        if timeout_ms < 0 {
+            return Frame::error("ERR timeout is negative");
+        }
+        if timeout_ms > 0 && timeout_ms > i64::MAX - now_ms() as i64 {
+            return Frame::error("ERR timeout is out of range");
+        }
+        let acks = self.repl.count_acks(self.woff);
+        if acks as i64 >= numreplicas || !self.may_block {
+            return Frame::Integer(acks as i64);
+        }
+        self.pending_wait = Some(WaitRequest {
+            offset: self.woff,
+            numreplicas,
+            timeout_ms: timeout_ms as u64,
+        });
+        Frame::Null
+    }
+
+    /// REPLCONF from a plain client: redis answers the handshake options with
+    /// OK. (A hearsay replica's ACKs never reach the command layer.)
+    fn replconf(args: &[Bytes]) -> Frame {
+        if !args.len().is_multiple_of(2) {
+            return Frame::error(crate::commands::err::SYNTAX);
+        }
+        for pair in args.chunks(2) {
+            let opt = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+            if !matches!(
+                opt.as_str(),
+                "listening-port"
+                    | "ip-address"
+                    | "capa"
+                    | "ack"
+                    | "getack"
+                    | "rdb-only"
+                    | "rdb-filter-only"
+            ) {
+                return Frame::Error(format!(
+                    "ERR Unrecognized REPLCONF option: {}",
+                    String::from_utf8_lossy(&pair[0])
+                ));
+            }
+        }
+        Frame::ok()
     }
 
     fn info(&self, args: &[Bytes], db: &Db) -> Frame {
@@ -97,18 +187,7 @@ impl<'a> HostCtx<'a> {
                 self.stats.total_connections, self.stats.total_commands
             ),
         );
-        let role = if self.cluster.as_ref().is_some_and(|c| c.is_replica()) {
-            "slave"
-        } else {
-            "master"
-        };
-        section(
-            "Replication",
-            format!(
-                "role:{role}\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_repl_offset:0\r\n",
-                "0".repeat(40)
-            ),
-        );
+        section("Replication", self.repl.info_text(now_ms()));
         section("CPU", String::new());
         section("Modules", String::new());
         section("Errorstats", String::new());
@@ -233,6 +312,10 @@ impl Host for HostCtx<'_> {
         now_ms()
     }
 
+    fn is_replica(&self) -> bool {
+        self.is_replica_node()
+    }
+
     fn server_command(
         &mut self,
         name: &str,
@@ -247,6 +330,17 @@ impl Host for HostCtx<'_> {
             }),
             "info" => Some(self.info(args, db)),
             "config" => Some(self.config_command(args, client.resp3)),
+            "role" => Some(self.repl.role_frame()),
+            "wait" => Some(self.wait(args)),
+            "replicaof" | "slaveof" => Some(if self.cluster.is_some() {
+                Frame::error("ERR REPLICAOF not allowed in cluster mode.")
+            } else {
+                Frame::error("ERR hearsay-node replicates only in cluster mode")
+            }),
+            "sync" | "psync" => Some(Frame::error(
+                "ERR hearsay-node does not implement SYNC/PSYNC: hearsay nodes replicate among themselves with HEARSAY.SYNC",
+            )),
+            "replconf" => Some(Self::replconf(args)),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@ mod bus;
 mod client;
 mod host;
 pub mod log;
+mod replication;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -17,10 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
 use crate::cluster::{Action, Cluster, LinkId, LogLevel};
@@ -145,10 +147,13 @@ pub struct Node {
     events: Option<EventLog>,
     nodes_conf: Option<NodesConf>,
     links: HashMap<LinkId, LinkHandle>,
+    repl: replication::ReplShell,
 }
 
 pub struct Shared {
     node: Mutex<Node>,
+    /// Woken whenever a replica acks: WAITing clients recount.
+    acks: Notify,
 }
 
 impl Node {
@@ -182,12 +187,26 @@ impl Node {
         }
     }
 
-    /// Runs the core's deferred work and executes every pending action.
+    fn flush_events(&mut self) {
+        if let Some(log) = self.events.as_mut() {
+            let _ = log.out.flush();
+        }
+    }
+
+    /// Runs the core's deferred work and executes every pending action, then
+    /// lets replication follow whatever role the core decided.
     pub fn drain(&mut self, shared: &Arc<Shared>) {
         let now = now_ms();
         if let Some(c) = self.cluster.as_mut() {
             c.before_sleep(now);
         }
+        self.run_actions(shared, now);
+        self.sync_replication_role(shared);
+        // Telling the core about a broken replication link may have queued more.
+        self.run_actions(shared, now);
+    }
+
+    fn run_actions(&mut self, shared: &Arc<Shared>, now: u64) {
         let mut wrote_events = false;
         while let Some(action) = self.cluster.as_mut().and_then(|c| c.poll_action()) {
             match action {
@@ -220,10 +239,20 @@ impl Node {
                     }
                 }
                 Action::DeleteKeysInSlots { slots } => {
+                    // Our replicas drop them too (redis `delKeysInSlot`
+                    // propagates a DEL per key).
+                    if !self.repl.state.is_replica() {
+                        let keys: Vec<Bytes> = slots
+                            .iter()
+                            .flat_map(|&s| self.db.keys_in_slot(s, usize::MAX))
+                            .collect();
+                        self.feed_deletes(keys);
+                    }
                     self.db.delete_slots(&slots);
                 }
                 Action::FlushAll => {
                     self.db.flush_all(now);
+                    self.feed_writes(&[vec![Bytes::from_static(b"FLUSHALL")]]);
                 }
                 Action::Event(e) => {
                     self.write_event(&e);
@@ -233,9 +262,7 @@ impl Node {
             }
         }
         if wrote_events {
-            if let Some(log) = self.events.as_mut() {
-                let _ = log.out.flush();
-            }
+            self.flush_events();
         }
     }
 
@@ -356,9 +383,11 @@ pub async fn run(config: Config) -> Result<()> {
         events,
         nodes_conf,
         links: HashMap::new(),
+        repl: replication::ReplShell::new(now),
     };
     let shared = Arc::new(Shared {
         node: Mutex::new(node),
+        acks: Notify::new(),
     });
     {
         let mut n = shared.node.lock();
@@ -398,7 +427,8 @@ pub async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-/// The 100 ms timer: `clusterCron` plus active key expiry.
+/// The 100 ms timer: `clusterCron`, active key expiry (replicated as DELs)
+/// and the master's replication pings.
 async fn cron(shared: Arc<Shared>) {
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -409,7 +439,11 @@ async fn cron(shared: Arc<Shared>) {
         if let Some(c) = n.cluster.as_mut() {
             c.tick(now);
         }
-        n.db.active_expire(now, 200);
+        // Deletes nothing on a replica or while paused (see refresh_expire_mode).
+        n.refresh_expire_mode(now);
+        let expired = n.db.active_expire(now, 200);
+        n.feed_deletes(expired);
+        n.replication_cron(now);
         n.drain(&shared);
     }
 }
