@@ -205,6 +205,17 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
         let r = w.call(args);
         assert!(!matches!(r, Reply::Error(_)), "{args:?}: {r:?}");
     }
+    // A transaction travels as MULTI .. EXEC and is applied as one.
+    assert_eq!(w.call(&["MULTI"]), Reply::Simple("OK".into()));
+    assert_eq!(
+        w.call(&["SET", "{t}1", "a"]),
+        Reply::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        w.call(&["RPUSH", "{t}2", "b"]),
+        Reply::Simple("QUEUED".into())
+    );
+    assert_eq!(w.call(&["EXEC"]).text(), "OK,1");
     // WAIT: the replica acks this connection's last write.
     assert_eq!(w.call(&["WAIT", "1", "5000"]), Reply::Int(1));
     // Asking for more replicas than exist blocks for the whole timeout.
@@ -235,6 +246,8 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
         (&["SCARD", "preset"], "2"),
         (&["EXISTS", "pre"], "0"),
         (&["GET", "long"], "v"),
+        (&["GET", "{t}1"], "a"),
+        (&["LRANGE", "{t}2", "0", "-1"], "b"),
     ];
     for (args, want) in expect {
         assert_eq!(r.call(args).text(), want, "{args:?}");
@@ -275,7 +288,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
     must(
         "the replica to drop the expired key",
         Duration::from_secs(10),
-        || cmd(rport, &["DBSIZE"]) == "8" && cmd(mport, &["DBSIZE"]) == "8",
+        || cmd(rport, &["DBSIZE"]) == "10" && cmd(mport, &["DBSIZE"]) == "10",
     );
 
     // Offsets agree once everything is acked.

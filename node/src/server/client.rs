@@ -198,7 +198,7 @@ fn run_batch(
         let outcome = commands::execute(&mut host, &mut n.db, &mut conn.client, args);
         let wait = host.take_pending_wait();
         if !outcome.applied_writes.is_empty() {
-            n.feed_writes(&outcome.applied_writes);
+            n.feed_request(&outcome.applied_writes);
             conn.woff = n.repl.state.offset();
         }
         if let Some(req) = wait {
@@ -225,5 +225,43 @@ fn is_write_request(args: &[Bytes], client: &ClientState) -> bool {
                         .is_some_and(|m| m.flags & table::flag::WRITE != 0))
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn the_pause_holds_writes_and_exec_of_writes_only() {
+        let mut client = ClientState::new(1);
+        for line in ["SET k v", "incr k", "DEL a b", "FLUSHALL", "RPUSH l x"] {
+            assert!(is_write_request(&args(line), &client), "{line}");
+        }
+        for line in [
+            "GET k",
+            "PING",
+            "WAIT 1 0",
+            "CLUSTER INFO",
+            "EXEC",
+            "NOSUCH x",
+        ] {
+            assert!(!is_write_request(&args(line), &client), "{line}");
+        }
+        client.multi = Some(Default::default());
+        assert!(!is_write_request(&args("EXEC"), &client), "read-only MULTI");
+        if let Some(m) = client.multi.as_mut() {
+            m.flags |= table::flag::WRITE;
+        }
+        assert!(
+            is_write_request(&args("EXEC"), &client),
+            "MULTI with a write"
+        );
     }
 }

@@ -159,6 +159,20 @@ impl Node {
         }
     }
 
+    /// The writes of one client request. Several (an EXEC, or a lazy-expiry
+    /// DEL before a write) go out inside MULTI/EXEC as redis 7.0 propagates
+    /// them, so a replica applies them together and its readers never see
+    /// half a transaction.
+    pub(super) fn feed_request(&mut self, writes: &[Vec<Bytes>]) {
+        if writes.len() > 1 {
+            self.feed_writes(&[vec![Bytes::from_static(b"MULTI")]]);
+            self.feed_writes(writes);
+            self.feed_writes(&[vec![Bytes::from_static(b"EXEC")]]);
+        } else {
+            self.feed_writes(writes);
+        }
+    }
+
     /// `DEL key` for each key (expired or dropped with a lost slot).
     pub(super) fn feed_deletes(&mut self, keys: Vec<Bytes>) {
         for key in keys {
@@ -618,6 +632,8 @@ async fn run_link(
     ack_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut processed = offset;
     let mut ack_due = true;
+    // A MULTI .. EXEC block whose EXEC has not arrived yet.
+    let mut txn = None;
     loop {
         if ack_due {
             wr.write_all(&protocol::ack(processed)).await?;
@@ -625,7 +641,7 @@ async fn run_link(
         ack_due = tokio::select! {
             read = read_some(&mut rd, &mut buf) => {
                 read?;
-                match apply_stream(shared, generation, &mut dec, &mut buf)? {
+                match apply_stream(shared, generation, &mut dec, &mut buf, &mut txn)? {
                     None => return Ok(()),
                     Some((offset, data)) => {
                         processed = offset;
@@ -700,18 +716,39 @@ fn load_snapshot(
     true
 }
 
-/// Applies every complete stream command in `buf`. `Ok(None)` if the link is
-/// stale; else the processed offset and whether anything but pings came.
+fn is_command(args: &[Bytes], name: &[u8]) -> bool {
+    args.len() == 1 && args[0].eq_ignore_ascii_case(name)
+}
+
+/// Stream commands with their encoded lengths.
+type Pending = Vec<(Vec<Bytes>, usize)>;
+
+/// Applies every complete stream command in `buf`; a MULTI .. EXEC block is
+/// applied only once its EXEC is in (`txn` carries it across reads). The
+/// offset counts what was applied. `Ok(None)` if the link is stale; else the
+/// processed offset and whether anything but pings came.
 fn apply_stream(
     shared: &Arc<Shared>,
     generation: u64,
     dec: &mut StreamDecoder,
     buf: &mut BytesMut,
+    txn: &mut Option<Pending>,
 ) -> Result<Option<(u64, bool)>, LinkError> {
     let mut items = Vec::new();
     while let Some(item) = dec.next(buf)? {
         match item {
-            Item::Command { args, len } => items.push((args, len)),
+            Item::Command { args, len } => match txn.as_mut() {
+                Some(block) => {
+                    let exec = is_command(&args, b"exec");
+                    block.push((args, len));
+                    if exec {
+                        items.append(block);
+                        *txn = None;
+                    }
+                }
+                None if is_command(&args, b"multi") => *txn = Some(vec![(args, len)]),
+                None => items.push((args, len)),
+            },
             // The decoder refuses status lines once streaming.
             Item::FullResync { .. } | Item::SnapshotEnd { .. } => {
                 return Err(LinkError::Protocol(ProtocolError::Unexpected {
@@ -729,8 +766,10 @@ fn apply_stream(
     let now = now_ms();
     let mut data = false;
     for (args, len) in items {
-        let ping = args.len() == 1 && args[0].eq_ignore_ascii_case(b"ping");
-        if !ping {
+        let control = ["ping", "multi", "exec"]
+            .iter()
+            .any(|c| is_command(&args, c.as_bytes()));
+        if !control {
             data = true;
             apply_one(n, args);
         }
