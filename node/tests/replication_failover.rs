@@ -1,0 +1,176 @@
+//! Replication across a role change: `CLUSTER FAILOVER` (default mode) under
+//! a steady write load. The master holds writes while paused, the replica
+//! catches up to the paused offset and is promoted; it continues as a master
+//! from its processed offset, and the old master resyncs from it. Every write
+//! acknowledged before the switch must be readable on the new master.
+//!
+//! Ports 34330-34339 (bus ports +10000). Every process is killed by its PID
+//! when its `Server` is dropped.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Sends one command on an open connection and returns the raw reply line
+/// (enough for integer, status and error replies).
+fn call_line(s: &mut TcpStream, args: &[&str]) -> Option<String> {
+    s.write_all(&resp_command(args)).ok()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        line.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&line).trim_end().to_string())
+}
+
+fn info_field(port: u16, field: &str) -> String {
+    cmd(port, &["INFO", "replication"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn manual_failover_under_writes_loses_no_acknowledged_write() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let master = Server::start(Kind::Hearsay, 34331, root.path(), 2000);
+    let replica = Server::start(Kind::Hearsay, 34332, root.path(), 2000);
+    let (mport, rport) = (master.port, replica.port);
+    assert_eq!(
+        master.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        "OK"
+    );
+    assert_eq!(
+        replica.cmd(&["CLUSTER", "MEET", "127.0.0.1", &mport.to_string()]),
+        "OK"
+    );
+    let (mid, rid) = (master.myid(), replica.myid());
+    assert!(
+        wait_until(Duration::from_secs(10), || flags_of(rport, &mid)
+            .contains("master")
+            && flags_of(mport, &rid).contains("master"))
+        .is_some(),
+        "handshake"
+    );
+    assert_eq!(replica.cmd(&["CLUSTER", "REPLICATE", &mid]), "OK");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            info_field(rport, "master_link_status") == "up" && state_ok(mport)
+        })
+        .is_some(),
+        "replication link"
+    );
+
+    // A writer appends 0, 1, 2 ... to one list on the master until it is
+    // redirected; it records which appends were acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut s = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(15)))
+                .expect("timeout");
+            let mut last = String::new();
+            for i in 0u64.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match call_line(&mut s, &["RPUSH", "list", &i.to_string()]) {
+                    Some(r) if r.starts_with(':') => acked.push(i),
+                    Some(r) => {
+                        last = r;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            (acked, last)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let offset_before: u64 = info_field(mport, "master_repl_offset")
+        .parse()
+        .expect("offset");
+    let started = Instant::now();
+    assert_eq!(replica.cmd(&["CLUSTER", "FAILOVER"]), "OK");
+    let promoted = wait_until(Duration::from_secs(15), || {
+        info_field(rport, "role") == "master"
+            && info_field(mport, "role") == "slave"
+            && info_field(mport, "master_link_status") == "up"
+    });
+    stop.store(true, Ordering::Relaxed);
+    let (acked, last) = writer.join().expect("writer thread");
+    assert!(promoted.is_some(), "the failover did not complete");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(acked.len() > 10, "the writer barely ran: {}", acked.len());
+    assert!(
+        last.is_empty()
+            || (last.starts_with("-MOVED ") && last.ends_with(&format!(" 127.0.0.1:{rport}"))),
+        "the old master redirects to the new one: {last}"
+    );
+
+    // Every acknowledged append is on the new master, in order.
+    let on_new = cmd(rport, &["LRANGE", "list", "0", "-1"]);
+    let values: Vec<u64> = on_new
+        .lines()
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(
+        values.len() >= acked.len() && values[..acked.len()] == acked[..],
+        "lost acknowledged writes: acked {} values, new master has {}",
+        acked.len(),
+        values.len()
+    );
+
+    // The new master continues the replication history from its offset;
+    // the old master follows it and holds the same data.
+    let offset_after: u64 = info_field(rport, "master_repl_offset")
+        .parse()
+        .expect("offset");
+    assert!(
+        offset_after >= offset_before,
+        "{offset_after} < {offset_before}"
+    );
+    assert_eq!(info_field(rport, "connected_slaves"), "1");
+    assert_eq!(info_field(mport, "master_port"), rport.to_string());
+    let llen_new = cmd(rport, &["LLEN", "list"]);
+    let mut old = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
+    assert_eq!(call_line(&mut old, &["READONLY"]).as_deref(), Some("+OK"));
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            call_line(&mut old, &["LLEN", "list"]) == Some(format!(":{llen_new}"))
+        })
+        .is_some(),
+        "the old master did not resync"
+    );
+
+    // Both sides logged the switch of roles.
+    let new_events = replica.events();
+    assert!(new_events
+        .iter()
+        .any(|e| e["event"] == "replica_synced" && e["replica"] == mid.as_str()));
+    let old_events = master.events();
+    assert!(old_events
+        .iter()
+        .any(|e| e["event"] == "replication_link_up" && e["master"] == rid.as_str()));
+    assert!(master
+        .log()
+        .contains(&format!("Manual failover requested by replica {rid}")));
+}
