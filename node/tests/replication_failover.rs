@@ -99,6 +99,13 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
             (acked, last)
         })
     };
+    // A WAIT that can't be satisfied, blocked forever (timeout 0) on the master.
+    let waiter = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        call_line(&mut s, &["WAIT", "5", "0"])
+    });
     std::thread::sleep(Duration::from_millis(500));
     let offset_before: u64 = info_field(mport, "master_repl_offset")
         .parse()
@@ -123,6 +130,12 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
         last.is_empty()
             || (last.starts_with("-MOVED ") && last.ends_with(&format!(" 127.0.0.1:{rport}"))),
         "the old master redirects to the new one: {last}"
+    );
+
+    // The blocked WAIT ended when the master turned replica, as in redis.
+    assert_eq!(
+        waiter.join().expect("waiter thread").as_deref(),
+        Some("-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)")
     );
 
     // Every acknowledged append is on the new master, in order.

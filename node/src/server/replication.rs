@@ -256,6 +256,8 @@ impl Node {
                     "Before turning into a replica, using my own master parameters to synthesize a cached master: I may be able to synchronize with the new master with just a partial transfer.",
                 );
                 self.start_link(shared, generation, master, host, port);
+                // Blocked WAITs end with redis's "instance state changed" error.
+                shared.acks.notify_waiters();
             }
             (
                 RoleChange::ChangedMaster {
@@ -817,7 +819,19 @@ pub(super) async fn wait_for_acks(shared: &Arc<Shared>, req: WaitRequest) -> Fra
         let notified = shared.acks.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let count = shared.node.lock().repl.state.count_acks(req.offset);
+        let (count, replica) = {
+            let n = shared.node.lock();
+            (
+                n.repl.state.count_acks(req.offset),
+                n.repl.state.is_replica(),
+            )
+        };
+        if replica {
+            // redis `disconnectAllBlockedClients` when a master turns replica.
+            return Frame::error(
+                "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+            );
+        }
         if count as i64 >= req.numreplicas {
             return Frame::Integer(count as i64);
         }
