@@ -187,3 +187,101 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
         .log()
         .contains(&format!("Manual failover requested by replica {rid}")));
 }
+
+#[test]
+fn promoted_replica_keeps_the_data_and_the_old_master_rejoins_as_its_replica() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let ports = [34341u16, 34342, 34343, 34344];
+    let nodes: Vec<Server> = ports
+        .iter()
+        .map(|&p| Server::start(Kind::Hearsay, p, root.path(), 2000))
+        .collect();
+    let ranges = [("0", "5460"), ("5461", "10922"), ("10923", "16383")];
+    for (node, (a, b)) in nodes.iter().zip(ranges) {
+        assert_eq!(node.cmd(&["CLUSTER", "ADDSLOTSRANGE", a, b]), "OK");
+    }
+    for node in &nodes[1..] {
+        assert_eq!(
+            node.cmd(&["CLUSTER", "MEET", "127.0.0.1", &ports[0].to_string()]),
+            "OK"
+        );
+    }
+    let ids: Vec<String> = nodes.iter().map(Server::myid).collect();
+    assert!(
+        wait_until(Duration::from_secs(15), || ports.iter().all(|&p| {
+            ids.iter().all(|id| flags_of(p, id).contains("master"))
+        }) && ports
+            .iter()
+            .all(|&p| state_ok(p)))
+        .is_some(),
+        "cluster formed"
+    );
+    // The fourth node replicates the first, which owns slot 3300 of "{b}".
+    let (mport, rport) = (ports[0], ports[3]);
+    assert_eq!(nodes[3].cmd(&["CLUSTER", "REPLICATE", &ids[0]]), "OK");
+    assert!(
+        wait_until(Duration::from_secs(10), || info_field(
+            rport,
+            "master_link_status"
+        ) == "up")
+        .is_some(),
+        "replication link"
+    );
+    assert_eq!(cmd(mport, &["CLUSTER", "KEYSLOT", "{b}"]), "3300");
+    let mut w = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
+    for i in 0..50 {
+        let r = call_line(&mut w, &["RPUSH", "{b}list", &i.to_string()]);
+        assert_eq!(r, Some(format!(":{}", i + 1)));
+    }
+    assert_eq!(
+        call_line(&mut w, &["WAIT", "1", "5000"]).as_deref(),
+        Some(":1")
+    );
+    let offset: u64 = info_field(mport, "master_repl_offset")
+        .parse()
+        .expect("offset");
+
+    // The master stops; its replica is elected and keeps the data.
+    nodes[0].stop_signal();
+    let promoted = wait_until(Duration::from_secs(20), || {
+        info_field(rport, "role") == "master"
+    });
+    assert!(promoted.is_some(), "the replica was not promoted");
+    assert!(
+        wait_until(Duration::from_secs(10), || state_ok(rport)).is_some(),
+        "cluster state ok after the failover"
+    );
+    assert_eq!(cmd(rport, &["LLEN", "{b}list"]), "50");
+    let new_offset: u64 = info_field(rport, "master_repl_offset")
+        .parse()
+        .expect("offset");
+    assert!(new_offset >= offset, "{new_offset} < {offset}");
+    assert_eq!(cmd(rport, &["RPUSH", "{b}list", "after"]), "51");
+
+    // The old master comes back, learns it lost its slots, and follows.
+    nodes[0].cont_signal();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            info_field(mport, "role") == "slave"
+                && info_field(mport, "master_port") == rport.to_string()
+                && info_field(mport, "master_link_status") == "up"
+        })
+        .is_some(),
+        "the old master did not become a replica of the new one"
+    );
+    let mut old = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
+    assert_eq!(call_line(&mut old, &["READONLY"]).as_deref(), Some("+OK"));
+    assert!(
+        wait_until(Duration::from_secs(5), || call_line(
+            &mut old,
+            &["LLEN", "{b}list"]
+        ) == Some(":51".into()))
+        .is_some(),
+        "the old master did not resync"
+    );
+    assert!(nodes[3]
+        .events()
+        .iter()
+        .any(|e| e["event"] == "replica_synced" && e["replica"] == ids[0].as_str()));
+    drop(nodes);
+}
