@@ -8,6 +8,7 @@
 //! when its `Server` is dropped.
 
 mod common;
+mod replication_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,12 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::{wait_until, Kind, Server};
+use replication_support::{encode, flags_of, q, query, state_ok, Reply};
 
 /// Sends one command on an open connection and returns the raw reply line
 /// (enough for integer, status and error replies).
 fn call_line(s: &mut TcpStream, args: &[&str]) -> Option<String> {
-    s.write_all(&resp_command(args)).ok()?;
+    s.write_all(&encode(args)).ok()?;
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while !line.ends_with(b"\r\n") {
@@ -33,12 +35,16 @@ fn call_line(s: &mut TcpStream, args: &[&str]) -> Option<String> {
 }
 
 fn info_field(port: u16, field: &str) -> String {
-    cmd(port, &["INFO", "replication"])
+    q(port, &["INFO", "replication"])
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .unwrap_or("")
         .trim()
         .to_string()
+}
+
+fn myid(port: u16) -> String {
+    q(port, &["CLUSTER", "MYID"])
 }
 
 #[test]
@@ -48,14 +54,14 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
     let replica = Server::start(Kind::Hearsay, 34332, root.path(), 2000);
     let (mport, rport) = (master.port, replica.port);
     assert_eq!(
-        master.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
-        "OK"
+        query(mport, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        Reply::ok()
     );
     assert_eq!(
-        replica.cmd(&["CLUSTER", "MEET", "127.0.0.1", &mport.to_string()]),
-        "OK"
+        query(rport, &["CLUSTER", "MEET", "127.0.0.1", &mport.to_string()]),
+        Reply::ok()
     );
-    let (mid, rid) = (master.myid(), replica.myid());
+    let (mid, rid) = (myid(mport), myid(rport));
     assert!(
         wait_until(Duration::from_secs(10), || flags_of(rport, &mid)
             .contains("master")
@@ -63,7 +69,7 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
         .is_some(),
         "handshake"
     );
-    assert_eq!(replica.cmd(&["CLUSTER", "REPLICATE", &mid]), "OK");
+    assert_eq!(query(rport, &["CLUSTER", "REPLICATE", &mid]), Reply::ok());
     assert!(
         wait_until(Duration::from_secs(10), || {
             info_field(rport, "master_link_status") == "up" && state_ok(mport)
@@ -111,7 +117,7 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
         .parse()
         .expect("offset");
     let started = Instant::now();
-    assert_eq!(replica.cmd(&["CLUSTER", "FAILOVER"]), "OK");
+    assert_eq!(query(rport, &["CLUSTER", "FAILOVER"]), Reply::ok());
     let promoted = wait_until(Duration::from_secs(15), || {
         info_field(rport, "role") == "master"
             && info_field(mport, "role") == "slave"
@@ -139,12 +145,10 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
     );
 
     // Every acknowledged append is on the new master, in order.
-    let on_new = cmd(rport, &["LRANGE", "list", "0", "-1"]);
-    let values: Vec<u64> = on_new
-        .lines()
-        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
-        .filter_map(|l| l.parse().ok())
-        .collect();
+    let values: Vec<u64> = match query(rport, &["LRANGE", "list", "0", "-1"]) {
+        Reply::Array(items) => items.iter().filter_map(|i| i.text().parse().ok()).collect(),
+        other => panic!("LRANGE: {other:?}"),
+    };
     assert!(
         values.len() >= acked.len() && values[..acked.len()] == acked[..],
         "lost acknowledged writes: acked {} values, new master has {}",
@@ -163,7 +167,7 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
     );
     assert_eq!(info_field(rport, "connected_slaves"), "1");
     assert_eq!(info_field(mport, "master_port"), rport.to_string());
-    let llen_new = cmd(rport, &["LLEN", "list"]);
+    let llen_new = q(rport, &["LLEN", "list"]);
     let mut old = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
     assert_eq!(call_line(&mut old, &["READONLY"]).as_deref(), Some("+OK"));
     assert!(
@@ -175,10 +179,13 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
     );
 
     // Both sides logged the switch of roles.
-    let new_events = replica.events();
-    assert!(new_events
-        .iter()
-        .any(|e| e["event"] == "replica_synced" && e["replica"] == mid.as_str()));
+    assert!(
+        wait_until(Duration::from_secs(5), || replica.events().iter().any(
+            |e| e["event"] == "replica_synced" && e["replica"] == mid.as_str()
+        ))
+        .is_some(),
+        "no replica_synced event"
+    );
     let old_events = master.events();
     assert!(old_events
         .iter()
@@ -197,16 +204,22 @@ fn promoted_replica_keeps_the_data_and_the_old_master_rejoins_as_its_replica() {
         .map(|&p| Server::start(Kind::Hearsay, p, root.path(), 2000))
         .collect();
     let ranges = [("0", "5460"), ("5461", "10922"), ("10923", "16383")];
-    for (node, (a, b)) in nodes.iter().zip(ranges) {
-        assert_eq!(node.cmd(&["CLUSTER", "ADDSLOTSRANGE", a, b]), "OK");
-    }
-    for node in &nodes[1..] {
+    for (&port, (a, b)) in ports.iter().zip(ranges) {
         assert_eq!(
-            node.cmd(&["CLUSTER", "MEET", "127.0.0.1", &ports[0].to_string()]),
-            "OK"
+            query(port, &["CLUSTER", "ADDSLOTSRANGE", a, b]),
+            Reply::ok()
         );
     }
-    let ids: Vec<String> = nodes.iter().map(Server::myid).collect();
+    for &port in &ports[1..] {
+        assert_eq!(
+            query(
+                port,
+                &["CLUSTER", "MEET", "127.0.0.1", &ports[0].to_string()]
+            ),
+            Reply::ok()
+        );
+    }
+    let ids: Vec<String> = ports.iter().map(|&p| myid(p)).collect();
     assert!(
         wait_until(Duration::from_secs(15), || ports.iter().all(|&p| {
             ids.iter().all(|id| flags_of(p, id).contains("master"))
@@ -218,7 +231,10 @@ fn promoted_replica_keeps_the_data_and_the_old_master_rejoins_as_its_replica() {
     );
     // The fourth node replicates the first, which owns slot 3300 of "{b}".
     let (mport, rport) = (ports[0], ports[3]);
-    assert_eq!(nodes[3].cmd(&["CLUSTER", "REPLICATE", &ids[0]]), "OK");
+    assert_eq!(
+        query(rport, &["CLUSTER", "REPLICATE", &ids[0]]),
+        Reply::ok()
+    );
     assert!(
         wait_until(Duration::from_secs(10), || info_field(
             rport,
@@ -227,7 +243,7 @@ fn promoted_replica_keeps_the_data_and_the_old_master_rejoins_as_its_replica() {
         .is_some(),
         "replication link"
     );
-    assert_eq!(cmd(mport, &["CLUSTER", "KEYSLOT", "{b}"]), "3300");
+    assert_eq!(q(mport, &["CLUSTER", "KEYSLOT", "{b}"]), "3300");
     let mut w = TcpStream::connect(("127.0.0.1", mport)).expect("connect");
     for i in 0..50 {
         let r = call_line(&mut w, &["RPUSH", "{b}list", &i.to_string()]);
@@ -251,12 +267,12 @@ fn promoted_replica_keeps_the_data_and_the_old_master_rejoins_as_its_replica() {
         wait_until(Duration::from_secs(10), || state_ok(rport)).is_some(),
         "cluster state ok after the failover"
     );
-    assert_eq!(cmd(rport, &["LLEN", "{b}list"]), "50");
+    assert_eq!(q(rport, &["LLEN", "{b}list"]), "50");
     let new_offset: u64 = info_field(rport, "master_repl_offset")
         .parse()
         .expect("offset");
     assert!(new_offset >= offset, "{new_offset} < {offset}");
-    assert_eq!(cmd(rport, &["RPUSH", "{b}list", "after"]), "51");
+    assert_eq!(q(rport, &["RPUSH", "{b}list", "after"]), "51");
 
     // The old master comes back, learns it lost its slots, and follows.
     nodes[0].cont_signal();
@@ -279,9 +295,13 @@ fn promoted_replica_keeps_the_data_and_the_old_master_rejoins_as_its_replica() {
         .is_some(),
         "the old master did not resync"
     );
-    assert!(nodes[3]
-        .events()
-        .iter()
-        .any(|e| e["event"] == "replica_synced" && e["replica"] == ids[0].as_str()));
+    // The new master logs the sync once the old one acks it.
+    assert!(
+        wait_until(Duration::from_secs(5), || nodes[3].events().iter().any(
+            |e| e["event"] == "replica_synced" && e["replica"] == ids[0].as_str()
+        ))
+        .is_some(),
+        "no replica_synced event"
+    );
     drop(nodes);
 }

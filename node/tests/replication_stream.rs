@@ -4,131 +4,21 @@
 //! resync after the master or the replica restarts, and redis-cli's
 //! `--cluster create --cluster-replicas 1`.
 //!
-//! Ports 34300-34399 (bus ports +10000). Every process is killed by its PID
+//! Ports 34300-34329 (bus ports +10000). Every process is killed by its PID
 //! when its `Server` is dropped, pass or fail.
 
 mod common;
+mod replication_support;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::{have, redis_cli, wait_until, Kind, Server};
+use replication_support::*;
 
 const TIMEOUT: u64 = 2000;
-
-/// A parsed RESP reply, enough for ROLE and WAIT.
-#[derive(Clone, Debug, PartialEq)]
-enum Reply {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<String>),
-    Array(Vec<Reply>),
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        match self {
-            Reply::Simple(s) | Reply::Error(s) => s.clone(),
-            Reply::Bulk(Some(s)) => s.clone(),
-            Reply::Int(i) => i.to_string(),
-            Reply::Bulk(None) => String::new(),
-            Reply::Array(items) => items.iter().map(Reply::text).collect::<Vec<_>>().join(","),
-        }
-    }
-}
-
-/// Parses one reply from the front of `b`: the reply and its length.
-fn parse(b: &[u8]) -> Option<(Reply, usize)> {
-    let nl = b.windows(2).position(|w| w == b"\r\n")?;
-    let head = std::str::from_utf8(b.get(1..nl)?).ok()?;
-    let rest = nl + 2;
-    match b.first()? {
-        b'+' => Some((Reply::Simple(head.into()), rest)),
-        b'-' => Some((Reply::Error(head.into()), rest)),
-        b':' => Some((Reply::Int(head.parse().ok()?), rest)),
-        b'$' | b'=' => {
-            let n: i64 = head.parse().ok()?;
-            if n < 0 {
-                return Some((Reply::Bulk(None), rest));
-            }
-            let end = rest + n as usize;
-            let body = b.get(rest..end)?;
-            b.get(end..end + 2)?;
-            let text = String::from_utf8_lossy(body).into_owned();
-            Some((Reply::Bulk(Some(text)), end + 2))
-        }
-        b'*' => {
-            let n: i64 = head.parse().ok()?;
-            let mut at = rest;
-            let mut items = Vec::new();
-            for _ in 0..n.max(0) {
-                let (item, used) = parse(&b[at..])?;
-                items.push(item);
-                at += used;
-            }
-            Some((Reply::Array(items), at))
-        }
-        _ => None,
-    }
-}
-
-/// One client connection (WAIT needs the connection that wrote).
-struct Conn {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    fn open(port: u16) -> Conn {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        Conn { s, buf: Vec::new() }
-    }
-
-    fn call(&mut self, args: &[&str]) -> Reply {
-        self.s.write_all(&resp_command(args)).expect("write");
-        loop {
-            if let Some((reply, used)) = parse(&self.buf) {
-                self.buf.drain(..used);
-                return reply;
-            }
-            let mut chunk = [0u8; 65536];
-            let n = self.s.read(&mut chunk).expect("read reply");
-            assert!(n > 0, "connection closed while waiting for {args:?}");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
-/// `field:value` from an INFO text.
-fn info_field(port: u16, section: &str, field: &str) -> String {
-    let text = cmd(port, &["INFO", section]);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or("")
-        .trim()
-        .to_string()
-}
-
-/// `field:value` from INFO on an open connection. While a node is down the
-/// tests poll the other one this way: every fresh connection leaves a
-/// TIME_WAIT on some ephemeral port, and this range (34300-34399, +10000)
-/// lies inside the ephemeral range, so a fresh connection could take the
-/// dead node's port and keep it from binding again.
-fn info_on(c: &mut Conn, field: &str) -> String {
-    c.call(&["INFO", "replication"])
-        .text()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or("")
-        .trim()
-        .to_string()
-}
 
 fn must(what: &str, limit: Duration, f: impl FnMut() -> bool) {
     assert!(
@@ -137,42 +27,40 @@ fn must(what: &str, limit: Duration, f: impl FnMut() -> bool) {
     );
 }
 
-/// Two nodes, slots on the first, the second replicating it. Returns
+fn myid(port: u16) -> String {
+    q(port, &["CLUSTER", "MYID"])
+}
+
+/// No automatic failover: these tests stop and restart the master on purpose.
+const NO_FAILOVER: &[&str] = &["--cluster-replica-no-failover", "yes"];
+
+/// Two nodes, slots on the first, the second knowing it. Returns
 /// (master, replica, master id, replica id).
 fn pair(root: &Path, mport: u16, rport: u16) -> (Server, Server, String, String) {
     let master = Server::start(Kind::Hearsay, mport, root, TIMEOUT);
-    // No automatic failover: these tests restart the master on purpose.
-    let replica = Server::start_with(
-        Kind::Hearsay,
-        rport,
-        root,
-        TIMEOUT,
-        &["--cluster-replica-no-failover", "yes"],
+    let replica = Server::start_with(Kind::Hearsay, rport, root, TIMEOUT, NO_FAILOVER);
+    assert_eq!(
+        query(mport, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        Reply::ok()
     );
     assert_eq!(
-        master.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
-        "OK"
+        query(rport, &["CLUSTER", "MEET", "127.0.0.1", &mport.to_string()]),
+        Reply::ok()
     );
-    assert_eq!(
-        replica.cmd(&["CLUSTER", "MEET", "127.0.0.1", &mport.to_string()]),
-        "OK"
-    );
-    let (mid, rid) = (master.myid(), replica.myid());
-    must(
-        "the replica to learn the master",
-        Duration::from_secs(10),
-        || flags_of(rport, &mid).contains("master") && flags_of(mport, &rid).contains("master"),
-    );
+    let (mid, rid) = (myid(mport), myid(rport));
+    must("the handshake", Duration::from_secs(10), || {
+        flags_of(rport, &mid).contains("master") && flags_of(mport, &rid).contains("master")
+    });
     must("cluster state ok", Duration::from_secs(10), || {
         state_ok(mport) && state_ok(rport)
     });
     (master, replica, mid, rid)
 }
 
-fn replicate(replica: &Server, mid: &str) {
-    assert_eq!(replica.cmd(&["CLUSTER", "REPLICATE", mid]), "OK");
+fn replicate(rport: u16, mid: &str) {
+    assert_eq!(query(rport, &["CLUSTER", "REPLICATE", mid]), Reply::ok());
     must("master_link_status:up", Duration::from_secs(10), || {
-        info_field(replica.port, "replication", "master_link_status") == "up"
+        info_field(rport, "replication", "master_link_status") == "up"
     });
 }
 
@@ -182,6 +70,10 @@ fn event_count(server: &Server, kind: &str) -> usize {
         .iter()
         .filter(|e| e["event"] == kind)
         .count()
+}
+
+fn is_error(r: &Reply, text: &str) -> bool {
+    matches!(r, Reply::Error(e) if e.starts_with(text))
 }
 
 #[test]
@@ -201,7 +93,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
         let r = w.call(args);
         assert!(!matches!(r, Reply::Error(_)), "{args:?}: {r:?}");
     }
-    replicate(&replica, &mid);
+    replicate(rport, &mid);
     assert_eq!(event_count(&replica, "full_sync"), 1);
 
     // Writes after the sync travel in the stream.
@@ -221,7 +113,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
         assert!(!matches!(r, Reply::Error(_)), "{args:?}: {r:?}");
     }
     // A transaction travels as MULTI .. EXEC and is applied as one.
-    assert_eq!(w.call(&["MULTI"]), Reply::Simple("OK".into()));
+    assert_eq!(w.call(&["MULTI"]), Reply::ok());
     assert_eq!(
         w.call(&["SET", "{t}1", "a"]),
         Reply::Simple("QUEUED".into())
@@ -238,19 +130,21 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
     assert_eq!(w.call(&["WAIT", "2", "300"]), Reply::Int(1));
     assert!(start.elapsed() >= Duration::from_millis(290));
     // Inside MULTI, WAIT never blocks.
-    assert_eq!(w.call(&["MULTI"]), Reply::Simple("OK".into()));
+    assert_eq!(w.call(&["MULTI"]), Reply::ok());
     assert_eq!(w.call(&["WAIT", "5", "0"]), Reply::Simple("QUEUED".into()));
     assert_eq!(w.call(&["EXEC"]), Reply::Array(vec![Reply::Int(1)]));
-    assert!(
-        matches!(w.call(&["WAIT", "x", "1"]), Reply::Error(e) if e == "ERR value is not an integer or out of range")
-    );
-    assert!(
-        matches!(w.call(&["WAIT", "1", "-1"]), Reply::Error(e) if e == "ERR timeout is negative")
-    );
+    assert!(is_error(
+        &w.call(&["WAIT", "x", "1"]),
+        "ERR value is not an integer or out of range"
+    ));
+    assert!(is_error(
+        &w.call(&["WAIT", "1", "-1"]),
+        "ERR timeout is negative"
+    ));
 
     // READONLY reads on the replica see all of it.
     let mut r = Conn::open(rport);
-    assert_eq!(r.call(&["READONLY"]), Reply::Simple("OK".into()));
+    assert_eq!(r.call(&["READONLY"]), Reply::ok());
     let expect = [
         (&["GET", "k"][..], "v"),
         (&["GET", "counter"], "12"),
@@ -275,7 +169,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
     // The replica refuses writes as redis does.
     let moved = r.call(&["SET", "k", "x"]);
     assert!(
-        matches!(&moved, Reply::Error(e) if e.starts_with(&format!("MOVED 7629 127.0.0.1:{mport}"))),
+        is_error(&moved, &format!("MOVED 7629 127.0.0.1:{mport}")),
         "{moved:?}"
     );
     assert_eq!(
@@ -283,19 +177,21 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
         Reply::Error("READONLY You can't write against a read only replica.".into())
     );
     let mut plain = Conn::open(rport);
-    assert!(matches!(plain.call(&["GET", "k"]), Reply::Error(e) if e.starts_with("MOVED")));
-    assert!(
-        matches!(plain.call(&["WAIT", "0", "0"]), Reply::Error(e) if e.starts_with("ERR WAIT cannot be used with replica instances."))
-    );
-    for node in [mport, rport] {
-        assert_eq!(
-            cmd(node, &["REPLICAOF", "127.0.0.1", "1"]),
-            "-ERR REPLICAOF not allowed in cluster mode.\r\n"
-        );
-        assert_eq!(
-            cmd(node, &["SLAVEOF", "no", "one"]),
-            "-ERR REPLICAOF not allowed in cluster mode.\r\n"
-        );
+    assert!(is_error(&plain.call(&["GET", "k"]), "MOVED"));
+    assert!(is_error(
+        &plain.call(&["WAIT", "0", "0"]),
+        "ERR WAIT cannot be used with replica instances."
+    ));
+    for port in [mport, rport] {
+        for args in [
+            &["REPLICAOF", "127.0.0.1", "1"][..],
+            &["SLAVEOF", "no", "one"],
+        ] {
+            assert_eq!(
+                query(port, args),
+                Reply::Error("ERR REPLICAOF not allowed in cluster mode.".into())
+            );
+        }
     }
 
     // The expiring key: the master's expiry DEL reaches the replica, whose
@@ -303,7 +199,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
     must(
         "the replica to drop the expired key",
         Duration::from_secs(10),
-        || cmd(rport, &["DBSIZE"]) == "10" && cmd(mport, &["DBSIZE"]) == "10",
+        || q(rport, &["DBSIZE"]) == "10" && q(mport, &["DBSIZE"]) == "10",
     );
 
     // Offsets agree once everything is acked.
@@ -318,7 +214,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
     );
 
     // INFO replication, both sides.
-    let minfo = cmd(mport, &["INFO", "replication"]);
+    let minfo = q(mport, &["INFO", "replication"]);
     for want in [
         "role:master\r\n".to_string(),
         "connected_slaves:1\r\n".to_string(),
@@ -327,7 +223,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
     ] {
         assert!(minfo.contains(&want), "{want:?} not in\n{minfo}");
     }
-    let rinfo = cmd(rport, &["INFO", "replication"]);
+    let rinfo = q(rport, &["INFO", "replication"]);
     for want in [
         "role:slave\r\n".to_string(),
         "master_host:127.0.0.1\r\n".to_string(),
@@ -348,7 +244,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
 
     // ROLE, both sides.
     assert_eq!(
-        Conn::open(mport).call(&["ROLE"]),
+        query(mport, &["ROLE"]),
         Reply::Array(vec![
             Reply::Bulk(Some("master".into())),
             Reply::Int(moff as i64),
@@ -360,7 +256,7 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
         ])
     );
     assert_eq!(
-        Conn::open(rport).call(&["ROLE"]),
+        query(rport, &["ROLE"]),
         Reply::Array(vec![
             Reply::Bulk(Some("slave".into())),
             Reply::Bulk(Some("127.0.0.1".into())),
@@ -376,12 +272,12 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
         "the master to see the replica's offset",
         Duration::from_secs(5),
         || {
-            let shards = Conn::open(mport).call(&["CLUSTER", "SHARDS"]).text();
-            shards.contains(&format!("{rid},port,{rport},ip,127.0.0.1,endpoint,127.0.0.1,role,replica,replication-offset,{moff},health,online"))
+            q(mport, &["CLUSTER", "SHARDS"]).contains(&format!(
+            "{rid},port,{rport},ip,127.0.0.1,endpoint,127.0.0.1,role,replica,replication-offset,{moff},health,online"
+        ))
         },
     );
-    let slots = Conn::open(mport).call(&["CLUSTER", "SLOTS"]).text();
-    assert!(slots.contains(&rid), "{slots}");
+    assert!(q(mport, &["CLUSTER", "SLOTS"]).contains(&rid));
 
     // The event logs record both ends of the sync.
     let synced: Vec<_> = master
@@ -402,18 +298,14 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
 }
 
 fn kill9(server: &Server) {
+    forget(server.port);
     let pid = server.pid();
     assert!(pid > 0);
     let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    // A refused connect leaves no TIME_WAIT behind.
     must("the process to die", Duration::from_secs(5), || {
         TcpStream::connect(("127.0.0.1", server.port)).is_err()
     });
-}
-
-fn readonly_get(port: u16, key: &str) -> String {
-    let mut c = Conn::open(port);
-    c.call(&["READONLY"]);
-    c.call(&["GET", key]).text()
 }
 
 #[test]
@@ -421,26 +313,25 @@ fn replica_resyncs_after_the_master_restarts_and_after_its_own_restart() {
     let root = tempfile::tempdir().expect("tempdir");
     let (master, replica, mid, rid) = pair(root.path(), 34311, 34312);
     let (mport, rport) = (master.port, replica.port);
-    replicate(&replica, &mid);
-    assert_eq!(cmd(mport, &["SET", "k1", "one"]), "OK");
+    replicate(rport, &mid);
+    assert_eq!(query(mport, &["SET", "k1", "one"]), Reply::ok());
     must("k1 on the replica", Duration::from_secs(5), || {
-        readonly_get(rport, "k1") == "one"
+        readonly(rport, &["GET", "k1"]).text() == "one"
     });
 
     // SIGKILL the master and start it again from its nodes.conf (no data).
-    let mut on_replica = Conn::open(rport);
     kill9(&master);
     must(
         "the replica to see the link down",
         Duration::from_secs(5),
-        || info_on(&mut on_replica, "master_link_status") == "down",
+        || info_field(rport, "replication", "master_link_status") == "down",
     );
-    let down_since: i64 = info_on(&mut on_replica, "master_link_down_since_seconds")
+    let down_since: i64 = info_field(rport, "replication", "master_link_down_since_seconds")
         .parse()
         .expect("down since");
     assert!(down_since >= 0);
     let master2 = Server::start(Kind::Hearsay, mport, root.path(), TIMEOUT);
-    assert_eq!(master2.myid(), mid, "the master kept its ID");
+    assert_eq!(myid(mport), mid, "the master kept its ID");
     must(
         "cluster state ok after the restart",
         Duration::from_secs(10),
@@ -449,56 +340,47 @@ fn replica_resyncs_after_the_master_restarts_and_after_its_own_restart() {
     must("the link to come back", Duration::from_secs(10), || {
         info_field(rport, "replication", "master_link_status") == "up"
     });
-    assert_eq!(cmd(mport, &["SET", "k2", "two"]), "OK");
+    assert_eq!(query(mport, &["SET", "k2", "two"]), Reply::ok());
     must("k2 on the replica", Duration::from_secs(5), || {
-        readonly_get(rport, "k2") == "two"
+        readonly(rport, &["GET", "k2"]).text() == "two"
     });
     // A full resync from an empty master empties the replica too, as redis
     // does when a master without persistence restarts.
-    assert_eq!(readonly_get(rport, "k1"), "");
+    assert_eq!(readonly(rport, &["GET", "k1"]), Reply::Bulk(None));
     assert_eq!(event_count(&replica, "full_sync"), 2);
     assert_eq!(event_count(&replica, "replication_link_down"), 1);
     assert_eq!(event_count(&replica, "replication_link_up"), 2);
 
     // SIGKILL the replica and restart it: it comes back as a replica of the
     // same master and syncs again.
-    assert_eq!(cmd(mport, &["RPUSH", "k3", "a", "b"]), "2");
-    let mut on_master = Conn::open(mport);
+    assert_eq!(query(mport, &["RPUSH", "k3", "a", "b"]), Reply::Int(2));
     kill9(&replica);
     must(
         "the master to drop the replica",
         Duration::from_secs(5),
-        || info_on(&mut on_master, "connected_slaves") == "0",
+        || info_field(mport, "replication", "connected_slaves") == "0",
     );
-    let replica2 = Server::start_with(
-        Kind::Hearsay,
-        rport,
-        root.path(),
-        TIMEOUT,
-        &["--cluster-replica-no-failover", "yes"],
-    );
-    assert_eq!(replica2.myid(), rid);
+    let replica2 = Server::start_with(Kind::Hearsay, rport, root.path(), TIMEOUT, NO_FAILOVER);
+    assert_eq!(myid(rport), rid);
     must(
         "the restarted replica's link",
         Duration::from_secs(10),
         || info_field(rport, "replication", "master_link_status") == "up",
     );
-    let mut c = Conn::open(rport);
-    c.call(&["READONLY"]);
-    assert_eq!(c.call(&["LRANGE", "k3", "0", "-1"]).text(), "a,b");
-    assert_eq!(c.call(&["GET", "k2"]).text(), "two");
+    assert_eq!(readonly(rport, &["LRANGE", "k3", "0", "-1"]).text(), "a,b");
+    assert_eq!(readonly(rport, &["GET", "k2"]).text(), "two");
     must(
         "the master to list the replica online",
         Duration::from_secs(5),
         || {
-            cmd(mport, &["INFO", "replication"])
+            q(mport, &["INFO", "replication"])
                 .contains(&format!("slave0:ip=127.0.0.1,port={rport},state=online"))
         },
     );
     let mut w = Conn::open(mport);
-    w.call(&["SET", "k4", "four"]);
+    assert_eq!(w.call(&["SET", "k4", "four"]), Reply::ok());
     assert_eq!(w.call(&["WAIT", "1", "5000"]), Reply::Int(1));
-    assert_eq!(readonly_get(rport, "k4"), "four");
+    assert_eq!(readonly(rport, &["GET", "k4"]).text(), "four");
     drop((master, master2, replica, replica2));
 }
 
@@ -543,21 +425,21 @@ fn redis_cli_creates_a_cluster_with_replicas_that_replicate() {
     let owner = ports
         .iter()
         .copied()
-        .find(|&p| cmd(p, &["GET", "foo"]) == "bar")
+        .find(|&p| q(p, &["GET", "foo"]) == "bar")
         .expect("a master serves foo");
-    let owner_id = cmd(owner, &["CLUSTER", "MYID"]);
+    let owner_id = myid(owner);
     let replica = ports
         .iter()
         .copied()
-        .filter(|&p| p != owner)
         .find(|&p| {
-            cmd(p, &["CLUSTER", "NODES"])
-                .lines()
-                .any(|l| l.contains("myself") && l.contains(owner_id.trim()))
+            p != owner
+                && q(p, &["CLUSTER", "NODES"])
+                    .lines()
+                    .any(|l| l.contains("myself") && l.contains(&owner_id))
         })
         .expect("the owner has a replica");
     must("foo on the replica", Duration::from_secs(5), || {
-        readonly_get(replica, "foo") == "bar"
+        readonly(replica, &["GET", "foo"]).text() == "bar"
     });
     drop(nodes);
 }

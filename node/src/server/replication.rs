@@ -344,20 +344,28 @@ pub(super) async fn serve_replica(
             return;
         }
     };
-    let refused = shared.node.lock().refuse_sync();
-    if let Some(text) = refused {
+    if let Err((mut stream, text)) = register_replica(&shared, stream, inbuf, req, ip) {
         let _ = stream.write_all(format!("-{text}\r\n").as_bytes()).await;
-        return;
     }
+}
+
+/// Under the lock: checks we may serve, registers the replica, queues the
+/// header and snapshot, and starts its tasks. Every write applied after this
+/// lock release is queued behind the snapshot, in apply order.
+fn register_replica(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    inbuf: BytesMut,
+    req: protocol::SyncRequest,
+    ip: String,
+) -> Result<(), (TcpStream, &'static str)> {
     let addr = format!("{ip}:{}", req.listening_port);
-    let (rd, wr) = stream.into_split();
     let mut guard = shared.node.lock();
     let n = &mut *guard;
-    // Re-checked under the same lock as the registration: the role may have
-    // changed while we wrote nothing.
-    if n.refuse_sync().is_some() {
-        return;
+    if let Some(text) = n.refuse_sync() {
+        return Err((stream, text));
     }
+    let (rd, wr) = stream.into_split();
     let now = now_ms();
     n.log(
         LogLevel::Notice,
@@ -398,7 +406,8 @@ pub(super) async fn serve_replica(
             addr,
         },
     );
-    guard.drain(&shared);
+    guard.drain(shared);
+    Ok(())
 }
 
 /// Writes the replica's queue (snapshot, then stream) to its socket,
@@ -451,10 +460,11 @@ async fn read_replica(
                 Ok(Some(offset)) => acks.push(offset),
                 Ok(None) => break,
                 Err(e) => {
-                    shared
-                        .node
-                        .lock()
-                        .log(LogLevel::Warning, &format!("Replica {id}: {e}"));
+                    let mut n = shared.node.lock();
+                    let addr = n.repl.replicas.get(&id).map(|h| h.addr.clone());
+                    let text = format!("Replica {}: {e}", addr.unwrap_or_default());
+                    n.log(LogLevel::Warning, &text);
+                    drop(n);
                     replica_gone(&shared, id);
                     return;
                 }
@@ -632,26 +642,29 @@ async fn run_link(
     // The stream. The first ack tells the master the snapshot is loaded.
     let mut ack_timer = tokio::time::interval(ACK_PERIOD);
     ack_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut processed = offset;
+    let mut processed;
     let mut ack_due = true;
     // A MULTI .. EXEC block whose EXEC has not arrived yet.
     let mut txn = None;
     loop {
+        // The buffer may already hold stream commands (they can arrive in
+        // the same read as the end of the snapshot).
+        match apply_stream(shared, generation, &mut dec, &mut buf, &mut txn)? {
+            None => return Ok(()),
+            Some((offset, data)) => {
+                processed = offset;
+                // Ack soon after data (WAIT is waiting for it); a ping alone
+                // waits for the timer.
+                ack_due |= data;
+            }
+        }
         if ack_due {
             wr.write_all(&protocol::ack(processed)).await?;
         }
         ack_due = tokio::select! {
             read = read_some(&mut rd, &mut buf) => {
                 read?;
-                match apply_stream(shared, generation, &mut dec, &mut buf, &mut txn)? {
-                    None => return Ok(()),
-                    Some((offset, data)) => {
-                        processed = offset;
-                        // Ack soon after data (WAIT is waiting for it); a
-                        // ping alone waits for the timer.
-                        data
-                    }
-                }
+                false
             }
             // The periodic ack goes out even if nothing changed: the
             // master's `lag` and repl-timeout count on it.
