@@ -4,7 +4,7 @@
 //! from its processed offset, and the old master resyncs from it. Every write
 //! acknowledged before the switch must be readable on the new master.
 //!
-//! Ports 34330-34339 (bus ports +10000). Every process is killed by its PID
+//! Ports 21330-21349 (bus ports +10000). Every process is killed by its PID
 //! when its `Server` is dropped.
 
 mod common;
@@ -50,8 +50,8 @@ fn myid(port: u16) -> String {
 #[test]
 fn manual_failover_under_writes_loses_no_acknowledged_write() {
     let root = tempfile::tempdir().expect("tempdir");
-    let master = Server::start(Kind::Hearsay, 34331, root.path(), 2000);
-    let replica = Server::start(Kind::Hearsay, 34332, root.path(), 2000);
+    let master = Server::start(Kind::Hearsay, 21331, root.path(), 2000);
+    let replica = Server::start(Kind::Hearsay, 21332, root.path(), 2000);
     let (mport, rport) = (master.port, replica.port);
     assert_eq!(
         query(mport, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
@@ -198,7 +198,7 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
 #[test]
 fn promoted_replica_keeps_the_data_and_the_old_master_rejoins_as_its_replica() {
     let root = tempfile::tempdir().expect("tempdir");
-    let ports = [34341u16, 34342, 34343, 34344];
+    let ports = [21341u16, 21342, 21343, 21344];
     let nodes: Vec<Server> = ports
         .iter()
         .map(|&p| Server::start(Kind::Hearsay, p, root.path(), 2000))

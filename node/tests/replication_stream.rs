@@ -4,7 +4,7 @@
 //! resync after the master or the replica restarts, and redis-cli's
 //! `--cluster create --cluster-replicas 1`.
 //!
-//! Ports 34300-34329 (bus ports +10000). Every process is killed by its PID
+//! Ports 21300-21329 (bus ports +10000). Every process is killed by its PID
 //! when its `Server` is dropped, pass or fail.
 
 mod common;
@@ -79,7 +79,7 @@ fn is_error(r: &Reply, text: &str) -> bool {
 #[test]
 fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (master, replica, mid, rid) = pair(root.path(), 34301, 34302);
+    let (master, replica, mid, rid) = pair(root.path(), 21301, 21302);
     let (mport, rport) = (master.port, replica.port);
 
     // Data before the sync travels in the snapshot.
@@ -311,7 +311,7 @@ fn kill9(server: &Server) {
 #[test]
 fn replica_resyncs_after_the_master_restarts_and_after_its_own_restart() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (master, replica, mid, rid) = pair(root.path(), 34311, 34312);
+    let (master, replica, mid, rid) = pair(root.path(), 21311, 21312);
     let (mport, rport) = (master.port, replica.port);
     replicate(rport, &mid);
     assert_eq!(query(mport, &["SET", "k1", "one"]), Reply::ok());
@@ -390,7 +390,7 @@ fn redis_cli_creates_a_cluster_with_replicas_that_replicate() {
         return;
     }
     let root = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (34321..=34326).collect();
+    let ports: Vec<u16> = (21321..=21326).collect();
     let nodes: Vec<Server> = ports
         .iter()
         .map(|&p| Server::start(Kind::Hearsay, p, root.path(), TIMEOUT))
@@ -415,12 +415,12 @@ fn redis_cli_creates_a_cluster_with_replicas_that_replicate() {
                 || role == "slave" && info_field(p, "replication", "master_link_status") == "up"
         })
     });
-    let (ok, out) = redis_cli(&["--cluster", "check", "127.0.0.1:34321"]);
+    let (ok, out) = redis_cli(&["--cluster", "check", "127.0.0.1:21321"]);
     assert!(ok, "redis-cli --cluster check failed:\n{out}");
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
 
     // A write through a cluster client lands on a master and reaches its replica.
-    let (ok, out) = redis_cli(&["-c", "-p", "34321", "set", "foo", "bar"]);
+    let (ok, out) = redis_cli(&["-c", "-p", "21321", "set", "foo", "bar"]);
     assert!(ok && out.trim() == "OK", "{out}");
     let owner = ports
         .iter()

@@ -1,11 +1,11 @@
 //! Client helpers for the replication tests.
 //!
-//! The tests poll nodes a lot. Each fresh connection the test closes leaves
-//! a TIME_WAIT on its ephemeral source port, and the test ports (34300-34399,
-//! +10000) lie inside the ephemeral range (32768-60999): a TIME_WAIT that
-//! happens to sit on a node's port keeps that node from binding it for a
-//! minute. So polling goes over one cached connection per port ([`query`]),
-//! reconnecting only when a node restarts.
+//! The tests poll nodes a lot, over one cached connection per port
+//! ([`query`]), reconnecting only when a node restarts: each fresh connection
+//! the test closes would leave a TIME_WAIT on an ephemeral port, and enough of
+//! them (machine-wide) can land on a port another test wants to listen on.
+//! Test ports: client 21300-21349, bus +10000, below the ephemeral range
+//! (see `common/mod.rs`).
 
 #![allow(dead_code)]
 
