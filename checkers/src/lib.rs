@@ -4,10 +4,15 @@
 //! stored run can be judged again offline with `hearsay check RUN_DIR`.
 
 pub mod convergence;
+pub mod counter;
 pub mod epochs;
 pub mod fail_quorum;
+pub mod gen;
 pub mod history;
 pub mod latency;
+pub mod linear;
+pub mod list_append;
+pub mod perf;
 pub mod protocol;
 pub mod redis_log;
 pub mod set;
