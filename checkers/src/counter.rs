@@ -220,7 +220,10 @@ pub fn check(history: &History) -> Result<CounterResult, MalformedOp> {
         keys.insert(
             key.clone(),
             KeySummary {
-                last_read: key_reads.iter().max_by_key(|r| r.done.index).map(|r| r.value),
+                last_read: key_reads
+                    .iter()
+                    .max_by_key(|r| r.done.index)
+                    .map(|r| r.value),
                 acknowledged: key_adds
                     .iter()
                     .filter(|a| a.ok_at.is_some())
@@ -284,8 +287,12 @@ mod tests {
             self.line(p, t, "add", json!({"key": "c", "delta": d}))
         }
         fn read(&mut self, p: u64, v: i64) -> &mut B {
-            self.line(p, "invoke", "read", json!({"key": "c"}))
-                .line(p, "ok", "read", json!({"key": "c", "value": v}))
+            self.line(p, "invoke", "read", json!({"key": "c"})).line(
+                p,
+                "ok",
+                "read",
+                json!({"key": "c", "value": v}),
+            )
         }
         fn check(&self) -> CounterResult {
             let h = History::parse(&(self.lines.join("\n") + "\n"), "t").unwrap();
@@ -358,8 +365,12 @@ mod tests {
         assert_eq!(check(&History::default()).unwrap().valid, Valid::Unknown);
         let mut b = B::new();
         b.add(0, "invoke", 1).add(0, "fail", 1);
-        b.line(1, "invoke", "read", json!({"key": "c"}))
-            .line(1, "fail", "read", json!({"key": "c"}));
+        b.line(1, "invoke", "read", json!({"key": "c"})).line(
+            1,
+            "fail",
+            "read",
+            json!({"key": "c"}),
+        );
         assert_eq!(b.check().valid, Valid::Unknown);
     }
 
