@@ -67,7 +67,6 @@ pub struct ListAppendResult {
     pub notes: Vec<String>,
 }
 
-
 fn parse_micros(op: &Op, with_results: bool) -> Result<Vec<Micro>, MalformedOp> {
     let bad = |reason: String| MalformedOp {
         index: op.index,
@@ -81,7 +80,9 @@ fn parse_micros(op: &Op, with_results: bool) -> Result<Vec<Micro>, MalformedOp> 
         .ok_or_else(|| bad(format!("missing array \"ops\" in {}", op.value)))?;
     arr.iter()
         .map(|m| {
-            let parts = m.as_array().ok_or_else(|| bad(format!("micro-op {m} is not an array")))?;
+            let parts = m
+                .as_array()
+                .ok_or_else(|| bad(format!("micro-op {m} is not an array")))?;
             let (Some(f), Some(k), Some(v)) = (
                 parts.first().and_then(|f| f.as_str()),
                 parts.get(1).and_then(|k| k.as_str()),
@@ -204,10 +205,20 @@ pub fn check(history: &History) -> Result<ListAppendResult, MalformedOp> {
             let mut seen = HashSet::new();
             for v in list.iter() {
                 if !seen.insert(*v) {
-                    push(&mut r.duplicates, key, id(*ti), format!("{v} appears twice in {list:?}"));
+                    push(
+                        &mut r.duplicates,
+                        key,
+                        id(*ti),
+                        format!("{v} appears twice in {list:?}"),
+                    );
                 }
                 match app.get(v) {
-                    None => push(&mut r.garbage, key, id(*ti), format!("{v} was never appended")),
+                    None => push(
+                        &mut r.garbage,
+                        key,
+                        id(*ti),
+                        format!("{v} was never appended"),
+                    ),
                     Some((_, Some(OpType::Fail))) => push(
                         &mut r.aborted,
                         key,
@@ -476,7 +487,13 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|m| if m[0] == "r" { json!(["r", m[1], null]) } else { m.clone() })
+                .map(|m| {
+                    if m[0] == "r" {
+                        json!(["r", m[1], null])
+                    } else {
+                        m.clone()
+                    }
+                })
                 .collect();
             self.line(p, "invoke", json!(inv));
             self.line(p, t, ops)
@@ -519,7 +536,10 @@ mod tests {
         b.txn(1, "ok", json!([["r", "x", [1, 3]]]))
             .txn(1, "ok", json!([["r", "x", [3, 1]]]));
         let r = b.check();
-        assert!(r.anomaly_types.contains(&"incompatible-order".to_string()), "{r:?}");
+        assert!(
+            r.anomaly_types.contains(&"incompatible-order".to_string()),
+            "{r:?}"
+        );
         assert_eq!(r.valid, Valid::False);
         let mut b = base();
         b.txn(1, "ok", json!([["r", "x", [1]]]));
