@@ -159,7 +159,7 @@ fn parse_op(inv: &Op, done: Option<&Op>) -> Result<Option<(String, RegOp)>, Malf
         return Ok(None);
     }
     let op = match inv.f.as_str() {
-        "read" => {
+        "read" | "final-read" => {
             // A read that did not complete ok constrains nothing.
             let Some(d) = done.filter(|d| d.kind == OpType::Ok) else {
                 return Ok(None);

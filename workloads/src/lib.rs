@@ -7,10 +7,17 @@
 //!   that classifies every attempt as ok / fail / info.
 //! - [`rng`]: named, seeded RNG streams (ChaCha8) and portable draws.
 //! - [`set`]: the `set` workload's keys and per-process op generator.
+//! - [`register`], [`counter`], [`list_append`]: the other workloads; [`txn`] runs
+//!   WATCH/MULTI/EXEC on one connection; [`any`] selects a workload by name.
 
+pub mod any;
 pub mod cluster;
 pub mod conn;
+pub mod counter;
+pub mod list_append;
+pub mod register;
 pub mod resp;
 pub mod rng;
 pub mod set;
 pub mod slot;
+pub mod txn;
