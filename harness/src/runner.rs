@@ -13,9 +13,9 @@ use crate::target::{Kind, Node, NodeSettings, TargetChoice};
 use hearsay_checkers::history::History;
 use hearsay_checkers::set::{self as set_checker, SetOptions};
 use hearsay_checkers::{OpType, Process, Valid};
-use hearsay_workloads::cluster::{ClientConfig, ClusterClient, Outcome};
+use hearsay_workloads::any::{self, AnyGen, AnyOp, Workload};
+use hearsay_workloads::cluster::{ClientConfig, ClusterClient};
 use hearsay_workloads::rng::{stream, unit};
-use hearsay_workloads::set::{self as set_workload, ProcessGen, SetOp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ pub struct RunOpts {
     /// Replicas per master.
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
-    /// Workload (only `set` so far).
+    /// Workload: set, register, counter, list-append.
     #[arg(long, default_value = "set")]
     pub workload: String,
     /// Comma list of partition, pause, kill, clock, loss, delay; or none, all.
@@ -312,8 +312,12 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
 
 fn validate(opts: &RunOpts) -> Result<(), RunError> {
     let bad = |s: &str| Err(RunError::BadOption(s.to_string()));
-    if opts.workload != "set" {
-        return bad("only the `set` workload exists so far");
+    if Workload::parse(&opts.workload).is_none() {
+        return Err(RunError::BadOption(format!(
+            "unknown --workload {}: one of {}",
+            opts.workload,
+            Workload::NAMES
+        )));
     }
     if !(1..=200).contains(&opts.nodes) {
         return bad("--nodes must be 1..=200");
@@ -538,7 +542,8 @@ async fn run_body(
 
     // Workload and nemesis.
     progress.phase("workload");
-    let keys = set_workload::keys(opts.keys);
+    let wl = Workload::parse(&opts.workload).unwrap_or(Workload::Set);
+    let keys = any::keys(wl, opts.keys);
     let cfg = ClientConfig {
         op_timeout: Duration::from_millis(opts.op_timeout),
         ..ClientConfig::default()
@@ -548,6 +553,7 @@ async fn run_body(
     let max_process = Arc::new(AtomicU64::new(0));
     for w in 0..opts.concurrency {
         workers.push(tokio::spawn(worker(
+            wl,
             w as u64,
             opts.concurrency as u64,
             seed,
@@ -611,7 +617,7 @@ async fn run_body(
     );
     progress.phase("final reads");
     let final_process = max_process.load(Ordering::Relaxed) + 1;
-    final_reads(&keys, &addrs, &names, cfg, &rec, final_process).await;
+    final_reads(wl, &keys, &addrs, &names, cfg, &rec, final_process).await;
     let _ = stop_tx.send(true);
     let _ = snap_task.await;
     if let Some(t) = progress_task {
@@ -746,6 +752,7 @@ async fn progress_line(
 
 #[allow(clippy::too_many_arguments)]
 async fn worker(
+    wl: Workload,
     w: u64,
     concurrency: u64,
     seed: u64,
@@ -762,18 +769,18 @@ async fn worker(
 ) {
     let mut process = w;
     max_process.fetch_max(process, Ordering::Relaxed);
-    let mut gen = ProcessGen::new(seed, process, read_fraction);
+    let mut gen = AnyGen::new(wl, seed, process, read_fraction);
     let mut client = ClusterClient::new(addrs.clone(), cfg);
     // Pacing has its own stream so that timing never shifts the op sequence.
     let mut pace = stream(seed, &format!("stagger-worker-{w}"));
     while !*stop.borrow() {
         let op = gen.next_op(&keys);
-        if run_op(&op, process, &mut client, &names, &rec, &progress).await {
+        if run_op(&op, process, &mut client, cfg, &names, &rec, &progress).await {
             // Unknown outcome: the op may still happen later, so this process never
             // invokes again; a fresh process id takes its place.
             process += concurrency;
             max_process.fetch_max(process, Ordering::Relaxed);
-            gen = ProcessGen::new(seed, process, read_fraction);
+            gen = AnyGen::new(wl, seed, process, read_fraction);
             client.disconnect();
         }
         let gap = Duration::from_secs_f64(mean_gap_s * 2.0 * unit(&mut pace));
@@ -786,9 +793,10 @@ async fn worker(
 
 /// Runs one op, records invoke and completion. Returns true if it ended `info`.
 async fn run_op(
-    op: &SetOp,
+    op: &AnyOp,
     process: u64,
     client: &mut ClusterClient,
+    cfg: ClientConfig,
     names: &HashMap<SocketAddr, String>,
     rec: &Recorder,
     progress: &Progress,
@@ -801,13 +809,8 @@ async fn run_op(
         None,
         None,
     );
-    let cmd = op.command();
-    let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
-    let done = client.call(op.key().as_bytes(), &args).await;
-    let (kind, value, error) = op.complete(&done.outcome);
-    let node = done
-        .node
-        .map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()));
+    let (kind, value, error, node) = op.execute(client, cfg).await;
+    let node = node.map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()));
     rec.record(Process::Client(process), kind, op.f(), value, node, error);
     match kind {
         OpType::Ok => progress.ok.fetch_add(1, Ordering::Relaxed),
@@ -818,6 +821,7 @@ async fn run_op(
 }
 
 async fn final_reads(
+    wl: Workload,
     keys: &[String],
     addrs: &[SocketAddr],
     names: &HashMap<SocketAddr, String>,
@@ -828,7 +832,7 @@ async fn final_reads(
     let progress = Progress::default();
     let mut client = ClusterClient::new(addrs.to_vec(), cfg);
     for key in keys {
-        let op = SetOp::FinalRead { key: key.clone() };
+        let op = AnyOp::final_read(wl, key);
         // Bounded: 20 tries over ~10 s per key; reads are idempotent, so retrying is safe.
         for _ in 0..20 {
             rec.record(
@@ -839,20 +843,13 @@ async fn final_reads(
                 None,
                 None,
             );
-            let cmd = op.command();
-            let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_slice()).collect();
-            let done = client.call(key.as_bytes(), &args).await;
-            let (kind, value, error) = op.complete(&done.outcome);
-            let node = done
-                .node
-                .map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()));
+            let (kind, value, error, node) = op.execute(&mut client, cfg).await;
+            let node = node.map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()));
             rec.record(Process::Client(process), kind, op.f(), value, node, error);
             if kind == OpType::Ok {
                 break;
             }
-            if !matches!(done.outcome, Outcome::Ok(_)) {
-                client.refresh().await;
-            }
+            client.refresh().await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             progress.fail.fetch_add(1, Ordering::Relaxed);
         }
@@ -899,6 +896,53 @@ pub fn scan_node_logs(run_dir: &Path) -> Vec<serde_json::Value> {
     out
 }
 
+/// The data checker of a workload: (results key, (verdict, result)). A history the
+/// checker cannot read (a malformed op) gets `unknown` with the error naming the op.
+fn check_workload(
+    workload: &str,
+    history: &History,
+    linearizable: bool,
+) -> (&'static str, (Valid, serde_json::Value)) {
+    use hearsay_checkers::{counter, linear, list_append};
+    fn judged<T: Serialize, E: std::fmt::Display>(
+        r: Result<T, E>,
+        valid: impl Fn(&T) -> Valid,
+    ) -> (Valid, serde_json::Value) {
+        match r {
+            Ok(r) => (valid(&r), json!(r)),
+            Err(e) => (
+                Valid::Unknown,
+                json!({"valid": Valid::Unknown, "error": e.to_string()}),
+            ),
+        }
+    }
+    match Workload::parse(workload) {
+        Some(Workload::Set) => {
+            let r = set_checker::check(history, SetOptions { linearizable });
+            ("set", (r.valid, json!(r)))
+        }
+        Some(Workload::Register) => (
+            "linearizable",
+            judged(
+                linear::check(history, linear::LinearOptions::default()),
+                |r| r.valid,
+            ),
+        ),
+        Some(Workload::Counter) => ("counter", judged(counter::check(history), |r| r.valid)),
+        Some(Workload::ListAppend) => (
+            "list-append",
+            judged(list_append::check(history), |r| r.valid),
+        ),
+        None => (
+            "error",
+            (
+                Valid::Unknown,
+                json!(format!("no checker for workload {workload}")),
+            ),
+        ),
+    }
+}
+
 pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     let test: serde_json::Value = std::fs::read_to_string(run_dir.join("test.json"))
         .ok()
@@ -912,17 +956,11 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     let history = History::read(&run_dir.join("history.jsonl"))?;
     let mut valid = Valid::True;
     let mut results = serde_json::Map::new();
-    if workload == "set" {
-        let r = set_checker::check(&history, SetOptions { linearizable });
-        valid = valid.and(r.valid);
-        results.insert("set".into(), json!(r));
-    } else {
-        valid = Valid::Unknown;
-        results.insert(
-            "error".into(),
-            json!(format!("no checker for workload {workload}")),
-        );
-    }
+    let (name, data) = check_workload(&workload, &history, linearizable);
+    valid = valid.and(data.0);
+    results.insert(name.into(), data.1);
+    let perf = hearsay_checkers::perf::check(&history, 1.0);
+    results.insert("perf".into(), json!(perf));
     results.insert(
         "stats".into(),
         json!(hearsay_checkers::stats::stats(&history)),
