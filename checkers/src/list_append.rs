@@ -237,11 +237,23 @@ pub fn check(history: &History) -> Result<ListAppendResult, MalformedOp> {
             .unwrap_or(&[]);
         for (ti, list) in key_reads {
             if !is_prefix(list, order) {
+                // Name the first divergence, not both (possibly huge) lists.
+                let at = list
+                    .iter()
+                    .zip(order.iter())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(order.len());
                 push(
                     &mut r.incompatible_order,
                     key,
                     id(*ti),
-                    format!("{list:?} is not a prefix of {order:?}"),
+                    format!(
+                        "read of {} values diverges from the key's order ({} values) at position {at}: read {:?}, order {:?}",
+                        list.len(),
+                        order.len(),
+                        list.get(at),
+                        order.get(at)
+                    ),
                 );
             }
         }

@@ -222,17 +222,42 @@ fn check(run_dir: &std::path::Path) -> i32 {
     match runner::check_dir(&dir) {
         Ok(c) => {
             let set = &c.results["set"];
-            println!(
-                "{}: valid {}  (adds {} acknowledged {} lost {} unexpected {} recovered {} stale reads {})",
-                dir.display(),
-                verdict_text(c.valid),
-                set["attempt_count"],
-                set["acknowledged_count"],
-                set["lost"]["count"],
-                set["unexpected"]["count"],
-                set["recovered"]["count"],
-                set["stale_count"],
-            );
+            if set.is_object() {
+                println!(
+                    "{}: valid {}  (adds {} acknowledged {} lost {} unexpected {} recovered {} stale reads {})",
+                    dir.display(),
+                    verdict_text(c.valid),
+                    set["attempt_count"],
+                    set["acknowledged_count"],
+                    set["lost"]["count"],
+                    set["unexpected"]["count"],
+                    set["recovered"]["count"],
+                    set["stale_count"],
+                );
+            } else {
+                println!("{}: valid {}", dir.display(), verdict_text(c.valid));
+                // Other workloads: their checker's own summary line.
+                for (name, counts) in [
+                    (
+                        "linearizable",
+                        &["ops", "info_ops", "invalid_key_count", "invalid_keys"][..],
+                    ),
+                    ("counter", &["add_count", "read_count", "error_count"][..]),
+                    (
+                        "list-append",
+                        &["txn_count", "ok_count", "anomaly_types", "lost_count"][..],
+                    ),
+                ] {
+                    if let Some(r) = c.results.get(name) {
+                        let parts: Vec<String> =
+                            counts.iter().map(|k| format!("{k} {}", r[*k])).collect();
+                        println!("  {name}: valid {}  {}", r["valid"], parts.join(" "));
+                        if let Some(e) = r.get("error") {
+                            println!("  {name}: error: {e}");
+                        }
+                    }
+                }
+            }
             let p = &c.results["protocol"];
             println!(
                 "protocol: fail-quorum {} ({} decisions), convergence {} ({} ms after heal), epochs {}",
