@@ -294,7 +294,7 @@ pub fn search(entries: &[Entry], init: Option<i64>, budget: &Budget) -> SearchOu
         let Some(e) = entries.get(ev / 2) else {
             return (u64::MAX, ev);
         };
-        if ev % 2 == 0 {
+        if ev.is_multiple_of(2) {
             (e.invoke, ev)
         } else {
             (e.complete.unwrap_or(u64::MAX), ev)
@@ -336,7 +336,7 @@ pub fn search(entries: &[Entry], init: Option<i64>, budget: &Budget) -> SearchOu
     let mut steps = 0u64;
     loop {
         steps += 1;
-        if steps % BUDGET_CHECK_EVERY == 0 && budget.expired() {
+        if steps.is_multiple_of(BUDGET_CHECK_EVERY) && budget.expired() {
             return SearchOutcome::Unknown;
         }
         if cursor == NIL {
@@ -346,7 +346,7 @@ pub fn search(entries: &[Entry], init: Option<i64>, budget: &Budget) -> SearchOu
         let Some(entry) = entries.get(i) else {
             return SearchOutcome::Unknown;
         };
-        if cursor % 2 == 0 {
+        if cursor.is_multiple_of(2) {
             if let Some(new_state) = entry.op.step(state) {
                 let mut bits = linearized.clone();
                 bits.set(i, true);
@@ -410,12 +410,15 @@ fn prefix(entries: &[Entry], cut: u64) -> Vec<Entry> {
         .collect()
 }
 
+/// (window ops, possible initial states, the op at which the prefix fails)
+type Window = (Vec<Entry>, Vec<Option<i64>>, Option<Entry>);
+
 /// Finds the smallest failing window of a non-linearizable key. Returns (window,
 /// initial states, the op at which the prefix fails), or None on budget exhaustion.
 fn smallest_window(
     entries: &[Entry],
     budget: &Budget,
-) -> Option<(Vec<Entry>, Vec<Option<i64>>, Option<Entry>)> {
+) -> Option<Window> {
     // 1. The shortest failing prefix, cut at an ok completion (failure is monotone
     //    in the cut: more ops never help).
     let mut cuts: Vec<u64> = entries.iter().filter_map(|e| e.complete).collect();

@@ -31,8 +31,6 @@ fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Runs every case in its own process so that peaks do not leak between cases.
-
 /// Generates the history and writes it, then reads + checks it in a fresh process
 /// (this test again, with `HEARSAY_BENCH_FILE` set) so that the generator's memory
 /// does not count; returns the verdict.
@@ -82,6 +80,7 @@ fn measure(
     Valid::True
 }
 
+/// Runs every case in its own process so that peaks do not leak between cases.
 #[test]
 #[ignore]
 fn bench_all() {
