@@ -16,6 +16,7 @@ pub mod perf;
 pub mod protocol;
 pub mod redis_log;
 pub mod set;
+pub mod set_full;
 pub mod stats;
 pub mod verdict;
 

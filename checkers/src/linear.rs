@@ -415,10 +415,7 @@ type Window = (Vec<Entry>, Vec<Option<i64>>, Option<Entry>);
 
 /// Finds the smallest failing window of a non-linearizable key. Returns (window,
 /// initial states, the op at which the prefix fails), or None on budget exhaustion.
-fn smallest_window(
-    entries: &[Entry],
-    budget: &Budget,
-) -> Option<Window> {
+fn smallest_window(entries: &[Entry], budget: &Budget) -> Option<Window> {
     // 1. The shortest failing prefix, cut at an ok completion (failure is monotone
     //    in the cut: more ops never help).
     let mut cuts: Vec<u64> = entries.iter().filter_map(|e| e.complete).collect();

@@ -10,6 +10,7 @@ use hearsay_checkers::gen::{self, GenOptions};
 use hearsay_checkers::history::History;
 use hearsay_checkers::linear::{self, LinearOptions};
 use hearsay_checkers::set::{self as set_checker, SetOptions};
+use hearsay_checkers::set_full;
 use hearsay_checkers::{counter, Valid};
 use std::time::Instant;
 
@@ -174,7 +175,11 @@ fn bench_set_1m_lines() {
         "set 1M lines",
         "bench_set_1m_lines",
         || gen::set(&set_opts(500_000)),
-        |h| set_checker::check(h, SetOptions::default()).valid,
+        |h| {
+            set_checker::check(h, SetOptions::default())
+                .valid
+                .and(set_full::check(h).valid)
+        },
     );
     assert_eq!(v, Valid::True);
 }
@@ -199,7 +204,11 @@ fn bench_set_1m() {
         "set 1M ops",
         "bench_set_1m",
         || gen::set(&set_opts(1_000_000)),
-        |h| set_checker::check(h, SetOptions::default()).valid,
+        |h| {
+            set_checker::check(h, SetOptions::default())
+                .valid
+                .and(set_full::check(h).valid)
+        },
     );
     assert_eq!(v, Valid::True);
 }

@@ -101,8 +101,12 @@ proptest! {
     fn set_from_model_is_valid(seed in any::<u64>(), keys in 1usize..4,
                                conc in 1usize..10, info in 0.0f64..0.2) {
         let ops = gen::set(&opts(seed, 300, keys, conc, info));
-        let r = set_checker::check(&reparse(&ops), SetOptions { linearizable: true });
+        let h = reparse(&ops);
+        let r = set_checker::check(&h, SetOptions { linearizable: true });
         prop_assert_eq!(r.valid, Valid::True, "{:?}", r);
+        let full = hearsay_checkers::set_full::check(&h);
+        prop_assert_eq!(full.lost_count, 0);
+        prop_assert_eq!(full.never_read_count, 0);
     }
 
     #[test]

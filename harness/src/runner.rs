@@ -919,7 +919,11 @@ fn check_workload(
     match Workload::parse(workload) {
         Some(Workload::Set) => {
             let r = set_checker::check(history, SetOptions { linearizable });
-            ("set", (r.valid, json!(r)))
+            // Per-element analysis (first seen, stable, lost, stale) rides along.
+            let full = hearsay_checkers::set_full::check(history);
+            let mut j = json!(r);
+            j["full"] = json!(full);
+            ("set", (r.valid.and(full.valid), j))
         }
         Some(Workload::Register) => (
             "linearizable",
