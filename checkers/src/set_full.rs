@@ -127,17 +127,15 @@ pub fn check(history: &History) -> SetFullResult {
                 .map(|r| (r.complete_t, r.invoke_t));
             // Reads that count: those begun after the ack, or, when a read saw the
             // element first, that read and every one begun after it.
-            let (known, counts): (u64, Box<dyn Fn(&Read) -> bool>) = match (ok_t, first_seen) {
-                (Some(ok), Some((seen, seen_inv))) if seen < ok => {
-                    (seen, Box::new(move |r: &Read| r.invoke_t >= seen_inv))
-                }
-                (Some(ok), _) => (ok, Box::new(move |r: &Read| r.invoke_t > ok)),
-                (None, Some((seen, seen_inv))) => {
-                    (seen, Box::new(move |r: &Read| r.invoke_t >= seen_inv))
-                }
+            // (known, reads from, inclusive)
+            let (known, from, inclusive) = match (ok_t, first_seen) {
+                (Some(ok), Some((seen, seen_inv))) if seen < ok => (seen, seen_inv, true),
+                (Some(ok), _) => (ok, ok, false),
+                (None, Some((seen, seen_inv))) => (seen, seen_inv, true),
                 // An info add never seen: it may never have happened.
                 (None, None) => continue,
             };
+            let counts = |r: &Read| r.invoke_t > from || (inclusive && r.invoke_t == from);
             known_count += 1;
             let after: Vec<&&Read> = rs.iter().filter(|r| counts(r)).collect();
             let Some(last) = after.last() else {
@@ -169,7 +167,7 @@ pub fn check(history: &History) -> SetFullResult {
             }
         }
     }
-    worst_stale.sort_by(|a, b| b.2.cmp(&a.2));
+    worst_stale.sort_by_key(|w| std::cmp::Reverse(w.2));
     worst_stale.truncate(EXAMPLES);
     let mut valid = if lost_count > 0 {
         Valid::False
