@@ -137,29 +137,38 @@ pub fn check(history: &History) -> SetFullResult {
             };
             let counts = |r: &Read| r.invoke_t > from || (inclusive && r.invoke_t == from);
             known_count += 1;
-            let after: Vec<&&Read> = rs.iter().filter(|r| counts(r)).collect();
-            let Some(last) = after.last() else {
-                never_read_count += 1;
-                continue;
-            };
-            let last_absent = after.iter().rposition(|r| !has(r));
-            if has(last) {
-                stable_count += 1;
-                let first_stable = last_absent.map_or(0, |i| i + 1);
-                if let Some(r) = after.get(first_stable) {
-                    stable_lat.push(r.complete_t.saturating_sub(known));
+            // One pass over the counted reads, in invoke order: the start of the
+            // current run of present (or absent) reads, and the absent count.
+            let (mut any, mut last_present) = (false, false);
+            let (mut present_run, mut absent_run) = (None, None);
+            let mut stale = 0usize;
+            for r in rs.iter().filter(|r| counts(r)) {
+                any = true;
+                last_present = has(r);
+                if last_present {
+                    present_run.get_or_insert(r.complete_t);
+                    absent_run = None;
+                } else {
+                    stale += 1;
+                    absent_run.get_or_insert(r.complete_t);
+                    present_run = None;
                 }
-                let stale = after.iter().filter(|r| !has(r)).count();
+            }
+            if !any {
+                never_read_count += 1;
+            } else if last_present {
+                stable_count += 1;
+                if let Some(t) = present_run {
+                    stable_lat.push(t.saturating_sub(known));
+                }
                 if stale > 0 {
                     stale_count += stale;
                     worst_stale.push((key.clone(), el, stale));
                 }
             } else {
                 lost_count += 1;
-                let last_present = after.iter().rposition(|r| has(r));
-                let lost_at = last_present.map_or(0, |i| i + 1);
-                if let Some(r) = after.get(lost_at) {
-                    lost_lat.push(r.complete_t.saturating_sub(known));
+                if let Some(t) = absent_run {
+                    lost_lat.push(t.saturating_sub(known));
                 }
                 if lost.len() < EXAMPLES {
                     lost.push((key.clone(), el));
