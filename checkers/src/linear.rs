@@ -541,7 +541,6 @@ pub fn check(history: &History, opts: LinearOptions) -> Result<LinearResult, Mal
     }
     .clamp(1, keys.len().max(1));
     let next = AtomicUsize::new(0);
-    let evidence_left = AtomicUsize::new(EVIDENCE_KEYS);
     let verdicts: Mutex<Vec<(usize, KeyVerdict)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -552,23 +551,9 @@ pub fn check(history: &History, opts: LinearOptions) -> Result<LinearResult, Mal
                     let Some((key, entries)) = keys.get(k) else {
                         break;
                     };
-                    // Evidence costs extra searches: only for the first few bad keys.
-                    let v = check_key(key, entries, &budget, true);
-                    let v = match v {
-                        KeyVerdict::Bad(mut ev) => {
-                            let give = evidence_left
-                                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                                    n.checked_sub(1)
-                                })
-                                .is_ok();
-                            if !give {
-                                ev.window.clear();
-                                ev.longest_linearization.clear();
-                            }
-                            KeyVerdict::Bad(ev)
-                        }
-                        other => other,
-                    };
+                    // Evidence comes later, for the first few bad keys in key order, so
+                    // that it does not depend on thread timing.
+                    let v = check_key(key, entries, &budget, false);
                     mine.push((k, v));
                 }
                 if let Ok(mut all) = verdicts.lock() {
@@ -591,9 +576,16 @@ pub fn check(history: &History, opts: LinearOptions) -> Result<LinearResult, Mal
         match v {
             KeyVerdict::Ok => {}
             KeyVerdict::Unknown => unknown_keys.push(key),
-            KeyVerdict::Bad(ev) => {
+            KeyVerdict::Bad(mut ev) => {
                 invalid_keys.push(key);
-                if !ev.window.is_empty() && evidence.len() < EVIDENCE_KEYS {
+                if evidence.len() < EVIDENCE_KEYS {
+                    if let Some((_, entries)) = keys.get(k) {
+                        if let Some((w, inits, at)) = smallest_window(entries, &budget) {
+                            ev.window = w;
+                            ev.initial_states = inits;
+                            ev.failed_at = at;
+                        }
+                    }
                     evidence.push(*ev);
                 }
             }

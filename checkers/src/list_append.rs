@@ -263,7 +263,10 @@ pub fn check(history: &History) -> Result<ListAppendResult, MalformedOp> {
                 r.never_read.push(key.to_string());
             }
         } else {
-            for (v, (ai, kind)) in app {
+            // Sorted, so that re-checking a run gives identical examples.
+            let mut app_sorted: Vec<(&i64, &(usize, Option<OpType>))> = app.iter().collect();
+            app_sorted.sort_unstable_by_key(|(v, _)| **v);
+            for (v, (ai, kind)) in app_sorted {
                 let Some(done_at) = txns.get(*ai).and_then(|t| t.complete) else {
                     continue;
                 };

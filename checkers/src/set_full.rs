@@ -14,7 +14,7 @@
 use crate::history::{History, OpType};
 use crate::verdict::Valid;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 const EXAMPLES: usize = 20;
 
@@ -70,7 +70,8 @@ fn quantiles(mut v: Vec<u64>) -> Quantiles {
 /// Analyses a set history element by element (times are history `time`s).
 pub fn check(history: &History) -> SetFullResult {
     // key -> element -> ok completion time of its add (None: info / unfinished)
-    let mut adds: BTreeMap<String, HashMap<i64, Option<u64>>> = BTreeMap::new();
+    // BTreeMaps throughout: results.json must be identical when re-checked.
+    let mut adds: BTreeMap<String, BTreeMap<i64, Option<u64>>> = BTreeMap::new();
     let mut reads: BTreeMap<String, Vec<Read>> = BTreeMap::new();
     for (inv, done) in history.pairs() {
         let Some(key) = inv.value.get("key").and_then(|k| k.as_str()) else {
