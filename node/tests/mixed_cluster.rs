@@ -109,16 +109,24 @@ fn hearsay_and_redis_server_form_one_cluster_and_detect_each_others_failures() {
 
     // The event logs show the reports: some hearsay node decided FAIL by quorum with
     // enough reporters, or received FAIL after collecting reports itself.
+    // A node that got the FAIL broadcast first may see the other masters' reports
+    // only with their next gossip (reports are still recorded while FAIL), so
+    // wait for them instead of reading the logs the instant FAIL shows.
     let quorum = all.len() / 2 + 1;
+    let reports_about = |s: &Server| {
+        s.events()
+            .iter()
+            .filter(|e| e["event"] == "failure_report_added" && e["about"] == rd_id.as_str())
+            .count()
+    };
+    let reported = wait_until(Duration::from_secs(10), || {
+        servers[..3].iter().all(|s| reports_about(s) > 0)
+    });
     let mut decided = false;
     for s in &servers[..3] {
         let events = s.events();
-        let reports = events
-            .iter()
-            .filter(|e| e["event"] == "failure_report_added" && e["about"] == rd_id.as_str())
-            .count();
         assert!(
-            reports > 0,
+            reported.is_some() && reports_about(s) > 0,
             "node {} logged no failure report about {rd_id}",
             s.port
         );
