@@ -445,39 +445,7 @@ fn mixed_cluster_elections_take_votes_from_both_implementations() {
     }
     let masters: Vec<u16> = hs_masters.iter().chain(&rd_masters).copied().collect();
     let all: Vec<u16> = servers.iter().map(|s| s.port).collect();
-    for (i, &p) in all.iter().enumerate() {
-        assert_eq!(
-            cmd(p, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]),
-            "OK"
-        );
-    }
-    for &p in &all[1..] {
-        assert_eq!(
-            cmd(all[0], &["CLUSTER", "MEET", "127.0.0.1", &p.to_string()]),
-            "OK"
-        );
-    }
-    let per = 16384 / masters.len();
-    for (i, &p) in masters.iter().enumerate() {
-        let start = i * per;
-        let end = if i == masters.len() - 1 {
-            16383
-        } else {
-            start + per - 1
-        };
-        assert_eq!(
-            cmd(
-                p,
-                &[
-                    "CLUSTER",
-                    "ADDSLOTSRANGE",
-                    &start.to_string(),
-                    &end.to_string()
-                ]
-            ),
-            "OK"
-        );
-    }
+    join_and_assign_slots(&all, &masters);
     assert!(
         wait_until(Duration::from_secs(20), || all
             .iter()

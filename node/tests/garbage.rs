@@ -53,16 +53,7 @@ fn garbage_on_both_ports_never_crashes_a_node() {
         .iter()
         .map(|&p| Server::start(Kind::Hearsay, p, root.path(), 2000))
         .collect();
-    for &p in &ports[1..] {
-        assert_eq!(
-            cmd(ports[0], &["CLUSTER", "MEET", "127.0.0.1", &p.to_string()]),
-            "OK"
-        );
-    }
-    let ranges = [("0", "5460"), ("5461", "10922"), ("10923", "16383")];
-    for (p, (a, b)) in ports.iter().zip(ranges) {
-        assert_eq!(cmd(*p, &["CLUSTER", "ADDSLOTSRANGE", a, b]), "OK");
-    }
+    join_and_assign_slots(&ports, &ports);
     assert!(wait_until(Duration::from_secs(20), || ports
         .iter()
         .all(|&p| state_ok(p)))

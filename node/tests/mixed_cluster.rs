@@ -28,40 +28,7 @@ fn hearsay_and_redis_server_form_one_cluster_and_detect_each_others_failures() {
     }
     let all: Vec<u16> = hs_ports.iter().chain(rd_ports.iter()).copied().collect();
 
-    // Distinct config epochs up front, as redis-cli does, then MEET everyone from node 0.
-    for (i, &p) in all.iter().enumerate() {
-        assert_eq!(
-            cmd(p, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]),
-            "OK"
-        );
-    }
-    for &p in &all[1..] {
-        assert_eq!(
-            cmd(all[0], &["CLUSTER", "MEET", "127.0.0.1", &p.to_string()]),
-            "OK"
-        );
-    }
-    let per = 16384 / all.len();
-    for (i, &p) in all.iter().enumerate() {
-        let start = i * per;
-        let end = if i == all.len() - 1 {
-            16383
-        } else {
-            start + per - 1
-        };
-        assert_eq!(
-            cmd(
-                p,
-                &[
-                    "CLUSTER",
-                    "ADDSLOTSRANGE",
-                    &start.to_string(),
-                    &end.to_string()
-                ]
-            ),
-            "OK"
-        );
-    }
+    join_and_assign_slots(&all, &all);
     let took = wait_until(Duration::from_secs(30), || {
         all.iter().all(|&p| state_ok(p)) && {
             let first = nodes_view(all[0]);

@@ -350,3 +350,28 @@ pub fn flags_of(port: u16, id: &str) -> String {
 // Port plan: tests use client ports 21000-22999, so bus ports (+10000) stay in
 // 31000-32767, below Linux's ephemeral range (32768-60999) where an outgoing
 // connection could hold the port a test wants to listen on.
+
+/// Joins `all` into one cluster the way redis-cli does by hand: distinct config
+/// epochs first, MEET everyone from the first node, then the 16384 slots split
+/// evenly over `masters` (in order, the last range taking the remainder).
+pub fn join_and_assign_slots(all: &[u16], masters: &[u16]) {
+    for (i, &p) in all.iter().enumerate() {
+        let epoch = (i + 1).to_string();
+        assert_eq!(cmd(p, &["CLUSTER", "SET-CONFIG-EPOCH", &epoch]), "OK");
+    }
+    for &p in &all[1..] {
+        let port = p.to_string();
+        assert_eq!(cmd(all[0], &["CLUSTER", "MEET", "127.0.0.1", &port]), "OK");
+    }
+    let per = 16384 / masters.len();
+    for (i, &p) in masters.iter().enumerate() {
+        let start = i * per;
+        let end = if i == masters.len() - 1 {
+            16383
+        } else {
+            start + per - 1
+        };
+        let (a, b) = (start.to_string(), end.to_string());
+        assert_eq!(cmd(p, &["CLUSTER", "ADDSLOTSRANGE", &a, &b]), "OK");
+    }
+}
