@@ -125,20 +125,16 @@ pub fn check(history: &History) -> Result<CounterResult, MalformedOp> {
         if inv.kind != OpType::Invoke {
             continue;
         }
-        let key = inv
-            .value
+        let iv = inv.value.json();
+        let key = iv
             .get("key")
             .and_then(|k| k.as_str())
             .ok_or_else(|| malformed(inv, format!("missing string \"key\" in {}", inv.value)))?;
         match inv.f.as_str() {
             "add" => {
-                let delta = inv
-                    .value
-                    .get("delta")
-                    .and_then(|d| d.as_i64())
-                    .ok_or_else(|| {
-                        malformed(inv, format!("missing integer \"delta\" in {}", inv.value))
-                    })?;
+                let delta = iv.get("delta").and_then(|d| d.as_i64()).ok_or_else(|| {
+                    malformed(inv, format!("missing integer \"delta\" in {}", inv.value))
+                })?;
                 add_count += 1;
                 let kind = done.map(|d| d.kind);
                 match kind {
@@ -156,7 +152,8 @@ pub fn check(history: &History) -> Result<CounterResult, MalformedOp> {
                 let Some(done) = done.filter(|d| d.kind == OpType::Ok) else {
                     continue;
                 };
-                let value = match done.value.get("value") {
+                let dv = done.value.json();
+                let value = match dv.get("value") {
                     Some(serde_json::Value::Null) => 0,
                     Some(v) => v.as_i64().ok_or_else(|| {
                         malformed(done, format!("read value {v} is not an integer"))

@@ -122,7 +122,7 @@ fn emit(items: Vec<(Slot, &'static str, Value, OpType, Value)>) -> Vec<Op> {
                 process: Process::Client(s.process),
                 kind: OpType::Invoke,
                 f: f.to_string(),
-                value: inv,
+                value: inv.into(),
                 node: None,
                 error: None,
             },
@@ -136,7 +136,7 @@ fn emit(items: Vec<(Slot, &'static str, Value, OpType, Value)>) -> Vec<Op> {
                 process: Process::Client(s.process),
                 kind,
                 f: f.to_string(),
-                value: done,
+                value: done.into(),
                 node: None,
                 error: (kind != OpType::Ok).then(|| "generated".to_string()),
             },
@@ -340,7 +340,7 @@ pub fn history(ops: Vec<Op>) -> History {
 pub fn ops_per_key(ops: &[Op]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for op in ops.iter().filter(|o| o.kind == OpType::Invoke) {
-        if let Some(k) = op.value.get("key").and_then(|k| k.as_str()) {
+        if let Some(k) = op.value.json().get("key").and_then(|k| k.as_str()) {
             *m.entry(k.to_string()).or_insert(0) += 1;
         }
     }

@@ -64,13 +64,72 @@ pub struct Op {
     #[serde(rename = "type")]
     pub kind: OpType,
     pub f: String,
+    /// Kept as raw JSON text: a parsed `serde_json::Value` object costs ~700 bytes per
+    /// op, which made million-op histories exceed the memory budget (issue 5).
     #[serde(default)]
-    pub value: serde_json::Value,
+    pub value: OpValue,
     /// The node the request went to (client ops), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// An op's `value`, stored as its compact JSON text and parsed on demand.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OpValue(Option<Box<serde_json::value::RawValue>>);
+
+impl OpValue {
+    /// JSON `null`.
+    pub const NULL: OpValue = OpValue(None);
+
+    /// The value as a `serde_json::Value` (parsed afresh on every call).
+    pub fn json(&self) -> serde_json::Value {
+        match &self.0 {
+            // The text was valid JSON when stored, so parsing it again cannot fail.
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::Null,
+        }
+    }
+
+    /// Deserializes the value into a typed (possibly borrowing) shape.
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.raw())
+    }
+
+    /// The JSON text (`null` for null).
+    pub fn raw(&self) -> &str {
+        self.0.as_deref().map_or("null", |r| r.get())
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl From<serde_json::Value> for OpValue {
+    fn from(v: serde_json::Value) -> Self {
+        if v.is_null() {
+            return OpValue(None);
+        }
+        // Serializing a `Value` cannot fail (its map keys are strings).
+        OpValue(serde_json::value::to_raw_value(&v).ok())
+    }
+}
+
+impl PartialEq for OpValue {
+    /// Equality of the stored texts: both come from compact serialization, so equal
+    /// values have equal texts except for object key order, which writers keep stable.
+    fn eq(&self, other: &Self) -> bool {
+        self.raw() == other.raw() || self.json() == other.json()
+    }
+}
+
+impl std::fmt::Display for OpValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.raw())
+    }
 }
 
 /// Errors reading a history file.
@@ -104,29 +163,45 @@ impl History {
     /// writer leaves behind, so it is skipped and reported; a malformed line anywhere
     /// else is an error.
     pub fn parse(text: &str, path: &str) -> Result<History, HistoryError> {
+        History::from_reader(text.as_bytes(), path)
+    }
+
+    /// Parses JSON lines from a buffered reader, one line at a time (no whole-file copy).
+    pub fn from_reader<R: BufRead>(mut reader: R, path: &str) -> Result<History, HistoryError> {
         let mut ops = Vec::new();
         let mut truncated_tail = false;
-        let ends_with_newline = text.ends_with('\n');
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() {
+        let mut line = Vec::new();
+        let mut line_no = 0usize;
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|source| HistoryError::Io {
+                    path: path.to_string(),
+                    source,
+                })?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            // read_until only stops without a newline at end of input.
+            let ends_with_newline = line.last() == Some(&b'\n');
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_str::<Op>(line) {
+            match serde_json::from_slice::<Op>(&line) {
                 Ok(op) => ops.push(op),
-                Err(e) => {
-                    if i + 1 == lines.len() && !ends_with_newline {
-                        truncated_tail = true;
-                    } else {
-                        return Err(HistoryError::Parse {
-                            path: path.to_string(),
-                            line: i + 1,
-                            source: e,
-                        });
-                    }
+                Err(_) if !ends_with_newline => truncated_tail = true,
+                Err(source) => {
+                    return Err(HistoryError::Parse {
+                        path: path.to_string(),
+                        line: line_no,
+                        source,
+                    })
                 }
             }
         }
+        ops.shrink_to_fit();
         Ok(History {
             ops,
             truncated_tail,
@@ -135,11 +210,12 @@ impl History {
 
     /// Reads and parses a history file.
     pub fn read(path: &Path) -> Result<History, HistoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io {
-            path: path.display().to_string(),
+        let shown = path.display().to_string();
+        let f = std::fs::File::open(path).map_err(|source| HistoryError::Io {
+            path: shown.clone(),
             source,
         })?;
-        History::parse(&text, &path.display().to_string())
+        History::from_reader(std::io::BufReader::with_capacity(1 << 16, f), &shown)
     }
 
     /// Client ops only (nemesis ops filtered out).
@@ -211,6 +287,31 @@ mod tests {
         assert!(h.truncated_tail);
         let bad = format!("{{\"index\":1,\"ti\n{good}\n");
         assert!(History::parse(&bad, "t").is_err());
+    }
+
+    #[test]
+    fn value_is_kept_as_text_and_parsed_on_demand() {
+        let text = concat!(
+            r#"{"index":0,"time":5,"process":1,"type":"invoke","f":"add","value":{"key":"k","element":7}}"#,
+            "\n",
+            r#"{"index":1,"time":6,"process":1,"type":"ok","f":"read"}"#,
+            "\n"
+        );
+        let h = History::parse(text, "t").unwrap();
+        assert_eq!(h.ops[0].value.raw(), r#"{"key":"k","element":7}"#);
+        assert_eq!(h.ops[0].value.json()["element"], 7);
+        // A missing value reads as null, like before.
+        assert!(h.ops[1].value.is_null());
+        assert_eq!(h.ops[1].value.json(), serde_json::Value::Null);
+        // Writing and re-reading gives the same ops.
+        let mut out = String::new();
+        for op in &h.ops {
+            out.push_str(&serde_json::to_string(op).unwrap());
+            out.push('\n');
+        }
+        assert_eq!(History::parse(&out, "t").unwrap().ops, h.ops);
+        let v: OpValue = serde_json::json!({"key": "k", "element": 7}).into();
+        assert_eq!(v, h.ops[0].value);
     }
 
     #[test]

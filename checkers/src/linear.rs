@@ -148,8 +148,8 @@ fn parse_op(inv: &Op, done: Option<&Op>) -> Result<Option<(String, RegOp)>, Malf
         f: inv.f.clone(),
         reason,
     };
-    let key = inv
-        .value
+    let iv = inv.value.json();
+    let key = iv
         .get("key")
         .and_then(|k| k.as_str())
         .ok_or_else(|| bad(format!("missing string \"key\" in {}", inv.value)))?
@@ -164,8 +164,8 @@ fn parse_op(inv: &Op, done: Option<&Op>) -> Result<Option<(String, RegOp)>, Malf
             let Some(d) = done.filter(|d| d.kind == OpType::Ok) else {
                 return Ok(None);
             };
-            let v = d
-                .value
+            let dv = d.value.json();
+            let v = dv
                 .get("value")
                 .ok_or_else(|| bad(format!("ok read without \"value\": {}", d.value)))?;
             let value = match v {
@@ -179,11 +179,11 @@ fn parse_op(inv: &Op, done: Option<&Op>) -> Result<Option<(String, RegOp)>, Malf
             RegOp::Read { value }
         }
         "write" => RegOp::Write {
-            value: int_field(&inv.value, "value").map_err(bad)?,
+            value: int_field(&iv, "value").map_err(bad)?,
         },
         "cas" => RegOp::Cas {
-            from: int_field(&inv.value, "from").map_err(bad)?,
-            to: int_field(&inv.value, "to").map_err(bad)?,
+            from: int_field(&iv, "from").map_err(bad)?,
+            to: int_field(&iv, "to").map_err(bad)?,
         },
         other => return Err(bad(format!("unknown register op {other:?}"))),
     };

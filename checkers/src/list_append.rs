@@ -73,8 +73,8 @@ fn parse_micros(op: &Op, with_results: bool) -> Result<Vec<Micro>, MalformedOp> 
         f: op.f.clone(),
         reason,
     };
-    let arr = op
-        .value
+    let v = op.value.json();
+    let arr = v
         .get("ops")
         .and_then(|o| o.as_array())
         .ok_or_else(|| bad(format!("missing array \"ops\" in {}", op.value)))?;

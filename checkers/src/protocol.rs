@@ -449,7 +449,8 @@ fn fault_windows(history: &History) -> Vec<FaultWindow> {
                 }
             };
             let Some(w) = out.get_mut(i) else { continue };
-            let targets = &op.value["targets"];
+            let value = op.value.json();
+            let targets = &value["targets"];
             if let Some(a) = targets.as_array() {
                 w.targets = a
                     .iter()
@@ -473,11 +474,11 @@ fn fault_windows(history: &History) -> Vec<FaultWindow> {
                     w.grudge.insert(k.clone(), from);
                 }
             }
-            let res = &op.value["resolved"];
+            let res = &value["resolved"];
             if let Some(ds) = res["delta_s"]
                 .as_i64()
                 .or_else(|| res["delta-s"].as_i64())
-                .or_else(|| op.value["evidence"]["delta-s"].as_i64())
+                .or_else(|| value["evidence"]["delta-s"].as_i64())
             {
                 w.clock_delta_ms = Some(ds * 1000);
             }

@@ -107,10 +107,10 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
     for (inv, done) in history.pairs() {
         match inv.f.as_str() {
             "add" => {
-                let (Some(key), Some(el)) = (
-                    key_of(&inv.value),
-                    inv.value.get("element").and_then(|e| e.as_i64()),
-                ) else {
+                let iv = inv.value.json();
+                let (Some(key), Some(el)) =
+                    (key_of(&iv), iv.get("element").and_then(|e| e.as_i64()))
+                else {
                     malformed += 1;
                     continue;
                 };
@@ -122,7 +122,8 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
                 let Some(done) = done.filter(|d| d.kind == OpType::Ok) else {
                     continue;
                 };
-                let (Some(key), Some(els)) = (key_of(&done.value), elements_of(&done.value)) else {
+                let dv = done.value.json();
+                let (Some(key), Some(els)) = (key_of(&dv), elements_of(&dv)) else {
                     malformed += 1;
                     continue;
                 };

@@ -74,12 +74,13 @@ pub fn check(history: &History) -> SetFullResult {
     let mut adds: BTreeMap<String, BTreeMap<i64, Option<u64>>> = BTreeMap::new();
     let mut reads: BTreeMap<String, Vec<Read>> = BTreeMap::new();
     for (inv, done) in history.pairs() {
-        let Some(key) = inv.value.get("key").and_then(|k| k.as_str()) else {
+        let iv = inv.value.json();
+        let Some(key) = iv.get("key").and_then(|k| k.as_str()) else {
             continue;
         };
         match inv.f.as_str() {
             "add" => {
-                let Some(el) = inv.value.get("element").and_then(|e| e.as_i64()) else {
+                let Some(el) = iv.get("element").and_then(|e| e.as_i64()) else {
                     continue;
                 };
                 if done.is_some_and(|d| d.kind == OpType::Fail) {
@@ -92,7 +93,8 @@ pub fn check(history: &History) -> SetFullResult {
                 let Some(d) = done.filter(|d| d.kind == OpType::Ok) else {
                     continue;
                 };
-                let Some(els) = d.value.get("elements").and_then(|e| e.as_array()) else {
+                let dv = d.value.json();
+                let Some(els) = dv.get("elements").and_then(|e| e.as_array()) else {
                     continue;
                 };
                 let mut elements: Vec<i64> = els.iter().filter_map(|e| e.as_i64()).collect();

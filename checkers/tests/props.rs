@@ -46,7 +46,7 @@ proptest! {
         prop_assume!(!reads.is_empty());
         let i = reads[pick % reads.len()];
         // Written values are positive: a negative one was never written.
-        ops[i].value["value"] = serde_json::json!(-7);
+        { let mut v = ops[i].value.json(); v["value"] = serde_json::json!(-7); ops[i].value = v.into(); }
         // A short budget: the verdict comes from the first search; the smallest
         // window (extra searches) may be cut short, which leaves it empty.
         let o = LinearOptions { budget: std::time::Duration::from_secs(5), threads: 0 };
@@ -65,7 +65,7 @@ proptest! {
         let mut candidates = Vec::new();
         for (i, o) in ops.iter().enumerate() {
             if o.kind == OpType::Ok && o.f == "write" {
-                last_two.push(o.value["value"].as_i64());
+                last_two.push(o.value.json()["value"].as_i64());
             }
             if o.kind == OpType::Ok && o.f == "read" && last_two.len() >= 2 {
                 candidates.push((i, last_two[last_two.len() - 2]));
@@ -73,7 +73,7 @@ proptest! {
         }
         prop_assume!(!candidates.is_empty());
         let (i, stale) = candidates[pick % candidates.len()];
-        ops[i].value["value"] = serde_json::json!(stale);
+        { let mut v = ops[i].value.json(); v["value"] = serde_json::json!(stale); ops[i].value = v.into(); }
         let r = linear::check(&reparse(&ops), LinearOptions::default()).unwrap();
         prop_assert_eq!(r.valid, Valid::False);
     }
@@ -95,7 +95,7 @@ proptest! {
         prop_assume!(!reads.is_empty());
         let i = reads[pick % reads.len()];
         // Deltas are positive: a negative total is impossible.
-        ops[i].value["value"] = serde_json::json!(-1);
+        { let mut v = ops[i].value.json(); v["value"] = serde_json::json!(-1); ops[i].value = v.into(); }
         let r = counter::check(&reparse(&ops)).unwrap();
         prop_assert_eq!(r.valid, Valid::False);
     }
@@ -117,13 +117,15 @@ proptest! {
         let mut ops = gen::set(&opts(seed, 300, 2, 5, 0.0));
         let finals: Vec<usize> = ops.iter().enumerate()
             .filter(|(_, o)| o.kind == OpType::Ok && o.f == "final-read"
-                && o.value["elements"].as_array().is_some_and(|a| !a.is_empty()))
+                && o.value.json()["elements"].as_array().is_some_and(|a| !a.is_empty()))
             .map(|(i, _)| i).collect();
         prop_assume!(!finals.is_empty());
         let i = finals[pick % finals.len()];
-        if let Some(a) = ops[i].value["elements"].as_array_mut() {
+        let mut v = ops[i].value.json();
+        if let Some(a) = v["elements"].as_array_mut() {
             a.remove(pick % a.len());
         }
+        ops[i].value = v.into();
         let r = set_checker::check(&reparse(&ops), SetOptions::default());
         prop_assert_eq!(r.valid, Valid::False);
     }

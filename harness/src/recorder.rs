@@ -92,7 +92,7 @@ impl Recorder {
             process,
             kind,
             f: f.to_string(),
-            value,
+            value: value.into(),
             node,
             error,
         };

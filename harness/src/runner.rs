@@ -237,8 +237,8 @@ pub fn load_schedule(run_dir: &Path) -> Result<Vec<Planned>, RunError> {
         if op.process != Process::Nemesis || !op.f.starts_with("start-") {
             continue;
         }
-        let (Some(planned), Some(resolved)) = (op.value.get("planned"), op.value.get("resolved"))
-        else {
+        let value = op.value.json();
+        let (Some(planned), Some(resolved)) = (value.get("planned"), value.get("resolved")) else {
             continue;
         };
         let mut p: Planned = serde_json::from_value(planned.clone()).map_err(|e| {
@@ -973,11 +973,12 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     let mut faults = Vec::new();
     let mut unverified = Vec::new();
     for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
-        if op.value.get("verified").is_none() {
+        let value = op.value.json();
+        if value.get("verified").is_none() {
             continue;
         }
-        let verified = op.value["verified"].as_bool().unwrap_or(false);
-        let entry = json!({"index": op.index, "time": op.time, "f": op.f, "verified": verified, "targets": op.value.get("targets"), "error": op.error});
+        let verified = value["verified"].as_bool().unwrap_or(false);
+        let entry = json!({"index": op.index, "time": op.time, "f": op.f, "verified": verified, "targets": value.get("targets"), "error": op.error});
         if !verified {
             unverified.push(entry.clone());
         }
@@ -988,7 +989,7 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
         .iter()
         .rev()
         .find(|o| o.f == "recovered")
-        .map(|o| o.value.clone());
+        .map(|o| o.value.json());
     if recovered.as_ref().and_then(|r| r["converged"].as_bool()) == Some(false) {
         results.insert(
             "convergence".into(),

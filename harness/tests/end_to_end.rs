@@ -36,7 +36,7 @@ fn op_sequences(run: &Path) -> BTreeMap<u64, Vec<(String, serde_json::Value)>> {
             if op.f != "final-read" {
                 m.entry(p)
                     .or_default()
-                    .push((op.f.clone(), op.value.clone()));
+                    .push((op.f.clone(), op.value.json()));
             }
         }
     }
@@ -50,9 +50,9 @@ fn realised_faults(run: &Path) -> Vec<serde_json::Value> {
         .filter(|o| {
             o.process == Process::Nemesis
                 && o.f.starts_with("start-")
-                && o.value.get("resolved").is_some()
+                && o.value.json().get("resolved").is_some()
         })
-        .map(|o| o.value["resolved"].clone())
+        .map(|o| o.value.json()["resolved"].clone())
         .collect()
 }
 

@@ -121,7 +121,7 @@ async fn every_kind_takes_effect_and_heals(target: TargetChoice) {
     let verified = h
         .ops
         .iter()
-        .filter(|o| o.value.get("verified").and_then(|v| v.as_bool()) == Some(true))
+        .filter(|o| o.value.json().get("verified").and_then(|v| v.as_bool()) == Some(true))
         .count();
     assert_eq!(verified, 15 * 2 + 1);
     for n in nem.nodes.iter_mut() {
