@@ -16,7 +16,7 @@
 //!
 //! A key with attempted adds but no ok final read makes the verdict unknown.
 
-use crate::history::{History, Op, OpType};
+use crate::history::{History, Op, OpType, OpValue};
 use crate::verdict::Valid;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -82,16 +82,59 @@ struct Attempt {
     ok_at: Option<u64>,
 }
 
-fn key_of(v: &serde_json::Value) -> Option<String> {
-    v.get("key").and_then(|k| k.as_str()).map(str::to_string)
+/// The fields set checkers read from an op value, borrowed as raw JSON so that a
+/// million ops are judged without building a `serde_json::Value` tree for each.
+/// JSON `null` and a missing field both read as `None`; neither is valid for any field.
+#[derive(Default, serde::Deserialize)]
+pub(crate) struct SetValue<'a> {
+    #[serde(borrow, default)]
+    key: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    element: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    elements: Option<&'a serde_json::value::RawValue>,
 }
 
-fn elements_of(v: &serde_json::Value) -> Option<BTreeSet<i64>> {
-    v.get("elements")?
-        .as_array()?
-        .iter()
-        .map(|e| e.as_i64())
-        .collect()
+impl<'a> SetValue<'a> {
+    /// The fields of an object value; anything else (including arrays, which serde
+    /// would otherwise map positionally) has none.
+    pub(crate) fn of(v: &'a OpValue) -> SetValue<'a> {
+        if !v.raw().trim_start().starts_with('{') {
+            return SetValue::default();
+        }
+        v.parse().unwrap_or_default()
+    }
+
+    /// `key` if it is a string.
+    pub(crate) fn key(&self) -> Option<String> {
+        serde_json::from_str(self.key?.get()).ok()
+    }
+
+    /// `element` if it is an integer that fits i64.
+    pub(crate) fn element(&self) -> Option<i64> {
+        serde_json::from_str(self.element?.get()).ok()
+    }
+
+    /// `elements` if it is an array of integers only, sorted and deduplicated.
+    fn elements_strict(&self) -> Option<Vec<i64>> {
+        let mut els: Vec<i64> = serde_json::from_str(self.elements?.get()).ok()?;
+        els.sort_unstable();
+        els.dedup();
+        els.shrink_to_fit();
+        Some(els)
+    }
+
+    /// The integers among `elements` if it is an array, sorted (duplicates kept).
+    pub(crate) fn elements_lenient(&self) -> Option<Vec<i64>> {
+        let raw: Vec<&serde_json::value::RawValue> =
+            serde_json::from_str(self.elements?.get()).ok()?;
+        let mut els: Vec<i64> = raw
+            .iter()
+            .filter_map(|e| serde_json::from_str(e.get()).ok())
+            .collect();
+        els.sort_unstable();
+        Some(els)
+    }
 }
 
 /// Judges a set-workload history.
@@ -99,22 +142,24 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
     let mut notes = Vec::new();
     // key -> element -> attempt
     let mut attempts: BTreeMap<String, HashMap<i64, Attempt>> = BTreeMap::new();
-    let mut final_reads: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut final_reads: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     // (key, invoke index, completion) of ok reads during the run
-    let mut reads: Vec<(String, u64, &Op, BTreeSet<i64>)> = Vec::new();
+    let mut reads: Vec<(String, u64, &Op, Vec<i64>)> = Vec::new();
     let mut malformed = 0usize;
 
     for (inv, done) in history.pairs() {
         match inv.f.as_str() {
             "add" => {
-                let iv = inv.value.json();
-                let (Some(key), Some(el)) =
-                    (key_of(&iv), iv.get("element").and_then(|e| e.as_i64()))
-                else {
+                let iv = SetValue::of(&inv.value);
+                let (Some(key), Some(el)) = (iv.key(), iv.element()) else {
                     malformed += 1;
                     continue;
                 };
-                let a = attempts.entry(key).or_default().entry(el).or_default();
+                let per_key = match attempts.get_mut(&key) {
+                    Some(m) => m,
+                    None => attempts.entry(key).or_default(),
+                };
+                let a = per_key.entry(el).or_default();
                 a.outcome = done.map(|d| d.kind);
                 a.ok_at = done.filter(|d| d.kind == OpType::Ok).map(|d| d.index);
             }
@@ -122,8 +167,10 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
                 let Some(done) = done.filter(|d| d.kind == OpType::Ok) else {
                     continue;
                 };
-                let dv = done.value.json();
-                let (Some(key), Some(els)) = (key_of(&dv), elements_of(&dv)) else {
+                // Elements are kept as sorted `Vec`s (8 bytes each, not a BTreeSet's
+                // ~40): every ok read is kept for the stale-read pass.
+                let dv = SetValue::of(&done.value);
+                let (Some(key), Some(els)) = (dv.key(), dv.elements_strict()) else {
                     malformed += 1;
                     continue;
                 };
@@ -169,7 +216,7 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
             continue;
         };
         for (el, a) in att {
-            let present = read.contains(el);
+            let present = read.binary_search(el).is_ok();
             match (a.outcome, present) {
                 (Some(OpType::Ok), true) => ok_count += 1,
                 (Some(OpType::Ok), false) => {
@@ -198,7 +245,9 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
         };
         let missing: BTreeSet<i64> = att
             .iter()
-            .filter(|(el, a)| a.ok_at.is_some_and(|at| at < *invoked_at) && !els.contains(el))
+            .filter(|(el, a)| {
+                a.ok_at.is_some_and(|at| at < *invoked_at) && els.binary_search(el).is_err()
+            })
             .map(|(el, _)| *el)
             .collect();
         if !missing.is_empty() {
@@ -251,6 +300,25 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn set_value_fields_match_json_semantics() {
+        let v: OpValue = json!({"key": "k\"1", "element": 3, "elements": [3, 1, "x", 1]}).into();
+        let sv = SetValue::of(&v);
+        assert_eq!(sv.key().as_deref(), Some("k\"1"));
+        assert_eq!(sv.element(), Some(3));
+        // One non-integer makes a read malformed for `set`, and is skipped by `set-full`.
+        assert_eq!(sv.elements_strict(), None);
+        assert_eq!(sv.elements_lenient(), Some(vec![1, 1, 3]));
+        let ok: OpValue = json!({"key": "k", "elements": [3, 1, 1]}).into();
+        assert_eq!(SetValue::of(&ok).elements_strict(), Some(vec![1, 3]));
+        // Arrays and wrong types have no fields (serde would map arrays positionally).
+        let arr: OpValue = json!(["k", 1, [1]]).into();
+        assert_eq!(SetValue::of(&arr).key(), None);
+        let wrong: OpValue = json!({"key": 1, "element": 1.5}).into();
+        assert_eq!(SetValue::of(&wrong).key(), None);
+        assert_eq!(SetValue::of(&wrong).element(), None);
+    }
 
     struct B {
         lines: Vec<String>,

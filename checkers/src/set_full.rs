@@ -12,6 +12,7 @@
 //! Adds that failed are ignored; adds that ended `info` count only once seen.
 
 use crate::history::{History, OpType};
+use crate::set::SetValue;
 use crate::verdict::Valid;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -74,32 +75,29 @@ pub fn check(history: &History) -> SetFullResult {
     let mut adds: BTreeMap<String, BTreeMap<i64, Option<u64>>> = BTreeMap::new();
     let mut reads: BTreeMap<String, Vec<Read>> = BTreeMap::new();
     for (inv, done) in history.pairs() {
-        let iv = inv.value.json();
-        let Some(key) = iv.get("key").and_then(|k| k.as_str()) else {
+        let iv = SetValue::of(&inv.value);
+        let Some(key) = iv.key() else {
             continue;
         };
         match inv.f.as_str() {
             "add" => {
-                let Some(el) = iv.get("element").and_then(|e| e.as_i64()) else {
+                let Some(el) = iv.element() else {
                     continue;
                 };
                 if done.is_some_and(|d| d.kind == OpType::Fail) {
                     continue;
                 }
                 let ok_t = done.filter(|d| d.kind == OpType::Ok).map(|d| d.time);
-                adds.entry(key.to_string()).or_default().insert(el, ok_t);
+                adds.entry(key).or_default().insert(el, ok_t);
             }
             "read" | "final-read" => {
                 let Some(d) = done.filter(|d| d.kind == OpType::Ok) else {
                     continue;
                 };
-                let dv = d.value.json();
-                let Some(els) = dv.get("elements").and_then(|e| e.as_array()) else {
+                let Some(elements) = SetValue::of(&d.value).elements_lenient() else {
                     continue;
                 };
-                let mut elements: Vec<i64> = els.iter().filter_map(|e| e.as_i64()).collect();
-                elements.sort_unstable();
-                reads.entry(key.to_string()).or_default().push(Read {
+                reads.entry(key).or_default().push(Read {
                     invoke_t: inv.time,
                     complete_t: d.time,
                     elements,
