@@ -342,7 +342,9 @@ impl Cluster {
             );
             return;
         }
-        if self.last_vote_epoch == self.current_epoch {
+        // Planted bug `double-vote`: without this check a master can elect two
+        // replicas in one epoch, the split brain configEpochs exist to prevent.
+        if self.last_vote_epoch == self.current_epoch && !self.config().bug("double-vote") {
             let text = format!("already voted for epoch {}", self.current_epoch);
             self.refuse_vote(
                 sender,
