@@ -10,6 +10,36 @@ use std::process::Command;
 
 /// One run; returns results.json.
 fn run(target: &str, nemesis: &str, seed: &str, bug: Option<&str>) -> Value {
+    run_with(target, nemesis, seed, bug, &[], None)
+}
+
+/// A fixed fault for `--schedule-from`: the harness replays the `resolved` fault of
+/// each nemesis `start-*` op in a run's history.jsonl, so a one-line history pins
+/// the exact targets (node indices; with `--replicas 1` the masters are 0..n/2 and
+/// replica j follows master j % (n/2)).
+fn fixed_fault(kind: &str, start_ms: u64, stop_ms: u64, resolved: Value) -> Value {
+    serde_json::json!({
+        "index": 0, "time": start_ms * 1_000_000, "process": "nemesis", "type": "info",
+        "f": format!("start-{kind}"),
+        "value": {
+            "planned": {
+                "draw": 0, "start_ms": start_ms, "stop_ms": stop_ms,
+                "fault": {"fault": kind, "targets": {"spec": "one"}},
+            },
+            "resolved": resolved,
+        },
+    })
+}
+
+/// One run with extra options and optionally a fixed fault schedule.
+fn run_with(
+    target: &str,
+    nemesis: &str,
+    seed: &str,
+    bug: Option<&str>,
+    extra: &[&str],
+    schedule: Option<Value>,
+) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let reg = dir.path().join("registry");
     let results = dir.path().join("results");
@@ -31,6 +61,14 @@ fn run(target: &str, nemesis: &str, seed: &str, bug: Option<&str>) -> Value {
     args.push(&res);
     if let Some(b) = bug {
         args.extend(["--node-bug", b]);
+    }
+    args.extend(extra);
+    let sched_dir = dir.path().join("schedule");
+    let sched = sched_dir.to_string_lossy().into_owned();
+    if let Some(line) = schedule {
+        std::fs::create_dir_all(&sched_dir).unwrap();
+        std::fs::write(sched_dir.join("history.jsonl"), format!("{line}\n")).unwrap();
+        args.extend(["--schedule-from", &sched]);
     }
     let out = Command::new(env!("CARGO_BIN_EXE_hearsay"))
         .args(&args)
@@ -113,9 +151,63 @@ fn count_replica_reports_is_caught_by_fail_quorum() {
     assert!(rejected_replica, "{fq:#}");
 }
 
-// `no-update`, `stale-reports` and `ignore-epoch-collision` have no run here yet:
-// hearsay-node cannot fail over (next issue) and cannot feed a redis replica, so no
-// slot ever changes owner in a run; reports are deleted by "back online" gossip
-// long before they could expire; formation gives every master a distinct epoch.
-// Their checker logic is proven on hand-written logs in hearsay-checkers, and
-// `ignore-epoch-collision`'s effect in the node's simulator test.
+/// Master n1 (index 0) paused 3-12 s: its replica n4 wins a failover; the old
+/// master resumes and is told its slots moved on.
+fn pause_first_master() -> Value {
+    fixed_fault(
+        "pause",
+        3000,
+        12000,
+        serde_json::json!({"fault": "pause", "targets": {"spec": "nodes", "nodes": [0]}}),
+    )
+}
+
+#[test]
+#[ignore = "30 s run; run with --ignored"]
+fn clean_failover_run_converges() {
+    let r = run_with(
+        "hearsay",
+        "none",
+        "11",
+        None,
+        &[],
+        Some(pause_first_master()),
+    );
+    let p = &r["protocol"];
+    assert_eq!(p["valid"], Value::Bool(true), "{p:#}");
+    assert!(
+        p["epochs"]["promotions"].as_u64().unwrap_or(0) > 0,
+        "no failover happened: {p:#}"
+    );
+}
+
+#[test]
+#[ignore = "30 s run; run with --ignored"]
+fn no_update_is_caught_by_convergence() {
+    let r = run_with(
+        "hearsay",
+        "none",
+        "11",
+        Some("no-update"),
+        &[],
+        Some(pause_first_master()),
+    );
+    let p = &r["protocol"];
+    assert!(
+        p["epochs"]["promotions"].as_u64().unwrap_or(0) > 0,
+        "no failover happened: {p:#}"
+    );
+    let c = &p["convergence"];
+    assert_eq!(c["valid"], Value::Bool(false), "{c:#}");
+    // The old master keeps its claim while everyone else follows the winner.
+    let split = c["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|t| t.starts_with("slot maps differ"));
+    assert!(split, "{c:#}");
+}
+
+// `double-vote`, `stale-reports` and `ignore-epoch-collision` have no run here:
+// see the branch report (bugs2) for why each does not show in a harness run.
