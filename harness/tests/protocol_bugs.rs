@@ -218,19 +218,20 @@ fn cut_pairs(start_ms: u64, stop_ms: u64, pairs: &[(usize, usize)]) -> Value {
     )
 }
 
-/// 10 nodes, masters n1..n5 (quorum 3). n2 loses n1 (3-6 s) and reports it PFAIL
-/// to everyone; then n2 is isolated (from 6 s, so it never retracts or refreshes
-/// that report); from 10.5 s n3 and n4 also lose n1, and n3/n4 have only each
-/// other plus n2's report, last refreshed ~6 s, to reach 3. With reports expiring
+/// 10 nodes, masters n1..n5 (quorum 3). n2 loses n1 (3-7.5 s: PFAIL can take
+/// ~3 s after the cut, then gossip must spread it) and reports it PFAIL to
+/// everyone; then n2 is isolated (from 7.5 s, so it never retracts or refreshes
+/// that report); from 12 s n3 and n4 also lose n1, and n3/n4 have only each
+/// other plus n2's report, last refreshed by 7.5 s, to reach 3. With reports expiring
 /// after 2 x node_timeout (4 s) that is 2 of 3: no FAIL.
 fn stale_report_schedule() -> Vec<Value> {
     let isolate_n2: Vec<(usize, usize)> = (0..10).filter(|k| *k != 1).map(|k| (1, k)).collect();
     let mut late = isolate_n2.clone();
     late.extend([(0, 2), (0, 3)]);
     vec![
-        cut_pairs(3000, 6000, &[(0, 1)]),
-        cut_pairs(6000, 10500, &isolate_n2),
-        cut_pairs(10500, 25000, &late),
+        cut_pairs(3000, 7500, &[(0, 1)]),
+        cut_pairs(7500, 12000, &isolate_n2),
+        cut_pairs(12000, 27000, &late),
     ]
 }
 
