@@ -186,9 +186,11 @@ pub async fn wait_ping(addrs: &[SocketAddr], limit: Duration) -> Result<(), Form
 
 /// Forms the cluster. Node `i < masters` is a master; replica `j` follows master
 /// `j % masters`.
+/// `set_epochs` gives every node a distinct configEpoch first, as redis-cli does.
 pub async fn form(
     addrs: &[SocketAddr],
     replicas: usize,
+    set_epochs: bool,
     limit: Duration,
 ) -> Result<Formed, FormError> {
     let t0 = Instant::now();
@@ -198,9 +200,11 @@ pub async fn form(
     let mut ids = Vec::new();
     for (i, a) in addrs.iter().enumerate() {
         ids.push(admin.text(*a, &["CLUSTER", "MYID"]).await?);
-        admin
-            .cmd(*a, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])
-            .await?;
+        if set_epochs {
+            admin
+                .cmd(*a, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])
+                .await?;
+        }
     }
     for (i, (s, e)) in slot_ranges(masters).into_iter().enumerate() {
         if let Some(a) = addrs.get(i) {

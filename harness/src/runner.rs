@@ -114,6 +114,12 @@ pub struct RunOpts {
     #[arg(long)]
     #[serde(default)]
     pub convergence_bound_ms: Option<u64>,
+    /// Form the cluster without CLUSTER SET-CONFIG-EPOCH, so every master starts at
+    /// configEpoch 0 and the nodes must resolve the collisions themselves (hidden:
+    /// it exists to prove the convergence checker catches `ignore-epoch-collision`).
+    #[arg(long, hide = true)]
+    #[serde(default)]
+    pub skip_config_epochs: bool,
 }
 
 fn yes() -> String {
@@ -490,7 +496,13 @@ async fn run_body(
     wait_nodes_up(&mut nodes, Duration::from_secs(15)).await?;
     let start_ms = t_nodes.elapsed().as_millis() as u64;
     progress.phase("forming cluster");
-    let formed = form::form(&addrs, opts.replicas, Duration::from_secs(30)).await?;
+    let formed = form::form(
+        &addrs,
+        opts.replicas,
+        !opts.skip_config_epochs,
+        Duration::from_secs(30),
+    )
+    .await?;
     eprintln!(
         "[hearsay] {} nodes started in {start_ms} ms; cluster formed and agreed in {} ms ({} ms from network build)",
         addrs.len(),

@@ -288,3 +288,42 @@ fn stale_reports_is_caught_by_fail_quorum() {
 //   with one configEpoch; masters sharing epoch 0 on disjoint slots is no violation,
 //   and every failover takes a fresh currentEpoch + 1, so no slot changes hands at
 //   an equal epoch. Proven in the node's simulator test.
+
+#[test]
+#[ignore = "30 s run; run with --ignored"]
+fn clean_run_resolves_config_epoch_collisions() {
+    let r = run_with(
+        "hearsay",
+        "none",
+        "11",
+        None,
+        &["--skip-config-epochs"],
+        &[],
+    );
+    let c = &r["protocol"]["convergence"];
+    assert_eq!(c["valid"], Value::Bool(true), "{c:#}");
+}
+
+#[test]
+#[ignore = "30 s run; run with --ignored"]
+fn ignore_epoch_collision_is_caught_by_convergence() {
+    // Formed without SET-CONFIG-EPOCH, every master starts at configEpoch 0; with the
+    // bug nobody bumps, so masters still share an epoch after the run.
+    let r = run_with(
+        "hearsay",
+        "none",
+        "11",
+        Some("ignore-epoch-collision"),
+        &["--skip-config-epochs"],
+        &[],
+    );
+    let c = &r["protocol"]["convergence"];
+    assert_eq!(c["valid"], Value::Bool(false), "{c:#}");
+    let shared = c["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|t| t.contains("share configEpoch"));
+    assert!(shared, "{c:#}");
+}

@@ -137,7 +137,7 @@ pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
     form::wait_ping(&addrs, Duration::from_secs(10))
         .await
         .unwrap();
-    form::form(&addrs, 1, Duration::from_secs(20))
+    form::form(&addrs, 1, true, Duration::from_secs(20))
         .await
         .unwrap();
     let form_total_ms = t0.elapsed().as_millis();
