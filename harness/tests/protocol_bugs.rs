@@ -284,10 +284,8 @@ fn stale_reports_is_caught_by_fail_quorum() {
 //   failure (10 nodes, the two replicas cut from each other) gave epochs 11 and 12;
 //   a forcing schedule needs two faults at once (a partition plus a paused voter),
 //   which the sequential nemesis cannot do. Proven in the node's sans-IO test.
-// - `ignore-epoch-collision`: the epochs checker flags two owners of one *slot*
-//   with one configEpoch; masters sharing epoch 0 on disjoint slots is no violation,
-//   and every failover takes a fresh currentEpoch + 1, so no slot changes hands at
-//   an equal epoch. Proven in the node's simulator test.
+// (`ignore-epoch-collision` is caught below by the convergence checker's
+// shared-configEpoch rule, in a cluster formed without SET-CONFIG-EPOCH.)
 
 #[test]
 #[ignore = "30 s run; run with --ignored"]
