@@ -79,16 +79,7 @@ fn create_cluster(kind: fn() -> Kind, ports: &[u16], root: &std::path::Path) -> 
         .iter()
         .map(|&p| Server::start(kind(), p, root, NODE_TIMEOUT))
         .collect();
-    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
-    args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
-    args.extend([
-        "--cluster-replicas".into(),
-        "1".into(),
-        "--cluster-yes".into(),
-    ]);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, out) = redis_cli(&argv);
-    assert!(ok, "redis-cli --cluster create failed:\n{out}");
+    redis_cli_create(ports, 1);
     let ready = wait_until(Duration::from_secs(30), || {
         ports.iter().all(|&p| state_ok(p))
             && ports.iter().all(|&p| {

@@ -20,16 +20,7 @@ fn redis_cli_creates_and_checks_a_six_node_cluster() {
         .map(|&p| Server::start(Kind::Hearsay, p, root.path(), 2000))
         .collect();
 
-    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
-    args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
-    args.extend([
-        "--cluster-replicas".into(),
-        "0".into(),
-        "--cluster-yes".into(),
-    ]);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, out) = redis_cli(&argv);
-    assert!(ok, "redis-cli --cluster create failed:\n{out}");
+    let out = redis_cli_create(&ports, 0);
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
 
     let agreed = wait_until(Duration::from_secs(20), || {

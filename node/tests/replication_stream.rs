@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{have, redis_cli, wait_until, Kind, Server};
+use common::{have, redis_cli, redis_cli_create, wait_until, Kind, Server};
 use replication_support::*;
 
 const TIMEOUT: u64 = 2000;
@@ -395,16 +395,7 @@ fn redis_cli_creates_a_cluster_with_replicas_that_replicate() {
         .iter()
         .map(|&p| Server::start(Kind::Hearsay, p, root.path(), TIMEOUT))
         .collect();
-    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
-    args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
-    args.extend([
-        "--cluster-replicas".into(),
-        "1".into(),
-        "--cluster-yes".into(),
-    ]);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, out) = redis_cli(&argv);
-    assert!(ok, "redis-cli --cluster create failed:\n{out}");
+    redis_cli_create(&ports, 1);
     must("state ok everywhere", Duration::from_secs(20), || {
         ports.iter().all(|&p| state_ok(p))
     });

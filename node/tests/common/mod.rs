@@ -375,3 +375,19 @@ pub fn join_and_assign_slots(all: &[u16], masters: &[u16]) {
         assert_eq!(cmd(p, &["CLUSTER", "ADDSLOTSRANGE", &a, &b]), "OK");
     }
 }
+
+/// `redis-cli --cluster create` over `ports` on 127.0.0.1 with `replicas` replicas
+/// per master; fails the test with redis-cli's output if it fails. Returns the output.
+pub fn redis_cli_create(ports: &[u16], replicas: usize) -> String {
+    let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+    args.extend(ports.iter().map(|p| format!("127.0.0.1:{p}")));
+    args.extend([
+        "--cluster-replicas".into(),
+        replicas.to_string(),
+        "--cluster-yes".into(),
+    ]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out) = redis_cli(&argv);
+    assert!(ok, "redis-cli --cluster create failed:\n{out}");
+    out
+}
