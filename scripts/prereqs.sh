@@ -2,11 +2,12 @@
 # Installs the system packages hearsay needs (Debian/Ubuntu, as root), once.
 # redis-server/redis-tools: the reference implementation and redis-cli/redis-benchmark;
 # nftables/iptables/iproute2: partitions, loss and delay inside the run's namespaces;
-# libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime.
+# libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime;
+# chromium: the test that renders a run's report.html headless.
 set -euo pipefail
 need=()
 for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptables:iptables \
-            ip:iproute2 faketime:faketime gcc:gcc ps:procps; do
+            ip:iproute2 faketime:faketime gcc:gcc ps:procps chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
