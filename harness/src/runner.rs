@@ -8,7 +8,7 @@ use crate::nemesis::Nemesis;
 use crate::net::Network;
 use crate::recorder::{JsonLines, Recorder};
 use crate::registry::{self, Registry};
-use crate::schedule::{self, NemesisKind, Planned};
+use crate::schedule::{self, Fault, NemesisKind, Planned, Step};
 use crate::target::{Kind, Node, NodeSettings, TargetChoice};
 use hearsay_checkers::history::History;
 use hearsay_checkers::set::{self as set_checker, SetOptions};
@@ -120,6 +120,12 @@ pub struct RunOpts {
     #[arg(long, hide = true)]
     #[serde(default)]
     pub skip_config_epochs: bool,
+    /// Pin every hearsay-node election to start this many ms after its master is
+    /// seen failing (instead of 500 ms + random 0..500 ms), so a fixed schedule can
+    /// time faults around elections (hidden: proves `double-vote` is caught).
+    #[arg(long, hide = true)]
+    #[serde(default)]
+    pub node_election_delay_ms: Option<u64>,
 }
 
 fn yes() -> String {
@@ -305,7 +311,10 @@ pub async fn run_all(opts: &RunOpts) -> Result<Vec<RunSummary>, RunError> {
 /// The planned schedule for these options (pure; used by runs, dry runs and tests).
 pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
     if let Some(dir) = &opts.schedule_from {
-        return load_schedule(dir);
+        let planned = load_schedule(dir)?;
+        schedule::timeline(&planned)
+            .map_err(|e| RunError::BadOption(format!("{}: {e}", dir.display())))?;
+        return Ok(planned);
     }
     let kinds = NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
     Ok(schedule::generate(
@@ -380,6 +389,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
         faketime_shim: None,
         base_port: 7000,
         bugs: opts.node_bug.clone(),
+        election_delay_ms: opts.node_election_delay_ms,
     };
     let mut versions = serde_json::Map::new();
     versions.insert("harness".into(), json!(env!("CARGO_PKG_VERSION")));
@@ -586,17 +596,44 @@ async fn run_body(
     let mut nemesis = Nemesis::new(net, nodes, rec.clone(), delays);
     let workload_start = tokio::time::Instant::now();
     let deadline = workload_start + Duration::from_secs_f64(opts.time_limit);
-    for p in planned {
-        let at = workload_start + Duration::from_millis(p.start_ms);
-        if at >= deadline {
-            break;
+    if schedule::overlaps(planned) {
+        // A composed (hand-written) schedule: steps in time order, faults coexisting.
+        let steps = schedule::timeline(planned).map_err(RunError::BadOption)?;
+        let mut started: Vec<Option<Fault>> = vec![None; planned.len()];
+        for step in steps {
+            let at = workload_start + Duration::from_millis(step.at_ms());
+            if at >= deadline {
+                break;
+            }
+            tokio::time::sleep_until(at).await;
+            match step {
+                Step::Start { index, .. } => {
+                    if let Some(p) = planned.get(index) {
+                        let (f, _verified) = nemesis.start(p).await;
+                        progress.faults.fetch_add(1, Ordering::Relaxed);
+                        started[index] = Some(f);
+                    }
+                }
+                Step::Stop { index, .. } => {
+                    if let Some(f) = started.get_mut(index).and_then(Option::take) {
+                        nemesis.stop(&f).await;
+                    }
+                }
+            }
         }
-        tokio::time::sleep_until(at).await;
-        let (f, _verified) = nemesis.start(p).await;
-        progress.faults.fetch_add(1, Ordering::Relaxed);
-        let until = (workload_start + Duration::from_millis(p.stop_ms)).min(deadline);
-        nemesis.hold(&f, until, &stop_rx).await;
-        nemesis.stop(&f).await;
+    } else {
+        for p in planned {
+            let at = workload_start + Duration::from_millis(p.start_ms);
+            if at >= deadline {
+                break;
+            }
+            tokio::time::sleep_until(at).await;
+            let (f, _verified) = nemesis.start(p).await;
+            progress.faults.fetch_add(1, Ordering::Relaxed);
+            let until = (workload_start + Duration::from_millis(p.stop_ms)).min(deadline);
+            nemesis.hold(&f, until, &stop_rx).await;
+            nemesis.stop(&f).await;
+        }
     }
     tokio::time::sleep_until(deadline).await;
     let _ = wstop_tx.send(true);

@@ -199,6 +199,90 @@ pub struct Planned {
     pub draw: u64,
 }
 
+/// One step of a schedule's timeline: start or heal fault `index` at `at_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Start { at_ms: u64, index: usize },
+    Stop { at_ms: u64, index: usize },
+}
+
+impl Step {
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Step::Start { at_ms, .. } | Step::Stop { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
+/// Whether any two faults of a schedule are in effect at the same time.
+pub fn overlaps(planned: &[Planned]) -> bool {
+    let mut by_start: Vec<&Planned> = planned.iter().collect();
+    by_start.sort_by_key(|p| p.start_ms);
+    by_start.windows(2).any(|w| w[1].start_ms < w[0].stop_ms)
+}
+
+/// The start/stop steps of a schedule whose faults may overlap (a hand-written
+/// `--schedule-from` history can compose faults; drawn schedules never overlap), in
+/// time order, heals before starts at the same instant. Overlapping faults must be of
+/// different kinds (each kind has one piece of state: one nft grudge, one loss rule...)
+/// and not clock strobes (a strobe needs the nemesis's whole attention while it runs).
+pub fn timeline(planned: &[Planned]) -> Result<Vec<Step>, String> {
+    for (i, a) in planned.iter().enumerate() {
+        if a.stop_ms < a.start_ms {
+            return Err(format!(
+                "fault {i} stops ({} ms) before it starts ({} ms)",
+                a.stop_ms, a.start_ms
+            ));
+        }
+        for (j, b) in planned.iter().enumerate().skip(i + 1) {
+            let overlap = a.start_ms < b.stop_ms && b.start_ms < a.stop_ms;
+            if !overlap {
+                continue;
+            }
+            if a.fault.kind() == b.fault.kind() {
+                return Err(format!(
+                    "faults {i} and {j} are both {} and overlap in time",
+                    a.fault.kind().name()
+                ));
+            }
+            let strobe = |f: &Fault| matches!(f, Fault::ClockStrobe { .. });
+            if strobe(&a.fault) || strobe(&b.fault) {
+                return Err(format!(
+                    "faults {i} and {j} overlap and one is a clock strobe"
+                ));
+            }
+        }
+    }
+    let mut steps: Vec<Step> = planned
+        .iter()
+        .enumerate()
+        .flat_map(|(index, p)| {
+            [
+                Step::Start {
+                    at_ms: p.start_ms,
+                    index,
+                },
+                Step::Stop {
+                    at_ms: p.stop_ms,
+                    index,
+                },
+            ]
+        })
+        .collect();
+    // Heals first at equal times, then by fault order, so back-to-back faults of one
+    // kind never coexist.
+    steps.sort_by_key(|s| {
+        (
+            s.at_ms(),
+            matches!(s, Step::Start { .. }),
+            match s {
+                Step::Start { index, .. } | Step::Stop { index, .. } => *index,
+            },
+        )
+    });
+    Ok(steps)
+}
+
 fn pick<T: Clone>(r: &mut ChaCha8Rng, items: &[T]) -> Option<T> {
     items.get(below(r, items.len() as u64) as usize).cloned()
 }
@@ -450,6 +534,65 @@ mod tests {
             }
         }
         assert!(generate(1, &[], 3000, 30000).is_empty());
+    }
+
+    fn fixed(start_ms: u64, stop_ms: u64, fault: Fault) -> Planned {
+        Planned {
+            start_ms,
+            stop_ms,
+            fault,
+            draw: 0,
+        }
+    }
+
+    #[test]
+    fn timeline_composes_faults_of_different_kinds() {
+        let part = Fault::Partition {
+            partition: PartitionSpec::RandomHalves,
+        };
+        let pause = Fault::Pause {
+            targets: TargetSpec::Nodes { nodes: vec![2] },
+        };
+        let s = vec![
+            fixed(1000, 9000, part.clone()),
+            fixed(3000, 5000, pause.clone()),
+        ];
+        assert!(overlaps(&s));
+        let steps = timeline(&s).unwrap();
+        let at: Vec<u64> = steps.iter().map(Step::at_ms).collect();
+        assert_eq!(at, [1000, 3000, 5000, 9000]);
+        assert_eq!(
+            steps[1],
+            Step::Start {
+                at_ms: 3000,
+                index: 1
+            }
+        );
+        // Two partitions at once would fight over one grudge.
+        let bad = vec![
+            fixed(1000, 9000, part.clone()),
+            fixed(3000, 5000, part.clone()),
+        ];
+        assert!(timeline(&bad).unwrap_err().contains("both partition"));
+        // Back to back is not overlap: the heal comes first.
+        let seq = vec![fixed(1000, 3000, part.clone()), fixed(3000, 5000, part)];
+        assert!(!overlaps(&seq));
+        let steps = timeline(&seq).unwrap();
+        assert_eq!(
+            steps[1],
+            Step::Stop {
+                at_ms: 3000,
+                index: 0
+            }
+        );
+        assert_eq!(
+            steps[2],
+            Step::Start {
+                at_ms: 3000,
+                index: 1
+            }
+        );
+        assert!(timeline(&[fixed(5, 1, pause)]).is_err());
     }
 
     #[test]

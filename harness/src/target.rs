@@ -87,6 +87,8 @@ pub struct NodeSettings {
     pub base_port: u16,
     /// Planted bugs for hearsay-node (`--bug NAME` each).
     pub bugs: Vec<String>,
+    /// hearsay-node's hidden `--test-election-delay-ms` (redis-server has no such knob).
+    pub election_delay_ms: Option<u64>,
 }
 
 /// One node of the run.
@@ -227,6 +229,9 @@ impl Node {
         if self.kind == Kind::Hearsay {
             for b in &self.settings.bugs {
                 cmd.arg("--bug").arg(b);
+            }
+            if let Some(ms) = self.settings.election_delay_ms {
+                cmd.arg("--test-election-delay-ms").arg(ms.to_string());
             }
         }
         cmd.current_dir(&self.dir)

@@ -275,15 +275,78 @@ fn stale_reports_is_caught_by_fail_quorum() {
     assert!(stale, "{fq:#}");
 }
 
-// No run here yet for:
-// - `double-vote`: a second vote in one epoch needs two auth requests carrying the
-//   same epoch, i.e. two replicas starting elections before either hears the other's
-//   bumped currentEpoch (requests are broadcast to every node, and every voter's
-//   next ping/pong carries the new epoch). Replicas of one master are also kept
-//   apart by the per-master 2 x node_timeout vote window. A pinned two-master
-//   failure (10 nodes, the two replicas cut from each other) gave epochs 11 and 12;
-//   a forcing schedule needs two faults at once (a partition plus a paused voter),
-//   which the sequential nemesis cannot do. Proven in the node's sans-IO test.
+/// 10 nodes, masters n1..n5 (quorum 3), n6 follows n1 and n7 follows n2; every
+/// election starts 6 s after the master is seen failing (hidden node option).
+/// From 3 s n1 and n2 are cut off, and n6/n7 hear only the three live masters
+/// (not each other, not n8..n10), so after the FAILs (~3 s later) nothing but those
+/// masters can tell them of a raised epoch. From 8 s to 15 s the three masters are
+/// paused: both elections start in that window (FAIL + 6 s, ~11-13 s), each in the
+/// same epoch (the one after the cluster's), and both requests wait in the paused
+/// masters' sockets. On SIGCONT each master reads two requests for one epoch: a sound
+/// master grants the first and refuses the second ("already voted"); one with
+/// `double-vote` grants both. n7 (refused) retries with a new epoch after 8 s.
+fn double_vote_schedule() -> Vec<Value> {
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for cut_off in [0, 1] {
+        pairs.extend((0..10).filter(|k| *k != cut_off).map(|k| (cut_off, k)));
+    }
+    pairs.push((5, 6));
+    for replica in [5, 6] {
+        pairs.extend((7..10).map(|k| (replica, k)));
+    }
+    pairs.sort();
+    pairs.dedup();
+    vec![
+        cut_pairs(3000, 27000, &pairs),
+        fixed_fault(
+            "pause",
+            8000,
+            15000,
+            serde_json::json!({"fault": "pause", "targets": {"spec": "nodes", "nodes": [2, 3, 4]}}),
+        ),
+    ]
+}
+
+const DOUBLE_VOTE_OPTS: &[&str] = &["--nodes", "10", "--node-election-delay-ms", "6000"];
+
+#[test]
+#[ignore = "30 s run; run with --ignored"]
+fn clean_double_vote_schedule_is_protocol_valid() {
+    let r = run_with(
+        "hearsay",
+        "none",
+        "11",
+        None,
+        DOUBLE_VOTE_OPTS,
+        &double_vote_schedule(),
+    );
+    let p = &r["protocol"];
+    assert_eq!(p["valid"], Value::Bool(true), "{p:#}");
+    // Both replicas were promoted, each by a majority in its own epoch.
+    assert_eq!(p["epochs"]["promotions"], 2, "{p:#}");
+    eprintln!("epochs: {:#}", p["epochs"]);
+}
+
+#[test]
+#[ignore = "30 s run; run with --ignored"]
+fn double_vote_is_caught_by_epochs() {
+    let r = run_with(
+        "hearsay",
+        "none",
+        "11",
+        Some("double-vote"),
+        DOUBLE_VOTE_OPTS,
+        &double_vote_schedule(),
+    );
+    let e = &r["protocol"]["epochs"];
+    assert_eq!(e["valid"], Value::Bool(false), "{e:#}");
+    let two = effects(&e["violations"])
+        .iter()
+        .any(|t| t.contains("granted two votes in epoch"));
+    assert!(two, "{e:#}");
+    eprintln!("epochs violations: {:#}", e["violations"]);
+}
+
 // (`ignore-epoch-collision` is caught below by the convergence checker's
 // shared-configEpoch rule, in a cluster formed without SET-CONFIG-EPOCH.)
 

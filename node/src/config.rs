@@ -372,6 +372,10 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// Planted defects (`--bug NAME`, hidden from help), passed to the cluster core.
     pub bugs: Vec<String>,
+    /// `--test-election-delay-ms N` (hidden, tests only): every election starts N ms
+    /// (plus the rank's delay) after the master is seen failing, instead of redis's
+    /// 500 ms + random 0..500 ms, so a test can time faults around elections.
+    pub test_election_delay_ms: Option<u64>,
     /// The config file named on the command line, if any (INFO server's config_file).
     pub config_file: Option<String>,
 }
@@ -384,6 +388,7 @@ impl Default for Config {
                 .map(|s| (s.name, s.default.to_string()))
                 .collect(),
             bugs: Vec::new(),
+            test_election_delay_ms: None,
             config_file: None,
         }
     }
@@ -524,6 +529,18 @@ impl Config {
                 return Err("wrong number of arguments".into());
             }
             self.bugs.push(values[0].clone());
+            return Ok(());
+        }
+        if name.eq_ignore_ascii_case("test-election-delay-ms") {
+            let [ms] = values else {
+                return Err("wrong number of arguments".into());
+            };
+            let ms = ms
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 3_600_000)
+                .ok_or_else(|| format!("test-election-delay-ms: '{ms}' is not 0..=3600000"))?;
+            self.test_election_delay_ms = Some(ms);
             return Ok(());
         }
         let spec = find_spec(name).ok_or_else(|| {
@@ -686,6 +703,7 @@ impl Config {
             replica_no_failover: self.flag("cluster-replica-no-failover"),
             repl_ping_replica_period: self.int("repl-ping-replica-period").max(1) as u64,
             bugs: self.bugs.clone(),
+            test_election_delay_ms: self.test_election_delay_ms,
         })
     }
 }
@@ -799,6 +817,23 @@ mod tests {
         let cc = c.cluster_config().unwrap();
         assert_eq!(cc.node_timeout, 2000);
         assert_eq!(cc.announce_bus_port, 17000);
+    }
+
+    #[test]
+    fn hidden_test_options_reach_the_cluster_config() {
+        let c = Config::from_args(&args(
+            "--cluster-enabled yes --bug double-vote --test-election-delay-ms 6000",
+        ))
+        .unwrap();
+        let cc = c.cluster_config().unwrap();
+        assert_eq!(cc.bugs, ["double-vote"]);
+        assert_eq!(cc.test_election_delay_ms, Some(6000));
+        for bad in ["abc", "-1", "3600001"] {
+            let e = Config::from_args(&args(&format!("--test-election-delay-ms {bad}")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("test-election-delay-ms"), "{e}");
+        }
     }
 
     #[test]

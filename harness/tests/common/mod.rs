@@ -115,6 +115,7 @@ pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
         }),
         base_port: 7000,
         bugs: vec![],
+        election_delay_ms: None,
     };
     let mut nodes = Vec::new();
     for (i, nn) in net.nodes.iter().enumerate() {

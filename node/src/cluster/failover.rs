@@ -583,7 +583,11 @@ impl Cluster {
             // 500 ms lets the FAIL spread; the random part de-synchronises
             // replicas; the rank makes the freshest replica go first.
             let jitter: Ms = self.rng.random_range(0..500);
-            self.failover.auth_time = now + 500 + jitter;
+            let delay = match self.cfg.test_election_delay_ms {
+                Some(ms) => i64::try_from(ms).unwrap_or(i64::MAX / 4),
+                None => 500 + jitter,
+            };
+            self.failover.auth_time = now + delay;
             self.failover.auth_count = 0;
             self.failover.auth_sent = false;
             self.failover.expired_reported = false;

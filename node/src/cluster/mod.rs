@@ -102,6 +102,8 @@ pub struct ClusterConfig {
     pub repl_ping_replica_period: u64,
     /// Planted defects (`--bug NAME`), for proving checkers. Empty in normal runs.
     pub bugs: Vec<String>,
+    /// Tests only: a fixed election delay replacing 500 ms + random 0..500 ms.
+    pub test_election_delay_ms: Option<u64>,
 }
 
 impl ClusterConfig {
@@ -127,6 +129,7 @@ impl Default for ClusterConfig {
             replica_no_failover: false,
             repl_ping_replica_period: 10,
             bugs: Vec::new(),
+            test_election_delay_ms: None,
         }
     }
 }

@@ -1298,3 +1298,22 @@ fn killed_master_restarts_as_a_replica_and_roles_and_votes_survive_restarts() {
     .expect("converged after restarts");
     assert_vote_safety(&sim);
 }
+
+#[test]
+fn test_election_delay_replaces_the_random_delay() {
+    let mut sim = build(3, &[0], 102, |i, c| {
+        if i == 3 {
+            c.test_election_delay_ms = Some(2500);
+        }
+    });
+    sim.pause(0);
+    sim.run_until(20_000, |s| !s.nodes[3].core.is_replica())
+        .expect("replica promoted");
+    let sched = scheduled(&sim, 3);
+    assert_eq!(sched.len(), 1, "{sched:?}");
+    assert_eq!((sched[0].0, sched[0].1), (2500, 0));
+    assert!(sim.logged(
+        3,
+        "Start of election delayed for 2500 milliseconds (rank #0, offset 0)."
+    ));
+}
