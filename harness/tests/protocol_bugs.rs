@@ -276,15 +276,16 @@ fn stale_reports_is_caught_by_fail_quorum() {
 }
 
 /// 10 nodes, masters n1..n5 (quorum 3), n6 follows n1 and n7 follows n2; every
-/// election starts 6 s after the master is seen failing (hidden node option).
+/// election starts 4 s after the master is seen failing (hidden node option).
 /// From 3 s n1 and n2 are cut off, and n6/n7 hear only the three live masters
-/// (not each other, not n8..n10), so after the FAILs (~3 s later) nothing but those
-/// masters can tell them of a raised epoch. From 8 s to 15 s the three masters are
-/// paused: both elections start in that window (FAIL + 6 s, ~11-13 s), each in the
-/// same epoch (the one after the cluster's), and both requests wait in the paused
-/// masters' sockets. On SIGCONT each master reads two requests for one epoch: a sound
-/// master grants the first and refuses the second ("already voted"); one with
-/// `double-vote` grants both. n7 (refused) retries with a new epoch after 8 s.
+/// (not each other, not n8..n10), so after the FAILs (2-3.5 s later) nothing but
+/// those masters can tell them of a raised epoch. From 8 s to 12 s the three masters
+/// are paused: both elections start in that window (FAIL + 4 s, ~9-10.5 s), each in
+/// the same epoch (the one after the cluster's), and both requests wait in the
+/// paused masters' sockets (the requests expire after 4 s, after the resume). On
+/// SIGCONT each master reads two requests for one epoch: a sound master grants the
+/// first and refuses the second ("already voted"); one with `double-vote` grants
+/// both. n7, refused, retries with a new epoch 8 s after its first try (~21 s).
 fn double_vote_schedule() -> Vec<Value> {
     let mut pairs: Vec<(usize, usize)> = Vec::new();
     for cut_off in [0, 1] {
@@ -301,13 +302,13 @@ fn double_vote_schedule() -> Vec<Value> {
         fixed_fault(
             "pause",
             8000,
-            15000,
+            12000,
             serde_json::json!({"fault": "pause", "targets": {"spec": "nodes", "nodes": [2, 3, 4]}}),
         ),
     ]
 }
 
-const DOUBLE_VOTE_OPTS: &[&str] = &["--nodes", "10", "--node-election-delay-ms", "6000"];
+const DOUBLE_VOTE_OPTS: &[&str] = &["--nodes", "10", "--node-election-delay-ms", "4000"];
 
 #[test]
 #[ignore = "30 s run; run with --ignored"]
