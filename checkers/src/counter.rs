@@ -266,25 +266,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    struct B {
-        lines: Vec<String>,
+    use crate::testkit::HistoryBuilder as B;
+
+    trait CounterOps {
+        fn add(&mut self, p: u64, t: &str, d: i64) -> &mut Self;
+        fn read(&mut self, p: u64, v: i64) -> &mut Self;
+        fn check(&self) -> CounterResult;
     }
 
-    impl B {
-        fn new() -> B {
-            B { lines: vec![] }
-        }
-        fn line(&mut self, p: u64, t: &str, f: &str, v: serde_json::Value) -> &mut B {
-            let i = self.lines.len() as u64;
-            let l = json!({"index": i, "time": i, "process": p, "type": t, "f": f, "value": v});
-            self.lines.push(l.to_string());
-            self
-        }
+    impl CounterOps for B {
         fn add(&mut self, p: u64, t: &str, d: i64) -> &mut B {
-            self.line(p, t, "add", json!({"key": "c", "delta": d}))
+            self.op(p, t, "add", json!({"key": "c", "delta": d}))
         }
         fn read(&mut self, p: u64, v: i64) -> &mut B {
-            self.line(p, "invoke", "read", json!({"key": "c"})).line(
+            self.op(p, "invoke", "read", json!({"key": "c"})).op(
                 p,
                 "ok",
                 "read",
@@ -292,8 +287,7 @@ mod tests {
             )
         }
         fn check(&self) -> CounterResult {
-            let h = History::parse(&(self.lines.join("\n") + "\n"), "t").unwrap();
-            check(&h).unwrap()
+            check(&self.history()).unwrap()
         }
     }
 
@@ -362,12 +356,8 @@ mod tests {
         assert_eq!(check(&History::default()).unwrap().valid, Valid::Unknown);
         let mut b = B::new();
         b.add(0, "invoke", 1).add(0, "fail", 1);
-        b.line(1, "invoke", "read", json!({"key": "c"})).line(
-            1,
-            "fail",
-            "read",
-            json!({"key": "c"}),
-        );
+        b.op(1, "invoke", "read", json!({"key": "c"}))
+            .op(1, "fail", "read", json!({"key": "c"}));
         assert_eq!(b.check().valid, Valid::Unknown);
     }
 
@@ -384,14 +374,14 @@ mod tests {
     fn malformed_ops_name_the_index() {
         let mut b = B::new();
         b.add(0, "invoke", 1).add(0, "ok", 1);
-        b.line(1, "invoke", "add", json!({"key": "c", "delta": "x"}));
-        let h = History::parse(&(b.lines.join("\n") + "\n"), "t").unwrap();
+        b.op(1, "invoke", "add", json!({"key": "c", "delta": "x"}));
+        let h = b.history();
         let e = check(&h).unwrap_err();
         assert_eq!(e.index, 2);
         let mut b = B::new();
-        b.line(1, "invoke", "read", json!({"key": "c"}))
-            .line(1, "ok", "read", json!({"key": "c"}));
-        let h = History::parse(&(b.lines.join("\n") + "\n"), "t").unwrap();
+        b.op(1, "invoke", "read", json!({"key": "c"}))
+            .op(1, "ok", "read", json!({"key": "c"}));
+        let h = b.history();
         assert_eq!(check(&h).unwrap_err().index, 1);
     }
 }

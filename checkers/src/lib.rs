@@ -20,5 +20,8 @@ pub mod set_full;
 pub mod stats;
 pub mod verdict;
 
+#[cfg(test)]
+mod testkit;
+
 pub use history::{Op, OpType, Process};
 pub use verdict::Valid;

@@ -639,36 +639,31 @@ mod tests {
     use serde_json::json;
 
     /// Builds histories line by line: `inv(p, f, v)` then `done(p, type, f, v)`.
-    struct B {
-        lines: Vec<String>,
+    use crate::testkit::HistoryBuilder as B;
+
+    trait RegisterOps {
+        fn w(&mut self, p: u64, t: &str, v: i64) -> &mut Self;
+        fn r(&mut self, p: u64, t: &str, v: Option<i64>) -> &mut Self;
+        fn cas(&mut self, p: u64, t: &str, from: i64, to: i64) -> &mut Self;
+        fn check(&self) -> LinearResult;
     }
 
-    impl B {
-        fn new() -> B {
-            B { lines: vec![] }
-        }
-        fn line(&mut self, p: u64, t: &str, f: &str, v: serde_json::Value) -> &mut B {
-            let i = self.lines.len() as u64;
-            let l = json!({"index": i, "time": i, "process": p, "type": t, "f": f, "value": v});
-            self.lines.push(l.to_string());
-            self
-        }
+    impl RegisterOps for B {
         fn w(&mut self, p: u64, t: &str, v: i64) -> &mut B {
-            self.line(p, t, "write", json!({"key": "k", "value": v}))
+            self.op(p, t, "write", json!({"key": "k", "value": v}))
         }
         fn r(&mut self, p: u64, t: &str, v: Option<i64>) -> &mut B {
             if t == "invoke" {
-                self.line(p, t, "read", json!({"key": "k"}))
+                self.op(p, t, "read", json!({"key": "k"}))
             } else {
-                self.line(p, t, "read", json!({"key": "k", "value": v}))
+                self.op(p, t, "read", json!({"key": "k", "value": v}))
             }
         }
         fn cas(&mut self, p: u64, t: &str, from: i64, to: i64) -> &mut B {
-            self.line(p, t, "cas", json!({"key": "k", "from": from, "to": to}))
+            self.op(p, t, "cas", json!({"key": "k", "from": from, "to": to}))
         }
         fn check(&self) -> LinearResult {
-            let h = History::parse(&(self.lines.join("\n") + "\n"), "t").unwrap();
-            check(&h, LinearOptions::default()).unwrap()
+            check(&self.history(), LinearOptions::default()).unwrap()
         }
     }
 
@@ -811,8 +806,8 @@ mod tests {
     fn keys_are_independent() {
         let mut b = B::new();
         b.w(0, "invoke", 1).w(0, "ok", 1);
-        b.line(1, "invoke", "read", json!({"key": "other"}));
-        b.line(1, "ok", "read", json!({"key": "other", "value": null}));
+        b.op(1, "invoke", "read", json!({"key": "other"}));
+        b.op(1, "ok", "read", json!({"key": "other", "value": null}));
         assert_eq!(b.check().valid, Valid::True);
     }
 
@@ -820,19 +815,19 @@ mod tests {
     fn malformed_ops_name_the_index() {
         let mut b = B::new();
         b.w(0, "invoke", 1).w(0, "ok", 1);
-        b.line(1, "invoke", "write", json!({"key": "k", "value": "x"}));
-        let h = History::parse(&(b.lines.join("\n") + "\n"), "t").unwrap();
+        b.op(1, "invoke", "write", json!({"key": "k", "value": "x"}));
+        let h = b.history();
         let e = check(&h, LinearOptions::default()).unwrap_err();
         assert_eq!(e.index, 2);
         assert!(e.to_string().contains("history index 2"), "{e}");
         let mut b = B::new();
-        b.line(1, "invoke", "read", json!({"key": "k"}));
-        b.line(1, "ok", "read", json!({"key": "k", "value": [1]}));
-        let h = History::parse(&(b.lines.join("\n") + "\n"), "t").unwrap();
+        b.op(1, "invoke", "read", json!({"key": "k"}));
+        b.op(1, "ok", "read", json!({"key": "k", "value": [1]}));
+        let h = b.history();
         assert!(check(&h, LinearOptions::default()).is_err());
         let mut b = B::new();
-        b.line(1, "invoke", "frob", json!({"key": "k"}));
-        let h = History::parse(&(b.lines.join("\n") + "\n"), "t").unwrap();
+        b.op(1, "invoke", "frob", json!({"key": "k"}));
+        let h = b.history();
         assert!(check(&h, LinearOptions::default()).is_err());
     }
 
@@ -863,7 +858,7 @@ mod tests {
         for _ in 0..2000 {
             b.r(100, "invoke", None).r(100, "ok", Some(0));
         }
-        let h = History::parse(&(b.lines.join("\n") + "\n"), "t").unwrap();
+        let h = b.history();
         let r = check(
             &h,
             LinearOptions {

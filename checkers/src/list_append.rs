@@ -482,19 +482,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    struct B {
-        lines: Vec<String>,
+    use crate::testkit::HistoryBuilder as B;
+
+    trait TxnOps {
+        fn line(&mut self, p: u64, t: &str, ops: serde_json::Value) -> &mut Self;
+        fn txn(&mut self, p: u64, t: &str, ops: serde_json::Value) -> &mut Self;
+        fn check(&self) -> ListAppendResult;
     }
 
-    impl B {
-        fn new() -> B {
-            B { lines: vec![] }
-        }
-        fn line(&mut self, p: u64, t: &str, v: serde_json::Value) -> &mut B {
-            let i = self.lines.len() as u64;
-            let l = json!({"index": i, "time": i, "process": p, "type": t, "f": "txn", "value": {"ops": v}});
-            self.lines.push(l.to_string());
-            self
+    impl TxnOps for B {
+        /// One txn line (invoke or completion).
+        fn line(&mut self, p: u64, t: &str, ops: serde_json::Value) -> &mut B {
+            self.op(p, t, "txn", json!({"ops": ops}))
         }
         /// A whole txn: invoke (reads null) then completion.
         fn txn(&mut self, p: u64, t: &str, ops: serde_json::Value) -> &mut B {
@@ -514,8 +513,7 @@ mod tests {
             self.line(p, t, ops)
         }
         fn check(&self) -> ListAppendResult {
-            let h = History::parse(&(self.lines.join("\n") + "\n"), "t").unwrap();
-            check(&h).unwrap()
+            check(&self.history()).unwrap()
         }
     }
 
@@ -597,12 +595,12 @@ mod tests {
         let mut b = B::new();
         b.txn(0, "ok", json!([["append", "x", 1]]));
         b.line(1, "invoke", json!([["append", "x"]]));
-        let h = History::parse(&(b.lines.join("\n") + "\n"), "t").unwrap();
+        let h = b.history();
         assert_eq!(check(&h).unwrap_err().index, 2);
         let mut b = B::new();
         b.line(1, "invoke", json!([["r", "x", null]]));
         b.line(1, "ok", json!([["r", "x", "junk"]]));
-        let h = History::parse(&(b.lines.join("\n") + "\n"), "t").unwrap();
+        let h = b.history();
         assert_eq!(check(&h).unwrap_err().index, 1);
     }
 }

@@ -320,25 +320,20 @@ mod tests {
         assert_eq!(SetValue::of(&wrong).element(), None);
     }
 
-    struct B {
-        lines: Vec<String>,
-        i: u64,
+    use crate::testkit::HistoryBuilder;
+
+    /// Set histories use 10 ns per line, so latencies are not all zero.
+    fn builder() -> HistoryBuilder {
+        HistoryBuilder::with_time_step(10)
     }
 
-    impl B {
-        fn new() -> B {
-            B {
-                lines: vec![],
-                i: 0,
-            }
-        }
-        fn op(&mut self, p: u64, t: &str, f: &str, v: serde_json::Value) -> &mut B {
-            let l = json!({"index": self.i, "time": self.i * 10, "process": p, "type": t, "f": f, "value": v});
-            self.lines.push(l.to_string());
-            self.i += 1;
-            self
-        }
-        fn add(&mut self, p: u64, el: i64, outcome: &str) -> &mut B {
+    trait SetOps {
+        fn add(&mut self, p: u64, el: i64, outcome: &str) -> &mut Self;
+        fn read(&mut self, p: u64, f: &str, els: &[i64]) -> &mut Self;
+    }
+
+    impl SetOps for HistoryBuilder {
+        fn add(&mut self, p: u64, el: i64, outcome: &str) -> &mut Self {
             let v = json!({"key": "k", "element": el});
             self.op(p, "invoke", "add", v.clone());
             if !outcome.is_empty() {
@@ -346,18 +341,15 @@ mod tests {
             }
             self
         }
-        fn read(&mut self, p: u64, f: &str, els: &[i64]) -> &mut B {
+        fn read(&mut self, p: u64, f: &str, els: &[i64]) -> &mut Self {
             self.op(p, "invoke", f, json!({"key": "k"}));
             self.op(p, "ok", f, json!({"key": "k", "elements": els}))
-        }
-        fn history(&self) -> History {
-            History::parse(&(self.lines.join("\n") + "\n"), "t").unwrap()
         }
     }
 
     #[test]
     fn all_present_is_valid() {
-        let mut b = B::new();
+        let mut b = builder();
         b.add(0, 1, "ok")
             .add(1, 2, "ok")
             .read(2, "final-read", &[1, 2]);
@@ -368,7 +360,7 @@ mod tests {
 
     #[test]
     fn lost_ack_is_invalid() {
-        let mut b = B::new();
+        let mut b = builder();
         b.add(0, 1, "ok")
             .add(1, 2, "ok")
             .read(2, "final-read", &[1]);
@@ -379,7 +371,7 @@ mod tests {
 
     #[test]
     fn info_present_is_recovered_and_info_absent_is_fine() {
-        let mut b = B::new();
+        let mut b = builder();
         b.add(0, 1, "info")
             .add(1, 2, "info")
             .add(2, 3, "")
@@ -391,12 +383,12 @@ mod tests {
 
     #[test]
     fn unexpected_and_failed_present_are_invalid() {
-        let mut b = B::new();
+        let mut b = builder();
         b.add(0, 1, "fail").read(1, "final-read", &[1]);
         let r = check(&b.history(), SetOptions::default());
         assert_eq!(r.valid, Valid::False);
         assert_eq!(r.failed_present.count, 1);
-        let mut b = B::new();
+        let mut b = builder();
         b.add(0, 1, "ok").read(1, "final-read", &[1, 99]);
         let r = check(&b.history(), SetOptions::default());
         assert_eq!(r.valid, Valid::False);
@@ -405,7 +397,7 @@ mod tests {
 
     #[test]
     fn no_final_read_is_unknown() {
-        let mut b = B::new();
+        let mut b = builder();
         b.add(0, 1, "ok");
         let r = check(&b.history(), SetOptions::default());
         assert_eq!(r.valid, Valid::Unknown);
@@ -414,7 +406,7 @@ mod tests {
 
     #[test]
     fn stale_read_reported_and_counts_only_when_linearizable() {
-        let mut b = B::new();
+        let mut b = builder();
         b.add(0, 1, "ok")
             .read(1, "read", &[])
             .read(1, "final-read", &[1]);
@@ -428,7 +420,7 @@ mod tests {
     #[test]
     fn concurrent_read_is_not_stale() {
         // The read is invoked before the add completes: missing it is legal.
-        let mut b = B::new();
+        let mut b = builder();
         b.op(0, "invoke", "add", json!({"key":"k","element":1}));
         b.op(1, "invoke", "read", json!({"key":"k"}));
         b.op(0, "ok", "add", json!({"key":"k","element":1}));
