@@ -22,8 +22,10 @@ use std::time::{Duration, SystemTime};
 #[derive(Clone, Debug, clap::Args)]
 #[command(mut_arg("target", |a| a.hide(true)))]
 #[command(mut_arg("test_count", |a| a.hide(true)))]
-// A comparison without faults says little: default to the chaos test's nemeses.
+// A comparison without faults says little: default to the chaos test's nemeses, dense
+// enough (a fault every ~5 s) that a 60 s run sees nodes fail, not only clock skew.
 #[command(mut_arg("nemesis", |a| a.default_value("partition,pause,kill,clock")))]
+#[command(mut_arg("nemesis_interval", |a| a.default_value("5")))]
 pub struct CompareOpts {
     /// Add a third column: a mixed cluster (redis-server and hearsay-node nodes).
     #[arg(long)]
@@ -179,7 +181,7 @@ fn detection_cell(st: &Stat, s: &Summary, what: &str) -> String {
         return format!("not measured: {n}");
     }
     if s.figures.faulted_nodes == 0 {
-        return "not measured: no fault made a node unreachable".into();
+        return "not measured: no fault cut a node off from a majority (nothing to detect)".into();
     }
     format!(
         "none: no {what} within the fault window of any of {} faulted nodes",
