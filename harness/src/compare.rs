@@ -207,7 +207,7 @@ fn failover_cell(s: &Summary) -> String {
         return "no failover: no master failed".into();
     }
     format!(
-        "no failover: {} master(s) cut off, no replica won an election (masters back first)",
+        "no failover: {} master(s) cut off, no replica won an election for them",
         f.masters_faulted
     )
 }
