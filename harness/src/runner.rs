@@ -440,6 +440,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
             &run_dir.join("run-info.json"),
             &json!({"error": e.to_string()}),
         );
+        let _ = crate::summary::write_error_files(&run_dir, &e.to_string());
         return Err(e);
     }
     let checked = check_dir(&run_dir)?;
