@@ -675,7 +675,9 @@ async fn run_body(
     }
     // Cluster-bus message counters of every node, for `hearsay compare` (secondary:
     // a failed write does not fail the run).
-    let bus_nodes: Vec<_> = (nemesis.nodes.iter())
+    let bus_nodes: Vec<_> = nemesis
+        .nodes
+        .iter()
         .map(|n| (n.name.clone(), n.addr(), n.is_running()))
         .collect();
     let _ = write_json(
