@@ -147,8 +147,10 @@ pub struct Summary {
     /// A harness error that ended the run early.
     pub error: Option<String>,
     pub run_dir: String,
-    /// Runs the same test again (same options and seed; a new folder).
+    /// Runs the same test again (the main options and the seed; a new folder).
     pub reproduce: String,
+    /// Runs it again with every stored option (`hearsay replay`).
+    pub replay: String,
 }
 
 fn read_json(path: &Path) -> Result<Value, SummaryError> {
@@ -379,6 +381,19 @@ pub fn reproduce_command(options: &Value, seed: Option<u64>) -> String {
     if options["linearizable"] == true {
         cmd.push("--linearizable".into());
     }
+    // Hidden switches of planted-bug runs: without them the run is a different test.
+    for b in options["node_bug"].as_array().into_iter().flatten() {
+        if let Some(b) = b.as_str() {
+            cmd.push("--node-bug".into());
+            cmd.push(shell_word(b));
+        }
+    }
+    if options["skip_config_epochs"] == true {
+        cmd.push("--skip-config-epochs".into());
+    }
+    if let Some(ms) = options["node_election_delay_ms"].as_u64() {
+        cmd.push(format!("--node-election-delay-ms {ms}"));
+    }
     if let Some(s) = seed {
         cmd.push("--seed".into());
         cmd.push(s.to_string());
@@ -555,6 +570,10 @@ pub fn summarize_parts(run_dir: &Path, test: &Value, results: &Value, bus: &Valu
         error: results["run-info"]["error"].as_str().map(str::to_string),
         run_dir: run_dir.display().to_string(),
         reproduce: reproduce_command(o, seed),
+        replay: format!(
+            "hearsay replay {}",
+            shell_word(&run_dir.display().to_string())
+        ),
     }
 }
 
@@ -706,6 +725,7 @@ mod tests {
             "hearsay run --target redis --workload set --nemesis partition,kill \
              --nemesis-interval 5.0 --time-limit 30.0 --nodes 6 --seed 7"
         );
+        assert_eq!(s.replay, "hearsay replay /r/set-redis/x");
         // Stable shape: it round-trips.
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Summary>(&text).unwrap(), s);
@@ -727,6 +747,18 @@ mod tests {
         assert!(
             x.contains("errors=\"1\"") && x.contains("&lt;early&gt;"),
             "{x}"
+        );
+    }
+
+    #[test]
+    fn reproduce_keeps_planted_bugs_and_quotes_odd_words() {
+        let o = json!({"target": "hearsay", "workload": "set", "nemesis": "none",
+                       "node_bug": ["double-vote"], "node_election_delay_ms": 4000,
+                       "schedule_from": "/r/a b"});
+        assert_eq!(
+            reproduce_command(&o, Some(3)),
+            "hearsay run --target hearsay --workload set --nemesis none \
+             --schedule-from '/r/a b' --node-bug double-vote --node-election-delay-ms 4000 --seed 3"
         );
     }
 
