@@ -1,16 +1,20 @@
 //! The hearsay chaos harness: network namespaces, targets, nemeses, seeded schedules,
 //! the recorder and the results folder. The binary `hearsay` is a thin CLI over this.
 
+pub mod compare;
 pub mod delay;
 pub mod doctor;
 pub mod faketime;
 pub mod form;
+pub mod junit;
+pub mod matrix;
 pub mod nemesis;
 pub mod net;
 pub mod recorder;
 pub mod registry;
 pub mod runner;
 pub mod schedule;
+pub mod summary;
 pub mod sys;
 pub mod target;
 

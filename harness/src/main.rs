@@ -44,6 +44,10 @@ enum Cmd {
     },
     /// Check prerequisites and say how to fix what is missing.
     Doctor,
+    /// Run one test on hearsay and on redis-server with the same faults; side-by-side table.
+    Compare(Box<hearsay_harness::compare::CompareOpts>),
+    /// Run a matrix of workloads x nemeses x targets; exit with the worst verdict.
+    TestAll(Box<hearsay_harness::matrix::MatrixOpts>),
     /// (internal) Packet delayer for the delay nemesis; runs inside a node namespace.
     #[command(hide = true)]
     Delayer {
@@ -97,6 +101,8 @@ fn main() {
         Cmd::Doctor => hearsay_harness::doctor::doctor(),
         Cmd::Check { run_dir } => check(&run_dir),
         Cmd::Run(opts) => with_runtime(async move { run(*opts).await }),
+        Cmd::Compare(o) => with_runtime(async move { hearsay_harness::compare::main(&o).await }),
+        Cmd::TestAll(o) => with_runtime(async move { hearsay_harness::matrix::main(&o).await }),
         Cmd::Replay {
             run_dir,
             target,

@@ -440,6 +440,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
             &run_dir.join("run-info.json"),
             &json!({"error": e.to_string()}),
         );
+        let _ = crate::summary::write_error_files(&run_dir, &e.to_string());
         return Err(e);
     }
     let checked = check_dir(&run_dir)?;
@@ -672,6 +673,17 @@ async fn run_body(
     if let Some(t) = progress_task {
         let _ = t.await;
     }
+    // Cluster-bus message counters of every node, for `hearsay compare` (secondary:
+    // a failed write does not fail the run).
+    let bus_nodes: Vec<_> = nemesis
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.addr(), n.is_running()))
+        .collect();
+    let _ = write_json(
+        &run_dir.join("bus-stats.json"),
+        &crate::compare::bus_stats(&bus_nodes).await,
+    );
     progress.phase("stopping nodes");
     for n in nemesis.nodes.iter_mut() {
         let _ = n.stop(Duration::from_secs(3)).await;
@@ -1100,6 +1112,10 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     results.insert("valid".into(), json!(valid));
     let results = serde_json::Value::Object(results);
     write_json(&run_dir.join("results.json"), &results)?;
+    // CI files are a view of results.json: failing to write them never changes a verdict.
+    if let Err(e) = crate::summary::write_run_files(run_dir) {
+        eprintln!("[hearsay] summary.json / junit.xml not written: {e}");
+    }
     Ok(Checked { valid, results })
 }
 
