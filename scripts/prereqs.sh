@@ -2,15 +2,18 @@
 # Installs the system packages hearsay needs (Debian/Ubuntu, as root), once.
 # redis-server/redis-tools: the reference implementation and redis-cli/redis-benchmark;
 # nftables/iptables/iproute2: partitions, loss and delay inside the run's namespaces;
-# libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime;
-# chromium: the test that renders a run's report.html headless.
+# libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime.
+# With --tests also chromium, for the test that renders a run's report.html headless.
 set -euo pipefail
 need=()
 for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptables:iptables \
-            ip:iproute2 faketime:faketime gcc:gcc ps:procps chromium:chromium; do
+            ip:iproute2 faketime:faketime gcc:gcc ps:procps; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+if [ "${1:-}" = --tests ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(libfaketime)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
