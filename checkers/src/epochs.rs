@@ -1,7 +1,7 @@
 //! epochs: no node grants two votes in one epoch; no two masters hold the same slot
 //! with the same configEpoch in any snapshot round; every promotion was backed by a
-//! majority of masters' votes; currentEpoch never goes down on a node, across
-//! restarts too.
+//! majority of masters' votes; currentEpoch never goes down while a node runs, nor
+//! across a restart below an epoch the node acted on.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -175,25 +175,53 @@ fn promotions(d: &RunData, r: &mut Epochs) {
     }
 }
 
+/// currentEpoch never goes down while a node runs. Across a restart it may fall back
+/// to what the node last wrote to nodes.conf: redis, like hearsay, saves a
+/// currentEpoch learnt from a header lazily, so a SIGKILL can lose that bump, which
+/// is harmless. It must not fall below an epoch the node acted on (a vote granted,
+/// an election started, its own configEpoch), because those are saved and fsynced
+/// before the node acts: falling below one would let it vote or elect twice.
 fn epochs_monotonic(d: &RunData, r: &mut Epochs) {
     for node in &d.nodes {
+        // Highest epoch seen in the current lifetime of the process.
         let mut last: Option<u64> = None;
+        // Highest epoch the node acted on (so must have persisted).
+        let mut durable: u64 = 0;
+        let mut restarted = false;
         let mut last_election: Option<u64> = None;
         for e in d.events_of(node) {
             match &e.ev {
+                Ev::Started { .. } => {
+                    restarted = last.is_some();
+                    last = None;
+                }
                 Ev::CurrentEpoch { from, to, reason } => {
                     if reason == "reset_hard" {
                         last = Some(*to);
+                        durable = *to;
                         continue;
                     }
-                    let prev = last.or(*from);
-                    let went_down = *to < prev.unwrap_or(0)
-                        || from.is_some_and(|f| last.is_some_and(|l| f < l));
-                    if went_down {
-                        r.violations.push(json!({
-                            "node": node, "t_ms": e.t_ms, "from": from, "to": to, "last_seen": last,
-                            "effect": format!("currentEpoch went down on {node}"),
-                        }));
+                    if restarted {
+                        restarted = false;
+                        // `from` is what the restarted node loaded.
+                        if let Some(loaded) = from.filter(|f| *f < durable) {
+                            r.violations.push(json!({
+                                "node": node, "t_ms": e.t_ms, "loaded": loaded, "durable": durable,
+                                "effect": format!(
+                                    "currentEpoch went down across a restart on {node}: loaded {loaded}, below epoch {durable} it had acted on"
+                                ),
+                            }));
+                        }
+                    } else {
+                        let prev = last.or(*from);
+                        let went_down = *to < prev.unwrap_or(0)
+                            || from.is_some_and(|f| last.is_some_and(|l| f < l));
+                        if went_down {
+                            r.violations.push(json!({
+                                "node": node, "t_ms": e.t_ms, "from": from, "to": to, "last_seen": last,
+                                "effect": format!("currentEpoch went down on {node}"),
+                            }));
+                        }
                     }
                     last = Some((*to).max(last.unwrap_or(0)));
                 }
@@ -207,6 +235,15 @@ fn epochs_monotonic(d: &RunData, r: &mut Epochs) {
                     }
                     last_election = Some(*ep);
                     last = Some((*ep).max(last.unwrap_or(0)));
+                    durable = durable.max(*ep);
+                }
+                Ev::VoteGranted {
+                    epoch: Some(ep), ..
+                } => durable = durable.max(*ep),
+                Ev::ConfigEpoch { node: whose, to }
+                    if whose.as_ref().is_none_or(|id| d.name(id) == *node) =>
+                {
+                    durable = durable.max(*to)
                 }
                 _ => {}
             }

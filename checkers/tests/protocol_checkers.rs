@@ -261,3 +261,38 @@ fn latency_follows_a_killed_node() {
     assert_eq!(m.false_fails.len(), 1);
     assert_eq!(m.false_fails[0]["about"], "n1");
 }
+
+/// A restarted node may come back with the currentEpoch it last saved (a bump learnt
+/// from a header is saved lazily, by redis too), but never below an epoch it voted in.
+#[test]
+fn epoch_fallback_across_restart_is_judged_against_what_the_node_acted_on() {
+    let run = |vote_epoch: u64| {
+        let logs = vec![(
+            1,
+            vec![
+                json!({"t": 100, "event": "current_epoch_changed", "from": 3, "to": 6, "reason": "header"}),
+                json!({"t": 150, "event": "vote_granted", "to": id(3), "epoch": vote_epoch}),
+                json!({"t": 200, "event": "current_epoch_changed", "from": 6, "to": 7, "reason": "header"}),
+                // SIGKILL, restart: nodes.conf held 6.
+                json!({"t": 300, "event": "started", "id": id(1)}),
+                json!({"t": 400, "event": "current_epoch_changed", "from": 6, "to": 7, "reason": "header"}),
+            ],
+        )];
+        let s = snaps(&[(50, (0..4).map(|n| view(n, 2, 3)).collect())]);
+        epochs::check(&data(&heal_at(10_000), &s, logs))
+    };
+    let r = run(6);
+    assert!(
+        !r.violations.iter().any(|v| v["node"] == "n1"),
+        "lost lazy bump flagged: {r:?}"
+    );
+    let r = run(7);
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v["effect"].as_str().is_some_and(
+                |e| e.contains("went down across a restart on n1: loaded 6, below epoch 7")
+            )),
+        "{r:?}"
+    );
+}

@@ -27,7 +27,7 @@ use tokio::task::AbortHandle;
 
 use crate::cluster::{Action, Cluster, LinkId, LogLevel};
 use crate::config::Config;
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use crate::store::Db;
 use log::Logger;
 
@@ -391,6 +391,11 @@ pub async fn run(config: Config) -> Result<()> {
     });
     {
         let mut n = shared.node.lock();
+        // Marks each (re)start in the event log: checkers judge what a restart may
+        // lose (e.g. a lazily saved currentEpoch) against what came before it.
+        if let Some(id) = n.cluster.as_ref().map(|c| c.myself().to_string()) {
+            n.write_event(&Event::from(EventKind::Started { id }));
+        }
         let port = n.config.port();
         n.log(
             LogLevel::Notice,
