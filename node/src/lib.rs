@@ -8,6 +8,7 @@
 //! - [`store`]: the keyspace, kept by slot;
 //! - [`commands`]: the command table;
 //! - [`replication`]: the master -> replica stream, snapshot and offsets;
+//! - [`persist`]: the append-only file (`appendonly yes`);
 //! - [`events`]: the structured event log a checker reads;
 //! - [`config`]: redis-style configuration;
 //! - [`server`]: the tokio shell that drives all of the above.
@@ -16,6 +17,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod events;
+pub mod persist;
 pub mod replication;
 pub mod resp;
 pub mod server;

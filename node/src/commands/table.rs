@@ -640,6 +640,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     ]),
     c("replicaof", 3, flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
     c("slaveof", 3, flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    c("bgrewriteaof", 1, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
     c("role", 1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::ADMIN | acl::FAST | acl::DANGEROUS, Id::Delegate),
     c("wait", 3, flag::NOSCRIPT, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::Delegate).tips(&["request_policy:all_shards", "response_policy:agg_min"]),
     c("sync", 1, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),

@@ -182,6 +182,13 @@ fn run_batch(
             queue.push_front(args);
             return Some(Stop::Paused);
         }
+        if let Some(text) = n.aof_write_error() {
+            if is_write_request(&args, &conn.client) {
+                n.stats.total_commands += 1;
+                resp::encode(&Frame::Error(text), conn.client.resp3, outbuf);
+                continue;
+            }
+        }
         n.stats.total_commands += 1;
         let may_block = conn.client.multi.is_none()
             && args

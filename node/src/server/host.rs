@@ -65,6 +65,19 @@ impl<'a> HostCtx<'a> {
         self.repl.is_replica() || self.cluster.as_ref().is_some_and(|c| c.is_replica())
     }
 
+    /// BGREWRITEAOF: the shell starts the rewrite at the end of this pass
+    /// (it needs the whole node, which commands don't see).
+    fn bgrewriteaof(&mut self) -> Frame {
+        if !self.stats.aof.enabled {
+            return Frame::error("ERR hearsay-node rewrites the AOF only with appendonly yes");
+        }
+        if self.stats.aof.rewrite_in_progress {
+            return Frame::error("ERR Background append only file rewriting already in progress");
+        }
+        self.stats.aof_rewrite_requested = true;
+        Frame::Simple("Background append only file rewriting started".into())
+    }
+
     /// WAIT numreplicas timeout (redis `waitCommand`, same checks and texts).
     fn wait(&mut self, args: &[Bytes]) -> Frame {
         if self.is_replica_node() {
@@ -175,11 +188,7 @@ impl<'a> HostCtx<'a> {
             "Memory",
             "used_memory:0\r\nmaxmemory:0\r\nmem_allocator:libc\r\n".to_string(),
         );
-        section(
-            "Persistence",
-            "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n"
-                .to_string(),
-        );
+        section("Persistence", persistence_info(&self.stats.aof));
         section(
             "Stats",
             format!(
@@ -331,6 +340,7 @@ impl Host for HostCtx<'_> {
             "info" => Some(self.info(args, db)),
             "config" => Some(self.config_command(args, client.resp3)),
             "role" => Some(self.repl.role_frame()),
+            "bgrewriteaof" => Some(self.bgrewriteaof()),
             "wait" => Some(self.wait(args)),
             "replicaof" | "slaveof" => Some(if self.cluster.is_some() {
                 Frame::error("ERR REPLICAOF not allowed in cluster mode.")
@@ -344,4 +354,31 @@ impl Host for HostCtx<'_> {
             _ => None,
         }
     }
+}
+
+/// INFO persistence, with redis 7.0's field names (the RDB fields are
+/// constant: hearsay writes no RDB).
+fn persistence_info(aof: &crate::persist::AofInfo) -> String {
+    let ok = |b: bool| if b { "ok" } else { "err" };
+    let mut s = format!(
+        "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
+         rdb_last_bgsave_status:ok\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
+         aof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\n\
+         aof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
+        u8::from(aof.enabled),
+        u8::from(aof.rewrite_in_progress),
+        u8::from(aof.rewrite_scheduled),
+        aof.last_rewrite_time_s,
+        ok(!aof.enabled || aof.last_rewrite_ok),
+        aof.rewrites,
+        ok(!aof.enabled || aof.last_write_ok),
+    );
+    if aof.enabled {
+        s.push_str(&format!(
+            "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\n\
+             aof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+            aof.current_size, aof.base_size, aof.buffer_length
+        ));
+    }
+    s
 }

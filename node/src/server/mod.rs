@@ -8,6 +8,7 @@ mod bus;
 mod client;
 mod host;
 pub mod log;
+mod persist;
 mod replication;
 
 use std::collections::HashMap;
@@ -72,6 +73,10 @@ pub struct Stats {
     pub next_client_id: u64,
     pub start_ms: u64,
     pub start_mono_ms: u64,
+    /// INFO persistence's AOF fields, refreshed when the AOF changes.
+    pub aof: crate::persist::AofInfo,
+    /// BGREWRITEAOF asked for a rewrite (started at the end of the pass).
+    pub aof_rewrite_requested: bool,
 }
 
 /// The JSON-lines event log. Each line: the node's ID, its wall-clock and
@@ -148,6 +153,8 @@ pub struct Node {
     nodes_conf: Option<NodesConf>,
     links: HashMap<LinkId, LinkHandle>,
     repl: replication::ReplShell,
+    /// The append-only file, when `appendonly yes`.
+    aof: Option<crate::persist::Aof>,
 }
 
 pub struct Shared {
@@ -204,6 +211,12 @@ impl Node {
         self.sync_replication_role(shared);
         // Telling the core about a broken replication link may have queued more.
         self.run_actions(shared, now);
+        // Every pass ends here before its replies go out: the writes it
+        // applied reach the AOF first.
+        if std::mem::take(&mut self.stats.aof_rewrite_requested) {
+            self.start_aof_rewrite(shared, None);
+        }
+        self.flush_aof();
     }
 
     fn run_actions(&mut self, shared: &Arc<Shared>, now: u64) {
@@ -240,13 +253,22 @@ impl Node {
                 }
                 Action::DeleteKeysInSlots { slots } => {
                     // Our replicas drop them too (redis `delKeysInSlot`
-                    // propagates a DEL per key).
-                    if !self.repl.state.is_replica() {
+                    // propagates a DEL per key), and so does our AOF
+                    // (`feed_deletes` appends to it; a replica, which
+                    // feeds no stream, appends them itself).
+                    let replica = self.repl.state.is_replica();
+                    if !replica || self.aof.is_some() {
                         let keys: Vec<Bytes> = slots
                             .iter()
                             .flat_map(|&s| self.db.keys_in_slot(s, usize::MAX))
                             .collect();
-                        self.feed_deletes(keys);
+                        if replica {
+                            for key in keys {
+                                self.aof_append(&[Bytes::from_static(b"DEL"), key]);
+                            }
+                        } else {
+                            self.feed_deletes(keys);
+                        }
                     }
                     self.db.delete_slots(&slots);
                 }
@@ -384,6 +406,7 @@ pub async fn run(config: Config) -> Result<()> {
         nodes_conf,
         links: HashMap::new(),
         repl: replication::ReplShell::new(now),
+        aof: None,
     };
     let shared = Arc::new(Shared {
         node: Mutex::new(node),
@@ -401,6 +424,9 @@ pub async fn run(config: Config) -> Result<()> {
             LogLevel::Notice,
             &format!("Running mode=cluster, port={port}."),
         );
+        n.log(LogLevel::Notice, "Server initialized");
+        // The data set is loaded before any client or peer is served.
+        n.open_aof()?;
         n.drain(&shared);
         n.log(LogLevel::Notice, "Ready to accept connections");
     }
@@ -412,6 +438,7 @@ pub async fn run(config: Config) -> Result<()> {
         tokio::spawn(client::accept_loop(shared.clone(), l));
     }
     tokio::spawn(cron(shared.clone()));
+    tokio::spawn(persist::fsync_loop(shared.clone()));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -449,6 +476,7 @@ async fn cron(shared: Arc<Shared>) {
         let expired = n.db.active_expire(now, 200);
         n.feed_deletes(expired);
         n.replication_cron(now);
+        n.aof_cron(&shared);
         n.drain(&shared);
     }
 }

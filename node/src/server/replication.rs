@@ -151,9 +151,18 @@ impl Node {
     }
 
     /// Appends applied writes to the replication stream, in order.
+    /// The AOF gets the same bytes (encoded here only when no replica
+    /// needed them).
     pub(super) fn feed_writes(&mut self, writes: &[Vec<Bytes>]) {
         for w in writes {
-            if let Some(bytes) = self.repl.state.feed(w) {
+            let bytes = self.repl.state.feed(w);
+            if let Some(aof) = self.aof.as_mut() {
+                match &bytes {
+                    Some(b) => aof.append_encoded(b),
+                    None => aof.append_command(w),
+                }
+            }
+            if let Some(bytes) = bytes {
                 self.fan_out(bytes);
             }
         }
@@ -711,6 +720,7 @@ fn load_snapshot(
         apply_one(n, args);
     }
     n.repl.state.full_sync_done(generation, replid, offset, now);
+    n.aof_after_full_sync(shared);
     if let Some(c) = n.cluster.as_mut() {
         c.set_repl_offset(offset);
         c.handle_master_link_up(now);
@@ -786,6 +796,12 @@ fn apply_stream(
             .any(|c| is_command(&args, c.as_bytes()));
         if !control {
             data = true;
+        }
+        // The AOF keeps MULTI/EXEC so a restart never loads half a block.
+        if !is_command(&args, b"ping") {
+            n.aof_append(&args);
+        }
+        if !control {
             apply_one(n, args);
         }
         n.repl.state.applied(generation, len);
