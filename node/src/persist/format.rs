@@ -283,11 +283,17 @@ mod tests {
         // Complete commands, no EXEC.
         let p = parse(&Bytes::from(data.clone())).unwrap();
         assert_eq!(p.commands, vec![cmd(&["SET", "a", "1"])]);
-        assert_eq!((p.valid_len, p.tail), (before.len() as u64, Tail::OpenMulti));
+        assert_eq!(
+            (p.valid_len, p.tail),
+            (before.len() as u64, Tail::OpenMulti)
+        );
         // Cut inside the EXEC.
         data.extend_from_slice(b"*1\r\n$4\r\nEX");
         let p = parse(&Bytes::from(data.clone())).unwrap();
-        assert_eq!((p.valid_len, p.tail), (before.len() as u64, Tail::OpenMulti));
+        assert_eq!(
+            (p.valid_len, p.tail),
+            (before.len() as u64, Tail::OpenMulti)
+        );
         // With its EXEC the block loads, without the markers.
         data.truncate(data.len() - 10);
         data.extend(file(&[cmd(&["EXEC"])]));

@@ -146,10 +146,11 @@ pub fn load(path: &Path, load_truncated: bool) -> Result<Option<Loaded>, AofErro
         Err(source) => return Err(AofError::Open { path: name, source }),
     };
     let mut data = Vec::new();
-    file.read_to_end(&mut data).map_err(|source| AofError::Read {
-        path: name.clone(),
-        source,
-    })?;
+    file.read_to_end(&mut data)
+        .map_err(|source| AofError::Read {
+            path: name.clone(),
+            source,
+        })?;
     let file_len = data.len() as u64;
     let parsed = format::parse(&Bytes::from(data)).map_err(|source| AofError::Format {
         path: name.clone(),
@@ -531,7 +532,10 @@ mod tests {
         assert!(load_cmds(&c.path()).is_empty());
         aof.flush().unwrap();
         assert_eq!(load_cmds(&c.path()), vec![args(&["SET", "a", "1"])]);
-        assert_eq!(aof.info().current_size, std::fs::metadata(c.path()).unwrap().len());
+        assert_eq!(
+            aof.info().current_size,
+            std::fs::metadata(c.path()).unwrap().len()
+        );
     }
 
     #[test]
@@ -594,7 +598,10 @@ mod tests {
         );
         let info = aof.info();
         assert!(!info.rewrite_in_progress && info.rewrites == 1);
-        assert!(info.rewrite_scheduled, "the refused start asked for another");
+        assert!(
+            info.rewrite_scheduled,
+            "the refused start asked for another"
+        );
         // No temp file is left behind.
         let names: Vec<_> = std::fs::read_dir(&c.dirname)
             .unwrap()

@@ -288,8 +288,8 @@ impl Node {
         };
         if aof.wants_rewrite() {
             let info = aof.info();
-            let growth = (info.current_size.saturating_sub(info.base_size)) * 100
-                / info.base_size.max(1);
+            let growth =
+                (info.current_size.saturating_sub(info.base_size)) * 100 / info.base_size.max(1);
             self.log(
                 LogLevel::Notice,
                 &format!("Starting automatic rewriting of AOF on {growth}% growth"),
