@@ -34,9 +34,11 @@ const fn int(min: i64, max: i64) -> Kind {
     Kind::Int { min, max }
 }
 
-/// Every option the node accepts. Options that only matter to redis-server (persistence,
-/// tuning) are accepted so that one config template serves both servers, and reported by
-/// CONFIG GET, but have no effect here.
+/// Every option the node accepts. Options that only matter to redis-server (RDB
+/// persistence, tuning) are accepted so that one config template serves both servers, and
+/// reported by CONFIG GET, but have no effect here. The AOF options (`appendonly`,
+/// `appendfsync`, `appendfilename`, `appenddirname`, `auto-aof-rewrite-*`,
+/// `aof-load-truncated`) do take effect: see `crate::persist`.
 const SPECS: &[Spec] = &[
     Spec {
         name: "port",
@@ -228,6 +230,7 @@ const SPECS: &[Spec] = &[
         default: "yes",
         mutable: true,
     },
+    // The AOF options (see `crate::persist`).
     Spec {
         name: "appendonly",
         aliases: &[],

@@ -279,6 +279,25 @@ impl Aof {
         self.policy
     }
 
+    /// `CONFIG SET appendfsync`: applies from the next write.
+    pub fn set_policy(&mut self, policy: FsyncPolicy) {
+        if policy != self.policy {
+            // Switching to `everysec`: let its next tick sync whatever
+            // an earlier `no` left unsynced.
+            self.dirty = policy == FsyncPolicy::EverySec;
+            self.policy = policy;
+        }
+    }
+
+    /// Shutdown: write and fsync everything (redis does the same on
+    /// SIGTERM before exiting).
+    pub fn sync_all(&mut self) -> Result<(), std::io::Error> {
+        self.flush()?;
+        self.file.sync_data()?;
+        self.dirty = false;
+        Ok(())
+    }
+
     /// Appends one command.
     pub fn append_command(&mut self, args: &[Bytes]) {
         let start = self.buf.len();

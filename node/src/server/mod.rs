@@ -452,6 +452,7 @@ pub async fn run(config: Config) -> Result<()> {
         &format!("Received {which} scheduling shutdown..."),
     );
     n.drain(&shared);
+    n.aof_shutdown();
     n.log(
         LogLevel::Warning,
         "hearsay-node is now ready to exit, bye bye...",

@@ -283,11 +283,18 @@ impl Node {
             }
             _ => {}
         }
-        let Some(aof) = self.aof.as_ref() else {
+        let policy = FsyncPolicy::parse(self.config.get("appendfsync").unwrap_or_default());
+        let Some(aof) = self.aof.as_mut() else {
             return;
         };
+        aof.set_policy(policy);
         if aof.wants_rewrite() {
             let info = aof.info();
+            if info.rewrite_scheduled {
+                // A rewrite asked for while another ran (a full resync).
+                self.start_aof_rewrite(shared, None);
+                return;
+            }
             let growth =
                 (info.current_size.saturating_sub(info.base_size)) * 100 / info.base_size.max(1);
             self.log(
@@ -295,6 +302,22 @@ impl Node {
                 &format!("Starting automatic rewriting of AOF on {growth}% growth"),
             );
             self.start_aof_rewrite(shared, None);
+        }
+    }
+}
+
+impl Node {
+    /// SIGTERM: everything written and fsynced before the process exits.
+    pub(super) fn aof_shutdown(&mut self) {
+        let Some(result) = self.aof.as_mut().map(|a| a.sync_all()) else {
+            return;
+        };
+        self.log(LogLevel::Notice, "Calling fsync() on the AOF file.");
+        if let Err(e) = result {
+            self.log(
+                LogLevel::Warning,
+                &format!("Error syncing the AOF file on shutdown: {e}"),
+            );
         }
     }
 }
