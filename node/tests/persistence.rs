@@ -407,3 +407,30 @@ fn a_replicas_full_resync_rewrites_its_aof() {
     );
     assert_eq!(readonly(rport, &["DBSIZE"]), Reply::Int(1));
 }
+
+#[test]
+fn config_set_appendonly_yes_starts_the_file_from_the_data_set() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut s = single(root.path(), 21531, NO_AOF);
+    assert_eq!(query(s.port, &["SET", "before", "1"]), Reply::ok());
+    assert_eq!(query(s.port, &["RPUSH", "l", "a", "b"]), Reply::Int(2));
+    assert_eq!(
+        query(s.port, &["CONFIG", "SET", "appendonly", "yes"]),
+        Reply::ok()
+    );
+    must("the initial rewrite", Duration::from_secs(10), || {
+        info_field(s.port, "persistence", "aof_enabled") == "1"
+            && info_field(s.port, "persistence", "aof_rewrites") == "1"
+    });
+    assert_eq!(query(s.port, &["SET", "after", "2"]), Reply::ok());
+    kill9(&mut s);
+    drop(s);
+    // Started again with appendonly yes (CONFIG SET alone is not kept
+    // across restarts, as in redis without CONFIG REWRITE).
+    let s = Server::start_with(Kind::Hearsay, 21531, root.path(), TIMEOUT, AOF);
+    forget(s.port);
+    must("state ok", Duration::from_secs(10), || state_ok(s.port));
+    assert_eq!(query(s.port, &["GET", "before"]).text(), "1");
+    assert_eq!(query(s.port, &["GET", "after"]).text(), "2");
+    assert_eq!(query(s.port, &["LRANGE", "l", "0", "-1"]).text(), "a,b");
+}
