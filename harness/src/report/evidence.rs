@@ -119,6 +119,10 @@ pub fn to_html(key: &str, v: &Value, depth: usize) -> String {
                 let _ = write!(out, r#"<p class="muted">… {} more</p>"#, a.len() - MAX_ROWS);
             }
         }
+        Value::Object(o) if depth < 4 && o.len() <= 6 && o.values().all(is_compact) => {
+            // Small flat objects (`count: 0, examples: none`) read best on one line.
+            out.push_str(&inline(o));
+        }
         Value::Object(o) => {
             out.push_str(r#"<table class="kv">"#);
             for (k, x) in o {
@@ -136,14 +140,39 @@ pub fn to_html(key: &str, v: &Value, depth: usize) -> String {
     out
 }
 
-/// A table cell: scalars as they are, small objects inline (`k: v, …`).
+/// Scalars, and empty or short scalar lists.
+fn is_compact(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.len() <= 8 && a.iter().all(is_scalar),
+        Value::Object(o) => o.is_empty(),
+        _ => true,
+    }
+}
+
+/// `k: v, k: v` for a small flat object.
+fn inline(o: &serde_json::Map<String, Value>) -> String {
+    o.iter()
+        .map(|(k, x)| {
+            let v = match x {
+                Value::Array(a) if a.is_empty() => r#"<span class="muted">none</span>"#.to_string(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|y| scalar(k, y))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Value::Object(_) => r#"<span class="muted">—</span>"#.to_string(),
+                _ => scalar(k, x),
+            };
+            format!("<b>{}</b>: {v}", esc(k))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// A table cell: scalars as they are, small objects inline.
 fn cell_html(key: &str, v: &Value, depth: usize) -> String {
     match v {
-        Value::Object(o) if o.values().all(is_scalar) && o.len() <= 6 => o
-            .iter()
-            .map(|(k, x)| format!("{}: {}", esc(k), scalar(k, x)))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Object(o) if o.len() <= 6 && o.values().all(is_compact) => inline(o),
         _ => to_html(key, v, depth.max(1)),
     }
 }

@@ -122,7 +122,7 @@ header.v-valid{border-color:#1a7f37}header.v-invalid{border-color:#cf222e;backgr
 .badge{display:inline-block;padding:0 7px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;vertical-align:middle}
 .badge.valid{background:#1a7f37}.badge.invalid{background:#cf222e}.badge.unknown{background:#bf8700}
 table{border-collapse:collapse;font-size:12.5px;margin:4px 0}th,td{border:1px solid #d8dee4;padding:2px 7px;text-align:left;vertical-align:top}
-th{background:#f3f5f7;font-weight:600}table.kv>tbody>tr>th,table.kv>tr>th{width:1%;white-space:nowrap}
+th{background:#f3f5f7;font-weight:600;white-space:nowrap}
 pre{background:#f6f8fa;padding:8px 10px;overflow-x:auto;font-size:12.5px;border:1px solid #d8dee4}
 code{font-size:12.5px}
 .legend{font-size:12.5px;margin:2px 0 4px 130px}.sw{display:inline-flex;align-items:center;margin-right:14px;white-space:nowrap}

@@ -62,21 +62,78 @@ pub fn fault_legend(bars: &[FaultBar]) -> String {
         .collect::<String>()
 }
 
-/// Fault strip on top, shading over the plot, heal/convergence markers, time axis.
-/// Returns the y where the plot area begins.
-fn frame_top(s: &mut Svg, c: &Ctx) -> f64 {
-    svg::fault_strip(s, &c.ts, &c.bars, 2.0);
-    svg::fault_strip_height(&c.bars) + 6.0
+/// Height above a plot: the fault strip, then a lane for the heal/convergence labels.
+fn head_h(c: &Ctx) -> f64 {
+    svg::fault_strip_height(&c.bars) + 4.0 + 14.0
 }
 
+/// Fault strip on top; returns the y where the plot area begins.
+fn frame_top(s: &mut Svg, c: &Ctx) -> f64 {
+    svg::fault_strip(s, &c.ts, &c.bars, 2.0);
+    head_h(c)
+}
+
+/// Shading, heal and convergence lines (labelled in the lane above the plot), axis.
 fn frame_bottom(s: &mut Svg, c: &Ctx, y0: f64, y1: f64) {
     svg::fault_shading(s, &c.ts, &c.bars, y0, y1);
-    if let Some(h) = c.heal_ms {
-        svg::vmarker(s, &c.ts, h, y0, y1, "#0a7d32", "final heal");
+    let heal = c.heal_ms.filter(|h| c.ts.contains_ms(*h));
+    let conv = c.converged_ms.filter(|v| c.ts.contains_ms(*v));
+    let (heal_c, conv_c) = ("#0a7d32", "#1f5fbf");
+    for (t, colour) in [(heal, heal_c), (conv, conv_c)] {
+        if let Some(t) = t {
+            let x = c.ts.x_ms(t);
+            s.line(
+                x,
+                y0 - 12.0,
+                x,
+                y1,
+                colour,
+                r#"stroke-width="1.5" stroke-dasharray="5 3""#,
+            );
+        }
     }
-    if let Some(cv) = c.converged_ms {
-        let y = y0 + 12.0;
-        svg::vmarker(s, &c.ts, cv, y, y1, "#1f5fbf", "converged");
+    let label = |s: &mut Svg, x: f64, colour: &str, text: &str| {
+        let (anchor, dx) = if x > WIDTH - 260.0 {
+            ("end", -4.0)
+        } else {
+            ("start", 4.0)
+        };
+        s.text(
+            x + dx,
+            y0 - 3.0,
+            &format!(r#"class="mk" fill="{colour}" text-anchor="{anchor}""#),
+            text,
+        );
+    };
+    match (heal, conv) {
+        (Some(h), Some(v)) if (c.ts.x_ms(v) - c.ts.x_ms(h)).abs() < 200.0 => {
+            let x = c.ts.x_ms(h.max(v));
+            let text = format!(
+                "final heal {:.1} s · converged {:.1} s (+{})",
+                h / 1000.0,
+                v / 1000.0,
+                svg::ms_label((v - h).max(0.0))
+            );
+            label(s, x, heal_c, &text);
+        }
+        (h, v) => {
+            if let Some(h) = h {
+                label(
+                    s,
+                    c.ts.x_ms(h),
+                    heal_c,
+                    &format!("final heal {:.1} s", h / 1000.0),
+                );
+            }
+            if let Some(v) = v {
+                label(
+                    s,
+                    c.ts.x_ms(v),
+                    conv_c,
+                    &format!("converged {:.1} s", v / 1000.0),
+                );
+            }
+        }
     }
     svg::time_axis(s, &c.ts, y0, y1, true);
 }
@@ -115,7 +172,7 @@ pub fn timeline(c: &Ctx) -> String {
     let rows = data::rows(l);
     let n = rows.labels.len();
     let rh = if n > 20 { 9.0 } else { 15.0 };
-    let top0 = svg::fault_strip_height(&c.bars) + 6.0;
+    let top0 = head_h(c);
     let h = top0 + n as f64 * rh + 40.0;
     let mut s = Svg::new(h, "client operations per process over time");
     let top = frame_top(&mut s, c);
@@ -356,7 +413,7 @@ pub fn latency(c: &Ctx) -> String {
     let (min, max) = lat
         .iter()
         .fold((f64::MAX, 0f64), |(a, b), (_, x)| (a.min(*x), b.max(*x)));
-    let top0 = svg::fault_strip_height(&c.bars) + 6.0;
+    let top0 = head_h(c);
     let ph = 300.0;
     let mut s = Svg::new(top0 + ph + 40.0, "latency of each client op, log scale");
     let top = frame_top(&mut s, c);
@@ -469,7 +526,7 @@ pub fn latency_quantiles(c: &Ctx) -> String {
     if all_max <= 0.0 {
         return String::new();
     }
-    let top0 = svg::fault_strip_height(&c.bars) + 6.0;
+    let top0 = head_h(c);
     let ph = 220.0;
     let mut s = Svg::new(top0 + ph + 40.0, "latency quantiles over time, log scale");
     let top = frame_top(&mut s, c);
@@ -550,7 +607,7 @@ pub fn throughput(c: &Ctx) -> String {
         .unwrap_or(0) as f64
         / tp.bucket_s;
     let ymax = if max > 0.0 { max * 1.08 } else { 1.0 };
-    let top0 = svg::fault_strip_height(&c.bars) + 6.0;
+    let top0 = head_h(c);
     let ph = 200.0;
     let mut s = Svg::new(
         top0 + ph + 40.0,
@@ -645,7 +702,7 @@ pub fn detection(c: &Ctx) -> String {
     let lane_h = 13.0;
     let gap = 6.0;
     let lanes: usize = obs.iter().map(|o| 1 + o.subjects.len()).sum();
-    let top0 = svg::fault_strip_height(&c.bars) + 6.0;
+    let top0 = head_h(c);
     let ph = lanes as f64 * lane_h + obs.len() as f64 * gap;
     let mut s = Svg::new(top0 + ph + 40.0, "failure detection per observer node");
     let top = frame_top(&mut s, c);
@@ -809,7 +866,7 @@ pub fn convergence(c: &Ctx, sm: &SlotMaps) -> String {
         .max()
         .unwrap_or(1)
         .max(2) as f64;
-    let top0 = svg::fault_strip_height(&c.bars) + 6.0;
+    let top0 = head_h(c);
     let ch = 120.0;
     let rh = 14.0;
     let strip_top_rel = ch + 26.0;

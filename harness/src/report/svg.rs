@@ -432,38 +432,6 @@ pub fn fault_shading(svg: &mut Svg, ts: &TimeScale, bars: &[FaultBar], y0: f64, 
     }
 }
 
-/// A vertical marker line with a label at the top (final heal, convergence).
-pub fn vmarker(
-    svg: &mut Svg,
-    ts: &TimeScale,
-    t_ms: f64,
-    y0: f64,
-    y1: f64,
-    colour: &str,
-    label: &str,
-) {
-    if !ts.contains_ms(t_ms) {
-        return;
-    }
-    let x = ts.x_ms(t_ms);
-    svg.line(
-        x,
-        y0,
-        x,
-        y1,
-        colour,
-        r#"stroke-width="1.5" stroke-dasharray="5 3""#,
-    );
-    let anchor = if x > WIDTH - 160.0 { "end" } else { "start" };
-    let dx = if anchor == "end" { -3.0 } else { 3.0 };
-    svg.text(
-        x + dx,
-        y0 + 10.0,
-        &format!(r#"class="mk" fill="{colour}" text-anchor="{anchor}""#),
-        label,
-    );
-}
-
 /// Time axis at `y` (the bottom of a plot), with grid lines up to `grid_top`.
 pub fn time_axis(svg: &mut Svg, ts: &TimeScale, grid_top: f64, y: f64, title: bool) {
     svg.line(LEFT, y, LEFT + PLOT_W, y, "#333", "");

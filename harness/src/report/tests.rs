@@ -328,7 +328,10 @@ fn page_has_every_section_in_order_and_nothing_external() {
     assert!(html.contains("<title>p3 add"), "op tooltips");
     assert!(html.contains("partition: n1 | n2 n3"));
     assert!(html.contains("FAIL marked by itself: reporters n1 n2, quorum 2 about n3"));
-    assert!(html.contains(">final heal<") && html.contains(">converged<"));
+    assert!(
+        html.contains(">final heal 10.0 s · converged 10.0 s (+10 ms)<"),
+        "heal and convergence marked"
+    );
     assert!(html.contains(r#"id="ev-set""#) && html.contains(r#"id="ev-fail-quorum""#));
     assert!(html.contains("0-16383 n1"), "slot map legend");
     // The event outside the run (60 s) is not drawn but counted.
