@@ -654,6 +654,25 @@ cccc 127.0.0.1:7002@17002 master,fail - 0 0 3 disconnected 5461 5462-10922
     }
 
     #[test]
+    fn vote_refusals_are_events() {
+        let hs = r#"{"me":"a","event":"vote_refused","to":"b","reason":"already_voted","epoch":5,"req_epoch":5}"#;
+        let redis = r#"{"event":"vote_refused","to":"b","reason":"slot has an older configEpoch"}"#;
+        for (line, redis, reason) in [
+            (hs, false, "already_voted"),
+            (redis, true, "slot has an older configEpoch"),
+        ] {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(
+                normalize(&v, redis),
+                Some(Ev::VoteRefused {
+                    to: "b".into(),
+                    reason: reason.into()
+                })
+            );
+        }
+    }
+
+    #[test]
     fn clock_offsets_are_removed_from_redis_stamps() {
         let w = FaultWindow {
             kind: "clock".into(),

@@ -598,14 +598,19 @@ pub fn throughput(c: &Ctx) -> String {
         return r#"<p class="missing">No client ops: no throughput.</p>"#.into();
     }
     let tp = data::throughput(l);
+    // The last bucket is usually cut short by the run's end: rate over what it covers.
+    let end_s = c.ts.t1;
+    let width = |b: usize| {
+        let start = b as f64 * tp.bucket_s;
+        (end_s - start).clamp(tp.bucket_s / 10.0, tp.bucket_s)
+    };
     let max = tp
         .counts
         .iter()
-        .flat_map(|c| c.iter())
-        .copied()
-        .max()
-        .unwrap_or(0) as f64
-        / tp.bucket_s;
+        .enumerate()
+        .flat_map(|(b, c)| c.iter().map(move |x| (b, *x)))
+        .map(|(b, x)| x as f64 / width(b))
+        .fold(0f64, f64::max);
     let ymax = if max > 0.0 { max * 1.08 } else { 1.0 };
     let top0 = head_h(c);
     let ph = 200.0;
@@ -641,7 +646,7 @@ pub fn throughput(c: &Ctx) -> String {
         }
         let mut d = String::new();
         for (b, cnt) in tp.counts.iter().enumerate() {
-            let v = cnt.get(k).copied().unwrap_or(0) as f64 / tp.bucket_s;
+            let v = cnt.get(k).copied().unwrap_or(0) as f64 / width(b);
             let x0 = c.ts.x(b as f64 * tp.bucket_s);
             let x1 = c.ts.x((b + 1) as f64 * tp.bucket_s);
             let cmd = if d.is_empty() { 'M' } else { 'L' };
@@ -672,9 +677,9 @@ pub fn throughput(c: &Ctx) -> String {
                 "{}–{} s: {} ok/s, {} fail/s, {} info/s",
                 svg::num(t0),
                 svg::num(t0 + tp.bucket_s),
-                svg::num(cnt[0] as f64 / tp.bucket_s),
-                svg::num(cnt[1] as f64 / tp.bucket_s),
-                svg::num(cnt[2] as f64 / tp.bucket_s)
+                svg::num(cnt[0] as f64 / width(b)),
+                svg::num(cnt[1] as f64 / width(b)),
+                svg::num(cnt[2] as f64 / width(b))
             ),
         );
     }

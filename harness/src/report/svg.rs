@@ -80,7 +80,7 @@ impl TimeScale {
 
 /// A 1-2-5 step giving about `n` ticks over `range`.
 pub fn nice_step(range: f64, n: f64) -> f64 {
-    if !(range > 0.0) || !range.is_finite() {
+    if range.is_nan() || range <= 0.0 || !range.is_finite() {
         return 1.0;
     }
     let raw = range / n.max(1.0);
