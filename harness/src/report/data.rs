@@ -421,6 +421,33 @@ fn describe_map(ranges: &[(u16, u16, String)]) -> String {
     parts.join(", ")
 }
 
+/// A node's role over time from its own snapshots (`myself` line): (role, from ms,
+/// to ms). Unanswered snapshots do not end a role.
+pub fn roles(run: &RunData, node: &str, end_ms: f64) -> Vec<(String, f64, f64)> {
+    let mut snaps: Vec<&Snapshot> = run.snapshots.iter().filter(|s| s.node == node).collect();
+    snaps.sort_by_key(|s| s.t_ms);
+    let mut out: Vec<(String, f64, f64)> = Vec::new();
+    for s in snaps {
+        let Some(me) = s.lines.as_ref().and_then(|l| l.iter().find(|n| n.myself)) else {
+            continue;
+        };
+        let role = if me.master { "master" } else { "replica" };
+        let t = s.t_ms as f64;
+        match out.last_mut() {
+            Some(last) if last.0 == role => last.2 = t,
+            Some(last) => {
+                last.2 = t;
+                out.push((role.to_string(), t, t));
+            }
+            None => out.push((role.to_string(), t, t)),
+        }
+    }
+    if let Some(last) = out.last_mut() {
+        last.2 = end_ms.max(last.2);
+    }
+    out
+}
+
 /// A span in which an observer held PFAIL or FAIL about one node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Span {

@@ -19,6 +19,7 @@ pub struct Entry {
     pub rel: String,
     pub target: String,
     pub seed: String,
+    pub nemesis: String,
     /// `YYYYMMDDTHHMMSSZ` (from test.json, else the folder name).
     pub start: String,
     /// results.json `valid`; None when never judged.
@@ -84,9 +85,12 @@ pub fn scan(results: &Path) -> Result<Vec<Entry>, ReportError> {
                 },
                 start,
                 valid: r.as_ref().and_then(|r| r.get("valid").cloned()),
+                nemesis: t["options"]["nemesis"].as_str().unwrap_or("?").to_string(),
+                // Older runs have no perf figures: their time limit is the next best.
                 seconds: r
                     .as_ref()
-                    .and_then(|r| r["perf"]["overall"]["seconds"].as_f64()),
+                    .and_then(|r| r["perf"]["overall"]["seconds"].as_f64())
+                    .or_else(|| t["options"]["time_limit"].as_f64()),
                 has_report: run.join("report.html").is_file(),
                 error: info.and_then(|i| i["error"].as_str().map(str::to_string)),
             });
@@ -138,7 +142,7 @@ td,th{{padding:3px 9px}}</style></head><body><h1>hearsay results <small>{} runs,
             r#"<p class="missing">No runs yet: <code>hearsay run</code> writes them here.</p>"#,
         );
     } else {
-        out.push_str("<table><tr><th>verdict</th><th>time</th><th>test</th><th>target</th><th>seed</th><th>duration</th><th>report</th><th>folder</th></tr>");
+        out.push_str("<table><tr><th>verdict</th><th>time</th><th>test</th><th>target</th><th>nemesis</th><th>seed</th><th>duration</th><th>report</th><th>folder</th></tr>");
         for r in &runs {
             let (class, text) = match &r.valid {
                 Some(x) => verdict_class(x),
@@ -161,10 +165,11 @@ td,th{{padding:3px 9px}}</style></head><body><h1>hearsay results <small>{} runs,
                 .unwrap_or_default();
             let _ = write!(
                 out,
-                r#"<tr class="{class}"{title}><td><span class="badge {class}">{text}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{dur}</td><td>{link}</td><td><a href="{}/">{}</a></td></tr>"#,
+                r#"<tr class="{class}"{title}><td><span class="badge {class}">{text}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{dur}</td><td>{link}</td><td><a href="{}/">{}</a></td></tr>"#,
                 esc(&pretty_stamp(&r.start)),
                 esc(&r.test),
                 esc(&r.target),
+                esc(&r.nemesis),
                 esc(&r.seed),
                 href(&r.rel),
                 esc(&r.run),

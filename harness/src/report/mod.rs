@@ -133,7 +133,7 @@ code{font-size:12.5px}
 nav a{margin-right:14px}
 .checker{margin-left:8px}details{margin:4px 0}summary{cursor:pointer;color:#0969da;font-size:12.5px}
 svg text{font-family:system-ui,sans-serif}svg .tk{font-size:11px;fill:#444}svg .ax{font-size:12px;fill:#333}
-svg .rl{font-size:11px;fill:#333}svg .rlb{font-size:12px;font-weight:600;fill:#111}svg .fl{font-size:10px;fill:#fff;font-weight:600}svg .mk{font-size:11px;font-weight:600}
+svg .rl{font-size:11px;fill:#333}svg .rlb{font-size:12px;font-weight:600;fill:#111}svg .fl{font-size:10px;fill:#fff;font-weight:600}svg .mk{font-size:11px;font-weight:600}svg .role{font-size:9.5px;fill:#57606a;font-style:italic}
 table.maps td:nth-child(2){font-family:ui-monospace,monospace;font-size:11.5px}
 "#;
 

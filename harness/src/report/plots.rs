@@ -718,6 +718,7 @@ pub fn detection(c: &Ctx) -> String {
     let mut unplaced = 0usize;
     for (oi, o) in obs.iter().enumerate() {
         unplaced += o.unplaced;
+        own_lane(&mut s, c, &o.node, y, lane_h, end_ms);
         if oi > 0 {
             s.line(
                 8.0,
@@ -839,7 +840,7 @@ pub fn detection(c: &Ctx) -> String {
     }
     html.push_str(&fault_legend(&c.bars));
     html.push_str("</div>");
-    html.push_str(r#"<p class="note">Each observer's first lane holds its elections, votes and restarts; the lanes under it, what it believed about each other node. Times are on the harness's clock (clock-nemesis offsets removed).</p>"#);
+    html.push_str(r#"<p class="note">Each observer's first lane holds its role (master lanes tinted blue), its elections, votes and restarts, and a thin bar when a fault was aimed at it alone (paused, killed, clock); the lanes under it, what it believed about each other node. Times are on the harness's clock (clock-nemesis offsets removed).</p>"#);
     if hidden + unplaced > 0 {
         let _ = write!(
             html,
@@ -847,6 +848,59 @@ pub fn detection(c: &Ctx) -> String {
         );
     }
     html
+}
+
+/// The observer's own lane background: its role over time (from its snapshots) and
+/// the faults aimed at it alone (paused, killed, clock moved), so a silent stretch
+/// reads as "it could not observe".
+fn own_lane(s: &mut Svg, c: &Ctx, node: &str, y: f64, lane_h: f64, end_ms: f64) {
+    for (role, from, to) in data::roles(&c.l.run, node, end_ms) {
+        let (x0, x1) = (c.ts.x_ms(from), c.ts.x_ms(to));
+        let fill = if role == "master" { "#1f5fbf" } else { "#000" };
+        let op = if role == "master" { "0.08" } else { "0.03" };
+        s.rect(
+            x0,
+            y,
+            (x1 - x0).max(1.0),
+            lane_h,
+            fill,
+            &format!(r#"fill-opacity="{op}""#),
+            &format!(
+                "{node} was {role} {:.1}–{:.1} s (its CLUSTER NODES snapshots)",
+                from / 1000.0,
+                to / 1000.0
+            ),
+        );
+        if x1 - x0 > 50.0 {
+            s.text(x0 + 3.0, y + 10.0, r#"class="role""#, &role);
+        }
+    }
+    for f in &c.l.run.faults {
+        if f.kind == "partition" || !f.targets.iter().any(|t| t == node) {
+            continue;
+        }
+        let stop = f.stop_ms.map_or(end_ms, |t| t as f64);
+        let (x0, x1) = (c.ts.x_ms(f.start_ms as f64), c.ts.x_ms(stop));
+        let what = match f.kind.as_str() {
+            "pause" => "paused",
+            "kill" => "killed",
+            "clock" => "clock moved",
+            other => other,
+        };
+        s.rect(
+            x0,
+            y + lane_h - 4.0,
+            (x1 - x0).max(2.0),
+            3.5,
+            svg::fault_colour(&f.kind),
+            "",
+            &format!(
+                "{node} {what} {:.1}–{:.1} s",
+                f.start_ms as f64 / 1000.0,
+                stop / 1000.0
+            ),
+        );
+    }
 }
 
 /// Section 5: how many slot maps the nodes held, and each node's map over time.

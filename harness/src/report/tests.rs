@@ -278,6 +278,10 @@ fn extracts_ops_faults_detection_and_slot_maps() {
     assert_eq!(sm.maps[0], "0-5460 n1, 5461-10922 n2, 10923-16383 n3");
     assert_eq!(sm.maps[1], "0-16383 n1");
 
+    // Roles from each node's own snapshots: all masters, n3's silent round ignored.
+    let r = data::roles(&l.run, "n3", l.end_ms);
+    assert_eq!(r, vec![("master".to_string(), 10.0, l.end_ms)]);
+
     // Throughput: 2 completions per 100 ms = 20/s, split by outcome.
     let tp = data::throughput(&l);
     let total: u32 = tp.counts.iter().flat_map(|c| c.iter()).sum();
