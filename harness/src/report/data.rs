@@ -552,6 +552,21 @@ pub fn observers(run: &RunData) -> Vec<Observer> {
             kind: run.kinds.get(node).cloned().unwrap_or_default(),
             ..Observer::default()
         };
+        // This observer's answered snapshots, oldest first: (t, subject name → flagged).
+        let mut own: Vec<(f64, HashMap<String, bool>)> = run
+            .snapshots
+            .iter()
+            .filter(|s| &s.node == node)
+            .filter_map(|s| {
+                let lines = s.lines.as_ref()?;
+                let flags = lines
+                    .iter()
+                    .map(|n| (run.name(&n.id), n.pfail || n.fail))
+                    .collect();
+                Some((s.t_ms as f64, flags))
+            })
+            .collect();
+        own.sort_by(|a, b| a.0.total_cmp(&b.0));
         // Open spans: (about, fail) → index into o.spans.
         let mut open: BTreeMap<String, usize> = BTreeMap::new();
         let close = |o: &mut Observer,
@@ -591,6 +606,16 @@ pub fn observers(run: &RunData) -> Vec<Observer> {
                 }
                 Ev::PfailSet { about } => {
                     let a = run.name(about);
+                    // redis logs no PFAIL clear: a PFAIL still open may have ended
+                    // unseen, which its CLUSTER NODES snapshots show.
+                    if let Some(i) = open.get(&a).copied() {
+                        let open_pfail = o.spans.get(i).filter(|s| !s.fail).map(|s| s.start_ms);
+                        if let Some(t_clear) =
+                            open_pfail.and_then(|from| cleared_at(&own, &a, from, t))
+                        {
+                            close(&mut o, &mut open, &a, t_clear, SNAPSHOT_CLEAR);
+                        }
+                    }
                     if !open.contains_key(&a) {
                         open.insert(a.clone(), o.spans.len());
                         o.spans.push(Span {
@@ -698,6 +723,14 @@ pub fn observers(run: &RunData) -> Vec<Observer> {
                 _ => {}
             }
         }
+        for (a, i) in open {
+            if let Some(sp) = o.spans.get_mut(i).filter(|s| !s.fail) {
+                if let Some(t) = cleared_at(&own, &a, sp.start_ms, f64::MAX) {
+                    sp.end_ms = Some(t);
+                    sp.ended_by = SNAPSHOT_CLEAR.into();
+                }
+            }
+        }
         let mut subjects: Vec<String> = o.spans.iter().map(|s| s.about.clone()).collect();
         subjects.extend(o.marks.iter().filter_map(|(a, _)| a.clone()));
         subjects.sort_by_key(|s| natural_key(s));
@@ -706,6 +739,24 @@ pub fn observers(run: &RunData) -> Vec<Observer> {
         out.push(o);
     }
     out
+}
+
+const SNAPSHOT_CLEAR: &str =
+    "no longer flagged in its CLUSTER NODES snapshot (redis logs no PFAIL clear; to the snapshot period)";
+
+/// The first snapshot in `(from, to)` where the observer lists `subject` without
+/// `fail?`/`fail`.
+fn cleared_at(
+    own: &[(f64, HashMap<String, bool>)],
+    subject: &str,
+    from: f64,
+    to: f64,
+) -> Option<f64> {
+    own.iter()
+        // A snapshot a few ms after the event may predate it (clock placement slack).
+        .filter(|(t, _)| *t > from + 50.0 && *t < to)
+        .find(|(_, flags)| flags.get(subject) == Some(&false))
+        .map(|(t, _)| *t)
 }
 
 /// A FAIL begins: a PFAIL about the same node ends there (PFAIL → FAIL).

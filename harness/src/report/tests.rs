@@ -524,3 +524,46 @@ fn million_line_history_gives_a_bounded_page() {
         assert!(took < std::time::Duration::from_secs(5), "{took:?}");
     }
 }
+
+/// redis logs no PFAIL clear: the span ends at the first snapshot of the observer
+/// that no longer flags the node, and a later PFAIL starts a new span.
+#[test]
+fn redis_pfail_ends_where_snapshots_stop_flagging() {
+    let test = json!({"options": {"target": "redis"}});
+    let timebase = json!({"mono_ms": 0, "wall_ms": 1_000_000});
+    let ev = |t: i64, about: &str| {
+        json!({"source": "redis-log", "event": "pfail_set", "about": about, "wall_ms": 1_000_000 + t})
+            .to_string()
+    };
+    let events = [ev(4500, ID3), ev(8500, ID3)].join("\n");
+    let snap = |t: u64, flag: &str| {
+        let text = format!(
+            "{ID1} 10.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n{ID3} 10.0.0.3:7000@17000 {flag} - 0 0 3 connected\n"
+        );
+        json!({"time": t * 1_000_000, "node": "n1", "nodes": text}).to_string()
+    };
+    let snaps = [
+        snap(4000, "master"),
+        snap(5000, "master,fail?"),
+        snap(6000, "master"),
+        snap(9000, "master,fail?"),
+    ]
+    .join("\n");
+    let run = RunData::build(
+        &test,
+        Some(&timebase),
+        &History::default(),
+        &snaps,
+        &[("n1".to_string(), Some(events))],
+    );
+    let obs = data::observers(&run);
+    let spans: Vec<(f64, Option<f64>)> = obs[0]
+        .spans
+        .iter()
+        .map(|s| (s.start_ms, s.end_ms))
+        .collect();
+    assert_eq!(spans, vec![(4500.0, Some(6000.0)), (8500.0, None)]);
+    assert!(obs[0].spans[0]
+        .ended_by
+        .contains("redis logs no PFAIL clear"));
+}
