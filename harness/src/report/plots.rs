@@ -231,7 +231,7 @@ pub fn timeline(c: &Ctx) -> String {
     if l.ops.len() > DETAIL_OPS {
         let _ = write!(
             html,
-            r#"<p class="note">{} ops drawn in {:.0} px bins: each bar covers the ops in it, coloured by the worst outcome (pending &gt; info &gt; fail &gt; ok); hover for counts.</p>"#,
+            r#"<p class="note">{} ops drawn in {:.0} px bins: green is the share of ok completions in a bin, the lower part the share of the rest, coloured by the worst outcome present (pending &gt; info &gt; fail); hover for counts.</p>"#,
             l.ops.len(),
             BIN_PX
         );
@@ -272,17 +272,35 @@ fn binned_timeline(s: &mut Svg, c: &Ctx, rows: &data::Rows, top: f64, rh: f64, e
             *cnt += 1;
         }
     }
+    // What a bin looks like: the worst non-ok outcome in it and the non-ok share of
+    // its completions in eighths (at least one eighth when any, so rare failures
+    // stay visible); in-flight ops with no completion in the bin count fully.
+    let look = |r: usize, b: usize| -> Option<(Option<Outcome>, u8)> {
+        let w = worst.get(r * nb + b).copied().flatten()?;
+        let cnt = counts.get(r * nb + b).copied().unwrap_or_default();
+        let total: u32 = cnt.iter().sum();
+        let bad: u32 = cnt.iter().skip(1).sum();
+        let bad_kind = (w != Outcome::Ok).then_some(w);
+        let eighths = match (total, bad, bad_kind) {
+            (_, _, None) => 0,
+            (0, _, Some(_)) => 8,
+            (_, 0, Some(_)) => 1,
+            (t, b, Some(_)) => ((f64::from(b) / f64::from(t) * 8.0).round() as u8).clamp(1, 8),
+        };
+        Some((bad_kind, eighths))
+    };
+    let bar_h = rh - 2.0;
     for r in 0..nrows {
         let y = top + r as f64 * rh + 1.0;
         let mut b = 0;
         while b < nb {
-            let Some(w) = worst.get(r * nb + b).copied().flatten() else {
+            let Some(lk) = look(r, b) else {
                 b += 1;
                 continue;
             };
             let mut e = b;
             let mut sum = [0u32; 4];
-            while e < nb && worst.get(r * nb + e).copied().flatten() == Some(w) {
+            while e < nb && look(r, e) == Some(lk) {
                 if let Some(cnt) = counts.get(r * nb + e) {
                     for (s, x) in sum.iter_mut().zip(cnt) {
                         *s += x;
@@ -310,7 +328,30 @@ fn binned_timeline(s: &mut Svg, c: &Ctx, rows: &data::Rows, top: f64, rh: f64, e
                     .unwrap_or_default();
                 let _ = write!(title, " (processes {} …)", ps.join(" "));
             }
-            s.rect(x0, y, x1 - x0, rh - 2.0, w.colour(), "", &title);
+            let (bad_kind, eighths) = lk;
+            let bad_h = bar_h * f64::from(eighths) / 8.0;
+            if eighths < 8 {
+                s.rect(
+                    x0,
+                    y,
+                    x1 - x0,
+                    bar_h - bad_h,
+                    Outcome::Ok.colour(),
+                    "",
+                    &title,
+                );
+            }
+            if let Some(k) = bad_kind.filter(|_| eighths > 0) {
+                s.rect(
+                    x0,
+                    y + bar_h - bad_h,
+                    x1 - x0,
+                    bad_h,
+                    k.colour(),
+                    "",
+                    &title,
+                );
+            }
             b = e;
         }
     }
@@ -428,20 +469,28 @@ pub fn latency(c: &Ctx) -> String {
             s.path(&d, &point_style(o.outcome), &op_title(c, o));
         }
     } else {
-        // One mark per occupied cell; cells grow until the page stays small.
+        // One mark per occupied cell and op function, coloured by the outcome most of
+        // its ops had (a scatter of every op would paint the rare outcomes over the
+        // common ones); cells grow until the page stays small.
         let mut cell = 2.0;
         let cells = loop {
-            let mut m: HashMap<(i32, i32, usize, Outcome), (u32, f64)> = HashMap::new();
+            let mut m: HashMap<(i32, i32, usize), ([u32; 3], f64)> = HashMap::new();
             for (i, ms) in &lat {
                 let Some(o) = l.ops.get(*i) else { continue };
                 let k = (
                     (c.ts.x_ms(o.start_ms) / cell) as i32,
                     (y.y(*ms) / cell) as i32,
                     o.f,
-                    o.outcome,
                 );
-                let e = m.entry(k).or_insert((0, 0.0));
-                e.0 += 1;
+                let e = m.entry(k).or_insert(([0; 3], 0.0));
+                let slot = match o.outcome {
+                    Outcome::Ok => 0,
+                    Outcome::Fail => 1,
+                    _ => 2,
+                };
+                if let Some(n) = e.0.get_mut(slot) {
+                    *n += 1;
+                }
                 e.1 = e.1.max(*ms);
             }
             if m.len() <= MAX_CELLS || cell >= 16.0 {
@@ -449,18 +498,34 @@ pub fn latency(c: &Ctx) -> String {
             }
             cell *= 2.0;
         };
-        let mut cells: Vec<_> = cells.into_iter().collect();
-        // Draw ok first so the rarer fail/info marks stay on top.
-        cells.sort_by_key(|(k, _)| (k.3, k.0, k.1, k.2));
-        for ((cx, cy, f, outcome), (n, max)) in cells {
+        let majority = |n: &[u32; 3]| -> Outcome {
+            // Ties go to the worse outcome.
+            let outcomes = [Outcome::Ok, Outcome::Fail, Outcome::Info];
+            let mut best = (0u32, Outcome::Ok);
+            for (k, o) in n.iter().zip(outcomes) {
+                if *k >= best.0 && *k > 0 {
+                    best = (*k, o);
+                }
+            }
+            best.1
+        };
+        let mut cells: Vec<_> = cells
+            .into_iter()
+            .map(|(k, (n, max))| (majority(&n), k, n, max))
+            .collect();
+        // Ok cells first, so cells where failures dominate stay on top.
+        cells.sort_by_key(|(o, k, _, _)| (*o, *k));
+        for (outcome, (cx, cy, f), n, max) in cells {
             let x = (cx as f64 + 0.5) * cell;
             let yy = (cy as f64 + 0.5) * cell;
             let fname = l.fs.get(f).map(String::as_str).unwrap_or("?");
             let t0 = c.ts.t0 + (cx as f64 * cell - LEFT) / PLOT_W * (c.ts.t1 - c.ts.t0);
             let title = format!(
-                "{n} {fname} {} near t={:.1} s, up to {}",
-                outcome.name(),
+                "{fname} near t={:.1} s: {} ok, {} fail, {} info, up to {}",
                 t0.max(0.0),
+                n[0],
+                n[1],
+                n[2],
                 svg::ms_label(max)
             );
             s.path(&svg::marker(f, x, yy, r), &point_style(outcome), &title);
@@ -479,7 +544,7 @@ pub fn latency(c: &Ctx) -> String {
     if lat.len() > DETAIL_OPS {
         let _ = write!(
             html,
-            r#"<p class="note">{} latencies drawn as one mark per occupied cell of the plot (hover for how many ops it stands for).</p>"#,
+            r#"<p class="note">{} latencies drawn as one mark per occupied cell of the plot and op function, coloured by the outcome most of its ops had (hover for the counts; the quantiles below and the throughput plot show every op).</p>"#,
             lat.len()
         );
     }
