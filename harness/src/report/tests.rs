@@ -567,3 +567,17 @@ fn redis_pfail_ends_where_snapshots_stop_flagging() {
         .ended_by
         .contains("redis logs no PFAIL clear"));
 }
+
+/// The run's hook: a folder that cannot be reported or indexed only warns.
+#[test]
+fn after_run_never_fails_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    after_run(&d.path().join("gone"), &d.path().join("also-gone"));
+    // A real run folder gets its page, and the results folder its index.
+    let run = d.path().join("t/r");
+    std::fs::create_dir_all(&run).unwrap();
+    synthetic_run(&run);
+    after_run(&run, d.path());
+    assert!(run.join("report.html").is_file());
+    assert!(d.path().join("index.html").is_file());
+}
