@@ -177,8 +177,59 @@ td,th{{padding:3px 9px}}</style></head><body><h1>hearsay results <small>{} runs,
         }
         out.push_str("</table>");
     }
+    out.push_str(&other_outputs(results));
     out.push_str("</body></html>\n");
     Ok(out)
+}
+
+/// `hearsay compare` and `hearsay test-all` folders (not run folders themselves),
+/// newest first, linked to their page or table.
+fn other_outputs(results: &Path) -> String {
+    let mut out = String::new();
+    for (kind, files) in [
+        ("compare", &["compare.html", "compare.md"][..]),
+        ("matrix", &["matrix.md", "matrix.json"][..]),
+    ] {
+        let Ok(rd) = std::fs::read_dir(results.join(kind)) else {
+            continue;
+        };
+        let mut dirs: Vec<String> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| is_real_dir(p))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        if dirs.is_empty() {
+            continue;
+        }
+        dirs.sort_by(|a, b| b.cmp(a));
+        let _ = write!(
+            out,
+            "<h2>{kind} <small>(hearsay {})</small></h2><ul>",
+            if kind == "compare" {
+                "compare"
+            } else {
+                "test-all"
+            }
+        );
+        for d in dirs {
+            let rel = format!("{kind}/{d}");
+            let link = files
+                .iter()
+                .find(|f| results.join(&rel).join(f).is_file())
+                .map(|f| format!("{rel}/{f}"))
+                .unwrap_or_else(|| format!("{rel}/"));
+            let _ = write!(
+                out,
+                r#"<li><a href="{}">{}</a> {}</li>"#,
+                href(&link),
+                esc(&d),
+                esc(&pretty_stamp(d.split('-').next().unwrap_or("")))
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out
 }
 
 /// Writes `<results>/index.html`; returns its path.

@@ -151,92 +151,9 @@ fn verdict_of(l: &Loaded) -> (&'static str, &'static str, String) {
     }
 }
 
-/// Quotes a shell word when needed.
-fn sh(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./,:=+@%".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r#"'\''"#))
-    }
-}
-
-/// The `hearsay run …` line that reproduces this test: the options that differ from
-/// the defaults, plus target, workload, nemesis, time limit and seed always.
-pub fn run_command(test: &Value) -> Option<String> {
-    #[derive(clap::Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        opts: crate::runner::RunOpts,
-    }
-    use clap::Parser;
-    let opts = test.get("options")?.as_object()?;
-    let defaults = Defaults::try_parse_from(["hearsay"])
-        .ok()
-        .and_then(|d| serde_json::to_value(d.opts).ok())
-        .unwrap_or(Value::Null);
-    let flag = |k: &str| format!("--{}", k.replace('_', "-"));
-    let word = |v: &Value| match v {
-        Value::String(s) => sh(s),
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
-            .map(|f| format!("{}", f as i64))
-            .unwrap_or_else(|| n.to_string()),
-        other => sh(&other.to_string()),
-    };
-    let mut cmd = String::from("hearsay run");
-    let always = ["target", "workload", "nemesis", "time_limit"];
-    for k in always {
-        if let Some(v) = opts.get(k) {
-            let _ = write!(cmd, " {} {}", flag(k), word(v));
-        }
-    }
-    for (k, v) in opts {
-        if always.contains(&k.as_str())
-            || ["seed", "results_dir", "test_count", "dry_run"].contains(&k.as_str())
-            || defaults.get(k) == Some(v)
-        {
-            continue;
-        }
-        match v {
-            Value::Null | Value::Bool(false) => {}
-            Value::Bool(true) => {
-                let _ = write!(cmd, " {}", flag(k));
-            }
-            Value::Array(a) => {
-                for x in a {
-                    let _ = write!(cmd, " {} {}", flag(k), word(x));
-                }
-            }
-            v => {
-                let _ = write!(cmd, " {} {}", flag(k), word(v));
-            }
-        }
-    }
-    let seed = test.get("seed").or_else(|| opts.get("seed"))?;
-    let _ = write!(cmd, " --seed {}", word(seed));
-    Some(cmd)
-}
-
-/// `20261122T215136Z` → `2026-11-22 21:51:36 UTC`.
+/// `20261122T215136Z` → `2026-11-22 21:51:36 UTC` (other text unchanged).
 pub fn pretty_stamp(s: &str) -> String {
-    let b = s.as_bytes();
-    if b.len() == 16 && b.get(8) == Some(&b'T') && s.is_ascii() {
-        let p = |a: usize, z: usize| s.get(a..z).unwrap_or("");
-        return format!(
-            "{}-{}-{} {}:{}:{} UTC",
-            p(0, 4),
-            p(4, 6),
-            p(6, 8),
-            p(9, 11),
-            p(11, 13),
-            p(13, 15)
-        );
-    }
-    s.to_string()
+    crate::summary::iso_stamp(s).map_or_else(|| s.to_string(), |t| t.replace('T', " ") + " UTC")
 }
 
 fn header(l: &Loaded) -> String {
@@ -347,13 +264,13 @@ fn header(l: &Loaded) -> String {
         }
     }
     out.push_str("<h3>Reproduce</h3><pre>");
-    let _ = writeln!(
-        out,
-        "hearsay replay {}",
-        esc(&sh(&l.dir.display().to_string()))
-    );
-    match run_command(t) {
-        Some(c) => out.push_str(&esc(&c)),
+    let _ = writeln!(out, "hearsay replay {}", esc(&l.dir.display().to_string()));
+    match t["options"].as_object() {
+        // The same line summary.json carries.
+        Some(_) => out.push_str(&esc(&crate::summary::reproduce_command(
+            &t["options"],
+            t["seed"].as_u64(),
+        ))),
         None => out.push_str("(test.json has no options: cannot rebuild the run command)"),
     }
     out.push_str("</pre><p class=\"note\" style=\"margin-left:0\">The seed reproduces the fault schedule and each process's ops, not the timing inside the servers.</p></header>");
