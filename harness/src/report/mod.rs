@@ -124,7 +124,7 @@ header.v-valid{border-color:#1a7f37}header.v-invalid{border-color:#cf222e;backgr
 table{border-collapse:collapse;font-size:12.5px;margin:4px 0}th,td{border:1px solid #d8dee4;padding:2px 7px;text-align:left;vertical-align:top}
 th{background:#f3f5f7;font-weight:600;white-space:nowrap}
 pre{background:#f6f8fa;padding:8px 10px;overflow-x:auto;font-size:12.5px;border:1px solid #d8dee4}
-code{font-size:12.5px}
+code{font-size:12.5px}pre.cmd{white-space:pre-wrap}
 .legend{font-size:12.5px;margin:2px 0 4px 130px}.sw{display:inline-flex;align-items:center;margin-right:14px;white-space:nowrap}
 .sw i{display:inline-block;width:12px;height:12px;margin-right:4px;border-radius:2px}.sw svg{margin-right:3px}
 .note{font-size:12.5px;color:#57606a;margin:2px 0 2px 130px}.muted{color:#8c959f}
@@ -263,7 +263,7 @@ fn header(l: &Loaded) -> String {
             let _ = write!(out, "<p><b>Not valid:</b> {}</p>", esc(&bad.join(", ")));
         }
     }
-    out.push_str("<h3>Reproduce</h3><pre>");
+    out.push_str(r#"<h3>Reproduce</h3><pre class="cmd">"#);
     let _ = writeln!(out, "hearsay replay {}", esc(&l.dir.display().to_string()));
     match t["options"].as_object() {
         // The same line summary.json carries.
