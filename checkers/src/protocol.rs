@@ -69,6 +69,11 @@ pub enum Ev {
         to: String,
         epoch: Option<u64>,
     },
+    /// A master refused its vote (hearsay: the reason's name; redis: its log text).
+    VoteRefused {
+        to: String,
+        reason: String,
+    },
     FailoverStarted {
         epoch: Option<u64>,
     },
@@ -236,13 +241,19 @@ impl RunData {
 
     /// Loads a run folder.
     pub fn load(dir: &Path) -> Result<RunData, LoadError> {
+        let history = History::read(&dir.join("history.jsonl"))?;
+        Ok(RunData::load_with(dir, &history))
+    }
+
+    /// Loads a run folder whose history the caller has already read (the report reads
+    /// it once for both its client-op plots and this).
+    pub fn load_with(dir: &Path, history: &History) -> RunData {
         let read = |name: &str| -> Option<String> { std::fs::read_to_string(dir.join(name)).ok() };
         let test: Value = read("test.json")
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null);
         let timebase: Option<Value> =
             read("timebase.json").and_then(|t| serde_json::from_str(&t).ok());
-        let history = History::read(&dir.join("history.jsonl"))?;
         let snapshots = read("snapshots.jsonl").unwrap_or_default();
         let mut node_logs = Vec::new();
         if let Ok(rd) = std::fs::read_dir(dir.join("nodes")) {
@@ -252,13 +263,7 @@ impl RunData {
                 node_logs.push((name, text));
             }
         }
-        Ok(RunData::build(
-            &test,
-            timebase.as_ref(),
-            &history,
-            &snapshots,
-            &node_logs,
-        ))
+        RunData::build(&test, timebase.as_ref(), history, &snapshots, &node_logs)
     }
 
     /// Builds from already-read parts (what tests call).
@@ -587,6 +592,10 @@ fn normalize(v: &Value, redis: bool) -> Option<Ev> {
             to: s("to")?,
             epoch: v["epoch"].as_u64(),
         },
+        "vote_refused" => Ev::VoteRefused {
+            to: s("to")?,
+            reason: s("reason").unwrap_or_default(),
+        },
         "failover_started" | "election_started" => Ev::FailoverStarted {
             epoch: v["epoch"].as_u64(),
         },
@@ -642,6 +651,25 @@ cccc 127.0.0.1:7002@17002 master,fail - 0 0 3 disconnected 5461 5462-10922
                 about: "them".into()
             })
         );
+    }
+
+    #[test]
+    fn vote_refusals_are_events() {
+        let hs = r#"{"me":"a","event":"vote_refused","to":"b","reason":"already_voted","epoch":5,"req_epoch":5}"#;
+        let redis = r#"{"event":"vote_refused","to":"b","reason":"slot has an older configEpoch"}"#;
+        for (line, redis, reason) in [
+            (hs, false, "already_voted"),
+            (redis, true, "slot has an older configEpoch"),
+        ] {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(
+                normalize(&v, redis),
+                Some(Ev::VoteRefused {
+                    to: "b".into(),
+                    reason: reason.into()
+                })
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod nemesis;
 pub mod net;
 pub mod recorder;
 pub mod registry;
+pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod summary;

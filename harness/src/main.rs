@@ -48,6 +48,13 @@ enum Cmd {
     Compare(Box<hearsay_harness::compare::CompareOpts>),
     /// Run a matrix of workloads x nemeses x targets; exit with the worst verdict.
     TestAll(Box<hearsay_harness::matrix::MatrixOpts>),
+    /// Write RUN_DIR/report.html again (or, with --index, RESULTS_DIR/index.html).
+    Report {
+        #[arg(required_unless_present = "index")]
+        run_dir: Option<PathBuf>,
+        #[arg(long, value_name = "RESULTS_DIR", conflicts_with = "run_dir")]
+        index: Option<PathBuf>,
+    },
     /// (internal) Packet delayer for the delay nemesis; runs inside a node namespace.
     #[command(hide = true)]
     Delayer {
@@ -100,6 +107,7 @@ fn main() {
         } => clean(force, unregistered),
         Cmd::Doctor => hearsay_harness::doctor::doctor(),
         Cmd::Check { run_dir } => check(&run_dir),
+        Cmd::Report { run_dir, index } => hearsay_harness::report::cli(run_dir, index),
         Cmd::Run(opts) => with_runtime(async move { run(*opts).await }),
         Cmd::Compare(o) => with_runtime(async move { hearsay_harness::compare::main(&o).await }),
         Cmd::TestAll(o) => with_runtime(async move { hearsay_harness::matrix::main(&o).await }),

@@ -444,6 +444,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
         return Err(e);
     }
     let checked = check_dir(&run_dir)?;
+    crate::report::after_run(&run_dir, &opts.results_dir);
     let unverified = checked.results["nemesis"]["unverified"]
         .as_array()
         .map_or(0, |a| a.len());
