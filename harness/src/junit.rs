@@ -60,24 +60,7 @@ impl Suite {
     }
 }
 
-/// Escapes text for an XML attribute or element; characters XML 1.0 forbids
-/// (control characters other than tab, newline, return) become U+FFFD.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::markup::escape;
 
 /// The classname of a run's cases.
 pub fn classname(test: &str, nemesis: &str, seed: Option<u64>) -> String {

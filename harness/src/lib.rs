@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod faketime;
 pub mod form;
 pub mod junit;
+pub mod markup;
 pub mod matrix;
 pub mod nemesis;
 pub mod net;

@@ -9,24 +9,12 @@ mod common;
 use hearsay_checkers::history::History;
 use hearsay_checkers::Process;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 /// Two clusters at once would starve each other on a small machine.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn hearsay(args: &[&str], reg: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearsay"))
-        .args(args)
-        .env("HEARSAY_REGISTRY_DIR", reg)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::hearsay;
 
 fn realised_faults(run: &Path) -> Vec<serde_json::Value> {
     let h = History::read(&run.join("history.jsonl")).unwrap();

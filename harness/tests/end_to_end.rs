@@ -9,18 +9,11 @@ use hearsay_checkers::history::History;
 use hearsay_checkers::{OpType, Process};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+/// Exit code and all output (stdout then stderr).
 fn hearsay(args: &[&str], reg: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearsay"))
-        .args(args)
-        .env("HEARSAY_REGISTRY_DIR", reg)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    let (code, out, err) = common::hearsay(args, reg);
+    (code, out + &err)
 }
 
 fn latest(results: &Path) -> PathBuf {

@@ -11,28 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const SECTIONS: [&str; 7] = [
-    "verdict",
-    "timeline",
-    "latency",
-    "throughput",
-    "detection",
-    "convergence",
-    "evidence",
-];
+use hearsay_harness::report::SECTIONS;
 
-fn hearsay(args: &[&str], reg: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearsay"))
-        .args(args)
-        .env("HEARSAY_REGISTRY_DIR", reg)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::hearsay;
 
 /// Runs headless Chromium on `page` with `extra` flags; (stdout, stderr). Bounded:
 /// the browser is killed (by its PID) after 120 s.

@@ -2,6 +2,22 @@
 #![allow(dead_code)]
 
 use hearsay_harness::skip_or_fail;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs the `hearsay` binary with a private registry; (exit code, stdout, stderr).
+pub fn hearsay(args: &[&str], reg: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hearsay"))
+        .args(args)
+        .env("HEARSAY_REGISTRY_DIR", reg)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// True if the process may create namespaces, bridges and nft tables.
 pub fn is_root() -> bool {
