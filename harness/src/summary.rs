@@ -354,51 +354,67 @@ pub fn iso_stamp(s: &str) -> Option<String> {
 
 /// The `hearsay run` command line that runs this test again.
 pub fn reproduce_command(options: &Value, seed: Option<u64>) -> String {
+    // The options that define a test are always written (defaults may change between
+    // versions); every other option only when the run changed it. Hidden switches of
+    // planted-bug runs are options too: without them the run is a different test.
+    const ALWAYS: [&str; 8] = [
+        "target",
+        "workload",
+        "nemesis",
+        "nemesis_interval",
+        "time_limit",
+        "nodes",
+        "replicas",
+        "node_timeout",
+    ];
+    // Not part of the test: where results go, how many runs, print-only; the seed
+    // comes last.
+    const NEVER: [&str; 4] = ["seed", "test_count", "results_dir", "dry_run"];
+    let defaults = default_run_options();
+    let Some(all) = options.as_object() else {
+        return "hearsay run".to_string();
+    };
+    let changed = all
+        .keys()
+        .filter(|k| !ALWAYS.contains(&k.as_str()) && !NEVER.contains(&k.as_str()))
+        .filter(|k| defaults.get(k.as_str()) != all.get(k.as_str()));
     let mut cmd = vec!["hearsay".to_string(), "run".to_string()];
-    for (flag, key) in [
-        ("--target", "target"),
-        ("--workload", "workload"),
-        ("--nemesis", "nemesis"),
-        ("--nemesis-interval", "nemesis_interval"),
-        ("--time-limit", "time_limit"),
-        ("--nodes", "nodes"),
-        ("--replicas", "replicas"),
-        ("--rate", "rate"),
-        ("--concurrency", "concurrency"),
-        ("--node-timeout", "node_timeout"),
-        ("--keys", "keys"),
-        ("--schedule-from", "schedule_from"),
-    ] {
-        let v = &options[key];
-        let text = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => continue,
-        };
-        cmd.push(flag.to_string());
-        cmd.push(shell_word(&text));
-    }
-    if options["linearizable"] == true {
-        cmd.push("--linearizable".into());
-    }
-    // Hidden switches of planted-bug runs: without them the run is a different test.
-    for b in options["node_bug"].as_array().into_iter().flatten() {
-        if let Some(b) = b.as_str() {
-            cmd.push("--node-bug".into());
-            cmd.push(shell_word(b));
+    for key in ALWAYS.iter().copied().chain(changed.map(String::as_str)) {
+        let flag = format!("--{}", key.replace('_', "-"));
+        match &options[key] {
+            Value::String(s) => cmd.extend([flag, shell_word(s)]),
+            Value::Number(n) => cmd.extend([flag, n.to_string()]),
+            Value::Bool(true) => cmd.push(flag),
+            Value::Array(items) => {
+                for item in items {
+                    let word = item
+                        .as_str()
+                        .map_or_else(|| item.to_string(), str::to_string);
+                    cmd.extend([flag.clone(), shell_word(&word)]);
+                }
+            }
+            _ => {}
         }
-    }
-    if options["skip_config_epochs"] == true {
-        cmd.push("--skip-config-epochs".into());
-    }
-    if let Some(ms) = options["node_election_delay_ms"].as_u64() {
-        cmd.push(format!("--node-election-delay-ms {ms}"));
     }
     if let Some(s) = seed {
         cmd.push("--seed".into());
         cmd.push(s.to_string());
     }
     cmd.join(" ")
+}
+
+/// `hearsay run`'s option defaults, as test.json stores options.
+fn default_run_options() -> serde_json::Map<String, Value> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        run: crate::runner::RunOpts,
+    }
+    <Defaults as clap::Parser>::try_parse_from(["run"])
+        .ok()
+        .and_then(|d| serde_json::to_value(d.run).ok())
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
 }
 
 /// Quotes a word for a POSIX shell when it needs it.
@@ -751,14 +767,26 @@ mod tests {
     }
 
     #[test]
-    fn reproduce_keeps_planted_bugs_and_quotes_odd_words() {
-        let o = json!({"target": "hearsay", "workload": "set", "nemesis": "none",
-                       "node_bug": ["double-vote"], "node_election_delay_ms": 4000,
-                       "schedule_from": "/r/a b"});
+    fn reproduce_keeps_planted_bugs_changed_options_and_quotes_odd_words() {
+        let mut o = serde_json::Value::Object(default_run_options());
+        for (k, v) in [
+            ("target", json!("hearsay")),
+            ("nemesis", json!("partition,kill")),
+            ("node_bug", json!(["double-vote"])),
+            ("node_election_delay_ms", json!(4000)),
+            ("schedule_from", json!("/r/a b")),
+            ("read_fraction", json!(0.5)),
+            ("linearizable", json!(true)),
+            ("results_dir", json!("elsewhere")),
+        ] {
+            o[k] = v;
+        }
         assert_eq!(
             reproduce_command(&o, Some(3)),
-            "hearsay run --target hearsay --workload set --nemesis none \
-             --schedule-from '/r/a b' --node-bug double-vote --node-election-delay-ms 4000 --seed 3"
+            "hearsay run --target hearsay --workload set --nemesis partition,kill \
+             --nemesis-interval 10.0 --time-limit 60.0 --nodes 6 --replicas 1 --node-timeout 2000 \
+             --linearizable --node-bug double-vote --node-election-delay-ms 4000 \
+             --read-fraction 0.5 --schedule-from '/r/a b' --seed 3"
         );
     }
 
