@@ -224,6 +224,22 @@ pub fn evidence_text(v: &Value) -> String {
             if let Some(x) = o.get(k).filter(|x| !is_empty(x)) {
                 let text = match x {
                     Value::String(s) => s.clone(),
+                    // The checkers' `{count, examples}` tallies read as a sentence.
+                    Value::Object(m) if m.get("count").is_some_and(Value::is_u64) => {
+                        let examples: Vec<String> = m
+                            .get("examples")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .take(3)
+                            .map(Value::to_string)
+                            .collect();
+                        match (m.get("count"), examples.is_empty()) {
+                            (Some(c), true) => c.to_string(),
+                            (Some(c), false) => format!("{c} (e.g. {})", examples.join(", ")),
+                            (None, _) => x.to_string(),
+                        }
+                    }
                     other => other.to_string(),
                 };
                 lines.push(format!("{k}: {}", cut(&text, 400)));
@@ -787,6 +803,15 @@ mod tests {
              --nemesis-interval 10.0 --time-limit 60.0 --nodes 6 --replicas 1 --node-timeout 2000 \
              --linearizable --node-bug double-vote --node-election-delay-ms 4000 \
              --read-fraction 0.5 --schedule-from '/r/a b' --seed 3"
+        );
+    }
+
+    #[test]
+    fn evidence_reads_count_tallies_as_sentences() {
+        let t = evidence_text(&results()["set"]);
+        assert!(
+            t.starts_with("lost: 2 (e.g. {\"element\":5,\"key\":\"k<&>\"})"),
+            "{t}"
         );
     }
 
