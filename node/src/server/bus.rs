@@ -20,9 +20,18 @@ use crate::wire::{self, DecodeError};
 /// comes near this (the largest fixed one is 4352 bytes plus gossip).
 const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
 
-/// How long an outbound connect may take before we give up on it; the core
-/// retries on its next tick, as redis does after a failed connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// The shortest time an outbound connect may take before we give up on it (the
+/// core retries on its next tick, as redis does after a failed connect).
+const MIN_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// redis never times a bus connect out by itself: a pending link goes only when the
+/// staleness rule frees it, after node_timeout. So wait node_timeout too: a shorter
+/// wait gives up right at Linux's first SYN retransmit (1 s), which after a short
+/// partition is the packet that would have reconnected, and PFAILs a healed peer.
+fn connect_timeout(node: &Node) -> Duration {
+    let node_timeout = node.cluster.as_ref().map_or(0, |c| c.config().node_timeout);
+    Duration::from_millis(node_timeout).max(MIN_CONNECT_TIMEOUT)
+}
 
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
@@ -66,9 +75,9 @@ pub(super) fn start_connect(
     port: u16,
 ) {
     let task_shared = shared.clone();
+    let wait = connect_timeout(node);
     let task = tokio::spawn(async move {
-        let result =
-            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip.as_str(), port))).await;
+        let result = tokio::time::timeout(wait, TcpStream::connect((ip.as_str(), port))).await;
         let shared = task_shared;
         let mut n = shared.node.lock();
         // The core may have closed the link while we were connecting.
