@@ -81,6 +81,13 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
     let root = tempfile::tempdir().expect("tempdir");
     let (master, replica, mid, rid) = pair(root.path(), 21301, 21302);
     let (mport, rport) = (master.port, replica.port);
+    // Each start is marked first in the event log (checkers tell restarts by it).
+    let first = master.events().into_iter().next().unwrap_or_default();
+    assert_eq!(
+        (&first["event"], &first["id"]),
+        (&"started".into(), &mid.as_str().into())
+    );
+    assert_eq!(event_count(&replica, "started"), 1);
 
     // Data before the sync travels in the snapshot.
     let mut w = Conn::open(mport);
