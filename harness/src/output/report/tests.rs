@@ -4,7 +4,7 @@
 use super::data::{self, Loaded, MarkKind, Outcome};
 use super::*;
 use hearsay_checkers::history::{History, Op, OpType, OpValue, Process};
-use hearsay_checkers::protocol::RunData;
+use hearsay_checkers::run_data::RunData;
 use serde_json::json;
 use std::path::Path;
 
