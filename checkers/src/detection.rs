@@ -88,10 +88,10 @@ fn fail_since(d: &RunData, e: &NodeEvent, about: &str) -> FailState {
     let mut since = FailState::NotHeld;
     for x in d.events_of(&e.node).filter(|x| x.seq < e.seq) {
         match &x.ev {
-            Ev::FailMarked { about: a, .. } | Ev::FailReceived { about: a, .. } if a == about => {
-                if !matches!(since, FailState::Since(_)) {
-                    since = FailState::Since(x.local_ms);
-                }
+            Ev::FailMarked { about: a, .. } | Ev::FailReceived { about: a, .. }
+                if a == about && !matches!(since, FailState::Since(_)) =>
+            {
+                since = FailState::Since(x.local_ms);
             }
             Ev::FailCleared { about: a, .. } if a == about => since = FailState::NotHeld,
             Ev::Started { .. } if x.seq > 0 || !matches!(since, FailState::NotHeld) => {
