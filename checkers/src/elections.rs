@@ -297,16 +297,16 @@ fn won_rule(d: &RunData, mut r: Rule) -> Rule {
 }
 
 /// The liveness bound: detection (node_timeout plus gossip), the election delay
-/// (up to 1 s plus rank), and one failed election's retry (4 x node_timeout), with
-/// margin: 5 x node_timeout + 5 s.
+/// (up to 1 s plus rank), and one failed election's retry (twice the auth timeout of
+/// max(2 x node_timeout, 2 s)), with margin: 6 x node_timeout + 5 s.
 pub fn liveness_bound_ms(node_timeout_ms: i64) -> i64 {
-    5 * node_timeout_ms + 5000
+    6 * node_timeout_ms + 5000
 }
 
 fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
     let bound = liveness_bound_ms(d.node_timeout_ms);
     r.notes.push(format!(
-        "bound: 5 x node_timeout + 5 s = {bound} ms from the fault's start"
+        "bound: 6 x node_timeout + 5 s = {bound} ms from the fault's start"
     ));
     let end = d.heal_ms.unwrap_or(i64::MAX);
     for f in &d.faults {
