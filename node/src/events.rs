@@ -4,14 +4,29 @@
 //! Every event serializes as one flat JSON object whose `event` field names the
 //! kind (snake case), e.g.
 //! `{"event":"pfail_set","node":"<40-char id>"}`. The shell adds the node's
-//! own ID and its wall-clock and monotonic times; the core does not.
+//! own ID, a sequence number and its wall-clock and monotonic times
+//! ([`EventLine`]); the core does not.
+//!
+//! Completeness, so a checker can tell a damaged log from a complete one:
+//! - every process start begins with `started` (`seq` 0) and numbers its
+//!   lines 0, 1, 2, ... without gaps;
+//! - a clean shutdown (SIGTERM/SIGINT) ends with `stopped`, flushed before exit;
+//! - the lines of a decision reach the file (a `write(2)`, so a SIGKILL
+//!   cannot lose them) before any effect of it can be seen outside the
+//!   process: bus messages, client replies, replication bytes (the shell runs
+//!   each batch of the core's actions by [`crate::cluster::Phase`]). nodes.conf
+//!   is written just before them, so a line never claims a vote or an epoch
+//!   that a restart would not remember.
 //!
 //! Conventions for every kind below:
 //! - node fields (`node`, `id`, `about`, `reporter`, `from`, `to`, `with`,
 //!   `master`, `replica`) hold 40-character node IDs as text;
 //! - roles (`role`, `previous`) are `master` or `replica`;
-//! - times inside an event (`time_ms`) are the core's wall-clock ms, the
-//!   same clock redis uses for the decision;
+//! - times inside an event (`time_ms`, `*_ms`) are the core's wall-clock
+//!   ms, the same clock redis uses for the decision (`now_ms` is that clock
+//!   at the decision, 0 in a time field means "never");
+//! - fields describing the state a decision was taken in report that state
+//!   as it was, also when a planted bug (`--bug`) bends the decision;
 //! - slot sets are lists of inclusive `[start, end]` ranges.
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +41,37 @@ pub struct Event {
 impl From<EventKind> for Event {
     fn from(kind: EventKind) -> Event {
         Event { kind }
+    }
+}
+
+/// One line of the event log as the shell writes it: the writing node's ID,
+/// the line's sequence number, its wall-clock and monotonic time, then the
+/// event's own fields.
+#[derive(Serialize)]
+pub struct EventLine<'a> {
+    /// The ID of the node writing the log (`node` is taken: events use it for
+    /// the node they are about).
+    pub me: &'a str,
+    /// 0, 1, 2, ... per process start (the `started` line is 0): within one
+    /// start a gap, a repeat or a step back means the log is damaged.
+    pub seq: u64,
+    pub wall_ms: u64,
+    pub mono_ms: u64,
+    #[serde(flatten)]
+    pub event: &'a Event,
+}
+
+impl EventLine<'_> {
+    /// Appends the line, newline included, to `out`. Serializing these types
+    /// cannot fail (string keys, no maps with non-string keys); a failure would
+    /// leave `out` unchanged.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, self).is_ok() {
+            out.push(b'\n');
+        } else {
+            out.truncate(start);
+        }
     }
 }
 
@@ -205,8 +251,13 @@ pub struct ReportRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    /// The node started (emitted by the shell). `id`: our ID.
+    /// The node started (emitted by the shell). `id`: our ID. Always the
+    /// first line of a process start (`seq` 0).
     Started { id: String },
+    /// Clean shutdown, emitted by the shell: the last line a process writes,
+    /// flushed before it exits. `reason`: `SIGTERM` or `SIGINT`. A start
+    /// whose lines end without it was killed (or its log was cut).
+    Stopped { reason: String },
     /// A node entered the table. `id` is random for `meet`/`handshake`;
     /// `ip`/`port`/`cport` are where we will connect.
     NodeAdded {
@@ -472,6 +523,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\"reason\":\"add_slots\""), "{text}");
+    }
+
+    #[test]
+    fn a_line_carries_me_seq_and_both_clocks_before_the_event() {
+        let e = Event::from(EventKind::Stopped {
+            reason: "SIGTERM".into(),
+        });
+        let mut out = Vec::new();
+        EventLine {
+            me: "m",
+            seq: 7,
+            wall_ms: 5,
+            mono_ms: 6,
+            event: &e,
+        }
+        .write_to(&mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "{\"me\":\"m\",\"seq\":7,\"wall_ms\":5,\"mono_ms\":6,\"event\":\"stopped\",\"reason\":\"SIGTERM\"}\n"
+        );
     }
 
     #[test]

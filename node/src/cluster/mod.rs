@@ -79,6 +79,40 @@ pub enum Action {
     Log { level: LogLevel, text: String },
 }
 
+/// The order in which the shell carries out one batch of actions (those
+/// queued when it drains the core). Within a phase the core's order is kept;
+/// the phases go in this order, so that an event line is on file before any
+/// other process can see an effect of its decision (a vote's ACK, a FAIL, a
+/// reply after a role change) and a SIGKILL never loses it, while nodes.conf
+/// goes first: redis too saves the config in `clusterBeforeSleep`, before the
+/// event loop writes the messages queued in the same turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// nodes.conf: what a restart reads back. Written before the event lines,
+    /// so a line never claims a vote or an epoch a restart would forget.
+    Persist,
+    /// Event and log lines, written and flushed to their files.
+    Record,
+    /// Everything another process can observe: connects, messages, closes,
+    /// key deletions (they reach replicas).
+    Effect,
+}
+
+impl Action {
+    /// Where this action goes in its batch (see [`Phase`]).
+    pub fn phase(&self) -> Phase {
+        match self {
+            Action::SaveConfig { .. } => Phase::Persist,
+            Action::Event(_) | Action::Log { .. } => Phase::Record,
+            Action::Connect { .. }
+            | Action::Send { .. }
+            | Action::Close { .. }
+            | Action::DeleteKeysInSlots { .. }
+            | Action::FlushAll => Phase::Effect,
+        }
+    }
+}
+
 /// Cluster options, named after redis's.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {

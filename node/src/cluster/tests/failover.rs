@@ -262,7 +262,7 @@ fn paused_master_is_replaced_by_its_replica_which_it_then_follows() {
 
 use std::net::SocketAddr;
 
-use crate::cluster::{Action, Cluster, LinkId, LogLevel};
+use crate::cluster::{Action, Cluster, LinkId, LogLevel, Phase};
 use crate::events::VoteRefusedReason;
 use crate::slots::SlotSet;
 use crate::wire::{msg_flags, msg_type, Body, Header, Message};
@@ -568,6 +568,35 @@ fn vote_rules_in_redis_order_with_verbatim_refusals() {
     assert!(again.logged(&format!(
         "Failover auth denied to {r}: already voted for epoch 9"
     )));
+}
+
+/// The shell runs a batch by `Phase`: a granted vote is on disk, then in the
+/// event log (flushed), and only then can its ACK leave, so a SIGKILL at any
+/// point never leaves a peer holding a vote our log does not show, nor a log
+/// showing a vote a restart would forget.
+#[test]
+fn a_vote_is_saved_then_logged_then_acked_in_shell_order() {
+    let mut h = Hand::load(&voter_conf(0), 1);
+    h.tick(200);
+    h.take();
+    h.request('r', Some('f'), 4, 2, slots(4001, 8000), false);
+    let mut batch = h.take();
+    batch.sort_by_key(Action::phase);
+    let save = batch.iter().position(
+        |a| matches!(a, Action::SaveConfig { contents, fsync: true } if contents.contains("lastVoteEpoch 4\n")),
+    );
+    let event = batch.iter().position(
+        |a| matches!(a, Action::Event(e) if matches!(e.kind, EventKind::VoteGranted { epoch: 4, .. })),
+    );
+    let ack = batch.iter().position(|a| matches!(a, Action::Send { msg, .. } if msg.header.msg_type == msg_type::FAILOVER_AUTH_ACK));
+    assert!(
+        save.is_some() && event.is_some() && ack.is_some(),
+        "{save:?} {event:?} {ack:?}"
+    );
+    assert!(save < event && event < ack, "{save:?} {event:?} {ack:?}");
+    // Every phase boundary holds for the whole batch.
+    let phases: Vec<Phase> = batch.iter().map(Action::phase).collect();
+    assert!(phases.windows(2).all(|w| w[0] <= w[1]), "{phases:?}");
 }
 
 #[test]
