@@ -273,8 +273,20 @@ pub enum EventKind {
     HandshakeCompleted { id: String },
     /// A node left the table.
     NodeRemoved { id: String, reason: RemovedReason },
-    /// We could not reach `node` for node_timeout: local suspicion.
-    PfailSet { node: String },
+    /// We could not reach `node` for node_timeout: local suspicion. The
+    /// state the decision was taken in (redis 7.0 `clusterCron`: PFAIL when
+    /// a ping is outstanding, `ping_sent_ms` != 0, and
+    /// min(now - ping_sent, now - data_received) > node_timeout):
+    /// `ping_sent_ms`, our oldest unanswered PING to it (0 if none);
+    /// `data_received_ms`, the last packet we got from it (0 if never);
+    /// `now_ms`; `node_timeout_ms`.
+    PfailSet {
+        node: String,
+        ping_sent_ms: u64,
+        data_received_ms: u64,
+        now_ms: u64,
+        node_timeout_ms: u64,
+    },
     /// A PONG on our outbound link cleared PFAIL.
     PfailCleared { node: String },
     /// A master's gossip reported `about` as PFAIL/FAIL for the first time.
@@ -299,10 +311,20 @@ pub enum EventKind {
     },
     /// A FAIL message from `from` made us flag `about` as FAIL (no quorum check).
     FailReceived { from: String, about: String },
-    /// The FAIL flag of `about` was cleared.
+    /// The FAIL flag of `about` was cleared, on a PONG from it. The state
+    /// the decision was taken in (redis 7.0 `clearNodeFailureIfNeeded`: a
+    /// replica or a master without slots is cleared at once; a master with
+    /// slots only when now - fail_time > 2 x node_timeout): `role` and
+    /// `slots` (its slot count), both in our view; `fail_time_ms`, when we
+    /// flagged it FAIL (decided or received); `now_ms`; `node_timeout_ms`.
     FailCleared {
         about: String,
         reason: FailClearedReason,
+        role: Role,
+        slots: usize,
+        fail_time_ms: u64,
+        now_ms: u64,
+        node_timeout_ms: u64,
     },
     /// Our currentEpoch changed.
     CurrentEpochChanged {
@@ -401,18 +423,48 @@ pub enum EventKind {
     /// Replica: while waiting, our rank got worse; the delay grew by `added_delay_ms`.
     ElectionRankUpdated { rank: usize, added_delay_ms: i64 },
     /// Replica: we bumped currentEpoch to `epoch` and broadcast
-    /// FAILOVER_AUTH_REQUEST; `force_ack` is set during a manual failover.
+    /// FAILOVER_AUTH_REQUEST; `force_ack` is set during a manual failover;
+    /// `offset` is our replication offset at that moment.
     ElectionStarted {
         master: String,
         epoch: u64,
         force_ack: bool,
+        offset: u64,
     },
-    /// Master: we voted for replica `to` of failed master `master` in `epoch`
-    /// (our lastVoteEpoch, persisted with fsync before the ACK was queued).
+    /// Master: we voted for replica `to` of master `master` in `epoch` (our
+    /// currentEpoch, now our lastVoteEpoch, persisted with fsync before the
+    /// ACK was queued). The state the decision was taken in, enough to
+    /// re-check redis 7.0's `clusterSendFailoverAuthIfNeeded` from this line:
+    /// - `voter_is_master`, `voter_slots`: our role and slot count (only a
+    ///   master with slots may vote);
+    /// - `req_epoch`: the request's currentEpoch (not below `epoch`);
+    /// - `last_vote_epoch`: our lastVoteEpoch before this vote (one vote per
+    ///   epoch: it must differ from `epoch`);
+    /// - `master_fail`: `master` has FAIL in our view; `force_ack`: the
+    ///   request's FORCEACK (a manual failover; then `master_fail` may be false);
+    /// - `last_vote_for_master_ms`: when we last voted for a replica of
+    ///   `master` (0 if never): at least 2 x node_timeout before `now_ms`;
+    /// - `req_config_epoch`: the request's configEpoch, and
+    ///   `claimed_slots_max_epoch`: the greatest configEpoch, in our view, of
+    ///   the current owners of the slots the request claims (unassigned and
+    ///   unclaimed slots skipped, as redis does; 0 if none): not above
+    ///   `req_config_epoch`;
+    /// - `now_ms`, `node_timeout_ms`.
     VoteGranted {
         to: String,
         master: String,
         epoch: u64,
+        req_epoch: u64,
+        last_vote_epoch: u64,
+        master_fail: bool,
+        force_ack: bool,
+        voter_is_master: bool,
+        voter_slots: usize,
+        last_vote_for_master_ms: u64,
+        req_config_epoch: u64,
+        claimed_slots_max_epoch: u64,
+        now_ms: u64,
+        node_timeout_ms: u64,
     },
     /// Master: we refused replica `to`; `epoch` is our currentEpoch,
     /// `req_epoch` the request's.
@@ -432,12 +484,14 @@ pub enum EventKind {
         counted: bool,
     },
     /// Replica: `votes` >= `needed` = floor(size/2)+1 in `epoch`; we become
-    /// the master and take `master`'s slots.
+    /// the master and take `master`'s slots. `voters`: the masters whose ACKs
+    /// were counted in this election, in the order received (`votes` of them).
     ElectionWon {
         master: String,
         epoch: u64,
         votes: usize,
         needed: usize,
+        voters: Vec<String>,
     },
     /// Replica: the election of `epoch` got no majority within the auth
     /// timeout (`epoch` is 0 if no request went out).

@@ -287,6 +287,12 @@ fn ms(now: Millis) -> Ms {
     i64::try_from(now).unwrap_or(i64::MAX)
 }
 
+/// A core time as an event field (before the Unix epoch, impossible but for
+/// a wildly wrong clock, reads as 0).
+fn wall(t: Ms) -> u64 {
+    u64::try_from(t).unwrap_or(0)
+}
+
 impl Cluster {
     /// Creates the state of a node. `nodes_conf` is the content of its nodes.conf
     /// if the file existed and was not empty; otherwise a new random ID is drawn

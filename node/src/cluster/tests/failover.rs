@@ -103,32 +103,96 @@ fn scheduled(sim: &Sim, i: usize) -> Vec<(i64, usize, u64, bool)> {
         .collect()
 }
 
-/// Every voter granted at most one vote per epoch, and every win had a
-/// majority of grants behind it (the "epochs" checker's rules).
+/// redis 7.0's `clusterSendFailoverAuthIfNeeded`, re-judged from one
+/// `vote_granted` line alone.
+pub(super) fn vote_line_obeys_the_rules(e: &EventKind) {
+    let EventKind::VoteGranted {
+        to,
+        epoch,
+        req_epoch,
+        last_vote_epoch,
+        master_fail,
+        force_ack,
+        voter_is_master,
+        voter_slots,
+        last_vote_for_master_ms,
+        req_config_epoch,
+        claimed_slots_max_epoch,
+        now_ms,
+        node_timeout_ms,
+        ..
+    } = e
+    else {
+        return;
+    };
+    assert!(
+        *voter_is_master && *voter_slots > 0,
+        "{to}: no right to vote"
+    );
+    assert!(req_epoch >= epoch, "{to}: stale request");
+    assert_ne!(last_vote_epoch, epoch, "{to}: already voted in {epoch}");
+    assert!(*master_fail || *force_ack, "{to}: its master is up");
+    assert!(
+        *last_vote_for_master_ms == 0 || now_ms - last_vote_for_master_ms >= 2 * node_timeout_ms,
+        "{to}: voted about its master {} ms before",
+        now_ms - last_vote_for_master_ms
+    );
+    assert!(
+        claimed_slots_max_epoch <= req_config_epoch,
+        "{to}: claim at {req_config_epoch} older than {claimed_slots_max_epoch}"
+    );
+}
+
+/// Every voter granted at most one vote per epoch, each grant obeying the
+/// vote rules from its own line, and every win had a majority of grants
+/// behind it, from the voters it names (the "epochs" checker's rules); every
+/// PFAIL and FAIL clearing line obeys its rule too.
 fn assert_vote_safety(sim: &Sim) {
-    let mut grants: BTreeMap<u64, Vec<(usize, String)>> = BTreeMap::new();
+    let mut grants: BTreeMap<u64, Vec<(String, String)>> = BTreeMap::new();
     for i in 0..sim.nodes.len() {
         let mut mine: Vec<u64> = Vec::new();
         for e in sim.events(i, |e| matches!(e, EventKind::VoteGranted { .. })) {
+            vote_line_obeys_the_rules(e);
             if let EventKind::VoteGranted { to, epoch, .. } = e {
                 assert!(
                     !mine.contains(epoch),
                     "node {i} voted twice in epoch {epoch}"
                 );
                 mine.push(*epoch);
-                grants.entry(*epoch).or_default().push((i, to.clone()));
+                grants
+                    .entry(*epoch)
+                    .or_default()
+                    .push((sim.id(i).to_string(), to.clone()));
             }
         }
+        super::failure::pfail_lines_obey_the_rule(sim, i);
+        super::failure::fail_cleared_lines_obey_the_rule(sim, i);
     }
     for i in 0..sim.nodes.len() {
         let me = sim.id(i).to_string();
-        for (epoch, votes, needed) in elections_won(sim, i) {
+        for e in sim.events(i, |e| matches!(e, EventKind::ElectionWon { .. })) {
+            let EventKind::ElectionWon {
+                epoch,
+                votes,
+                needed,
+                voters,
+                ..
+            } = e
+            else {
+                continue;
+            };
             assert!(votes >= needed, "won with {votes}/{needed}");
-            let for_me = grants
-                .get(&epoch)
-                .map_or(0, |g| g.iter().filter(|(_, to)| *to == me).count());
+            assert_eq!(voters.len(), *votes, "one voter per counted vote");
+            let granted = grants.get(epoch).cloned().unwrap_or_default();
+            for v in voters {
+                assert!(
+                    granted.contains(&(v.clone(), me.clone())),
+                    "node {i} counted {v} in epoch {epoch} without its grant"
+                );
+            }
+            let for_me = granted.iter().filter(|(_, to)| *to == me).count();
             assert!(
-                for_me >= needed,
+                for_me >= *needed,
                 "node {i} won epoch {epoch} with {for_me} grants, {needed} needed"
             );
         }
@@ -465,6 +529,13 @@ fn voter_conf(last_vote_epoch: u64) -> String {
     )
 }
 
+fn grants(h: &Hand) -> Vec<EventKind> {
+    h.events()
+        .into_iter()
+        .filter(|e| matches!(e, EventKind::VoteGranted { .. }))
+        .collect()
+}
+
 fn refusals(h: &Hand) -> Vec<VoteRefusedReason> {
     h.events()
         .into_iter()
@@ -503,7 +574,35 @@ fn vote_rules_in_redis_order_with_verbatim_refusals() {
         "fsync before ACK: {save:?} {ack:?}"
     );
     assert!(out.iter().any(|a| matches!(a, Action::Log { text, .. } if *text == format!("Failover auth granted to {r} for epoch 4"))));
-    assert!(out.iter().any(|a| matches!(a, Action::Event(e) if e.kind == EventKind::VoteGranted { to: r.to_string(), master: fixed_id('f'), epoch: 4 })));
+    // The line re-checks every vote rule: f is FAIL, we are a master with
+    // 4001 slots, never voted, and f's slots are at epoch 2 = the request's.
+    let granted: Vec<&EventKind> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(e) if matches!(e.kind, EventKind::VoteGranted { .. }) => Some(&e.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        vec![&EventKind::VoteGranted {
+            to: r.to_string(),
+            master: fixed_id('f'),
+            epoch: 4,
+            req_epoch: 4,
+            last_vote_epoch: 0,
+            master_fail: true,
+            force_ack: false,
+            voter_is_master: true,
+            voter_slots: 4001,
+            last_vote_for_master_ms: 0,
+            req_config_epoch: 2,
+            claimed_slots_max_epoch: 2,
+            now_ms: h.now,
+            node_timeout_ms: TIMEOUT,
+        }]
+    );
+    let first_vote_at = h.now;
 
     // One vote per epoch, whoever asks.
     h.request('s', Some('f'), 4, 2, slots(4001, 8000), false);
@@ -544,6 +643,18 @@ fn vote_rules_in_redis_order_with_verbatim_refusals() {
     h.request('t', Some('g'), 8, 3, slots(8001, 16383), true);
     assert!(refusals(&h).is_empty());
     assert!(h.logged(&format!("Failover auth granted to {t} for epoch 8")));
+    // A manual failover's vote: g is up, FORCEACK stands in for its FAIL.
+    assert!(matches!(
+        grants(&h)[..],
+        [EventKind::VoteGranted {
+            master_fail: false,
+            force_ack: true,
+            last_vote_epoch: 4,
+            claimed_slots_max_epoch: 3,
+            req_config_epoch: 3,
+            ..
+        }]
+    ));
     h.take();
 
     // After 2 x node_timeout the same master may be voted on again.
@@ -552,6 +663,19 @@ fn vote_rules_in_redis_order_with_verbatim_refusals() {
     h.request('s', Some('f'), 9, 2, slots(4001, 8000), false);
     assert!(h.logged(&format!("Failover auth granted to {s} for epoch 9")));
     assert_eq!(h.acks(), 1);
+    // The previous vote about f is in the line: more than 2 x node_timeout ago.
+    match &grants(&h)[..] {
+        [EventKind::VoteGranted {
+            last_vote_for_master_ms,
+            now_ms,
+            node_timeout_ms,
+            ..
+        }] => {
+            assert_eq!(*last_vote_for_master_ms, first_vote_at);
+            assert!(now_ms - last_vote_for_master_ms >= 2 * node_timeout_ms);
+        }
+        other => panic!("{other:?}"),
+    }
     h.take();
 
     // lastVoteEpoch survives a restart: no second vote in epoch 9.
@@ -816,7 +940,8 @@ fn election_runs_expires_retries_and_counts_only_valid_acks() {
     assert!(h.events().contains(&EventKind::ElectionStarted {
         master: fixed_id('f'),
         epoch: 5,
-        force_ack: false
+        force_ack: false,
+        offset: 100,
     }));
     assert!(h.logged("Starting a failover election for epoch 5."));
     let reqs = h.sent(msg_type::FAILOVER_AUTH_REQUEST);
@@ -893,7 +1018,8 @@ fn election_runs_expires_retries_and_counts_only_valid_acks() {
         master: fixed_id('f'),
         epoch: 6,
         votes: 2,
-        needed: 2
+        needed: 2,
+        voters: vec![fixed_id('g'), fixed_id('h')],
     }));
     assert!(h.logged("configEpoch set to 6 after successful failover"));
     assert_eq!(h.core.my_epoch(), 6);
@@ -946,6 +1072,12 @@ fn of_two_replicas_the_one_with_more_data_wins_and_the_other_follows_it() {
     assert_eq!(sim.nodes[1].core.owner_id(0), Some(r3));
     let s3 = scheduled(&sim, 3);
     assert_eq!(s3.first().map(|s| (s.1, s.2)), Some((0, 1700)));
+    // The election names the data the winner had: every write it acked.
+    let started = sim.events(3, |e| matches!(e, EventKind::ElectionStarted { .. }));
+    assert!(matches!(
+        started[..],
+        [EventKind::ElectionStarted { offset: 1700, .. }]
+    ));
     // The laggard is ranked behind (at scheduling or by a rank update), so it
     // never even asks for votes.
     let s4 = scheduled(&sim, 4);
