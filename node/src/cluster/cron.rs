@@ -137,7 +137,13 @@ impl Cluster {
             }
             // Any data from the node counts as a sign of life.
             let node_delay = ping_delay.min(data_delay);
-            if node_delay > timeout && !n.has(PFAIL | FAIL) {
+            // Planted bug `early-pfail`: suspicion after half the timeout.
+            let limit = if self.cfg.bug("early-pfail") {
+                timeout / 2
+            } else {
+                timeout
+            };
+            if node_delay > limit && !n.has(PFAIL | FAIL) {
                 let name = n.name;
                 if let Some(n) = self.node_mut(r) {
                     n.flags |= PFAIL;
@@ -248,9 +254,14 @@ impl Cluster {
             }
         }
         self.size = size;
-        // In a minority partition: refuse service.
+        // In a minority partition: refuse service. Planted bug
+        // `minority-writes`: a master keeps `ok` (and takes writes) however
+        // long it is cut off from the majority, writes that a failover on the
+        // majority side will discard, long after node_timeout.
         if reachable < size / 2 + 1 {
-            new_ok = false;
+            if !(self.cfg.bug("minority-writes") && self.me().is_master()) {
+                new_ok = false;
+            }
             self.among_minority_time = now;
         }
         if new_ok == self.state_ok {

@@ -381,7 +381,9 @@ impl Cluster {
             );
             return;
         };
-        if !master_failed && !force_ack {
+        // Planted bug `vote-master-up`: vote although, in our view, the
+        // candidate's master is up (only this check is skipped).
+        if !master_failed && !force_ack && !self.cfg.bug("vote-master-up") {
             let text = "its master is up".to_string();
             self.refuse_vote(sender, VoteRefusedReason::MasterUp, req_epoch, Some(text));
             return;
@@ -624,6 +626,10 @@ impl Cluster {
                 self.failover.auth_time = now;
                 self.failover.auth_rank = 0;
                 self.todo(TODO_HANDLE_FAILOVER);
+            } else if self.cfg.bug("slow-failover") {
+                // Planted bug `slow-failover`: a failed master stays
+                // unreplaced for 10 x node_timeout longer (liveness).
+                self.failover.auth_time += timeout.saturating_mul(10);
             }
             let delay = self.failover.auth_time - now;
             let (rank, offset) = (self.failover.auth_rank, self.my_repl_offset);
@@ -721,7 +727,14 @@ impl Cluster {
             return;
         }
 
-        if self.failover.auth_count >= needed {
+        // Planted bug `premature-win`: one vote short of a majority wins
+        // (when a majority is 2 or more); the event still names `needed`.
+        let enough = if self.cfg.bug("premature-win") && needed >= 2 {
+            needed - 1
+        } else {
+            needed
+        };
+        if self.failover.auth_count >= enough {
             self.log(
                 LogLevel::Warning,
                 "Failover election won: I'm the new master.".to_string(),

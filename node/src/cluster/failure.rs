@@ -197,8 +197,11 @@ impl Cluster {
                 reason,
                 format!("Clear FAIL state for node {name}: {what} is reachable again."),
             )
-        } else if master && now - fail_time > undo_time {
-            // A master still serving slots long after FAIL: nobody failed it over.
+        } else if master && (now - fail_time > undo_time || self.cfg.bug("early-fail-clear")) {
+            // A master still serving slots long after FAIL: nobody failed it
+            // over. Planted bug `early-fail-clear`: at once, while its
+            // replicas may still be electing one of them (two masters for
+            // the same slots).
             (
                 FailClearedReason::NobodyServingSlots,
                 format!(

@@ -134,7 +134,25 @@ pub struct ClusterConfig {
     pub replica_no_failover: bool,
     /// repl-ping-replica-period, seconds (part of the data-age limit).
     pub repl_ping_replica_period: u64,
-    /// Planted defects (`--bug NAME`), for proving checkers. Empty in normal runs.
+    /// Planted defects (`--bug NAME`), for proving checkers. Empty in normal
+    /// runs. Each is one minimal deviation from a redis 7.0 rule, marked
+    /// "Planted bug" where it acts; events still report the true state:
+    /// - `fail-without-quorum`: PFAIL -> FAIL without a majority of reports;
+    /// - `count-replica-reports`: failure reports from replicas are counted;
+    /// - `stale-reports`: failure reports never expire;
+    /// - `double-vote`: a master may vote twice in one epoch;
+    /// - `no-update`: claims taking slots from another owner, and UPDATE
+    ///   messages, are ignored (the slot map stays stale);
+    /// - `ignore-epoch-collision`: equal configEpochs are left as they are;
+    /// - `early-pfail`: PFAIL once node_delay > node_timeout / 2;
+    /// - `vote-master-up`: a vote although the candidate's master is not FAIL;
+    /// - `early-fail-clear`: FAIL of a reachable master with slots cleared at
+    ///   once, not after 2 x node_timeout;
+    /// - `premature-win`: an election won with one vote fewer than needed
+    ///   (when needed >= 2);
+    /// - `slow-failover`: an automatic election starts 10 x node_timeout late;
+    /// - `minority-writes`: a master cut off from the majority of masters
+    ///   stays `cluster_state:ok` (keeps taking writes).
     pub bugs: Vec<String>,
     /// Tests only: a fixed election delay replacing 500 ms + random 0..500 ms.
     pub test_election_delay_ms: Option<u64>,

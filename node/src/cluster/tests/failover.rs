@@ -12,13 +12,13 @@ use crate::wire::NodeName;
 
 use super::sim::{test_config, Sim};
 
-const TIMEOUT: u64 = 1000;
+pub(super) const TIMEOUT: u64 = 1000;
 
 /// `masters` masters splitting the slots evenly, then one replica per entry
 /// of `replica_of` (node `masters + k` replicates master `replica_of[k]`),
 /// fully meshed, state ok everywhere, every replica synced. `cfg` may adjust
 /// each node's config.
-fn build(
+pub(super) fn build(
     masters: usize,
     replica_of: &[usize],
     seed: u64,
@@ -334,11 +334,11 @@ use crate::wire::{msg_flags, msg_type, Body, Header, Message};
 use super::fixed_id;
 use super::sim::T0;
 
-fn nid(c: char) -> NodeName {
+pub(super) fn nid(c: char) -> NodeName {
     NodeName::parse(&fixed_id(c)).unwrap_or(NodeName::NULL)
 }
 
-fn slots(a: u16, b: u16) -> SlotSet {
+pub(super) fn slots(a: u16, b: u16) -> SlotSet {
     let mut s = SlotSet::new();
     for j in a..=b {
         s.insert(j);
@@ -348,13 +348,13 @@ fn slots(a: u16, b: u16) -> SlotSet {
 
 /// One core fed hand-made packets. Peers are named by one character; node
 /// `x` lives at 127.0.0.(x-'a'+1):(7000+x-'a').
-struct Hand {
-    core: Cluster,
-    now: u64,
+pub(super) struct Hand {
+    pub(super) core: Cluster,
+    pub(super) now: u64,
     /// Inbound links, one per peer, created on demand.
     inbound: BTreeMap<char, LinkId>,
     /// Everything the core produced, in order.
-    out: Vec<Action>,
+    pub(super) out: Vec<Action>,
     /// Outbound links by the IP they were opened to.
     outbound: BTreeMap<LinkId, String>,
 }
@@ -364,9 +364,15 @@ fn peer_index(c: char) -> u16 {
 }
 
 impl Hand {
-    fn load(conf: &str, seed: u64) -> Hand {
+    pub(super) fn load(conf: &str, seed: u64) -> Hand {
+        Self::load_with(conf, seed, |_| {})
+    }
+
+    /// `load` with the config adjusted by `f` (e.g. planted bugs).
+    pub(super) fn load_with(conf: &str, seed: u64, f: impl FnOnce(&mut ClusterConfig)) -> Hand {
         let mut cfg = test_config(0, TIMEOUT);
         cfg.announce_ip = Some("127.0.0.1".into());
+        f(&mut cfg);
         let mut core = Cluster::new(cfg, T0, seed, Some(conf)).expect("load");
         core.set_log_level(LogLevel::Verbose);
         let mut h = Hand {
@@ -400,12 +406,12 @@ impl Hand {
         }
     }
 
-    fn take(&mut self) -> Vec<Action> {
+    pub(super) fn take(&mut self) -> Vec<Action> {
         self.settle();
         std::mem::take(&mut self.out)
     }
 
-    fn tick(&mut self, ms: u64) {
+    pub(super) fn tick(&mut self, ms: u64) {
         let end = self.now + ms;
         while self.now < end {
             self.now += 100;
@@ -461,7 +467,7 @@ impl Hand {
     }
 
     /// FAILOVER_AUTH_REQUEST from replica `from` of `master`.
-    fn request(
+    pub(super) fn request(
         &mut self,
         from: char,
         master: Option<char>,
@@ -490,7 +496,7 @@ impl Hand {
             .any(|a| matches!(a, Action::Log { text: t, .. } if t.contains(text)))
     }
 
-    fn events(&self) -> Vec<EventKind> {
+    pub(super) fn events(&self) -> Vec<EventKind> {
         self.out
             .iter()
             .filter_map(|a| match a {
@@ -501,7 +507,7 @@ impl Hand {
     }
 
     /// Acks sent (as messages on some link).
-    fn acks(&self) -> usize {
+    pub(super) fn acks(&self) -> usize {
         self.out
             .iter()
             .filter(|a| matches!(a, Action::Send { msg, .. } if msg.header.msg_type == msg_type::FAILOVER_AUTH_ACK))
@@ -511,7 +517,7 @@ impl Hand {
 
 /// A voter `a` (master with slots) that knows failed master `f` (replicas `r`,
 /// `s`), healthy master `g` (replica `t`) and replica `u` of an unknown master.
-fn voter_conf(last_vote_epoch: u64) -> String {
+pub(super) fn voter_conf(last_vote_epoch: u64) -> String {
     format!(
         "{a} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-4000\n\
          {f} 127.0.0.6:7005@17005 master,fail - 0 0 2 connected 4001-8000\n\
@@ -529,14 +535,14 @@ fn voter_conf(last_vote_epoch: u64) -> String {
     )
 }
 
-fn grants(h: &Hand) -> Vec<EventKind> {
+pub(super) fn grants(h: &Hand) -> Vec<EventKind> {
     h.events()
         .into_iter()
         .filter(|e| matches!(e, EventKind::VoteGranted { .. }))
         .collect()
 }
 
-fn refusals(h: &Hand) -> Vec<VoteRefusedReason> {
+pub(super) fn refusals(h: &Hand) -> Vec<VoteRefusedReason> {
     h.events()
         .into_iter()
         .filter_map(|e| match e {
@@ -763,7 +769,7 @@ fn unknown_master_and_no_right_to_vote() {
 
 /// Replica `b` of failed master `f` (0-5000), sibling replica `s`, masters
 /// `g` and `h` with the other slots.
-fn replica_conf() -> String {
+pub(super) fn replica_conf() -> String {
     format!(
         "{b} 127.0.0.2:7001@17001 myself,slave {f} 0 0 2 connected\n\
          {f} 127.0.0.6:7005@17005 master,fail - 0 0 2 connected 0-5000\n\
@@ -796,12 +802,12 @@ impl Hand {
         );
     }
 
-    fn ack(&mut self, from: char, master: Option<char>, cur: u64) {
+    pub(super) fn ack(&mut self, from: char, master: Option<char>, cur: u64) {
         let hd = Self::header(msg_type::FAILOVER_AUTH_ACK, from, master, cur, 3);
         self.send(from, hd, Body::Empty);
     }
 
-    fn scheduled(&self) -> Vec<(i64, usize)> {
+    pub(super) fn scheduled(&self) -> Vec<(i64, usize)> {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
