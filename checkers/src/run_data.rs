@@ -285,6 +285,8 @@ pub struct RunData {
     pub damage: Vec<Damage>,
     /// The node count test.json asked for (None for stored runs without it).
     pub expected_nodes: Option<usize>,
+    /// hearsay-node's pinned election delay, when a test set one.
+    pub election_delay_ms: Option<i64>,
 }
 
 impl RunData {
@@ -406,6 +408,7 @@ impl RunData {
         };
         let target = test["options"]["target"].as_str().unwrap_or("");
         d.expected_nodes = test["options"]["nodes"].as_u64().map(|n| n as usize);
+        d.election_delay_ms = test["options"]["node_election_delay_ms"].as_i64();
         d.faults = fault_windows(history);
         for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
             let t = (op.time / 1_000_000) as i64;
