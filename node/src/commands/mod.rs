@@ -58,6 +58,10 @@ pub trait Host {
     fn is_replica(&self) -> bool {
         false
     }
+    /// `requirepass`, when set: clients must AUTH before other commands.
+    fn requirepass(&self) -> Option<String> {
+        None
+    }
     /// Server-level commands this layer does not implement itself: CLUSTER, INFO,
     /// CONFIG (and later REPLICAOF/ROLE/WAIT...). `name` is lowercase; `args`
     /// excludes the command name. `None` means "unknown command".
@@ -214,6 +218,20 @@ fn process(
             false,
         );
     }
+    // redis `authRequired`: only NO_AUTH commands (AUTH, HELLO, QUIT, RESET)
+    // before a client authenticates.
+    if !client.authenticated
+        && !client.is_master_link
+        && spec.flags & table::flag::NO_AUTH == 0
+        && host.requirepass().is_some()
+    {
+        return (
+            reject(client, "NOAUTH Authentication required.".into()),
+            Some(spec),
+            Vec::new(),
+            false,
+        );
+    }
     let in_multi = client.multi.is_some();
     if in_multi && spec.flags & table::flag::NO_MULTI != 0 {
         return (
@@ -333,7 +351,7 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Hello => connection::hello(ctx, args),
         Select => connection::select(ctx, args),
         Quit => connection::quit(ctx),
-        Auth => connection::auth(args),
+        Auth => connection::auth(ctx, args),
         Reset => connection::reset(ctx),
         Asking => connection::asking(ctx),
         Readonly => connection::readonly(ctx, true),

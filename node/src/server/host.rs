@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::log::{parse_level, Logger};
 use super::replication::WaitRequest;
 use super::{mono_ms, now_ms, Stats};
-use crate::cluster::{Cluster, SlotRoute};
+use crate::cluster::{Cluster, LogLevel, SlotRoute};
 use crate::commands::{ClientState, Host};
 use crate::config::Config;
 use crate::replication::Replication;
@@ -259,14 +259,21 @@ impl<'a> HostCtx<'a> {
                 Frame::ok()
             }
             "resetstat" if args.len() == 1 => Frame::ok(),
-            "rewrite" if args.len() == 1 => {
-                if self.config.config_file.is_none() {
-                    Frame::error("ERR The server is running without a config file")
-                } else {
-                    // Runtime changes are not written back to the file; say so rather than pretend.
-                    Frame::error("ERR CONFIG REWRITE is not supported by hearsay-node")
+            "rewrite" if args.len() == 1 => match self.config.rewrite_file() {
+                Ok(()) => {
+                    self.logger
+                        .log(LogLevel::Notice, false, "CONFIG REWRITE executed with success.");
+                    Frame::ok()
                 }
-            }
+                Err(e) => {
+                    self.logger.log(
+                        LogLevel::Warning,
+                        false,
+                        &format!("CONFIG REWRITE failed: {e}"),
+                    );
+                    Frame::Error(format!("ERR {e}"))
+                }
+            },
             "help" => Frame::Array(
                 [
                     "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -323,6 +330,13 @@ impl Host for HostCtx<'_> {
 
     fn is_replica(&self) -> bool {
         self.is_replica_node()
+    }
+
+    fn requirepass(&self) -> Option<String> {
+        self.config
+            .get("requirepass")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
     }
 
     fn server_command(

@@ -334,9 +334,25 @@ pub async fn run(config: Config) -> Result<()> {
         false,
         "oO0OoO0OoO0Oo hearsay-node is starting oO0OoO0OoO0Oo",
     );
+    logger.log(
+        LogLevel::Notice,
+        false,
+        &format!(
+            "hearsay-node version={} (Redis 7.0.15 compatible), bits=64, pid={}, just started",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ),
+    );
+    logger.log(LogLevel::Notice, false, "Configuration loaded");
     if !config.pidfile().is_empty() {
-        std::fs::write(config.pidfile(), format!("{}\n", std::process::id()))
-            .context("Can't write the pidfile")?;
+        // As redis: a PID file that cannot be written is a warning, not fatal.
+        if let Err(e) = std::fs::write(config.pidfile(), format!("{}\n", std::process::id())) {
+            logger.log(
+                LogLevel::Warning,
+                false,
+                &format!("Failed to write PID file: {e}"),
+            );
+        }
     }
 
     let events = if config.events_file().is_empty() {
@@ -420,10 +436,26 @@ pub async fn run(config: Config) -> Result<()> {
             n.write_event(&Event::from(EventKind::Started { id }));
         }
         let port = n.config.port();
-        n.log(
-            LogLevel::Notice,
-            &format!("Running mode=cluster, port={port}."),
-        );
+        let mode = if n.cluster.is_some() {
+            "cluster"
+        } else {
+            "standalone"
+        };
+        if n.config.get("always-show-logo") == Some("yes") {
+            // redis's logo carries the port and PID (its test suite waits for
+            // " PID: <pid>"); ours is plainer, with the same facts.
+            let logo = format!(
+                "\n    hearsay-node {} (Redis 7.0.15 compatible) 64 bit\n\n    Running in {mode} mode\n    Port: {port}\n    PID: {}\n\n",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            );
+            n.logger.log_raw(LogLevel::Notice, &logo);
+        } else {
+            n.log(
+                LogLevel::Notice,
+                &format!("Running mode={mode}, port={port}."),
+            );
+        }
         n.log(LogLevel::Notice, "Server initialized");
         // The data set is loaded before any client or peer is served.
         n.open_aof()?;
