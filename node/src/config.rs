@@ -277,7 +277,10 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "auto-aof-rewrite-min-size",
         aliases: &[],
-        kind: Kind::Memory { min: 0, max: i64::MAX },
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
         default: "64mb",
         mutable: true,
     },
@@ -368,7 +371,10 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "maxmemory",
         aliases: &[],
-        kind: Kind::Memory { min: 0, max: i64::MAX },
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
         default: "0",
         mutable: true,
     },
@@ -440,9 +446,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            values: all_specs()
-                .map(|s| (s.name, default_value(s)))
-                .collect(),
+            values: all_specs().map(|s| (s.name, default_value(s))).collect(),
             bugs: Vec::new(),
             save_seen: false,
             test_election_delay_ms: None,

@@ -503,6 +503,29 @@ impl Cluster {
         self.drop_packet_filter = msg_type;
     }
 
+    /// `DEBUG CLUSTERLINK KILL to|from|all <node-id>`: frees the chosen links
+    /// with that node (the core reconnects as after any broken link). The
+    /// error is redis's reply text, without `ERR `.
+    pub fn debug_kill_link(&mut self, direction: &[u8], node: &[u8]) -> Result<(), String> {
+        let Some(r) = self.lookup_arg(node) else {
+            return Err(format!("Unknown node {}", String::from_utf8_lossy(node)));
+        };
+        let Some(n) = self.node(r) else {
+            return Err(format!("Unknown node {}", String::from_utf8_lossy(node)));
+        };
+        let (to, from) = (n.link, n.inbound_link);
+        let kill: Vec<LinkId> = match &direction.to_ascii_lowercase()[..] {
+            b"to" => to.into_iter().collect(),
+            b"from" => from.into_iter().collect(),
+            b"all" => to.into_iter().chain(from).collect(),
+            _ => return Err("Unknown direction".into()),
+        };
+        for id in kill {
+            self.free_link(id, "debug clusterlink kill");
+        }
+        Ok(())
+    }
+
     /// Whom we replicate from, if we are a replica with a known master that
     /// has an address: its ID, IP and client port. The shell re-checks it after
     /// each batch of inputs and (re)points replication when it changes (redis

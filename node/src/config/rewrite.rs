@@ -61,10 +61,9 @@ impl Config {
                     lines.push(line.to_string());
                 }
                 None => {
-                    let kept = words
-                        .as_ref()
-                        .and_then(|w| w.first())
-                        .is_some_and(|n| KEPT_DIRECTIVES.contains(&n.to_ascii_lowercase().as_str()));
+                    let kept = words.as_ref().and_then(|w| w.first()).is_some_and(|n| {
+                        KEPT_DIRECTIVES.contains(&n.to_ascii_lowercase().as_str())
+                    });
                     if kept {
                         lines.push(line.to_string());
                     } else {
@@ -190,10 +189,7 @@ fn repr(s: &str) -> String {
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = dir.unwrap_or_else(|| Path::new("."));
-    let tmp = dir.join(format!(
-        "tmp-redis-{}.conf",
-        std::process::id()
-    ));
+    let tmp = dir.join(format!("tmp-redis-{}.conf", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
@@ -211,15 +207,19 @@ mod tests {
     #[test]
     fn rewrite_keeps_comments_replaces_values_and_appends_changes() {
         let mut c = Config::default();
-        c.load_text("# top\nport 7000\nsave 900 1\nsave 300 10\nbug double-vote\nnosuch 1\nappendonly no\n")
-            .unwrap_err();
+        c.load_text(
+            "# top\nport 7000\nsave 900 1\nsave 300 10\nbug double-vote\nnosuch 1\nappendonly no\n",
+        )
+        .unwrap_err();
         let mut c2 = Config::default();
         c2.load_text("# top\nport 7000\nsave 900 1\nsave 300 10\nappendonly no\n")
             .unwrap();
         c2.set("appendonly", "yes").unwrap();
-        c2.set("cluster-announce-hostname", "restart-1.com").unwrap();
+        c2.set("cluster-announce-hostname", "restart-1.com")
+            .unwrap();
         c2.set("repl-backlog-size", "2mb").unwrap();
-        let old = "# top\nport 7000\nsave 900 1\nsave 300 10\nbug double-vote\nnosuch 1\nappendonly no\n";
+        let old =
+            "# top\nport 7000\nsave 900 1\nsave 300 10\nbug double-vote\nnosuch 1\nappendonly no\n";
         let text = c2.rewrite_text(old, "/data");
         assert_eq!(
             text,
@@ -229,8 +229,12 @@ mod tests {
         );
         // What it wrote loads back to the same values.
         let mut back = Config::default();
-        back.load_text(&text.replace("# ??? nosuch 1\n", "").replace("bug double-vote\n", ""))
-            .unwrap();
+        back.load_text(
+            &text
+                .replace("# ??? nosuch 1\n", "")
+                .replace("bug double-vote\n", ""),
+        )
+        .unwrap();
         assert_eq!(back.get("appendonly"), Some("yes"));
         assert_eq!(back.get("save"), Some("900 1 300 10"));
         assert_eq!(back.get("repl-backlog-size"), Some("2097152"));

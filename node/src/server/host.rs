@@ -180,8 +180,8 @@ impl<'a> HostCtx<'a> {
         section(
             "Clients",
             format!(
-                "connected_clients:{}\r\nblocked_clients:0\r\n",
-                self.stats.connected_clients
+                "connected_clients:{}\r\nblocked_clients:{}\r\n",
+                self.stats.connected_clients, self.stats.blocked_clients
             ),
         );
         section(
@@ -261,8 +261,11 @@ impl<'a> HostCtx<'a> {
             "resetstat" if args.len() == 1 => Frame::ok(),
             "rewrite" if args.len() == 1 => match self.config.rewrite_file() {
                 Ok(()) => {
-                    self.logger
-                        .log(LogLevel::Notice, false, "CONFIG REWRITE executed with success.");
+                    self.logger.log(
+                        LogLevel::Notice,
+                        false,
+                        "CONFIG REWRITE executed with success.",
+                    );
                     Frame::ok()
                 }
                 Err(e) => {
@@ -330,6 +333,60 @@ impl Host for HostCtx<'_> {
 
     fn is_replica(&self) -> bool {
         self.is_replica_node()
+    }
+
+    fn request_shutdown(&mut self, save: Option<bool>) -> Result<(), String> {
+        self.stats.shutdown = Some(save);
+        Ok(())
+    }
+
+    fn debug(&mut self, args: &[Bytes], client: &ClientState) -> Option<Frame> {
+        // redis `enable-debug-command`: yes, local (loopback clients), or no.
+        let allowed = match self.config.get("enable-debug-command") {
+            Some("yes") => true,
+            Some("local") => {
+                client.addr.starts_with("127.")
+                    || client.addr.starts_with("[::1]")
+                    || client.addr.is_empty()
+            }
+            _ => false,
+        };
+        if !allowed {
+            return Some(Frame::error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."));
+        }
+        let sub = args.get(1)?.to_ascii_lowercase();
+        match (&sub[..], args.len()) {
+            (b"drop-cluster-packet-filter", 3) => {
+                let Some(t) = crate::resp::string2ll(&args[2]) else {
+                    return Some(Frame::error("ERR value is not an integer or out of range"));
+                };
+                if let Some(c) = self.cluster.as_mut() {
+                    c.set_drop_packet_filter(u16::try_from(t).ok());
+                }
+                Some(Frame::ok())
+            }
+            (b"set-active-expire", 3) => {
+                self.stats.active_expire_off = &args[2][..] == b"0";
+                Some(Frame::ok())
+            }
+            (b"clusterlink", 5) if args[2].eq_ignore_ascii_case(b"kill") => {
+                let Some(c) = self.cluster.as_mut() else {
+                    return Some(Frame::error(
+                        "ERR Debug option only available for cluster mode enabled setup!",
+                    ));
+                };
+                Some(match c.debug_kill_link(&args[3], &args[4]) {
+                    Ok(()) => Frame::ok(),
+                    Err(e) => Frame::Error(format!("ERR {e}")),
+                })
+            }
+            (b"log", 3) => {
+                let text = format!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
+                self.logger.log(LogLevel::Warning, false, &text);
+                Some(Frame::ok())
+            }
+            _ => None,
+        }
     }
 
     fn requirepass(&self) -> Option<String> {

@@ -77,6 +77,13 @@ pub struct Stats {
     pub aof: crate::persist::AofInfo,
     /// BGREWRITEAOF asked for a rewrite (started at the end of the pass).
     pub aof_rewrite_requested: bool,
+    /// DEBUG SET-ACTIVE-EXPIRE 0 turns the expiry sweep off (not `Default`:
+    /// see `Stats::new`).
+    pub active_expire_off: bool,
+    /// SHUTDOWN asked the server to stop: `Some(save)` (SAVE / NOSAVE / as configured).
+    pub shutdown: Option<Option<bool>>,
+    /// Clients waiting in a blocking command (INFO `blocked_clients`).
+    pub blocked_clients: u64,
 }
 
 /// The JSON-lines event log. Each line: the node's ID, its wall-clock and
@@ -161,6 +168,10 @@ pub struct Shared {
     node: Mutex<Node>,
     /// Woken whenever a replica acks: WAITing clients recount.
     acks: Notify,
+    /// Woken when a key some client blocks on was written.
+    keys_ready: Notify,
+    /// Woken by SHUTDOWN.
+    shutdown: Notify,
 }
 
 impl Node {
@@ -211,6 +222,10 @@ impl Node {
         self.sync_replication_role(shared);
         // Telling the core about a broken replication link may have queued more.
         self.run_actions(shared, now);
+        // Blocked clients (XREAD BLOCK) recheck when one of their keys changed.
+        if self.db.take_ready_keys() {
+            shared.keys_ready.notify_waiters();
+        }
         // Every pass ends here before its replies go out: the writes it
         // applied reach the AOF first.
         if std::mem::take(&mut self.stats.aof_rewrite_requested) {
@@ -427,6 +442,8 @@ pub async fn run(config: Config) -> Result<()> {
     let shared = Arc::new(Shared {
         node: Mutex::new(node),
         acks: Notify::new(),
+        keys_ready: Notify::new(),
+        shutdown: Notify::new(),
     });
     {
         let mut n = shared.node.lock();
@@ -475,16 +492,24 @@ pub async fn run(config: Config) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let which = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+        _ = term.recv() => Some("SIGTERM"),
+        _ = int.recv() => Some("SIGINT"),
+        _ = shared.shutdown.notified() => None,
     };
     let mut n = shared.node.lock();
-    n.log(
-        LogLevel::Warning,
-        &format!("Received {which} scheduling shutdown..."),
-    );
+    match which {
+        Some(sig) => n.log(
+            LogLevel::Warning,
+            &format!("Received {sig} scheduling shutdown..."),
+        ),
+        None => n.log(LogLevel::Warning, "User requested shutdown..."),
+    }
     n.drain(&shared);
     n.aof_shutdown();
+    if !n.config.pidfile().is_empty() {
+        n.log(LogLevel::Notice, "Removing the pid file.");
+        let _ = std::fs::remove_file(n.config.pidfile());
+    }
     n.log(
         LogLevel::Warning,
         "hearsay-node is now ready to exit, bye bye...",
@@ -506,8 +531,10 @@ async fn cron(shared: Arc<Shared>) {
         }
         // Deletes nothing on a replica or while paused (see refresh_expire_mode).
         n.refresh_expire_mode(now);
-        let expired = n.db.active_expire(now, 200);
-        n.feed_deletes(expired);
+        if !n.stats.active_expire_off {
+            let expired = n.db.active_expire(now, 200);
+            n.feed_deletes(expired);
+        }
         n.replication_cron(now);
         n.aof_cron(&shared);
         n.drain(&shared);
