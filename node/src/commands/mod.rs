@@ -77,6 +77,15 @@ pub trait Host {
         let _ = (args, client);
         None
     }
+    /// The Lua engine (scripts and functions), lent to a script command for
+    /// its run and given back with [`Host::put_scripts`]. `None`: the host
+    /// keeps none, and each script command gets a fresh one.
+    fn take_scripts(&mut self) -> Option<Box<scripting::Engine>> {
+        None
+    }
+    fn put_scripts(&mut self, engine: Box<scripting::Engine>) {
+        let _ = engine;
+    }
     /// `requirepass`, when set: clients must AUTH before other commands.
     fn requirepass(&self) -> Option<String> {
         None
@@ -302,6 +311,13 @@ fn process(
     }
 
     let obey = client.is_master_link;
+    // Scripts declare whether they write (redis `evalGetCommandFlags`).
+    let run_flags = match spec.id {
+        Id::Eval | Id::EvalRo | Id::Evalsha | Id::EvalshaRo | Id::Fcall | Id::FcallRo => {
+            scripting::command_flags(host, spec.id, &args, spec.flags)
+        }
+        _ => spec.flags,
+    };
     if host.cluster_enabled() && !obey && (spec.has_keys() || spec.id == Id::Exec) {
         let verdict = {
             let single = [(spec, &args[..])];
@@ -320,8 +336,9 @@ fn process(
                 .is_some_and(|m| m.flags & table::flag::WRITE != 0);
             let query = route::Query {
                 commands: queued,
-                command_flags: spec.flags,
-                is_write: spec.is_write() || (spec.id == Id::Exec && exec_writes),
+                command_flags: run_flags,
+                is_write: run_flags & table::flag::WRITE != 0
+                    || (spec.id == Id::Exec && exec_writes),
                 asking: client.asking || spec.flags & table::flag::ASKING != 0,
                 readonly: client.readonly,
             };
@@ -348,7 +365,10 @@ fn process(
         .multi
         .as_ref()
         .is_some_and(|m| m.flags & table::flag::WRITE != 0);
-    if host.is_replica() && !obey && (spec.is_write() || (spec.id == Id::Exec && exec_writes)) {
+    if host.is_replica()
+        && !obey
+        && (run_flags & table::flag::WRITE != 0 || (spec.id == Id::Exec && exec_writes))
+    {
         return (
             reject_command(db, client, spec, err::READONLY_REPLICA.into()),
             Some(spec),

@@ -335,6 +335,27 @@ impl Host for HostCtx<'_> {
         self.is_replica_node()
     }
 
+    fn take_scripts(&mut self) -> Option<Box<crate::commands::scripting::Engine>> {
+        if self.stats.scripts.is_none() {
+            match crate::commands::scripting::Engine::new() {
+                Ok(e) => self.stats.scripts = Some(Box::new(e)),
+                Err(e) => {
+                    self.logger.log(
+                        LogLevel::Warning,
+                        false,
+                        &format!("Failed creating the Lua engine: {e}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        self.stats.scripts.take()
+    }
+
+    fn put_scripts(&mut self, engine: Box<crate::commands::scripting::Engine>) {
+        self.stats.scripts = Some(engine);
+    }
+
     fn request_shutdown(&mut self, save: Option<bool>) -> Result<(), String> {
         self.stats.shutdown = Some(save);
         Ok(())

@@ -84,6 +84,9 @@ pub struct Stats {
     pub shutdown: Option<Option<bool>>,
     /// Clients waiting in a blocking command (INFO `blocked_clients`).
     pub blocked_clients: u64,
+    /// The Lua engine (EVAL script cache, FUNCTION libraries), created on
+    /// first use. Kept here because `HostCtx` lends `Stats` to commands.
+    pub scripts: Option<Box<crate::commands::scripting::Engine>>,
 }
 
 /// The JSON-lines event log. Each line: the node's ID, its wall-clock and
