@@ -794,6 +794,9 @@ impl Config {
             repl_ping_replica_period: self.int("repl-ping-replica-period").max(1) as u64,
             bugs: self.bugs.clone(),
             test_election_delay_ms: self.test_election_delay_ms,
+            preferred_endpoint: crate::cluster::EndpointType::parse(
+                &self.text("cluster-preferred-endpoint-type"),
+            ),
         })
     }
 }

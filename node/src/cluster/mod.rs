@@ -104,6 +104,28 @@ pub struct ClusterConfig {
     pub bugs: Vec<String>,
     /// Tests only: a fixed election delay replacing 500 ms + random 0..500 ms.
     pub test_election_delay_ms: Option<u64>,
+    /// `cluster-preferred-endpoint-type`: what CLUSTER SLOTS/SHARDS and
+    /// MOVED/ASK give clients as a node's address.
+    pub preferred_endpoint: EndpointType,
+}
+
+/// `cluster-preferred-endpoint-type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EndpointType {
+    #[default]
+    Ip,
+    Hostname,
+    UnknownEndpoint,
+}
+
+impl EndpointType {
+    pub fn parse(text: &str) -> EndpointType {
+        match text {
+            "hostname" => EndpointType::Hostname,
+            "unknown-endpoint" => EndpointType::UnknownEndpoint,
+            _ => EndpointType::Ip,
+        }
+    }
 }
 
 impl ClusterConfig {
@@ -130,6 +152,7 @@ impl Default for ClusterConfig {
             repl_ping_replica_period: 10,
             bugs: Vec::new(),
             test_election_delay_ms: None,
+            preferred_endpoint: EndpointType::Ip,
         }
     }
 }
@@ -404,7 +427,7 @@ impl Cluster {
         let owner_ref = self.owner(slot);
         let owner = owner_ref
             .and_then(|r| self.node(r))
-            .map(|n| (n.name, n.ip.clone(), n.port));
+            .map(|n| (n.name, self.preferred_endpoint(n), n.port));
         let my_master = self.me().replica_of;
         let migrating_to = self
             .migrating_to
@@ -412,7 +435,7 @@ impl Cluster {
             .copied()
             .flatten()
             .and_then(|r| self.node(r))
-            .map(|n| (n.ip.clone(), n.port));
+            .map(|n| (self.preferred_endpoint(n), n.port));
         SlotRoute {
             owner,
             owner_is_me: owner_ref == Some(self.myself),

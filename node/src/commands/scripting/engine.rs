@@ -335,8 +335,8 @@ impl Engine {
         if let Err(e) = prepare(ctx, flags, ro) {
             return e;
         }
-        let name = format!("f_{sha}");
-        self.run(ctx, &name, func, flags, ro, keys, argv, true)
+        // Errors name the script by its SHA1 (redis passes `f_<sha>` + 2).
+        self.run(ctx, &sha, func, flags, ro, keys, argv, true)
     }
 
     pub(crate) fn fcall(
@@ -629,7 +629,11 @@ impl Engine {
                         kv(
                             "flags",
                             Frame::Set(
-                                f.flags.names().iter().map(|n| Frame::bulk_str(n)).collect(),
+                                f.flags
+                                    .names()
+                                    .iter()
+                                    .map(|n| Frame::Simple((*n).to_string()))
+                                    .collect(),
                             ),
                         ),
                     ])
