@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::protocol::{NodeLine, RunData, Snapshot};
+use crate::run_data::{NodeLine, RunData, Snapshot};
 use crate::verdict::Valid;
 
 const SLOTS: usize = 16384;

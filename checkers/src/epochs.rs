@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::convergence::rounds;
-use crate::protocol::{Ev, RunData};
+use crate::run_data::{Ev, RunData};
 use crate::verdict::Valid;
 
 /// The checker's result.

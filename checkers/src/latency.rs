@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::protocol::{Ev, FaultWindow, RunData};
+use crate::run_data::{Ev, FaultWindow, RunData};
 
 /// One faulted node's detection timeline, in ms after the fault started.
 #[derive(Debug, Serialize)]
@@ -179,7 +179,7 @@ pub fn measure(d: &RunData) -> Latency {
 /// The role of `id` just before `t_ms`: its own latest snapshot, else any other
 /// node's view of it. True only for a master that owned slots (a failover needs one).
 fn is_master_at(d: &RunData, name: &str, id: &str, t_ms: i64) -> bool {
-    let line_of = |s: &crate::protocol::Snapshot| {
+    let line_of = |s: &crate::run_data::Snapshot| {
         s.lines
             .as_ref()
             .and_then(|ls| ls.iter().find(|l| l.id == id).cloned())

@@ -15,6 +15,7 @@ pub mod list_append;
 pub mod perf;
 pub mod protocol;
 pub mod redis_log;
+pub mod run_data;
 pub mod set;
 pub mod set_full;
 pub mod stats;

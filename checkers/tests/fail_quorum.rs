@@ -2,7 +2,7 @@
 
 use hearsay_checkers::fail_quorum;
 use hearsay_checkers::history::History;
-use hearsay_checkers::protocol::RunData;
+use hearsay_checkers::run_data::RunData;
 use hearsay_checkers::Valid;
 use serde_json::json;
 

@@ -53,7 +53,7 @@ fn wait_for_history(results: &Path, lines: usize) -> PathBuf {
     }
 }
 
-fn registry(reg: &Path) -> Option<hearsay_harness::registry::RunRecord> {
+fn registry(reg: &Path) -> Option<hearsay_harness::env::registry::RunRecord> {
     let e = std::fs::read_dir(reg)
         .ok()?
         .flatten()
@@ -98,7 +98,7 @@ fn sigkill_mid_run_then_clean_leaves_nothing_and_history_checks() {
     );
     for p in &rec.procs {
         assert!(
-            !hearsay_harness::sys::is_same_process(p.pid, p.start),
+            !hearsay_harness::env::sys::is_same_process(p.pid, p.start),
             "{p:?} still runs"
         );
     }
@@ -149,7 +149,7 @@ fn sigint_mid_run_tears_down_by_itself() {
     );
     for p in &rec.procs {
         assert!(
-            !hearsay_harness::sys::is_same_process(p.pid, p.start),
+            !hearsay_harness::env::sys::is_same_process(p.pid, p.start),
             "{p:?} still runs"
         );
     }

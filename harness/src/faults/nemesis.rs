@@ -1,10 +1,10 @@
 //! The nemesis executor: starts and heals faults, verifies that each took effect, and
 //! records every step (with its evidence) in the history as `process: "nemesis"` ops.
 
-use crate::net::{grudge::cut_pairs, Grudge, Network, Probe};
-use crate::recorder::Recorder;
-use crate::schedule::{self, Fault, PartitionSpec, Planned, TargetSpec};
-use crate::target::Node;
+use crate::env::net::{grudge::cut_pairs, Grudge, Network, Probe};
+use crate::env::process::Node;
+use crate::env::recorder::Recorder;
+use crate::faults::schedule::{self, Fault, PartitionSpec, Planned, TargetSpec};
 use hearsay_checkers::{OpType, Process};
 use hearsay_workloads::conn::oneshot;
 use hearsay_workloads::resp::Value;
@@ -34,9 +34,11 @@ struct Active {
 pub struct Nemesis {
     pub net: Network,
     pub nodes: Vec<Node>,
-    rec: Arc<Recorder>,
+    /// Where steps are recorded; set before the first fault (the history starts
+    /// after formation, the nemesis exists from the start).
+    rec: Option<Arc<Recorder>>,
     active: Active,
-    delay: crate::delay::Delays,
+    delay: crate::faults::delay::Delays,
 }
 
 fn names(nodes: &[Node], idx: &[usize]) -> Vec<String> {
@@ -53,71 +55,33 @@ fn target_nodes(f: &Fault) -> Vec<usize> {
 }
 
 impl Nemesis {
-    pub fn new(
-        net: Network,
-        nodes: Vec<Node>,
-        rec: Arc<Recorder>,
-        delay: crate::delay::Delays,
-    ) -> Nemesis {
+    pub fn new(net: Network, nodes: Vec<Node>, delay: crate::faults::delay::Delays) -> Nemesis {
         Nemesis {
             net,
             nodes,
-            rec,
+            rec: None,
             active: Active::default(),
             delay,
         }
     }
 
-    fn record(&self, kind: OpType, f: &str, value: J, error: Option<String>) {
-        self.rec
-            .record(Process::Nemesis, kind, f, value, None, error);
+    /// Records nemesis steps in `rec` from now on.
+    pub fn set_recorder(&mut self, rec: Arc<Recorder>) {
+        self.rec = Some(rec);
     }
 
-    /// Indices of the current primaries (masters with slots), as the first answering
-    /// node sees them.
-    pub async fn primaries(&self) -> Vec<usize> {
-        for n in &self.nodes {
-            if !n.is_running() {
-                continue;
-            }
-            let Ok(v) = oneshot(
-                n.addr(),
-                &[b"CLUSTER", b"NODES"],
-                Duration::from_millis(500),
-            )
-            .await
-            else {
-                continue;
-            };
-            let Some(text) = v.as_text() else { continue };
-            let lines = crate::form::parse_nodes(&text);
-            let mut out: Vec<usize> = lines
-                .iter()
-                .filter(|l| {
-                    l.is_master() && !l.slots.is_empty() && !l.flags.iter().any(|f| f == "fail")
-                })
-                .filter_map(|l| {
-                    self.nodes
-                        .iter()
-                        .position(|nd| nd.addr().to_string() == l.client_addr())
-                })
-                .collect();
-            out.sort_unstable();
-            if !out.is_empty() {
-                return out;
-            }
+    fn record(&self, kind: OpType, f: &str, value: J, error: Option<String>) {
+        if let Some(rec) = &self.rec {
+            rec.record(Process::Nemesis, kind, f, value, None, error);
         }
-        vec![]
     }
 
     /// Resolves and starts a planned fault; returns the concrete fault for `stop` and
-    /// whether its effect was verified.
-    pub async fn start(&mut self, p: &Planned) -> (Fault, bool) {
-        let prim = if schedule::needs_primaries(&p.fault) {
-            self.primaries().await
-        } else {
-            vec![]
-        };
+    /// whether its effect was verified. `prim` lists the current primaries (node
+    /// indices), as the target sees them, when the fault needs them
+    /// ([`schedule::needs_primaries`]).
+    pub async fn start(&mut self, p: &Planned, prim: &[usize]) -> (Fault, bool) {
+        let prim = prim.to_vec();
         let f = schedule::resolve(p, self.nodes.len(), &prim);
         let fname = format!("start-{}", f.kind().name());
         self.record(
@@ -202,7 +166,7 @@ impl Nemesis {
             on = !on;
             for i in &targets {
                 if let Some(n) = self.nodes.get(*i) {
-                    let _ = n.set_clock_offset(if on { *delta_s } else { 0 });
+                    let _ = crate::faults::clock::set_offset(n, if on { *delta_s } else { 0 });
                 }
             }
             flips += 1;
@@ -224,7 +188,7 @@ impl Nemesis {
                 continue;
             };
             let (ns, addr) = (s.ns.clone(), d.bus_addr());
-            let h = tokio::spawn(async move { crate::net::probe(&ns, addr, PROBE).await });
+            let h = tokio::spawn(async move { crate::env::net::probe(&ns, addr, PROBE).await });
             handles.push((*dst, *src, h));
         }
         let mut out = Vec::new();
@@ -346,7 +310,7 @@ impl Nemesis {
                         Ok(status) => {
                             self.active.killed.push(*i);
                             let gone = pid
-                                .map(|p| crate::sys::proc_state(p).is_none())
+                                .map(|p| crate::env::sys::proc_state(p).is_none())
                                 .unwrap_or(true);
                             ok &= gone;
                             ev.insert(
@@ -373,7 +337,7 @@ impl Nemesis {
                     let Some(n) = self.nodes.get(*i) else {
                         continue;
                     };
-                    match n.set_clock_offset(*delta_s) {
+                    match crate::faults::clock::set_offset(n, *delta_s) {
                         Ok(()) => self.active.skewed.push(*i),
                         Err(e) => errors.push(e.to_string()),
                     }
@@ -489,9 +453,7 @@ impl Nemesis {
             };
             match n.restart() {
                 Ok(pid) => {
-                    let up = crate::form::wait_ping(&[n.addr()], Duration::from_secs(10))
-                        .await
-                        .is_ok();
+                    let up = answers_ping(n.addr(), Duration::from_secs(10)).await;
                     ok &= up;
                     ev.insert(n.name.clone(), json!({"pid": pid, "answers-ping": up}));
                 }
@@ -512,7 +474,7 @@ impl Nemesis {
     async fn reset_clocks(&mut self, t: &[usize]) -> (J, bool, Option<String>) {
         for i in t {
             if let Some(n) = self.nodes.get(*i) {
-                let _ = n.set_clock_offset(0);
+                let _ = crate::faults::clock::set_offset(n, 0);
             }
         }
         self.active.skewed.retain(|s| !t.contains(s));
@@ -601,6 +563,21 @@ impl Nemesis {
             (!errors.is_empty()).then(|| errors.join("; ")),
         );
         ok
+    }
+}
+
+/// Whether `addr` answers PING within `limit` (a restarted node is back).
+async fn answers_ping(addr: std::net::SocketAddr, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let reply = oneshot(addr, &[b"PING"], Duration::from_millis(1000)).await;
+        if matches!(reply, Ok(ref v) if !matches!(v, Value::Error(_))) {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

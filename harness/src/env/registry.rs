@@ -3,7 +3,7 @@
 //! `hearsay clean` (after a crash or SIGKILL) both work from it, so nothing without our
 //! prefix is ever touched and no PID we did not start is ever signalled.
 
-use crate::sys;
+use crate::env::sys;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

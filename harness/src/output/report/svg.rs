@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use hearsay_checkers::protocol::FaultWindow;
+use hearsay_checkers::run_data::FaultWindow;
 
 /// Width of every chart in px.
 pub const WIDTH: f64 = 1320.0;
@@ -22,7 +22,7 @@ pub const INFO: &str = "#f08c00";
 pub const PENDING: &str = "#8c8c8c";
 
 /// Escapes text for XML/HTML content and attribute values.
-pub use crate::markup::escape as esc;
+pub use crate::output::markup::escape as esc;
 
 /// Shortens `s` to at most `max` chars (with an ellipsis).
 pub fn clip(s: &str, max: usize) -> String {

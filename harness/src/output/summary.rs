@@ -153,7 +153,7 @@ pub struct Summary {
     pub replay: String,
 }
 
-fn read_json(path: &Path) -> Result<Value, SummaryError> {
+pub(crate) fn read_json(path: &Path) -> Result<Value, SummaryError> {
     let text = std::fs::read_to_string(path).map_err(|source| SummaryError::Read {
         path: path.display().to_string(),
         source,
@@ -164,7 +164,7 @@ fn read_json(path: &Path) -> Result<Value, SummaryError> {
     })
 }
 
-fn read_json_opt(path: &Path) -> Value {
+pub(crate) fn read_json_opt(path: &Path) -> Value {
     read_json(path).unwrap_or(Value::Null)
 }
 
@@ -424,7 +424,7 @@ fn default_run_options() -> serde_json::Map<String, Value> {
     #[derive(clap::Parser)]
     struct Defaults {
         #[command(flatten)]
-        run: crate::runner::RunOpts,
+        run: crate::opts::RunOpts,
     }
     <Defaults as clap::Parser>::try_parse_from(["run"])
         .ok()
@@ -609,48 +609,6 @@ pub fn summarize_parts(run_dir: &Path, test: &Value, results: &Value, bus: &Valu
     }
 }
 
-/// Writes summary.json and junit.xml into a checked run folder.
-pub fn write_run_files(run_dir: &Path) -> Result<Summary, SummaryError> {
-    let summary = summarize(run_dir)?;
-    let results = read_json(&run_dir.join("results.json"))?;
-    let write = |name: &str, text: String| {
-        let path = run_dir.join(name);
-        std::fs::write(&path, text).map_err(|source| SummaryError::Write {
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    write("summary.json", json + "\n")?;
-    let suite = crate::junit::run_suite(&summary, &checkers(&results));
-    write("junit.xml", crate::junit::render(&[suite]))?;
-    Ok(summary)
-}
-
-/// For a run that a harness error ended before any verdict: summary.json (verdict
-/// unknown, with the error) and a junit.xml whose one case is that error.
-pub fn write_error_files(run_dir: &Path, error: &str) -> Result<Summary, SummaryError> {
-    let test = read_json_opt(&run_dir.join("test.json"));
-    let results = serde_json::json!({"valid": "unknown", "run-info": {"error": error}});
-    let summary = summarize_parts(run_dir, &test, &results, &Value::Null);
-    let path = run_dir.join("summary.json");
-    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    std::fs::write(&path, json + "\n").map_err(|source| SummaryError::Write {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let class = crate::junit::classname(&summary.test, &summary.nemesis, summary.seed);
-    let suite = crate::junit::unrun_suite(&class, "run", &format!("harness error: {error}"), false);
-    let path = run_dir.join("junit.xml");
-    std::fs::write(&path, crate::junit::render(&[suite])).map_err(|source| {
-        SummaryError::Write {
-            path: path.display().to_string(),
-            source,
-        }
-    })?;
-    Ok(summary)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -761,25 +719,6 @@ mod tests {
         // Stable shape: it round-trips.
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Summary>(&text).unwrap(), s);
-    }
-
-    #[test]
-    fn a_run_ended_by_a_harness_error_still_gets_its_files() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("test.json"), test_json().to_string()).unwrap();
-        let s = write_error_files(d.path(), "node n1 exited <early>").unwrap();
-        assert_eq!((s.verdict, s.exit_code), (Valid::Unknown, 2));
-        assert_eq!(s.error.as_deref(), Some("node n1 exited <early>"));
-        let back: Summary =
-            serde_json::from_str(&std::fs::read_to_string(d.path().join("summary.json")).unwrap())
-                .unwrap();
-        assert_eq!(back, s);
-        let x = std::fs::read_to_string(d.path().join("junit.xml")).unwrap();
-        crate::junit::tests::well_formed(&x).unwrap();
-        assert!(
-            x.contains("errors=\"1\"") && x.contains("&lt;early&gt;"),
-            "{x}"
-        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `hearsay doctor`: checks every prerequisite and says what to do when one is missing.
 
-use crate::sys;
+use crate::env::sys;
 use std::path::Path;
 
 struct Check {
@@ -73,8 +73,8 @@ pub fn doctor() -> i32 {
     });
     checks.push(Check {
         name: "libfaketime (clock nemesis)",
-        ok: crate::faketime::libfaketime().is_some(),
-        detail: crate::faketime::libfaketime()
+        ok: crate::faults::clock::libfaketime().is_some(),
+        detail: crate::faults::clock::libfaketime()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "not found".into()),
         fix: "apt-get install libfaketime; only the clock nemesis needs it",
@@ -100,7 +100,7 @@ pub fn doctor() -> i32 {
         fix: "apt-get install redis-server, or pass --redis-server PATH",
         required: false,
     });
-    let node = crate::runner::find_hearsay_node(None);
+    let node = crate::targets::server::find_hearsay_node(None);
     checks.push(Check {
         name: "hearsay-node build (target hearsay/mixed)",
         ok: node.is_file(),
@@ -108,7 +108,7 @@ pub fn doctor() -> i32 {
         fix: "cargo build -p hearsay-node (or --release), or pass --hearsay-node PATH",
         required: false,
     });
-    let reg = crate::registry::registry_dir();
+    let reg = crate::env::registry::registry_dir();
     let writable = std::fs::create_dir_all(&reg).is_ok();
     checks.push(Check {
         name: "run registry directory",
@@ -122,8 +122,8 @@ pub fn doctor() -> i32 {
             rd.flatten()
                 .filter_map(|e| {
                     let t = std::fs::read_to_string(e.path()).ok()?;
-                    let r: crate::registry::RunRecord = serde_json::from_str(&t).ok()?;
-                    (!crate::registry::owner_alive(&r)).then_some(r.prefix)
+                    let r: crate::env::registry::RunRecord = serde_json::from_str(&t).ok()?;
+                    (!crate::env::registry::owner_alive(&r)).then_some(r.prefix)
                 })
                 .collect()
         })

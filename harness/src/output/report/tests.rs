@@ -4,7 +4,7 @@
 use super::data::{self, Loaded, MarkKind, Outcome};
 use super::*;
 use hearsay_checkers::history::{History, Op, OpType, OpValue, Process};
-use hearsay_checkers::protocol::RunData;
+use hearsay_checkers::run_data::RunData;
 use serde_json::json;
 use std::path::Path;
 
@@ -121,6 +121,17 @@ fn synthetic_run(dir: &Path) {
         "read",
         json!({"key": "k"}),
     ));
+    // Lines in time order with consecutive indexes, as the recorder writes them.
+    let mut lines: Vec<Value> = h.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    lines.sort_by_key(|v| v["time"].as_u64().unwrap_or(0));
+    let h: Vec<String> = lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut v)| {
+            v["index"] = json!(i);
+            v.to_string()
+        })
+        .collect();
     w("history.jsonl", h.join("\n") + "\n");
     let mut snaps = Vec::new();
     for s in 0..=10 {

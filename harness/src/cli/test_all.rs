@@ -1,21 +1,15 @@
 //! `hearsay test-all`: a matrix of workloads x nemeses x targets, `--test-count` seeds
 //! each, one run folder per run, within an optional time budget. Prints a line per run
-//! as it finishes; writes `matrix.json`, `matrix.md` and an aggregated `junit.xml`
-//! (every run's suite) under `<results>/matrix/<start>-seed<N>/`, rewritten after each
-//! run so an interrupted matrix still leaves its table. Exit code: the worst verdict
-//! (0 valid, 1 invalid, 2 unknown or harness error); runs the budget left out do not
-//! count, but a matrix that ran nothing exits 2.
+//! as it finishes; the tables (`output/matrix.rs`) are rewritten after each run so an
+//! interrupted matrix still leaves its table.
 
-use crate::junit::{self, Suite};
-use crate::runner::{self, RunError, RunOpts};
-use crate::schedule::NemesisKind;
-use crate::summary::{self, Summary};
-use crate::target::TargetChoice;
-use hearsay_checkers::Valid;
+use crate::env::stamp::utc_stamp;
+use crate::faults::schedule::NemesisKind;
+use crate::opts::{RunOpts, TargetChoice};
+use crate::output::matrix::{exit_code, header, line, write_files, Cell, Entry, Outcome};
+use crate::output::summary;
+use crate::run::RunError;
 use hearsay_workloads::any::Workload;
-use serde::Serialize;
-use std::fmt::Write;
-use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 /// Options of `hearsay test-all`.
@@ -48,31 +42,6 @@ pub struct MatrixOpts {
     pub run: RunOpts,
 }
 
-/// One run of the matrix.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Cell {
-    pub workload: String,
-    /// A `--nemesis` value (kinds joined by `,`).
-    pub nemesis: String,
-    pub target: TargetChoice,
-    pub seed: u64,
-}
-
-impl Cell {
-    pub fn test(&self) -> String {
-        format!("{}-{}", self.workload, self.target.name())
-    }
-}
-
-/// How a run ended.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "kebab-case")]
-pub enum Outcome {
-    Verdict { valid: Valid },
-    Error { error: String },
-    NotRun { reason: String },
-}
-
 /// The runs, breadth first: every workload x nemesis x target for the first seed, then
 /// for the next, so a time budget cuts seeds rather than whole workloads.
 pub fn expand(
@@ -100,21 +69,6 @@ pub fn expand(
     out
 }
 
-/// The matrix's exit code: invalid beats unknown and errors, which beat valid; runs
-/// that never started do not count, but a matrix with no finished run is unknown.
-pub fn exit_code(outcomes: &[Outcome]) -> i32 {
-    let mut worst: Option<Valid> = None;
-    for o in outcomes {
-        let v = match o {
-            Outcome::Verdict { valid } => *valid,
-            Outcome::Error { .. } => Valid::Unknown,
-            Outcome::NotRun { .. } => continue,
-        };
-        worst = Some(worst.map_or(v, |w| w.and(v)));
-    }
-    worst.unwrap_or(Valid::Unknown).exit_code()
-}
-
 /// Whether a run of `time_limit` seconds may start `elapsed` seconds into the matrix.
 pub fn fits_budget(budget: Option<f64>, elapsed: f64, time_limit: f64) -> bool {
     budget.is_none_or(|b| elapsed + time_limit <= b)
@@ -138,107 +92,6 @@ fn validate(opts: &MatrixOpts) -> Result<(), String> {
     Ok(())
 }
 
-/// One finished (or skipped) run, as matrix.json lists it.
-#[derive(Debug, Serialize)]
-pub struct Entry {
-    #[serde(flatten)]
-    pub cell: Cell,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    pub run_dir: Option<PathBuf>,
-    pub seconds: f64,
-    pub summary: Option<Summary>,
-}
-
-fn verdict_word(o: &Outcome) -> String {
-    match o {
-        Outcome::Verdict { valid: Valid::True } => "valid".into(),
-        Outcome::Verdict {
-            valid: Valid::False,
-        } => "INVALID".into(),
-        Outcome::Verdict {
-            valid: Valid::Unknown,
-        } => "unknown".into(),
-        Outcome::Error { .. } => "error".into(),
-        Outcome::NotRun { .. } => "not run".into(),
-    }
-}
-
-fn line(i: usize, e: &Entry) -> String {
-    let detail = match &e.outcome {
-        Outcome::Error { error } => error.lines().next().unwrap_or("").to_string(),
-        Outcome::NotRun { reason } => reason.clone(),
-        Outcome::Verdict { .. } => e
-            .run_dir
-            .as_ref()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default(),
-    };
-    format!(
-        "{:>3}  {:<12} {:<24} {:<8} {:>6}  {:<8} {:>6.0}s  {}",
-        i + 1,
-        e.cell.workload,
-        e.cell.nemesis,
-        e.cell.target.name(),
-        e.cell.seed,
-        verdict_word(&e.outcome),
-        e.seconds,
-        detail
-    )
-}
-
-fn header() -> String {
-    format!(
-        "{:>3}  {:<12} {:<24} {:<8} {:>6}  {:<8} {:>7}  {}",
-        "#", "workload", "nemesis", "target", "seed", "verdict", "time", "run folder / reason"
-    )
-}
-
-fn suite_of(e: &Entry) -> Suite {
-    let class = junit::classname(&e.cell.test(), &e.cell.nemesis, Some(e.cell.seed));
-    match (&e.outcome, &e.summary, &e.run_dir) {
-        (Outcome::Verdict { .. }, Some(s), Some(dir)) => {
-            let results = std::fs::read_to_string(dir.join("results.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(serde_json::Value::Null);
-            junit::run_suite(s, &summary::checkers(&results))
-        }
-        (Outcome::NotRun { reason }, _, _) => junit::unrun_suite(&class, "run", reason, true),
-        (Outcome::Error { error }, _, _) => junit::unrun_suite(&class, "run", error, false),
-        _ => junit::unrun_suite(&class, "run", "run folder has no summary", false),
-    }
-}
-
-fn write_files(dir: &Path, entries: &[Entry], outcomes: &[Outcome], done: bool) {
-    let json = serde_json::json!({
-        "complete": done,
-        "exit_code": exit_code(outcomes),
-        "runs": entries,
-    });
-    let mut md = format!("```\n{}\n", header());
-    for (i, e) in entries.iter().enumerate() {
-        let _ = writeln!(md, "{}", line(i, e));
-    }
-    md.push_str("```\n");
-    let suites: Vec<Suite> = entries.iter().map(suite_of).collect();
-    for (name, text) in [
-        (
-            "matrix.json",
-            serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
-        ),
-        ("matrix.md", md),
-        ("junit.xml", junit::render(&suites)),
-    ] {
-        if let Err(e) = std::fs::write(dir.join(name), text) {
-            eprintln!(
-                "[hearsay test-all] cannot write {}: {e}",
-                dir.join(name).display()
-            );
-        }
-    }
-}
-
 /// `hearsay test-all`: runs the matrix; returns the exit code.
 pub async fn main(opts: &MatrixOpts) -> i32 {
     if let Err(e) = validate(opts) {
@@ -256,10 +109,11 @@ pub async fn main(opts: &MatrixOpts) -> i32 {
         opts.run.test_count,
         base,
     );
-    let dir = opts.run.results_dir.join("matrix").join(format!(
-        "{}-seed{base}",
-        runner::utc_stamp(SystemTime::now())
-    ));
+    let dir = opts
+        .run
+        .results_dir
+        .join("matrix")
+        .join(format!("{}-seed{base}", utc_stamp(SystemTime::now())));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("hearsay test-all: create {}: {e}", dir.display());
         return 2;
@@ -291,7 +145,7 @@ pub async fn main(opts: &MatrixOpts) -> i32 {
                 o.seed = Some(cell.seed);
                 o.test_count = 1;
                 o.dry_run = false;
-                match runner::run_one(&o).await {
+                match super::render::run_one(&o).await {
                     Ok(s) => {
                         let sum = summary::summarize(&s.run_dir).ok();
                         (Outcome::Verdict { valid: s.valid }, Some(s.run_dir), sum)
@@ -372,71 +226,10 @@ mod tests {
     }
 
     #[test]
-    fn worst_verdict_wins() {
-        use Outcome::*;
-        let ok = Verdict { valid: Valid::True };
-        let bad = Verdict {
-            valid: Valid::False,
-        };
-        let unk = Verdict {
-            valid: Valid::Unknown,
-        };
-        let err = Error { error: "x".into() };
-        let skip = NotRun {
-            reason: "budget".into(),
-        };
-        assert_eq!(exit_code(&[ok.clone(), ok.clone()]), 0);
-        assert_eq!(exit_code(&[ok.clone(), skip.clone()]), 0);
-        assert_eq!(exit_code(&[ok.clone(), unk.clone()]), 2);
-        assert_eq!(exit_code(&[ok.clone(), err.clone()]), 2);
-        assert_eq!(exit_code(&[err, bad.clone(), unk]), 1);
-        assert_eq!(exit_code(&[bad, ok]), 1);
-        assert_eq!(exit_code(&[skip]), 2, "nothing ran: no verdict");
-        assert_eq!(exit_code(&[]), 2);
-    }
-
-    #[test]
     fn budget_admits_only_runs_that_can_finish() {
         assert!(fits_budget(None, 1e9, 60.0));
         assert!(fits_budget(Some(100.0), 40.0, 60.0));
         assert!(!fits_budget(Some(100.0), 41.0, 60.0));
-    }
-
-    #[test]
-    fn junit_of_a_matrix_lists_errors_and_skips() {
-        let cell = |seed| Cell {
-            workload: "set".into(),
-            nemesis: "kill".into(),
-            target: TargetChoice::Redis,
-            seed,
-        };
-        let entries = [
-            Entry {
-                cell: cell(1),
-                outcome: Outcome::Error {
-                    error: "node n1 exited <boom>".into(),
-                },
-                run_dir: None,
-                seconds: 1.0,
-                summary: None,
-            },
-            Entry {
-                cell: cell(2),
-                outcome: Outcome::NotRun {
-                    reason: "time budget".into(),
-                },
-                run_dir: None,
-                seconds: 0.0,
-                summary: None,
-            },
-        ];
-        let suites: Vec<Suite> = entries.iter().map(suite_of).collect();
-        let x = junit::render(&suites);
-        crate::junit::tests::well_formed(&x).unwrap();
-        assert!(x.contains("name=\"set-redis.kill.seed1\""));
-        assert!(x.contains("&lt;boom&gt;"));
-        assert!(x.contains("errors=\"1\" skipped=\"1\""));
-        assert!(line(0, &entries[0]).contains("error"));
     }
 
     #[test]

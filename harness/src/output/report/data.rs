@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use hearsay_checkers::history::{History, Op, OpType, Process};
-use hearsay_checkers::protocol::{RunData, Snapshot};
+use hearsay_checkers::run_data::{RunData, Snapshot};
 use hearsay_checkers::Valid;
 use serde_json::Value;
 
@@ -544,7 +544,7 @@ pub struct Observer {
 
 /// Per observer node: PFAIL/FAIL spans about each other node, and point marks.
 pub fn observers(run: &RunData) -> Vec<Observer> {
-    use hearsay_checkers::protocol::Ev;
+    use hearsay_checkers::run_data::Ev;
     let mut out = Vec::new();
     for node in &run.nodes {
         let mut o = Observer {

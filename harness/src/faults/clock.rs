@@ -6,6 +6,7 @@
 //! at startup; a tiny malloc shim preloaded first (routing malloc to glibc) avoids it.
 //! The shim is compiled with `cc` into the run folder at run time.
 
+use crate::env::process::ProcessError;
 use std::path::{Path, PathBuf};
 
 /// Where Debian and Ubuntu install libfaketime, per architecture.
@@ -90,7 +91,7 @@ pub fn build_shim(dir: &Path) -> Result<PathBuf, FaketimeError> {
         source,
     })?;
     let (src_s, out_s) = (src.display().to_string(), out.display().to_string());
-    crate::sys::run(
+    crate::env::sys::run(
         "cc",
         &["-shared", "-fPIC", "-O2", "-o", &out_s, &src_s, "-ldl"],
         None,
@@ -135,6 +136,15 @@ pub fn write_offset(file: &Path, secs: i64) -> Result<(), FaketimeError> {
         })
 }
 
+/// Writes the clock offset (seconds) of a node that runs under libfaketime.
+pub fn set_offset(node: &crate::env::process::Node, secs: i64) -> Result<(), ProcessError> {
+    let f = node.clock_file.as_ref().ok_or_else(|| {
+        ProcessError::NotRunning(format!("{} runs without libfaketime", node.name))
+    })?;
+    write_offset(f, secs)
+        .map_err(|e| node.io("write clock offset", std::io::Error::other(e.to_string())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +161,7 @@ mod tests {
 
     #[test]
     fn shim_skews_date_under_libfaketime() {
-        if libfaketime().is_none() || crate::sys::which("cc").is_none() {
+        if libfaketime().is_none() || crate::env::sys::which("cc").is_none() {
             crate::skip_or_fail("libfaketime or cc missing");
             return;
         }

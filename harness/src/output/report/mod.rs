@@ -153,7 +153,8 @@ fn verdict_of(l: &Loaded) -> (&'static str, &'static str, String) {
 
 /// `20261122T215136Z` → `2026-11-22 21:51:36 UTC` (other text unchanged).
 pub fn pretty_stamp(s: &str) -> String {
-    crate::summary::iso_stamp(s).map_or_else(|| s.to_string(), |t| t.replace('T', " ") + " UTC")
+    crate::output::summary::iso_stamp(s)
+        .map_or_else(|| s.to_string(), |t| t.replace('T', " ") + " UTC")
 }
 
 fn header(l: &Loaded) -> String {
@@ -267,7 +268,7 @@ fn header(l: &Loaded) -> String {
     let _ = writeln!(out, "hearsay replay {}", esc(&l.dir.display().to_string()));
     match t["options"].as_object() {
         // The same line summary.json carries.
-        Some(_) => out.push_str(&esc(&crate::summary::reproduce_command(
+        Some(_) => out.push_str(&esc(&crate::output::summary::reproduce_command(
             &t["options"],
             t["seed"].as_u64(),
         ))),

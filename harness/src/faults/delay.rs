@@ -4,9 +4,9 @@
 //! a holder process, `hearsay delayer`, which releases each after the delay. The rule
 //! uses `--queue-bypass`, so if the holder dies packets flow undelayed, never stuck.
 
-use crate::net::{Network, Probe};
-use crate::registry::Registry;
-use crate::target::Node;
+use crate::env::net::{Network, Probe};
+use crate::env::process::Node;
+use crate::env::registry::Registry;
 use serde_json::{json, Value as J};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -51,7 +51,7 @@ fn rules(net: &Network) -> Vec<Vec<String>> {
     ]
 }
 
-async fn iptables(ns: &str, op: &str, rule: &[String]) -> Result<(), crate::sys::SysError> {
+async fn iptables(ns: &str, op: &str, rule: &[String]) -> Result<(), crate::env::sys::SysError> {
     let mut args = vec![
         "netns".to_string(),
         "exec".into(),
@@ -62,7 +62,7 @@ async fn iptables(ns: &str, op: &str, rule: &[String]) -> Result<(), crate::sys:
     ];
     args.extend(rule.iter().cloned());
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    crate::sys::run_async("ip", &a, None).await.map(|_| ())
+    crate::env::sys::run_async("ip", &a, None).await.map(|_| ())
 }
 
 impl Delays {
@@ -91,7 +91,7 @@ impl Delays {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
-        crate::sys::enter_netns_on_exec(&mut cmd, &ns_file);
+        crate::env::sys::enter_netns_on_exec(&mut cmd, &ns_file);
         let mut child = cmd.spawn().map_err(|e| format!("spawn delayer: {e}"))?;
         drop(ns_file);
         if let Some(pid) = child.id() {
@@ -154,9 +154,12 @@ impl Delays {
             // Evidence: a connect from the target to a peer's bus port now takes at
             // least the delay (the SYN waits in the holder).
             if let Some(peer) = nodes.iter().find(|p| p.index != *i) {
-                let p =
-                    crate::net::probe(&n.ns, peer.bus_addr(), Duration::from_millis(ms * 3 + 500))
-                        .await;
+                let p = crate::env::net::probe(
+                    &n.ns,
+                    peer.bus_addr(),
+                    Duration::from_millis(ms * 3 + 500),
+                )
+                .await;
                 if let Probe::Connected { ms: took } = p {
                     ok &= took >= ms as f64 * 0.8;
                 } else {
@@ -200,8 +203,8 @@ impl Delays {
                 let _ = self.reg.remove_proc(pid);
             }
             if let Some(peer) = nodes.iter().find(|p| p.index != r.node) {
-                let p =
-                    crate::net::probe(&n.ns, peer.bus_addr(), Duration::from_millis(1000)).await;
+                let p = crate::env::net::probe(&n.ns, peer.bus_addr(), Duration::from_millis(1000))
+                    .await;
                 ok &= matches!(p, Probe::Connected { ms } if ms < 20.0);
                 probes.insert(n.name.clone(), json!({"to": peer.name, "probe": p}));
             }

@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(h.ops.len(), 2);
         assert_eq!(h.ops[1].index, 1);
         assert!(h.ops[0].time <= h.ops[1].time);
-        let n = History::read(&d.path().join("nemesis.jsonl")).unwrap();
+        let n = History::read_view(&d.path().join("nemesis.jsonl")).unwrap();
         assert_eq!(n.ops.len(), 1);
         assert_eq!(n.ops[0], h.ops[1]);
     }

@@ -5,8 +5,8 @@
 //! namespace, bridge address) do not, as in Jepsen where the control node stays
 //! connected.
 
-use crate::registry::{NftTable, Registry};
-use crate::sys::{self, SysError};
+use crate::env::registry::{NftTable, Registry};
+use crate::env::sys::{self, SysError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -19,7 +19,7 @@ pub enum NetError {
     #[error("network setup: {0}")]
     Sys(#[from] SysError),
     #[error("network registry: {0}")]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] crate::env::registry::RegistryError),
     #[error("no free 10.x.y.0/24 subnet found")]
     NoSubnet,
 }

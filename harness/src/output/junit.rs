@@ -12,7 +12,7 @@
 //!
 //! All text is escaped for XML, and characters XML 1.0 cannot carry are replaced.
 
-use crate::summary::{CheckerVerdict, Summary};
+use crate::output::summary::{CheckerVerdict, Summary};
 use hearsay_checkers::Valid;
 use std::fmt::Write;
 
@@ -60,7 +60,7 @@ impl Suite {
     }
 }
 
-pub use crate::markup::escape;
+pub use crate::output::markup::escape;
 
 /// The classname of a run's cases.
 pub fn classname(test: &str, nemesis: &str, seed: Option<u64>) -> String {
@@ -108,7 +108,10 @@ pub fn run_suite(s: &Summary, checks: &[CheckerVerdict]) -> Suite {
         .collect();
     Suite {
         name: class,
-        timestamp: s.start.as_deref().and_then(crate::summary::iso_stamp),
+        timestamp: s
+            .start
+            .as_deref()
+            .and_then(crate::output::summary::iso_stamp),
         time_s: s.duration_s.unwrap_or(0.0),
         properties: run_properties(s),
         cases,
@@ -321,7 +324,7 @@ pub(crate) mod tests {
     }
 
     fn summary() -> Summary {
-        crate::summary::summarize_parts(
+        crate::output::summary::summarize_parts(
             std::path::Path::new("/r/x"),
             &serde_json::json!({"name": "set-redis", "seed": 7, "start": "20261122T215136Z",
                 "options": {"target": "redis", "workload": "set", "nemesis": "partition,kill"}}),

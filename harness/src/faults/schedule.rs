@@ -5,7 +5,7 @@
 //! `primaries`/`replicas` are read from the cluster at run time and the resolved node
 //! list is recorded, so `--schedule-from` can replay exactly what happened.
 
-use crate::net::{grudge, Grudge};
+use crate::env::net::{grudge, Grudge};
 use hearsay_workloads::rng::{below, shuffle, stream, unit};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -465,6 +465,40 @@ pub fn needs_primaries(f: &Fault) -> bool {
         f.targets(),
         Some(TargetSpec::Primaries) | Some(TargetSpec::Replicas)
     )
+}
+
+/// A stored run's schedule could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    History(#[from] hearsay_checkers::history::HistoryError),
+    #[error("{0}")]
+    Bad(String),
+}
+
+/// Loads the realised fault schedule of a stored run: each started fault's concrete
+/// form (explicit nodes / grudge) at its planned times.
+pub fn load_realised(run_dir: &std::path::Path) -> Result<Vec<Planned>, LoadError> {
+    use hearsay_checkers::{history::History, Process};
+    let h = History::read(&run_dir.join("history.jsonl"))?;
+    let mut out = Vec::new();
+    for op in &h.ops {
+        if op.process != Process::Nemesis || !op.f.starts_with("start-") {
+            continue;
+        }
+        let value = op.value.json();
+        let (Some(planned), Some(resolved)) = (value.get("planned"), value.get("resolved")) else {
+            continue;
+        };
+        let mut p: Planned = serde_json::from_value(planned.clone()).map_err(|e| {
+            LoadError::Bad(format!("{}: bad planned fault: {e}", run_dir.display()))
+        })?;
+        p.fault = serde_json::from_value(resolved.clone()).map_err(|e| {
+            LoadError::Bad(format!("{}: bad resolved fault: {e}", run_dir.display()))
+        })?;
+        out.push(p);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
