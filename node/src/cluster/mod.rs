@@ -386,6 +386,15 @@ impl Cluster {
         self.flush_slot_events();
     }
 
+    /// A packet of type `t` arrived but could not be decoded: redis counts
+    /// every packet it reads before its sanity checks
+    /// (`cluster_stats_messages_received`).
+    pub fn count_undecodable(&mut self, t: u16) {
+        if let Some(c) = self.stats_received.get_mut(usize::from(t)) {
+            *c += 1;
+        }
+    }
+
     /// The 100 ms `clusterCron`.
     pub fn tick(&mut self, now: Millis) {
         self.cron(ms(now));

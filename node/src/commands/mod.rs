@@ -37,6 +37,8 @@ mod zsets;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_more;
 
 use bytes::Bytes;
 

@@ -252,9 +252,18 @@ fn deliver(n: &mut Node, link: LinkId, frames: &[BytesMut]) {
                     c.handle_packet(now_ms(), link, msg);
                 }
             }
-            // redis ignores packets of another protocol version without a word.
-            Err(DecodeError::Version(_)) => {}
-            Err(e) => n.log(LogLevel::Warning, &e.to_string()),
+            Err(e) => {
+                if frame.len() >= 14 {
+                    let t = (&frame[12..14]).get_u16();
+                    if let Some(c) = n.cluster.as_mut() {
+                        c.count_undecodable(t);
+                    }
+                }
+                // redis ignores packets of another protocol version without a word.
+                if !matches!(e, DecodeError::Version(_)) {
+                    n.log(LogLevel::Warning, &e.to_string());
+                }
+            }
         }
     }
 }
