@@ -227,7 +227,7 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             if args.len() == 4 && !args[3].eq_ignore_ascii_case(b"withvalues") {
                 return err::syntax();
             }
-            if c < -(i64::MAX / 2) || c > i64::MAX / 2 {
+            if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c) {
                 return Frame::error("ERR value is out of range");
             }
             (Some(c), args.len() == 4)

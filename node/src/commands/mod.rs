@@ -85,6 +85,7 @@ pub trait Host {
     fn take_scripts(&mut self) -> Option<Box<scripting::Engine>> {
         None
     }
+    #[allow(clippy::boxed_local)]
     fn put_scripts(&mut self, engine: Box<scripting::Engine>) {
         let _ = engine;
     }

@@ -81,10 +81,8 @@ pub(crate) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if flags & NX != 0 && flags & XX != 0 {
         return Frame::error("ERR XX and NX options at the same time are not compatible");
     }
-    if (flags & GT != 0 && flags & NX != 0)
-        || (flags & LT != 0 && flags & NX != 0)
-        || (flags & GT != 0 && flags & LT != 0)
-    {
+    let (nx, gt, lt) = (flags & NX != 0, flags & GT != 0, flags & LT != 0);
+    if (nx && (gt || lt)) || (gt && lt) {
         return Frame::error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if incr && rest.len() > 2 {
@@ -576,7 +574,7 @@ pub(crate) fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             if args.len() == 4 && !args[3].eq_ignore_ascii_case(b"withscores") {
                 return err::syntax();
             }
-            if c < -(i64::MAX / 2) || c > i64::MAX / 2 {
+            if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c) {
                 return Frame::error("ERR value is out of range");
             }
             (Some(c), args.len() == 4)

@@ -53,7 +53,7 @@ pub fn error_table(lua: &Lua, text: &str) -> mlua::Result<Table> {
 }
 
 /// A script's return value as a reply.
-pub fn lua_to_frame(lua: &Lua, value: &Value) -> Frame {
+pub fn lua_to_frame(value: &Value) -> Frame {
     match value {
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Boolean(true) => Frame::Integer(1),
@@ -72,7 +72,7 @@ pub fn lua_to_frame(lua: &Lua, value: &Value) -> Frame {
             loop {
                 match t.raw_get::<Value>(i) {
                     Ok(Value::Nil) | Err(_) => break,
-                    Ok(v) => items.push(lua_to_frame(lua, &v)),
+                    Ok(v) => items.push(lua_to_frame(&v)),
                 }
                 i += 1;
             }

@@ -406,7 +406,7 @@ impl Engine {
             };
             globals.raw_set("__hs_raw", Value::Nil)?;
             Ok(match out {
-                (true, v) => lua_to_frame(lua, &v),
+                (true, v) => lua_to_frame(&v),
                 (false, Value::Table(t)) => {
                     let msg: String = t
                         .raw_get("err")
@@ -491,7 +491,7 @@ impl Engine {
                         if !valid_name(&def.0) {
                             reg_error = Some("Function names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
                         } else if defs.iter().any(|d| d.0 == def.0) {
-                            reg_error = Some(format!("Function already exists in the library"));
+                            reg_error = Some("Function already exists in the library".to_string());
                         } else {
                             defs.push(def);
                             return Ok(());
