@@ -395,6 +395,27 @@ impl Cluster {
         }
     }
 
+    /// The shell found an outbound link's send queue over
+    /// `cluster-link-sendbuf-limit`: free it and count it (redis
+    /// `clusterNodeCronFreeLinkOnBufferLimitReached`; inbound links are left
+    /// alone). Returns whether the link was freed.
+    pub fn free_link_over_limit(&mut self, link: LinkId) -> bool {
+        let outbound = self
+            .links
+            .get(&link)
+            .is_some_and(|l| !l.inbound && l.node.is_some());
+        if !outbound {
+            return false;
+        }
+        self.log(
+            LogLevel::Verbose,
+            "Freeing cluster link's memory due to link send buffer limit reached".to_string(),
+        );
+        self.free_link(link, "send buffer limit");
+        self.links_buffer_limit_exceeded += 1;
+        true
+    }
+
     /// The 100 ms `clusterCron`.
     pub fn tick(&mut self, now: Millis) {
         self.cron(ms(now));

@@ -54,6 +54,9 @@ struct LinkHandle {
     /// `None` while the outbound connection is still being established.
     tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
     tasks: Vec<AbortHandle>,
+    /// Bytes handed to the writer and not yet written (redis's link send
+    /// queue, checked against `cluster-link-sendbuf-limit`).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl LinkHandle {
@@ -245,9 +248,12 @@ impl Node {
                     bus::start_connect(shared, self, link, ip, port)
                 }
                 Action::Send { link, msg } => {
-                    if let Some(tx) = self.links.get(&link).and_then(|h| h.tx.as_ref()) {
+                    if let Some(h) = self.links.get(&link) {
+                        let Some(tx) = h.tx.as_ref() else { continue };
                         let mut bytes = Vec::with_capacity(crate::wire::HEADER_LEN + 512);
                         crate::wire::encode(&msg, &mut bytes);
+                        h.queued
+                            .fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
                         // A send fails only if the writer task already ended; the
                         // reader side reports the close to the core.
                         let _ = tx.send(bytes);
@@ -303,6 +309,37 @@ impl Node {
         }
         if wrote_events {
             self.flush_events();
+        }
+    }
+
+    /// redis `clusterNodeCronFreeLinkOnBufferLimitReached`: an outbound link
+    /// whose unsent bytes exceed `cluster-link-sendbuf-limit` is freed (the
+    /// cron reconnects it).
+    fn free_links_over_sendbuf_limit(&mut self) {
+        let limit = self
+            .config
+            .get("cluster-link-sendbuf-limit")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        if limit == 0 {
+            return;
+        }
+        let over: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, h)| h.queued.load(std::sync::atomic::Ordering::Relaxed) > limit)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in over {
+            let freed = self
+                .cluster
+                .as_mut()
+                .is_some_and(|c| c.free_link_over_limit(id));
+            if freed {
+                if let Some(h) = self.links.remove(&id) {
+                    h.abort();
+                }
+            }
         }
     }
 
@@ -529,6 +566,7 @@ async fn cron(shared: Arc<Shared>) {
         interval.tick().await;
         let mut n = shared.node.lock();
         let now = now_ms();
+        n.free_links_over_sendbuf_limit();
         if let Some(c) = n.cluster.as_mut() {
             c.tick(now);
         }
