@@ -171,6 +171,10 @@ pub fn check(d: &RunData, bound_ms: Option<i64>) -> Convergence {
         problems: vec![],
         notes: vec![],
     };
+    if let Some(why) = d.snapshots_unusable() {
+        r.notes.push(format!("not judged: {why}"));
+        return r;
+    }
     let Some(heal) = d.heal_ms else {
         r.notes
             .push("no final heal in the history (run incomplete)".into());

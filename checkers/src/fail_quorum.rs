@@ -61,7 +61,7 @@ fn held_windows(d: &RunData, node: &str, about: &str) -> Option<Vec<(i64, i64)>>
             {
                 open.get_or_insert(t - e.slack_ms);
             }
-            Ev::PfailCleared { about: a } | Ev::FailCleared { about: a } if a == about => {
+            Ev::PfailCleared { about: a } | Ev::FailCleared { about: a, .. } if a == about => {
                 if let Some(s) = open.take() {
                     out.push((s, t + e.slack_ms));
                 }
@@ -143,6 +143,13 @@ pub fn check(d: &RunData) -> FailQuorum {
         unknown: vec![],
         evidence: vec![],
     };
+    // A partial log would invent violations (a report never seen, a FAIL never
+    // decided): judge nothing rather than part.
+    if let Some(why) = d.events_unusable() {
+        r.valid = Valid::Unknown;
+        r.unknown.push(format!("not judged: {why}"));
+        return r;
+    }
     let snap_gap = 2000;
     for node in &d.nodes {
         let redis = d.kinds.get(node).is_some_and(|k| k == "redis");

@@ -100,9 +100,8 @@ pub fn measure(d: &RunData) -> Latency {
         false_fails: vec![],
         notes: vec![],
     };
-    if !d.has_timebase {
-        out.notes
-            .push("no timebase.json: events cannot be placed on the run's timeline".into());
+    if let Some(why) = d.events_unusable() {
+        out.notes.push(format!("not measured: {why}"));
         return out;
     }
     let horizon = d.node_timeout_ms * 10;
@@ -220,7 +219,7 @@ fn failover(d: &RunData, f: &FaultWindow, master: &str, id: &str, end: i64) -> F
         .events
         .iter()
         .filter(|e| in_window(e.t_ms))
-        .find(|e| matches!(e.ev, Ev::FailoverWon) && replica_of_master(&e.node));
+        .find(|e| matches!(e.ev, Ev::FailoverWon { .. }) && replica_of_master(&e.node));
     let (promoted, won_ms, started) = match won {
         Some(w) => {
             let started = d
@@ -318,7 +317,7 @@ mod tests {
             .collect();
         let logs: Vec<(String, Option<String>)> = (0..4)
             .map(|n| {
-                let mut text = String::new();
+                let mut text = json!({"node": id(n), "wall_ms": 1000, "mono_ms": 1000, "event": "started", "id": id(n)}).to_string() + "\n";
                 for (k, t, e) in events.iter().filter(|(k, _, _)| *k == n) {
                     let mut o = json!({"node": id(*k), "wall_ms": 1000 + t, "mono_ms": 1000 + t});
                     for (key, v) in e.as_object().unwrap() {

@@ -3,6 +3,7 @@
 //! Every checker reads only what a run folder holds (the history as JSON lines), so a
 //! stored run can be judged again offline with `hearsay check RUN_DIR`.
 
+pub mod claims;
 pub mod convergence;
 pub mod counter;
 pub mod epochs;

@@ -26,6 +26,20 @@ pub enum LoadError {
     },
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    #[error("{path}: {reason}")]
+    Test { path: String, reason: String },
+}
+
+/// A file the checkers could not read in full: the rules that need it say `unknown`
+/// with this reason instead of judging what is left.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Damage {
+    /// The file, relative to the run folder.
+    pub file: String,
+    pub reason: String,
+    /// The node whose event log it is, if it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A normalized protocol event; node fields are 40-char IDs.
@@ -63,6 +77,9 @@ pub enum Ev {
     },
     FailCleared {
         about: String,
+        /// hearsay: the reason's name; redis: its log text ("master without slots is
+        /// reachable again", ...).
+        reason: String,
     },
     VoteGranted {
         to: String,
@@ -75,8 +92,27 @@ pub enum Ev {
     },
     FailoverStarted {
         epoch: Option<u64>,
+        /// The failed master (hearsay says; redis does not log it).
+        master: Option<String>,
     },
-    FailoverWon,
+    /// A replica scheduled an election; `offset` is its replication offset then (both
+    /// servers log it).
+    ElectionScheduled {
+        master: Option<String>,
+        offset: Option<u64>,
+    },
+    /// A replica received a vote (hearsay only; redis does not log acks).
+    AuthAck {
+        from: String,
+        epoch: u64,
+        counted: bool,
+    },
+    FailoverWon {
+        master: Option<String>,
+        epoch: Option<u64>,
+    },
+    /// The node's clean shutdown.
+    Stopped,
     CurrentEpoch {
         from: Option<u64>,
         to: u64,
@@ -118,6 +154,10 @@ pub struct NodeEvent {
     /// Position in its node's file, to keep same-ms order.
     #[serde(skip)]
     pub seq: usize,
+    /// The whole line, for the fields a rule re-checks (times and state the node
+    /// reported with its decision).
+    #[serde(skip)]
+    pub raw: Value,
 }
 
 /// One node's line in a CLUSTER NODES snapshot.
@@ -191,6 +231,18 @@ pub struct Snapshot {
     pub lines: Option<Vec<NodeLine>>,
 }
 
+/// One node's replication state as the observer sampled it (INFO replication).
+#[derive(Clone, Debug, Serialize)]
+pub struct OffsetSample {
+    pub t_ms: i64,
+    pub node: String,
+    /// `master` or `slave`.
+    pub role: String,
+    /// master_repl_offset: a master's stream position, a replica's processed offset.
+    pub offset: u64,
+    pub replid: String,
+}
+
 /// A nemesis fault window on the run timeline.
 #[derive(Clone, Debug, Serialize)]
 pub struct FaultWindow {
@@ -218,6 +270,8 @@ pub struct RunData {
     pub names: HashMap<String, String>,
     pub events: Vec<NodeEvent>,
     pub snapshots: Vec<Snapshot>,
+    /// Replication offsets sampled with the snapshots, in time order.
+    pub offsets: Vec<OffsetSample>,
     pub faults: Vec<FaultWindow>,
     /// Time of the final heal (`heal-all`) and of the `recovered` op.
     pub heal_ms: Option<i64>,
@@ -225,8 +279,12 @@ pub struct RunData {
     /// Whether events could be placed on the timeline at all.
     pub has_timebase: bool,
     pub loglevel: String,
-    /// Problems met while loading (unparseable lines etc.), reported, never fatal.
+    /// Notes met while loading (what was left out and why), reported with the verdict.
     pub notes: Vec<String>,
+    /// Files that could not be read in full. Rules that need them are `unknown`.
+    pub damage: Vec<Damage>,
+    /// The node count test.json asked for (None for stored runs without it).
+    pub expected_nodes: Option<usize>,
 }
 
 impl RunData {
@@ -238,8 +296,34 @@ impl RunData {
             .unwrap_or_else(|| id.get(..8).unwrap_or(id).to_string())
     }
 
-    /// Loads a run folder.
+    /// Why the nodes' event logs cannot be judged (one of them damaged or missing, no
+    /// time base), or None when every log was read in full.
+    pub fn events_unusable(&self) -> Option<String> {
+        let bad: Vec<String> = self
+            .damage
+            .iter()
+            .filter(|d| d.node.is_some() || d.file == "timebase.json" || d.file == "test.json")
+            .map(|d| format!("{}: {}", d.file, d.reason))
+            .collect();
+        (!bad.is_empty()).then(|| bad.join("; "))
+    }
+
+    /// Why the snapshots cannot be judged, or None.
+    pub fn snapshots_unusable(&self) -> Option<String> {
+        let bad: Vec<String> = self
+            .damage
+            .iter()
+            .filter(|d| d.file == "snapshots.jsonl" || d.file == "test.json")
+            .map(|d| format!("{}: {}", d.file, d.reason))
+            .collect();
+        (!bad.is_empty()).then(|| bad.join("; "))
+    }
+
+    /// Loads a run folder. test.json and history.jsonl must read in full (their
+    /// errors are the folder's errors); the rest is read as far as it goes, and what
+    /// could not be read is listed in `damage`.
     pub fn load(dir: &Path) -> Result<RunData, LoadError> {
+        read_test_json(dir)?;
         let history = History::read(&dir.join("history.jsonl"))?;
         Ok(RunData::load_with(dir, &history))
     }
@@ -247,22 +331,44 @@ impl RunData {
     /// Loads a run folder whose history the caller has already read (the report reads
     /// it once for both its client-op plots and this).
     pub fn load_with(dir: &Path, history: &History) -> RunData {
-        let read = |name: &str| -> Option<String> { std::fs::read_to_string(dir.join(name)).ok() };
-        let test: Value = read("test.json")
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null);
-        let timebase: Option<Value> =
-            read("timebase.json").and_then(|t| serde_json::from_str(&t).ok());
-        let snapshots = read("snapshots.jsonl").unwrap_or_default();
+        let mut damage = Vec::new();
+        let test = match read_test_json(dir) {
+            Ok(v) => v,
+            Err(e) => {
+                damage.push(Damage {
+                    file: "test.json".into(),
+                    reason: e.to_string(),
+                    node: None,
+                });
+                Value::Null
+            }
+        };
+        let timebase: Option<Value> = match std::fs::read(dir.join("timebase.json")) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    damage.push(Damage {
+                        file: "timebase.json".into(),
+                        reason: format!("not valid JSON: {e}"),
+                        node: None,
+                    });
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let snapshots = std::fs::read(dir.join("snapshots.jsonl")).unwrap_or_default();
         let mut node_logs = Vec::new();
         if let Ok(rd) = std::fs::read_dir(dir.join("nodes")) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let text = std::fs::read_to_string(e.path().join("events.jsonl")).ok();
-                node_logs.push((name, text));
+                let bytes = std::fs::read(e.path().join("events.jsonl")).ok();
+                node_logs.push((name, bytes));
             }
         }
-        RunData::build(&test, timebase.as_ref(), history, &snapshots, &node_logs)
+        let mut d = RunData::build_bytes(&test, timebase.as_ref(), history, &snapshots, &node_logs);
+        d.damage.splice(0..0, damage);
+        d
     }
 
     /// Builds from already-read parts (what tests call).
@@ -273,6 +379,23 @@ impl RunData {
         snapshots: &str,
         node_logs: &[(String, Option<String>)],
     ) -> RunData {
+        let logs: Vec<(String, Option<Vec<u8>>)> = node_logs
+            .iter()
+            .map(|(n, t)| (n.clone(), t.as_ref().map(|t| t.as_bytes().to_vec())))
+            .collect();
+        RunData::build_bytes(test, timebase, history, snapshots.as_bytes(), &logs)
+    }
+
+    /// Builds from the files' bytes: event logs and snapshots are read line by line
+    /// and strictly, so one bad byte or a cut line is named in `damage`, never
+    /// skipped in silence.
+    pub fn build_bytes(
+        test: &Value,
+        timebase: Option<&Value>,
+        history: &History,
+        snapshots: &[u8],
+        node_logs: &[(String, Option<Vec<u8>>)],
+    ) -> RunData {
         let mut d = RunData {
             node_timeout_ms: test["options"]["node_timeout"].as_i64().unwrap_or(2000),
             loglevel: test["options"]["loglevel"]
@@ -282,6 +405,7 @@ impl RunData {
             ..RunData::default()
         };
         let target = test["options"]["target"].as_str().unwrap_or("");
+        d.expected_nodes = test["options"]["nodes"].as_u64().map(|n| n as usize);
         d.faults = fault_windows(history);
         for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
             let t = (op.time / 1_000_000) as i64;
@@ -292,38 +416,68 @@ impl RunData {
                 d.recovered_ms = Some(t);
             }
         }
-        for line in snapshots.lines().filter(|l| !l.trim().is_empty()) {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                d.notes.push("unparseable snapshot line skipped".into());
-                continue;
-            };
-            let node = v["node"].as_str().unwrap_or("").to_string();
-            let t_ms = (v["time"].as_u64().unwrap_or(0) / 1_000_000) as i64;
-            let lines = v["nodes"].as_str().map(parse_cluster_nodes);
-            if let Some(me) = lines.as_ref().and_then(|l| l.iter().find(|n| n.myself)) {
-                d.names.insert(me.id.clone(), node.clone());
+        match json_lines(snapshots) {
+            Ok(lines) => {
+                for (_, v) in lines {
+                    let node = v["node"].as_str().unwrap_or("").to_string();
+                    let t_ms = (v["time"].as_u64().unwrap_or(0) / 1_000_000) as i64;
+                    let lines = v["nodes"].as_str().map(parse_cluster_nodes);
+                    if let Some(me) = lines.as_ref().and_then(|l| l.iter().find(|n| n.myself)) {
+                        d.names.insert(me.id.clone(), node.clone());
+                    }
+                    let r = &v["replication"];
+                    if let (Some(role), Some(offset)) = (r["role"].as_str(), r["offset"].as_u64()) {
+                        d.offsets.push(OffsetSample {
+                            t_ms: (r["time"].as_u64().unwrap_or(0) / 1_000_000) as i64,
+                            node: node.clone(),
+                            role: role.to_string(),
+                            offset,
+                            replid: r["replid"].as_str().unwrap_or("").to_string(),
+                        });
+                    }
+                    d.snapshots.push(Snapshot { t_ms, node, lines });
+                }
             }
-            d.snapshots.push(Snapshot { t_ms, node, lines });
+            Err(reason) => d.damage.push(Damage {
+                file: "snapshots.jsonl".into(),
+                reason,
+                node: None,
+            }),
         }
         let base_mono = timebase.and_then(|t| t["mono_ms"].as_i64());
         let base_wall = timebase.and_then(|t| t["wall_ms"].as_i64());
         d.has_timebase = base_mono.is_some() && base_wall.is_some();
-        for (name, text) in node_logs {
+        if !d.has_timebase && !node_logs.is_empty() {
+            d.damage.push(Damage {
+                file: "timebase.json".into(),
+                reason: "missing: node events cannot be placed on the run's timeline".into(),
+                node: None,
+            });
+        }
+        for (name, bytes) in node_logs {
             d.nodes.push(name.clone());
-            let Some(text) = text else {
-                d.notes.push(format!("{name}: no events.jsonl"));
+            let file = format!("nodes/{name}/events.jsonl");
+            let Some(bytes) = bytes else {
+                d.damage.push(Damage {
+                    file,
+                    reason: "missing".into(),
+                    node: Some(name.clone()),
+                });
                 continue;
             };
-            let mut kind = "hearsay";
-            for (seq, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
+            let lines = match json_lines(bytes).and_then(|l| complete_log(&l).map(|()| l)) {
+                Ok(l) => l,
+                Err(reason) => {
+                    d.damage.push(Damage {
+                        file,
+                        reason,
+                        node: Some(name.clone()),
+                    });
                     continue;
                 }
-                let Ok(v) = serde_json::from_str::<Value>(line) else {
-                    d.notes
-                        .push(format!("{name}: unparseable event line {}", seq + 1));
-                    continue;
-                };
+            };
+            let mut kind = "hearsay";
+            for (seq, v) in lines {
                 let redis = v["source"] == "redis-log";
                 if redis {
                     kind = "redis";
@@ -356,9 +510,22 @@ impl RunData {
                     slack_ms,
                     ev,
                     seq,
+                    raw: v,
                 });
             }
             d.kinds.insert(name.clone(), kind.to_string());
+        }
+        if let Some(n) = d.expected_nodes {
+            for i in 1..=n {
+                let name = format!("n{i}");
+                if !node_logs.iter().any(|(x, _)| *x == name) {
+                    d.damage.push(Damage {
+                        file: format!("nodes/{name}/events.jsonl"),
+                        reason: "missing (no folder for this node)".into(),
+                        node: Some(name),
+                    });
+                }
+            }
         }
         // A node without events has no `source` to tell its kind: use the target's rule
         // (mixed puts redis on even indices, i.e. n1, n3, ...).
@@ -405,6 +572,105 @@ impl RunData {
             .filter(|s| s.t_ms >= from && s.t_ms <= to)
             .filter_map(|s| s.lines.as_ref())
             .any(|l| l.iter().any(|n| n.id == id))
+    }
+}
+
+/// test.json, which every judgement needs (workload, node timeout, target).
+pub fn read_test_json(dir: &Path) -> Result<Value, LoadError> {
+    let path = dir.join("test.json");
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(&path).map_err(|e| LoadError::Test {
+        path: shown.clone(),
+        reason: format!("cannot be read: {e}"),
+    })?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| LoadError::Test {
+        path: shown.clone(),
+        reason: format!("not valid JSON: {e}"),
+    })?;
+    if !v["options"].is_object() {
+        return Err(LoadError::Test {
+            path: shown,
+            reason: "has no \"options\" object".into(),
+        });
+    }
+    Ok(v)
+}
+
+/// Splits a JSON-lines file into (line index, object), strictly: every line must be
+/// UTF-8, end with a newline and hold one JSON object. The first failure is the
+/// error, naming its line.
+pub fn json_lines(bytes: &[u8]) -> Result<Vec<(usize, Value)>, String> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    let mut i = 0usize;
+    while !rest.is_empty() {
+        let (line, next, newline) = match rest.iter().position(|b| *b == b'\n') {
+            Some(p) => (&rest[..p], &rest[p + 1..], true),
+            None => (rest, &rest[rest.len()..], false),
+        };
+        rest = next;
+        i += 1;
+        if !newline {
+            return Err(format!(
+                "line {i} is cut short (no newline at the end of the file)"
+            ));
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let text = std::str::from_utf8(line).map_err(|e| format!("line {i} is not UTF-8 ({e})"))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("line {i} is not JSON ({e})"))?;
+        if !v.is_object() {
+            return Err(format!("line {i} is not a JSON object"));
+        }
+        out.push((i - 1, v));
+    }
+    Ok(out)
+}
+
+/// An event log written with `seq` numbers (hearsay-node, and the redis log adapter)
+/// must have no gap: each process start begins at 0 with `started`, every line
+/// follows the previous one, and the log ends with the last process's `stopped`.
+/// Logs without `seq` (older runs) cannot be checked and pass.
+fn complete_log(lines: &[(usize, Value)]) -> Result<(), String> {
+    let Some((_, first)) = lines.first() else {
+        return Err("empty".into());
+    };
+    if first.get("seq").is_none() {
+        return Ok(());
+    }
+    let mut prev: Option<u64> = None;
+    for (i, v) in lines {
+        let Some(seq) = v["seq"].as_u64() else {
+            return Err(format!("line {} has no seq", i + 1));
+        };
+        let restart = seq == 0 && v["event"] == "started";
+        match prev {
+            _ if restart => {}
+            None => {
+                return Err(format!(
+                    "line {} (seq {seq}) does not start with `started`",
+                    i + 1
+                ))
+            }
+            Some(p) if seq != p + 1 => {
+                return Err(format!(
+                    "line {} has seq {seq} after {p}: lines are missing or out of order",
+                    i + 1
+                ))
+            }
+            Some(_) => {}
+        }
+        prev = Some(seq);
+    }
+    match lines.last() {
+        Some((_, v)) if v["event"] == "stopped" => Ok(()),
+        Some((i, _)) => Err(format!(
+            "ends at line {} without the node's `stopped` event (cut, or the node did not shut down cleanly)",
+            i + 1
+        )),
+        None => Ok(()),
     }
 }
 
@@ -567,7 +833,10 @@ fn normalize(v: &Value, redis: bool) -> Option<Ev> {
             from: s("from")?,
             about: s("about")?,
         },
-        "fail_cleared" => Ev::FailCleared { about: s("about")? },
+        "fail_cleared" => Ev::FailCleared {
+            about: s("about")?,
+            reason: s("reason").unwrap_or_default(),
+        },
         "vote_granted" => Ev::VoteGranted {
             to: s("to")?,
             epoch: v["epoch"].as_u64(),
@@ -578,8 +847,22 @@ fn normalize(v: &Value, redis: bool) -> Option<Ev> {
         },
         "failover_started" | "election_started" => Ev::FailoverStarted {
             epoch: v["epoch"].as_u64(),
+            master: s("master"),
         },
-        "failover_won" | "election_won" => Ev::FailoverWon,
+        "election_scheduled" => Ev::ElectionScheduled {
+            master: s("master"),
+            offset: v["offset"].as_u64(),
+        },
+        "auth_ack_received" => Ev::AuthAck {
+            from: s("from")?,
+            epoch: v["epoch"].as_u64()?,
+            counted: v["counted"].as_bool().unwrap_or(false),
+        },
+        "failover_won" | "election_won" => Ev::FailoverWon {
+            master: s("master"),
+            epoch: v["epoch"].as_u64(),
+        },
+        "stopped" => Ev::Stopped,
         "current_epoch_changed" => Ev::CurrentEpoch {
             from: v["from"].as_u64(),
             to: v["to"].as_u64()?,

@@ -243,6 +243,14 @@ impl Nemesis {
 
     /// Applies a concrete fault. Returns (evidence, verified, error).
     async fn apply(&mut self, f: &Fault) -> (J, bool, Option<String>) {
+        // A fault on nobody has no effect to verify: never `verified`.
+        if crate::faults::schedule::node_indices(f).is_empty() {
+            return (
+                J::Null,
+                false,
+                Some("the fault resolved to no node (nothing was done)".into()),
+            );
+        }
         match f {
             Fault::Partition {
                 partition: PartitionSpec::Grudge { grudge },

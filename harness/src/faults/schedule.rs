@@ -454,6 +454,22 @@ pub fn resolve(p: &Planned, n: usize, primaries: &[usize]) -> Fault {
     }
 }
 
+/// Every node index a fault names explicitly (resolved targets and grudges).
+pub fn node_indices(f: &Fault) -> Vec<usize> {
+    match f {
+        Fault::Partition {
+            partition: PartitionSpec::Grudge { grudge },
+        } => grudge
+            .iter()
+            .flat_map(|(k, v)| std::iter::once(*k).chain(v.iter().copied()))
+            .collect(),
+        _ => match f.targets() {
+            Some(TargetSpec::Nodes { nodes }) => nodes.clone(),
+            _ => vec![],
+        },
+    }
+}
+
 /// Whether resolving this fault needs the current primaries.
 pub fn needs_primaries(f: &Fault) -> bool {
     matches!(

@@ -83,6 +83,27 @@ impl Drop for Guard {
     }
 }
 
+/// Removes what crashed runs left behind (their owner process is gone), and says
+/// what: a new run on top of a dead run's namespaces, rules and processes would be
+/// judged on a machine that is not what it thinks.
+fn clean_leftovers() {
+    for r in registry::clean(&registry::registry_dir(), false, false) {
+        eprintln!(
+            "[hearsay] removed leftovers of crashed run {}: processes {:?}, netns {:?}, links {:?}, nft {:?}{}",
+            r.prefix,
+            r.killed,
+            r.netns_removed,
+            r.links_removed,
+            r.nft_removed,
+            if r.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" (errors: {:?}; run `hearsay clean`)", r.errors)
+            }
+        );
+    }
+}
+
 /// The seeds of `opts.test_count` tests: seed, seed+1, ...
 pub fn seeds(opts: &RunOpts) -> Vec<u64> {
     let base = opts.seed.unwrap_or_else(hearsay_workloads::rng::os_seed);
@@ -97,6 +118,7 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
         let planned = schedule::load_realised(dir)?;
         schedule::timeline(&planned)
             .map_err(|e| RunError::BadOption(format!("{}: {e}", dir.display())))?;
+        check_schedule_nodes(&planned, opts.nodes, dir)?;
         return Ok(planned);
     }
     let kinds = NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
@@ -133,10 +155,67 @@ pub fn validate(opts: &RunOpts) -> Result<(), RunError> {
     {
         return bad("--rate must be in (0, 100000] and --concurrency in 1..=1000");
     }
-    if opts.nemesis_interval.is_nan() || opts.nemesis_interval <= 0.0 {
-        return bad("--nemesis-interval must be > 0");
+    if opts.nemesis_interval.is_nan() || opts.nemesis_interval < 0.1 {
+        return bad("--nemesis-interval must be at least 0.1 s");
+    }
+    // Values a server or the schedule cannot work with: refused before anything starts.
+    if !(100..=3_600_000).contains(&opts.node_timeout) {
+        return bad("--node-timeout must be 100..=3600000 ms (redis needs a timeout > 0; below 100 ms the 100 ms cron cannot keep it)");
+    }
+    if !(1..=600_000).contains(&opts.op_timeout) {
+        return bad("--op-timeout must be 1..=600000 ms");
+    }
+    if !(100..=60_000).contains(&opts.snapshot_interval) {
+        return bad("--snapshot-interval must be 100..=60000 ms");
+    }
+    if !(opts.recovery_timeout > 0.0 && opts.recovery_timeout <= 3600.0) {
+        return bad("--recovery-timeout must be in (0, 3600] seconds");
+    }
+    if !(1..=100_000).contains(&opts.keys) {
+        return bad("--keys must be 1..=100000");
+    }
+    if !(0.0..=1.0).contains(&opts.read_fraction) {
+        return bad("--read-fraction must be in [0, 1]");
+    }
+    if !["debug", "verbose", "notice", "warning"].contains(&opts.loglevel.as_str()) {
+        return bad("--loglevel must be debug, verbose, notice or warning");
+    }
+    if opts.convergence_bound_ms == Some(0) {
+        return bad("--convergence-bound-ms must be > 0");
+    }
+    if opts.test_count == 0 {
+        return bad("--test-count must be >= 1");
     }
     NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
+    Ok(())
+}
+
+/// A replayed schedule must name nodes this run has: a fault on node 9 of a six-node
+/// run would run on no node and look verified.
+fn check_schedule_nodes(
+    planned: &[Planned],
+    nodes: usize,
+    from: &std::path::Path,
+) -> Result<(), RunError> {
+    for (i, p) in planned.iter().enumerate() {
+        if let Some(bad) = schedule::node_indices(&p.fault)
+            .into_iter()
+            .find(|n| *n >= nodes)
+        {
+            return Err(RunError::BadOption(format!(
+                "{}: fault {i} ({}) names node index {bad}, but this run has {nodes} nodes (indices 0..{})",
+                from.display(),
+                p.fault.kind().name(),
+                nodes.saturating_sub(1)
+            )));
+        }
+    }
+    if planned.is_empty() {
+        return Err(RunError::BadOption(format!(
+            "{}: the run realised no fault, so there is no schedule to replay",
+            from.display()
+        )));
+    }
     Ok(())
 }
 
@@ -177,6 +256,7 @@ pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
             dry_run: true,
         });
     }
+    clean_leftovers();
     let reg = Registry::create(&prefix)?;
     let guard = Guard(reg.clone());
     reg.set_run_dir(&run_dir)?;

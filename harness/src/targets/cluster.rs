@@ -242,7 +242,8 @@ impl Target for ClusterTarget {
             .zip(&kinds)
             .filter(|(_, k)| **k == Kind::Redis)
         {
-            let log = std::fs::read_to_string(n.log_path()).unwrap_or_default();
+            // Bytes: one invalid UTF-8 byte must not hide the rest of the log.
+            let log = std::fs::read(n.log_path()).unwrap_or_default();
             let mut text = String::new();
             for ev in hearsay_checkers::redis_log::events(&log) {
                 text.push_str(&ev.to_string());
@@ -345,19 +346,60 @@ async fn snapshotter(
         for (name, addr) in &nodes {
             let time = rec.now_ns();
             let r = oneshot(*addr, &[b"CLUSTER", b"NODES"], Duration::from_millis(300)).await;
-            let line = match r {
+            let mut line = match r {
                 Ok(v) => match v.as_text() {
                     Some(t) => json!({"time": time, "node": name, "nodes": t}),
                     None => json!({"time": time, "node": name, "error": format!("{v:?}")}),
                 },
                 Err(e) => json!({"time": time, "node": name, "error": e.tag()}),
             };
+            // Replication offsets beside the slot map: the claims model needs them to
+            // tell whether a promoted replica had a write its master acknowledged.
+            let repl_time = rec.now_ns();
+            let r = oneshot(
+                *addr,
+                &[b"INFO", b"replication"],
+                Duration::from_millis(300),
+            )
+            .await;
+            if let Some(text) = r.ok().and_then(|v| v.as_text()) {
+                line["replication"] = replication_fields(&text);
+                line["replication"]["time"] = json!(repl_time);
+            }
             let _ = out.write(&line);
         }
         if last {
             return;
         }
     }
+}
+
+/// The fields of INFO replication the checkers use: role, offset (a master's
+/// master_repl_offset; a replica's processed offset, which redis also reports as
+/// master_repl_offset), replication ID, and for replicas the link status.
+pub fn replication_fields(text: &str) -> Value {
+    let mut out = serde_json::Map::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.trim().split_once(':') else {
+            continue;
+        };
+        match k {
+            "role" => {
+                out.insert("role".into(), json!(v));
+            }
+            "master_repl_offset" => {
+                out.insert("offset".into(), json!(v.parse::<u64>().ok()));
+            }
+            "master_replid" => {
+                out.insert("replid".into(), json!(v));
+            }
+            "master_link_status" => {
+                out.insert("link".into(), json!(v));
+            }
+            _ => {}
+        }
+    }
+    Value::Object(out)
 }
 
 /// Reads `CLUSTER INFO` from every node and keeps its cluster-bus message counters
@@ -416,6 +458,15 @@ pub fn parse_bus_counters(text: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replication_fields_from_info() {
+        let v = replication_fields("# Replication\r\nrole:slave\r\nmaster_link_status:up\r\nslave_repl_offset:90\r\nmaster_replid:abc\r\nmaster_repl_offset:90\r\n");
+        assert_eq!(v["role"], "slave");
+        assert_eq!(v["offset"], 90);
+        assert_eq!(v["replid"], "abc");
+        assert_eq!(v["link"], "up");
+    }
 
     #[test]
     fn bus_counters_parse_from_cluster_info() {

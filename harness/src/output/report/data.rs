@@ -679,7 +679,7 @@ pub fn observers(run: &RunData) -> Vec<Observer> {
                         format!("{how} about {a}"),
                     );
                 }
-                Ev::FailCleared { about } => {
+                Ev::FailCleared { about, .. } => {
                     let a = run.name(about);
                     close(&mut o, &mut open, &a, t, "FAIL cleared");
                     mark(
@@ -689,7 +689,7 @@ pub fn observers(run: &RunData) -> Vec<Observer> {
                         format!("FAIL cleared about {a}"),
                     );
                 }
-                Ev::FailoverStarted { epoch } => mark(
+                Ev::FailoverStarted { epoch, .. } => mark(
                     &mut o,
                     None,
                     MarkKind::ElectionStarted,
@@ -698,7 +698,7 @@ pub fn observers(run: &RunData) -> Vec<Observer> {
                         epoch.map(|e| format!(" for epoch {e}")).unwrap_or_default()
                     ),
                 ),
-                Ev::FailoverWon => mark(
+                Ev::FailoverWon { .. } => mark(
                     &mut o,
                     None,
                     MarkKind::ElectionWon,
