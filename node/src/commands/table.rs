@@ -567,7 +567,12 @@ impl CommandSpec {
                     }
                     let step = i64::from(keystep.max(1));
                     let first = first + i64::from(firstkey);
-                    (first, first + (n - 1) * step, step)
+                    // A huge count is a malformed request, not an overflow.
+                    let Some(last) = (n - 1).checked_mul(step).and_then(|x| x.checked_add(first))
+                    else {
+                        continue;
+                    };
+                    (first, last, step)
                 }
             };
             // Out of bounds means a malformed request: no keys, and the

@@ -242,3 +242,38 @@ fn debug_digest_depends_on_content_not_insertion_order() {
     assert_eq!(a.run("get p:7"), "$3\r\nval\r\n");
     assert_eq!(a.run("dbsize"), ":15\r\n");
 }
+
+#[test]
+fn hostile_scripts_get_errors_not_a_crash() {
+    let mut s = Session::new(TestHost::standalone());
+    // A table that contains itself.
+    let r = s.run("eval 'local t = {} t[1] = t return t' 0");
+    assert!(r.contains("ERR reached lua stack limit"), "{r}");
+    // The sandbox has no loadfile, dofile or os.
+    assert!(s
+        .run("eval 'return loadfile(\"/etc/passwd\")' 0")
+        .starts_with("-ERR user_script:1:"));
+    assert_eq!(s.run("eval 'return dofile' 0"), "$-1\r\n");
+    assert!(s
+        .run("eval 'os.exit(1)' 0")
+        .starts_with("-ERR user_script:1:"));
+    assert_eq!(s.run("fcall nofunc 0"), "-ERR Function not found\r\n");
+    assert!(s
+        .run("function restore garbage")
+        .starts_with("-ERR payload version or checksum are wrong"));
+    // FUNCTION DUMP / RESTORE round trip.
+    s.run("function load '#!lua name=l\nredis.register_function(\"f\", function() return 7 end)'");
+    let Frame::Bulk(dump) = s.outcome("function dump").reply else {
+        panic!("dump")
+    };
+    assert_eq!(s.run("function flush"), "+OK\r\n");
+    assert_eq!(s.run("fcall f 0"), "-ERR Function not found\r\n");
+    let args = vec![
+        Bytes::from_static(b"function"),
+        Bytes::from_static(b"restore"),
+        dump,
+    ];
+    let out = execute(&mut s.host, &mut s.db, &mut s.client, args);
+    assert_eq!(out.reply, Frame::ok());
+    assert_eq!(s.run("fcall f 0"), ":7\r\n");
+}

@@ -52,8 +52,19 @@ pub fn error_table(lua: &Lua, text: &str) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// Deepest table nesting converted: a script may return a table that
+/// contains itself (redis stops on its Lua stack limit the same way).
+const MAX_DEPTH: usize = 1000;
+
 /// A script's return value as a reply.
 pub fn lua_to_frame(value: &Value) -> Frame {
+    to_frame(value, 0)
+}
+
+fn to_frame(value: &Value, depth: usize) -> Frame {
+    if depth > MAX_DEPTH {
+        return Frame::error("ERR reached lua stack limit");
+    }
     match value {
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Boolean(true) => Frame::Integer(1),
@@ -72,7 +83,7 @@ pub fn lua_to_frame(value: &Value) -> Frame {
             loop {
                 match t.raw_get::<Value>(i) {
                     Ok(Value::Nil) | Err(_) => break,
-                    Ok(v) => items.push(lua_to_frame(&v)),
+                    Ok(v) => items.push(to_frame(&v, depth + 1)),
                 }
                 i += 1;
             }
