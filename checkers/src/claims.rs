@@ -355,11 +355,15 @@ impl<'a> Facts<'a> {
             .collect();
         bounds.sort_unstable();
         bounds.dedup();
-        let mut since = t;
-        for b in bounds.into_iter().rev() {
-            // The cut held just after this boundary: it may have begun there.
-            if cut_at(b) {
-                since = b;
+        // The fault state is constant between boundaries: walk back interval by
+        // interval (judged at each interval's middle) while the cut holds.
+        let Some(&last) = bounds.last() else {
+            return Some(t);
+        };
+        let mut since = last;
+        for w in bounds.windows(2).rev() {
+            if cut_at((w[0] + w[1]) / 2) {
+                since = w[0];
             } else {
                 break;
             }

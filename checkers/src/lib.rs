@@ -6,6 +6,8 @@
 pub mod claims;
 pub mod convergence;
 pub mod counter;
+pub mod detection;
+pub mod elections;
 pub mod epochs;
 pub mod fail_quorum;
 pub mod gen;
