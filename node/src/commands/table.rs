@@ -50,7 +50,7 @@ pub mod flag {
         (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MAY_REPLICATE, "may_replicate"),
+        // MAY_REPLICATE is hidden from COMMAND, as in redis.
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
@@ -987,8 +987,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("touch", -2, flag::READONLY | flag::FAST, 1, -1, 1, acl::KEYSPACE | acl::READ | acl::FAST, Id::Touch).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).keys(&[ksb(key::RO, 1).range(-1, 1, 0)]),
     c("debug", -2, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Debug),
     c("shutdown", -1, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::NO_MULTI | flag::ALLOW_BUSY, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Shutdown),
-    c("eval", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Eval).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")]),
-    c("evalsha", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Evalsha).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1)]),
+    c("eval", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::MAY_REPLICATE | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Eval).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")]),
+    c("evalsha", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::MAY_REPLICATE | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Evalsha).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1)]),
     c("eval_ro", -3, flag::READONLY | flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::EvalRo).keys(&[ksb(key::RO | key::ACCESS, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")]),
     c("evalsha_ro", -3, flag::READONLY | flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::EvalshaRo).keys(&[ksb(key::RO | key::ACCESS, 2).keynum(0, 1, 1)]),
     c("script", -2, 0, 0, 0, 0, acl::SLOW, Id::Script).subs(&[
@@ -1010,7 +1010,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         c("function|restore", -3, flag::WRITE | flag::DENYOOM | flag::NOSCRIPT, 0, 0, 0, acl::WRITE | acl::SLOW | acl::SCRIPTING, Id::FunctionRestore).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
         c("function|stats", 2, flag::NOSCRIPT | flag::ALLOW_BUSY, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::FunctionStats).tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
     ]),
-    c("fcall", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Fcall).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")]),
+    c("fcall", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::MAY_REPLICATE | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Fcall).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")]),
     c("fcall_ro", -3, flag::READONLY | flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::FcallRo).keys(&[ksb(key::RO | key::ACCESS, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")]),
     c("incrbyfloat", 3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Incrbyfloat).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 1).range(0, 1, 0)]),
 ];

@@ -313,13 +313,13 @@ async fn block_until(
 /// whose queue holds one)?
 fn is_write_request(args: &[Bytes], client: &ClientState) -> bool {
     match commands::lookup(args) {
+        // redis pauses "may replicate" commands too (EVAL, FCALL...).
         Lookup::Found(spec) => {
-            spec.is_write()
+            spec.flags & (table::flag::WRITE | table::flag::MAY_REPLICATE) != 0
                 || (spec.id == Id::Exec
-                    && client
-                        .multi
-                        .as_ref()
-                        .is_some_and(|m| m.flags & table::flag::WRITE != 0))
+                    && client.multi.as_ref().is_some_and(|m| {
+                        m.flags & (table::flag::WRITE | table::flag::MAY_REPLICATE) != 0
+                    }))
         }
         _ => false,
     }
