@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use crate::cluster::ClusterConfig;
 
+mod redis_options;
+mod rewrite;
+
 /// What kind of value an option takes.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -19,6 +22,11 @@ enum Kind {
     /// One or more words, stored joined by a space (bind, save).
     Words,
     Enum(&'static [&'static str]),
+    /// A byte count with redis's units (`64mb`, `1gb`, `100k`), kept in bytes.
+    Memory {
+        min: i64,
+        max: i64,
+    },
 }
 
 /// One option: its name, aliases, kind, default, and whether CONFIG SET may change it.
@@ -269,7 +277,10 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "auto-aof-rewrite-min-size",
         aliases: &[],
-        kind: Kind::Str,
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
         default: "64mb",
         mutable: true,
     },
@@ -360,7 +371,10 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "maxmemory",
         aliases: &[],
-        kind: Kind::Str,
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
         default: "0",
         mutable: true,
     },
@@ -382,9 +396,17 @@ const SPECS: &[Spec] = &[
 
 fn find_spec(name: &str) -> Option<&'static Spec> {
     let lower = name.to_ascii_lowercase();
-    SPECS
-        .iter()
-        .find(|s| s.name == lower || s.aliases.contains(&lower.as_str()))
+    all_specs().find(|s| s.name == lower || s.aliases.contains(&lower.as_str()))
+}
+
+/// Every option: ours first, then the rest of redis's table (an option in both
+/// is ours).
+fn all_specs() -> impl Iterator<Item = &'static Spec> {
+    SPECS.iter().chain(
+        redis_options::SPECS
+            .iter()
+            .filter(|r| !SPECS.iter().any(|s| s.name == r.name)),
+    )
 }
 
 /// A configuration error, reported the way redis reports a bad config file.
@@ -410,6 +432,9 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// Planted defects (`--bug NAME`, hidden from help), passed to the cluster core.
     pub bugs: Vec<String>,
+    /// A `save` line was read: further ones add save points (redis reads
+    /// `save 900 1` and `save 300 10` on two lines as one list).
+    save_seen: bool,
     /// `--test-election-delay-ms N` (hidden, tests only): every election starts N ms
     /// (plus the rank's delay) after the master is seen failing, instead of redis's
     /// 500 ms + random 0..500 ms, so a test can time faults around elections.
@@ -421,11 +446,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            values: SPECS
-                .iter()
-                .map(|s| (s.name, s.default.to_string()))
-                .collect(),
+            values: all_specs().map(|s| (s.name, default_value(s))).collect(),
             bugs: Vec::new(),
+            save_seen: false,
             test_election_delay_ms: None,
             config_file: None,
         }
@@ -508,7 +531,17 @@ impl Config {
                     source,
                 })?;
                 cfg.load_text(&text)?;
-                cfg.config_file = Some(first.clone());
+                // Absolute, as redis keeps it: the node chdirs to `dir` before
+                // CONFIG REWRITE writes the file back.
+                let path = std::path::Path::new(first);
+                let abs = if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    std::env::current_dir()
+                        .map(|d| d.join(path))
+                        .unwrap_or_else(|_| path.to_path_buf())
+                };
+                cfg.config_file = Some(abs.to_string_lossy().into_owned());
                 rest = &args[1..];
             }
         }
@@ -591,8 +624,17 @@ impl Config {
                 }
                 values.join(" ")
             }
-            // `save ""` and `save 3600 1 ...` are both valid.
-            Kind::Str if spec.name == "save" => values.join(" "),
+            // `save ""` and `save 3600 1 ...` are both valid; redis reads
+            // several `save` lines as one list.
+            Kind::Str if spec.name == "save" => {
+                let joined = values.join(" ");
+                match self.values.get("save") {
+                    Some(prev) if self.save_seen && !prev.is_empty() && !joined.is_empty() => {
+                        format!("{prev} {joined}")
+                    }
+                    _ => joined,
+                }
+            }
             _ => {
                 if values.len() != 1 {
                     return Err(format!("wrong number of arguments for '{}'", spec.name));
@@ -601,6 +643,9 @@ impl Config {
             }
         };
         let normalized = validate(spec, &value).map_err(|e| format!("{e} for '{}'", spec.name))?;
+        if spec.name == "save" {
+            self.save_seen = true;
+        }
         self.values.insert(spec.name, normalized);
         Ok(())
     }
@@ -614,10 +659,17 @@ impl Config {
     /// CONFIG GET: every option whose name matches the glob, in table order.
     pub fn get_matching(&self, pattern: &str) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for spec in SPECS {
+        let lower = pattern.to_ascii_lowercase();
+        for spec in all_specs() {
             let names = std::iter::once(spec.name).chain(spec.aliases.iter().copied());
             for n in names {
-                if glob_match(pattern.as_bytes(), n.as_bytes()) {
+                // Hidden (debug) options answer only to their exact name.
+                let matched = if redis_options::HIDDEN.contains(&spec.name) {
+                    lower == n
+                } else {
+                    glob_match(lower.as_bytes(), n.as_bytes())
+                };
+                if matched {
                     let v = self.values.get(spec.name).cloned().unwrap_or_default();
                     out.push((n, v));
                 }
@@ -742,6 +794,9 @@ impl Config {
             repl_ping_replica_period: self.int("repl-ping-replica-period").max(1) as u64,
             bugs: self.bugs.clone(),
             test_election_delay_ms: self.test_election_delay_ms,
+            preferred_endpoint: crate::cluster::EndpointType::parse(
+                &self.text("cluster-preferred-endpoint-type"),
+            ),
         })
     }
 }
@@ -776,8 +831,54 @@ fn validate(spec: &Spec, value: &str) -> Result<String, String> {
                 ))
             }
         }
+        Kind::Memory { min, max } => {
+            let n = parse_memory(value).ok_or("argument must be a memory value")?;
+            if n < min || n > max {
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
+            }
+            Ok(n.to_string())
+        }
         Kind::Str | Kind::Words => Ok(value.to_string()),
     }
+}
+
+/// An option's default as CONFIG GET prints it (memory defaults in bytes).
+fn default_value(spec: &Spec) -> String {
+    match spec.kind {
+        Kind::Memory { .. } => parse_memory(spec.default)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| spec.default.to_string()),
+        _ => spec.default.to_string(),
+    }
+}
+
+/// redis `memtoull`: an integer with an optional unit: `b`, `k` (1000), `kb`
+/// (1024), `m`, `mb`, `g`, `gb`, case-insensitive. A `%` (maxmemory-clients)
+/// is kept as redis keeps it: a negative number.
+pub fn parse_memory(text: &str) -> Option<i64> {
+    let lower = text.to_ascii_lowercase();
+    if let Some(pct) = lower.strip_suffix('%') {
+        let n: i64 = pct.parse().ok()?;
+        return (0..=100).contains(&n).then_some(-n);
+    }
+    let digits_end = lower
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && *c == '-')))
+        .map_or(lower.len(), |(i, _)| i);
+    let (num, unit) = lower.split_at(digits_end);
+    let mul: i64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<i64>().ok()?.checked_mul(mul)
 }
 
 /// redis's rule for cluster-announce-hostname.
