@@ -77,6 +77,17 @@ pub enum Action {
     Event(crate::events::Event),
     /// A line for the human log, in redis's wording.
     Log { level: LogLevel, text: String },
+    /// A PUBLISH (`shard`: PUBLISHSHARD) arrived from a known node: deliver
+    /// it to local subscribers.
+    Publish {
+        channel: Bytes,
+        message: Bytes,
+        shard: bool,
+    },
+    /// This node stopped serving these slots (its shard lost them): drop the
+    /// shard channels in them, telling their subscribers (redis 7.0
+    /// `removeChannelsInSlot`).
+    DropShardChannels { slots: SlotSet },
 }
 
 /// Cluster options, named after redis's.
@@ -238,6 +249,8 @@ pub struct Cluster {
     actions: VecDeque<Action>,
     /// Slot ownership changes not yet turned into events.
     slot_changes: Vec<SlotChange>,
+    /// Slots deleted from our shard since the last input (shard channels to drop).
+    shard_slots_dropped: Vec<u16>,
 }
 
 const NODE_TIMEOUT_MULT_REPORT_VALIDITY: i64 = 2;
@@ -296,6 +309,7 @@ impl Cluster {
             failover: FailoverState::default(),
             actions: VecDeque::new(),
             slot_changes: Vec::new(),
+            shard_slots_dropped: Vec::new(),
         };
         match nodes_conf {
             Some(text) if !text.is_empty() => {
@@ -324,6 +338,7 @@ impl Cluster {
         c.apply_myself_config(None);
         // Slot changes made while loading are not decisions: no events.
         c.slot_changes.clear();
+        c.shard_slots_dropped.clear();
         Ok(c)
     }
 
@@ -397,6 +412,62 @@ impl Cluster {
         let reply = self.cluster_command(ms(now), args, keys);
         self.flush_slot_events();
         reply
+    }
+
+    /// PUBLISH / SPUBLISH by a local client: `clusterPropagatePublish`.
+    /// PUBLISH goes to every node; SPUBLISH to the other nodes of our shard
+    /// (our master, or us, and its replicas).
+    pub fn publish(&mut self, now: Millis, channel: &[u8], message: &[u8], shard: bool) {
+        let _ = now;
+        let t = if shard {
+            crate::wire::msg_type::PUBLISHSHARD
+        } else {
+            crate::wire::msg_type::PUBLISH
+        };
+        let msg = Message {
+            header: self.build_header(t),
+            body: crate::wire::Body::Publish {
+                channel: channel.to_vec(),
+                message: message.to_vec(),
+            },
+        };
+        if !shard {
+            self.broadcast(&msg);
+            return;
+        }
+        let Some(primary) = self.shard_primary(self.myself) else {
+            return;
+        };
+        let mut shard_nodes = vec![primary];
+        shard_nodes.extend(
+            self.node(primary)
+                .map(|n| n.replicas.clone())
+                .unwrap_or_default(),
+        );
+        let links: Vec<LinkId> = shard_nodes
+            .into_iter()
+            .filter_map(|r| self.node(r))
+            .filter(|n| !n.has(node_flags::MYSELF | node_flags::HANDSHAKE))
+            .filter_map(|n| n.link)
+            .collect();
+        for l in links {
+            self.send(l, msg.clone());
+        }
+    }
+
+    /// The master of `node`'s shard: itself if a master, else its master.
+    fn shard_primary(&self, node: NodeRef) -> Option<NodeRef> {
+        let n = self.node(node)?;
+        if n.is_master() {
+            Some(node)
+        } else {
+            n.replica_of
+        }
+    }
+
+    /// Number of nodes in the table, myself included.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// Routing facts for one slot.

@@ -62,6 +62,8 @@ pub struct Query<'a> {
     pub asking: bool,
     /// The client sent READONLY.
     pub readonly: bool,
+    /// SSUBSCRIBE / SUNSUBSCRIBE / SPUBLISH: the "keys" are shard channels.
+    pub pubsubshard: bool,
 }
 
 /// `Ok(())` if this node serves the request, else the redirection.
@@ -128,7 +130,11 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
     };
 
     if !host.cluster_state_ok() {
-        if !host.allow_reads_when_down() {
+        if q.pubsubshard {
+            if !host.allow_pubsubshard_when_down() {
+                return Err(Redirect::Down);
+            }
+        } else if !host.allow_reads_when_down() {
             return Err(Redirect::Down);
         }
         if q.command_flags & super::table::flag::WRITE != 0 {

@@ -6,10 +6,15 @@
 
 mod bus;
 mod client;
+mod clients;
 mod host;
+mod info;
 pub mod log;
 mod persist;
 mod replication;
+mod stats;
+
+pub use stats::{InstMetric, Stats};
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -62,21 +67,6 @@ impl LinkHandle {
             t.abort();
         }
     }
-}
-
-/// Counters for INFO.
-#[derive(Default)]
-pub struct Stats {
-    pub connected_clients: u64,
-    pub total_connections: u64,
-    pub total_commands: u64,
-    pub next_client_id: u64,
-    pub start_ms: u64,
-    pub start_mono_ms: u64,
-    /// INFO persistence's AOF fields, refreshed when the AOF changes.
-    pub aof: crate::persist::AofInfo,
-    /// BGREWRITEAOF asked for a rewrite (started at the end of the pass).
-    pub aof_rewrite_requested: bool,
 }
 
 /// The JSON-lines event log. Each line: the node's ID, its wall-clock and
@@ -155,6 +145,8 @@ pub struct Node {
     repl: replication::ReplShell,
     /// The append-only file, when `appendonly yes`.
     aof: Option<crate::persist::Aof>,
+    /// Client connections.
+    clients: clients::Clients,
 }
 
 pub struct Shared {
@@ -166,6 +158,19 @@ pub struct Shared {
 impl Node {
     fn is_replica(&self) -> bool {
         self.cluster.as_ref().is_some_and(|c| c.is_replica())
+    }
+
+    /// redis `getClusterConnectionsCount`: two links per other node.
+    fn cluster_connections(&self) -> usize {
+        self.cluster
+            .as_ref()
+            .map_or(0, |c| c.node_count().saturating_sub(1) * 2)
+    }
+
+    /// The pause in force now (CLIENT PAUSE or a manual failover's).
+    fn pause_kind(&self, now: u64) -> crate::commands::PauseKind {
+        let failover = self.cluster.as_ref().and_then(|c| c.client_pause_until());
+        self.clients.pause_kind(now, failover)
     }
 
     pub fn log(&mut self, level: LogLevel, text: &str) {
@@ -211,6 +216,9 @@ impl Node {
         self.sync_replication_role(shared);
         // Telling the core about a broken replication link may have queued more.
         self.run_actions(shared, now);
+        // A pause that lapsed or was lifted lets held requests run again.
+        let kind = self.pause_kind(now);
+        self.clients.release_postponed(kind);
         // Every pass ends here before its replies go out: the writes it
         // applied reach the AOF first.
         if std::mem::take(&mut self.stats.aof_rewrite_requested) {
@@ -280,6 +288,28 @@ impl Node {
                     self.write_event(&e);
                     wrote_events = true;
                 }
+                Action::Publish {
+                    channel,
+                    message,
+                    shard,
+                } => {
+                    // redis skips the work when nobody here could receive it.
+                    if self.clients.pubsub.has_subscribers(shard) {
+                        let limits = self.clients.limits.obuf;
+                        let (_, logs) = self
+                            .clients
+                            .deliver(&channel, &message, shard, &limits, now);
+                        for log in logs {
+                            self.log(LogLevel::Warning, &log);
+                        }
+                    }
+                }
+                Action::DropShardChannels { slots } => {
+                    let limits = self.clients.limits.obuf;
+                    for log in self.clients.drop_shard_slots(&slots, &limits, now) {
+                        self.log(LogLevel::Warning, &log);
+                    }
+                }
                 Action::Log { level, text } => self.log(level, &text),
             }
         }
@@ -323,8 +353,82 @@ async fn bind_all(config: &Config, port: u16) -> Result<Vec<TcpListener>> {
     Ok(out)
 }
 
+/// redis `CONFIG_MIN_RESERVED_FDS`: descriptors kept for files and the bus.
+const MIN_RESERVED_FDS: u64 = 32;
+
+/// redis `adjustOpenFilesLimit`: raise the open files limit to what
+/// `maxclients` needs, or lower `maxclients` to what the limit allows.
+fn adjust_open_files_limit(config: &mut Config, logger: &mut Logger) {
+    let maxclients = config.maxclients() as u64;
+    let needed = maxclients + MIN_RESERVED_FDS;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        logger.log(
+            LogLevel::Warning,
+            false,
+            "Unable to obtain the current NOFILE limit, assuming 1024 and setting the max clients configuration accordingly.",
+        );
+        let _ = config.set("maxclients", &(1024 - MIN_RESERVED_FDS).to_string());
+        return;
+    }
+    if lim.rlim_cur >= needed {
+        return;
+    }
+    // Try the full amount, then step down as redis does.
+    let mut best = lim.rlim_cur;
+    let mut want = needed;
+    let mut error = String::new();
+    while want > lim.rlim_cur {
+        let new = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max.max(want),
+        };
+        // SAFETY: `new` is a valid rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            best = want;
+            break;
+        }
+        error = std::io::Error::last_os_error().to_string();
+        want = want.saturating_sub(16);
+    }
+    if best < needed {
+        let reduced = best.saturating_sub(MIN_RESERVED_FDS).max(1);
+        logger.log(
+            LogLevel::Warning,
+            false,
+            &format!("You requested maxclients of {maxclients} requiring at least {needed} max file descriptors."),
+        );
+        logger.log(
+            LogLevel::Warning,
+            false,
+            &format!(
+                "Server can't set maximum open files to {needed} because of OS error: {error}."
+            ),
+        );
+        logger.log(
+            LogLevel::Warning,
+            false,
+            &format!("Current maximum open files is {best}. maxclients has been reduced to {reduced} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'."),
+        );
+        let _ = config.set("maxclients", &reduced.to_string());
+    } else {
+        logger.log(
+            LogLevel::Notice,
+            false,
+            &format!(
+                "Increased maximum number of open files to {best} (it was originally set to {}).",
+                lim.rlim_cur
+            ),
+        );
+    }
+}
+
 /// Starts the node and runs it until SIGTERM/SIGINT.
-pub async fn run(config: Config) -> Result<()> {
+pub async fn run(mut config: Config) -> Result<()> {
     let dir = config.dir();
     std::env::set_current_dir(&dir).with_context(|| format!("Can't chdir to '{dir}'"))?;
     let mut logger = Logger::open(&config.logfile(), log::parse_level(&config.loglevel()))
@@ -334,6 +438,7 @@ pub async fn run(config: Config) -> Result<()> {
         false,
         "oO0OoO0OoO0Oo hearsay-node is starting oO0OoO0OoO0Oo",
     );
+    adjust_open_files_limit(&mut config, &mut logger);
     if !config.pidfile().is_empty() {
         std::fs::write(config.pidfile(), format!("{}\n", std::process::id()))
             .context("Can't write the pidfile")?;
@@ -391,6 +496,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     let client_listeners = bind_all(&config, config.port()).await?;
 
+    let clients = clients::Clients::new(&config);
     let node = Node {
         cluster,
         db: Db::new(),
@@ -399,7 +505,6 @@ pub async fn run(config: Config) -> Result<()> {
         stats: Stats {
             start_ms: now,
             start_mono_ms: mono_ms(),
-            next_client_id: 1,
             ..Stats::default()
         },
         events,
@@ -407,6 +512,7 @@ pub async fn run(config: Config) -> Result<()> {
         links: HashMap::new(),
         repl: replication::ReplShell::new(now),
         aof: None,
+        clients,
     };
     let shared = Arc::new(Shared {
         node: Mutex::new(node),
@@ -478,6 +584,30 @@ async fn cron(shared: Arc<Shared>) {
         n.feed_deletes(expired);
         n.replication_cron(now);
         n.aof_cron(&shared);
+        n.clients_cron(now);
         n.drain(&shared);
+    }
+}
+
+impl Node {
+    /// The client part of serverCron: rate samples every tick; idle
+    /// timeouts, output limits and buffer peaks once a second (redis
+    /// `clientsCron` visits every client about once a second).
+    fn clients_cron(&mut self, now: u64) {
+        self.stats.track_metrics(now);
+        let used = crate::mem::allocated() as u64;
+        self.stats.peak_memory = self.stats.peak_memory.max(used);
+        if now / 1000 == self.clients.last_cron_s {
+            return;
+        }
+        self.clients.last_cron_s = now / 1000;
+        let timeout = self.clients.limits.timeout_s;
+        for log in self.clients.close_idle(timeout, now) {
+            self.log(LogLevel::Verbose, &log);
+        }
+        let limits = self.clients.limits.obuf;
+        for log in self.clients.cron(&limits, now) {
+            self.log(LogLevel::Warning, &log);
+        }
     }
 }

@@ -85,6 +85,11 @@ pub(super) struct ReplShell {
 }
 
 impl ReplShell {
+    /// Connected replicas (they count against maxclients).
+    pub(super) fn replica_count(&self) -> usize {
+        self.replicas.len()
+    }
+
     pub(super) fn new(now: u64) -> ReplShell {
         ReplShell {
             state: Replication::new(random_replid()),
@@ -875,26 +880,6 @@ pub(super) async fn wait_for_acks(shared: &Arc<Shared>, req: WaitRequest) -> Fra
                 }
             }
             None => notified.await,
-        }
-    }
-}
-
-/// Holds a write while the manual-failover pause lasts (or until lifted).
-pub(super) async fn wait_unpaused(shared: &Arc<Shared>) {
-    loop {
-        let until = shared
-            .node
-            .lock()
-            .cluster
-            .as_ref()
-            .and_then(|c| c.client_pause_until());
-        let now = now_ms();
-        match until {
-            // Polled: the core lifts the pause early when the failover ends.
-            Some(t) if now < t => {
-                tokio::time::sleep(Duration::from_millis((t - now).min(10))).await
-            }
-            _ => return,
         }
     }
 }
