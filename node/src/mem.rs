@@ -59,6 +59,17 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     }
 }
 
+/// Returns free heap pages to the system (glibc `malloc_trim`, which also
+/// releases free pages in the middle of the heap): freed memory otherwise
+/// stays in malloc's free lists and in the RSS.
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks malloc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The process's resident set size in bytes (redis `zmalloc_get_rss`), 0 if
 /// `/proc` cannot be read.
 pub fn rss() -> u64 {

@@ -118,8 +118,11 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
         match poll_fn(|cx| conn.poll(cx, &shared)).await {
             Step::Close => break,
             Step::Wait(req) => {
+                // Boxed: rare, and it would otherwise size every
+                // connection's task for its timers.
+                let acks = Box::pin(replication::wait_for_acks(&shared, req));
                 let reply = tokio::select! {
-                    r = replication::wait_for_acks(&shared, req) => Some(r),
+                    r = acks => Some(r),
                     u = poll_fn(|cx| conn.poll_blocked(cx, &shared, req)) => u,
                 };
                 let mut n = shared.node.lock();
@@ -156,7 +159,7 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
                         None => BytesMut::new(),
                     }
                 };
-                replication::serve_replica(shared, conn.stream, inbuf, args).await;
+                Box::pin(replication::serve_replica(shared, conn.stream, inbuf, args)).await;
                 return;
             }
         }

@@ -186,6 +186,8 @@ pub(super) struct Clients {
     pub recent_max_output: usize,
     /// The second of the last once-a-second pass.
     pub last_cron_s: u64,
+    /// Most connections seen since memory was last given back.
+    pub peak_since_trim: usize,
 }
 
 impl Clients {
@@ -233,9 +235,10 @@ impl Clients {
         }
         self.free.push(slot);
         if self.by_id.is_empty() {
-            // Give the slab back once everyone left.
+            // Give the slab and the index back once everyone left.
             self.entries = Vec::new();
             self.free = Vec::new();
+            self.by_id = HashMap::new();
         }
         Some(entry)
     }

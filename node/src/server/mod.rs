@@ -609,5 +609,13 @@ impl Node {
         for log in self.clients.cron(&limits, now) {
             self.log(LogLevel::Warning, &log);
         }
+        // Connections that closed leave their memory in malloc's free lists;
+        // once many have gone, hand the free pages back to the system.
+        let count = self.clients.len();
+        self.clients.peak_since_trim = self.clients.peak_since_trim.max(count);
+        if self.clients.peak_since_trim >= count + 256 {
+            crate::mem::trim();
+            self.clients.peak_since_trim = count;
+        }
     }
 }
