@@ -470,6 +470,15 @@ impl Cluster {
         self.nodes.len()
     }
 
+    /// We own `slot` and it is neither migrating nor importing (the fast
+    /// path of routing: no node lookup, no copies).
+    pub fn slot_is_local(&self, slot: u16) -> bool {
+        let i = usize::from(slot);
+        self.slot_owner.get(i).copied().flatten() == Some(self.myself)
+            && self.migrating_to.get(i).copied().flatten().is_none()
+            && self.importing_from.get(i).copied().flatten().is_none()
+    }
+
     /// Routing facts for one slot.
     pub fn route(&self, slot: u16) -> SlotRoute {
         let owner_ref = self.owner(slot);

@@ -65,6 +65,12 @@ pub enum PauseKind {
 pub trait Host {
     fn cluster_enabled(&self) -> bool;
     fn route(&self, slot: u16) -> SlotRoute;
+    /// This node owns `slot` and it is neither migrating nor importing: the
+    /// common case, which routing answers without building a [`SlotRoute`].
+    fn slot_is_local(&self, slot: u16) -> bool {
+        let r = self.route(slot);
+        r.owner_is_me && r.migrating_to.is_none() && !r.importing
+    }
     fn cluster_state_ok(&self) -> bool;
     fn allow_reads_when_down(&self) -> bool;
     /// Wall-clock time, Unix milliseconds.

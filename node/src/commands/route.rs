@@ -71,6 +71,8 @@ pub struct Query<'a> {
 pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Redirect> {
     let mut first: Option<(&[u8], u16)> = None;
     let mut route = None;
+    // The first key's slot is ours, plainly (see `Host::slot_is_local`).
+    let mut local = false;
     let mut multiple_keys = false;
     let (mut migrating, mut importing) = (false, false);
     let (mut missing, mut existing) = (0usize, 0usize);
@@ -86,6 +88,11 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
             match first {
                 None => {
                     let slot = key_slot(key);
+                    if host.slot_is_local(slot) {
+                        first = Some((key, slot));
+                        local = true;
+                        return;
+                    }
                     let r = host.route(slot);
                     if r.owner.is_none() {
                         error = Some(Redirect::Unbound);
@@ -125,7 +132,7 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
     }
 
     // No keys at all: served here.
-    let (Some((_, slot)), Some(route)) = (first, route) else {
+    let Some((_, slot)) = first else {
         return Ok(());
     };
 
@@ -141,6 +148,13 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
             return Err(Redirect::DownReadOnly);
         }
     }
+
+    if local {
+        return Ok(());
+    }
+    let Some(route) = route else {
+        return Ok(());
+    };
 
     if migrating && missing > 0 {
         if existing > 0 {

@@ -356,18 +356,19 @@ impl Conn {
         };
         let limits = n.clients.limits.request.clone();
 
+        n.refresh_expire_mode(now);
         let mut stop = Stop::None;
         let mut pos = 0;
         if postponed {
             if let Some(args) = n.clients.take_postponed(slot) {
-                stop = run_request(n, slot, &mut state, args, &mut out);
+                stop = run_request(n, slot, &mut state, args, &mut out, now);
             }
         }
         while matches!(stop, Stop::None) && pos < data.len() {
             match parser.parse(&data[pos..], &limits) {
                 Ok(Parsed::Request(args, used)) => {
                     pos += used;
-                    stop = run_request(n, slot, &mut state, args, &mut out);
+                    stop = run_request(n, slot, &mut state, args, &mut out, now);
                 }
                 Ok(Parsed::Skip(used)) => pos += used,
                 Ok(Parsed::Incomplete) => break,
@@ -541,6 +542,7 @@ fn run_request(
     state: &mut ClientState,
     args: Vec<Bytes>,
     out: &mut BytesMut,
+    now: u64,
 ) -> Stop {
     if protocol::is_sync_request(&args) {
         return Stop::Step(Step::Sync(args));
@@ -557,8 +559,6 @@ fn run_request(
             .first()
             .is_some_and(|a| a.eq_ignore_ascii_case(b"wait"));
     let woff = n.clients.get(slot).map_or(0, |e| e.woff);
-    let now = now_ms();
-    n.refresh_expire_mode(now);
     let mut host = HostCtx::new(
         &mut n.cluster,
         &mut n.config,
@@ -567,6 +567,7 @@ fn run_request(
         &mut n.repl.state,
     )
     .for_client(woff, may_block)
+    .at(now)
     .with_clients(&mut n.clients, slot);
     let outcome = commands::execute(&mut host, &mut n.db, state, args);
     let wait = host.take_pending_wait();

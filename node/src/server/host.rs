@@ -31,6 +31,9 @@ pub(super) struct HostCtx<'a> {
     pending_wait: Option<WaitRequest>,
     /// The client registry, for requests from a client connection.
     clients: Option<&'a mut Clients>,
+    /// The time of this pass (redis caches `mstime` per event loop pass);
+    /// `None` reads the clock.
+    now: Option<u64>,
 }
 
 impl<'a> HostCtx<'a> {
@@ -51,7 +54,18 @@ impl<'a> HostCtx<'a> {
             may_block: false,
             pending_wait: None,
             clients: None,
+            now: None,
         }
+    }
+
+    /// Uses `now` (Unix ms) as the time of every request of this pass.
+    pub(super) fn at(mut self, now: u64) -> Self {
+        self.now = Some(now);
+        self
+    }
+
+    fn clock(&self) -> u64 {
+        self.now.unwrap_or_else(now_ms)
     }
 
     /// For a client connection: CLIENT LIST/KILL, Pub/Sub and pauses reach
@@ -253,6 +267,13 @@ impl Host for HostCtx<'_> {
         self.cluster.is_some()
     }
 
+    fn slot_is_local(&self, slot: u16) -> bool {
+        match self.cluster.as_ref() {
+            Some(c) => c.slot_is_local(slot),
+            None => true,
+        }
+    }
+
     fn route(&self, slot: u16) -> SlotRoute {
         match self.cluster.as_ref() {
             Some(c) => c.route(slot),
@@ -277,7 +298,7 @@ impl Host for HostCtx<'_> {
     }
 
     fn now_ms(&self) -> u64 {
-        now_ms()
+        self.clock()
     }
 
     fn is_replica(&self) -> bool {
@@ -291,8 +312,8 @@ impl Host for HostCtx<'_> {
     fn pause_kind(&self) -> PauseKind {
         let failover = self.cluster.as_ref().and_then(|c| c.client_pause_until());
         match self.clients.as_deref() {
-            Some(c) => c.pause_kind(now_ms(), failover),
-            None if failover.is_some_and(|t| now_ms() < t) => PauseKind::Write,
+            Some(c) => c.pause_kind(self.clock(), failover),
+            None if failover.is_some_and(|t| self.clock() < t) => PauseKind::Write,
             None => PauseKind::Off,
         }
     }
@@ -307,7 +328,7 @@ impl Host for HostCtx<'_> {
 
     fn publish(&mut self, channel: &Bytes, message: &Bytes, shard: bool, me: &ClientState) -> i64 {
         let _ = me;
-        let now = now_ms();
+        let now = self.clock();
         let mut receivers = 0;
         if let Some(clients) = self.clients.as_deref_mut() {
             let limits = clients.limits.obuf;

@@ -151,7 +151,10 @@ impl Node {
     /// paused master must not move its offset while its replica catches up
     /// (redis skips expiry while paused for the same reason).
     pub(super) fn refresh_expire_mode(&mut self, now: u64) {
-        let hide = self.repl.state.is_replica() || self.is_replica() || self.paused(now);
+        // Any pause (CLIENT PAUSE too) stops expiry, as in redis 7.0.
+        let hide = self.repl.state.is_replica()
+            || self.is_replica()
+            || self.pause_kind(now) != commands::PauseKind::Off;
         commands::set_replica_mode(&mut self.db, hide);
     }
 
