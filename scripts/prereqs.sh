@@ -4,6 +4,7 @@
 # nftables/iptables/iproute2: partitions, loss and delay inside the run's namespaces;
 # libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime.
 # With --tests also chromium, for the test that renders a run's report.html headless.
+# With --bench also python3 and valgrind, for scripts/bench.sh and scripts/bench-conns.sh.
 set -euo pipefail
 need=()
 for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptables:iptables \
@@ -13,6 +14,10 @@ for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptable
 done
 if [ "${1:-}" = --tests ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
+if [ "${1:-}" = --bench ]; then
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 fi
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(libfaketime)
 if [ ${#need[@]} -gt 0 ]; then
