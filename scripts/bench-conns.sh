@@ -9,7 +9,9 @@
 #
 # Usage: scripts/bench-conns.sh [connections] [rounds]   (default 5000 10)
 # Needs python3 (the load generator) and root or a high enough `ulimit -n`.
-# Run it inside a network namespace of your own when others share the machine's ports.
+# Ports 23000-23299 (below the ephemeral range: thousands of client sockets must not
+# hold a port a server is about to bind). Run it inside a network namespace of your own
+# when others share the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${1:-5000}
@@ -137,7 +139,7 @@ else:
 PY
 
 declare -A IDLE MAXC BIG
-port=35200
+port=23200
 for kind in redis hearsay; do
   echo "$kind: $ROUNDS rounds of $CONNS idle connections..." >&2
   start "$kind" $port; IDLE[$kind]=$(python3 "$TMP/load.py" idle $port "$STARTED" "$CONNS" "$ROUNDS"); port=$((port + 1))

@@ -9,7 +9,9 @@
 #      runs, and the ratio.
 #
 # Usage: scripts/bench.sh [requests] [--no-callgrind] [--no-cluster]   (default 200000)
-# Run it inside a network namespace of your own when others share the machine's ports.
+# Ports 23000-23299 (below the ephemeral range: thousands of client sockets must not
+# hold a port a server is about to bind). Run it inside a network namespace of your own
+# when others share the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000
@@ -81,13 +83,13 @@ compare() { # label redis-port hearsay-port test pipeline [--cluster]
 
 echo "requests per second, median of 3 alternating runs (redis-benchmark -c 50 -n $N -r 100000)"
 printf '%-8s %-4s %-3s %14s %14s %7s\n' setup test P redis-server hearsay-node ratio
-single redis 35001
-single hearsay 35002
-for P in 1 16; do for t in set get; do compare single 35001 35002 "$t" "$P"; done; done
+single redis 23001
+single hearsay 23002
+for P in 1 16; do for t in set get; do compare single 23001 23002 "$t" "$P"; done; done
 if [ "$CLUSTER" = 1 ]; then
-  cluster3 redis 35011 35012 35013
-  cluster3 hearsay 35021 35022 35023
-  for P in 1 16; do for t in set get; do compare cluster 35011 35021 "$t" "$P" --cluster; done; done
+  cluster3 redis 23011 23012 23013
+  cluster3 hearsay 23021 23022 23023
+  for P in 1 16; do for t in set get; do compare cluster 23011 23021 "$t" "$P" --cluster; done; done
 fi
 
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
@@ -108,7 +110,7 @@ if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
     wait "$pid" 2>/dev/null || true
     cat "$out"* | grep -a '^totals:' | awk -v n="$n" '{s += $2} END {printf "%d", s / n}'
   }
-  port=35100
+  port=23100
   for P in 1 16; do for t in set get; do
     n=20000; [ "$P" = 16 ] && n=100000
     r=$(irq redis $port "$t" "$P" "$n"); port=$((port + 1))

@@ -423,6 +423,24 @@ fn count_line(
     limits: &RequestLimits,
     too_big: &str,
 ) -> Result<Option<(Option<i64>, usize)>, ParseError> {
+    // Fast path for the usual line, a few digits then `\r` and one more
+    // byte: read the number while looking for the end. Anything else
+    // (signs, leading zeros, long or incomplete lines) takes the general path.
+    if let Some(digits) = buf.get(start + 1..) {
+        let mut v: i64 = 0;
+        let mut i = 0;
+        while i < digits.len() && i < 18 && digits[i].is_ascii_digit() {
+            v = v * 10 + i64::from(digits[i] - b'0');
+            i += 1;
+        }
+        if i > 0
+            && (digits[0] != b'0' || i == 1)
+            && digits.get(i) == Some(&b'\r')
+            && i + 2 <= digits.len()
+        {
+            return Ok(Some((Some(v), start + 1 + i + 2)));
+        }
+    }
     let from = (*scanned).max(start);
     match buf[from..].iter().position(|&b| b == b'\r') {
         None => {

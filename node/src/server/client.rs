@@ -389,7 +389,7 @@ impl Conn {
             }
         }
         // The pass's effects (cluster actions, AOF) happen before replies go out.
-        n.drain(shared);
+        n.drain_at(shared, now);
 
         // Put everything back, keeping unused input.
         let leftover = &data[pos..];

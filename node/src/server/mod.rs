@@ -208,7 +208,11 @@ impl Node {
     /// Runs the core's deferred work and executes every pending action, then
     /// lets replication follow whatever role the core decided.
     pub fn drain(&mut self, shared: &Arc<Shared>) {
-        let now = now_ms();
+        self.drain_at(shared, now_ms());
+    }
+
+    /// [`Node::drain`] at a time the caller already read (a client pass).
+    fn drain_at(&mut self, shared: &Arc<Shared>, now: u64) {
         if let Some(c) = self.cluster.as_mut() {
             c.before_sleep(now);
         }
