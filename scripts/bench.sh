@@ -62,7 +62,7 @@ cluster3() { # kind port1 port2 port3
 
 rps() { # port test pipeline [--cluster]
   redis-benchmark -p "$1" -c 50 -n "$N" -t "$2" -P "$3" -r 100000 -q --csv ${4:-} 2>/dev/null \
-    | awk -F'","' 'NR>1 {gsub(/"/,"",$2); print $2; exit}'
+    | awk -F'","' '/^"[A-Z]/ && !/^"test"/ {gsub(/"/,"",$2); print $2; exit}'
 }
 
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
