@@ -6,6 +6,7 @@
 # With --tests also chromium, for the test that renders a run's report.html headless,
 # and what scripts/redis-suite and the client-library tests need: tclsh (tcl) and
 # dpkg-dev (apt-get source of redis's test suite), python3-venv (redis-py in a venv).
+# With --bench also python3 and valgrind, for scripts/bench.sh and scripts/bench-conns.sh.
 set -euo pipefail
 need=()
 for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptables:iptables \
@@ -19,6 +20,10 @@ if [ "${1:-}" = --tests ]; then
   command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev)
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
   [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
+fi
+if [ "${1:-}" = --bench ]; then
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 fi
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(libfaketime)
 if [ ${#need[@]} -gt 0 ]; then

@@ -27,6 +27,9 @@ enum Kind {
         min: i64,
         max: i64,
     },
+    /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>`
+    /// groups, merged into the current value class by class.
+    ObufLimits,
 }
 
 /// One option: its name, aliases, kind, default, and whether CONFIG SET may change it.
@@ -635,6 +638,13 @@ impl Config {
                     _ => joined,
                 }
             }
+            Kind::ObufLimits => {
+                let current = self.values.get(spec.name).cloned().unwrap_or_default();
+                let merged = merge_obuf_limits(&current, &values.join(" "))
+                    .map_err(|e| format!("{e} for '{}'", spec.name))?;
+                self.values.insert(spec.name, merged);
+                return Ok(());
+            }
             _ => {
                 if values.len() != 1 {
                     return Err(format!("wrong number of arguments for '{}'", spec.name));
@@ -686,7 +696,13 @@ impl Config {
         if !spec.mutable {
             return Err(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"));
         }
-        let normalized = validate(spec, value).map_err(|e| {
+        let normalized = match spec.kind {
+            Kind::ObufLimits => {
+                merge_obuf_limits(self.values.get(spec.name).map_or("", |v| v), value)
+            }
+            _ => validate(spec, value),
+        }
+        .map_err(|e| {
             format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}")
         })?;
         if spec.name == "cluster-announce-hostname" {
@@ -768,6 +784,27 @@ impl Config {
         self.text("pidfile")
     }
 
+    /// maxclients.
+    pub fn maxclients(&self) -> usize {
+        self.int("maxclients").max(1) as usize
+    }
+    /// timeout: idle seconds before a client is closed (0 = never).
+    pub fn idle_timeout_s(&self) -> u64 {
+        self.int("timeout").max(0) as u64
+    }
+    /// client-query-buffer-limit, bytes.
+    pub fn query_buffer_limit(&self) -> usize {
+        self.int("client-query-buffer-limit").max(0) as usize
+    }
+    /// proto-max-bulk-len, bytes.
+    pub fn proto_max_bulk_len(&self) -> usize {
+        self.int("proto-max-bulk-len").max(0) as usize
+    }
+    /// client-output-buffer-limit for normal, replica and pubsub clients.
+    pub fn obuf_limits(&self) -> [ObufLimit; 3] {
+        parse_obuf_limits(&self.text("client-output-buffer-limit"))
+    }
+
     /// The cluster core's view of the options.
     pub fn cluster_config(&self) -> Result<ClusterConfig, String> {
         let announce_port = match self.int("cluster-announce-port") {
@@ -840,6 +877,7 @@ fn validate(spec: &Spec, value: &str) -> Result<String, String> {
             }
             Ok(n.to_string())
         }
+        Kind::ObufLimits => merge_obuf_limits(spec.default, value),
         Kind::Str | Kind::Words => Ok(value.to_string()),
     }
 }
@@ -854,21 +892,28 @@ fn default_value(spec: &Spec) -> String {
     }
 }
 
-/// redis `memtoull`: an integer with an optional unit: `b`, `k` (1000), `kb`
-/// (1024), `m`, `mb`, `g`, `gb`, case-insensitive. A `%` (maxmemory-clients)
-/// is kept as redis keeps it: a negative number.
+/// A memory option's value (redis `numericParseString` for MEMORY_CONFIG):
+/// `memtoull`, or for a percent option (maxmemory-clients) `N%`, kept as
+/// redis keeps it: a negative number. The unsigned product is read as signed,
+/// as redis stores it in a long long, so an overflow fails the range check.
 pub fn parse_memory(text: &str) -> Option<i64> {
-    let lower = text.to_ascii_lowercase();
-    if let Some(pct) = lower.strip_suffix('%') {
-        let n: i64 = pct.parse().ok()?;
-        return (0..=100).contains(&n).then_some(-n);
+    if let Some(n) = memtoull(text) {
+        return Some(n as i64);
     }
-    let digits_end = lower
-        .char_indices()
-        .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && *c == '-')))
-        .map_or(lower.len(), |(i, _)| i);
-    let (num, unit) = lower.split_at(digits_end);
-    let mul: i64 = match unit {
+    let pct = text.strip_suffix('%')?;
+    let n: i64 = pct.parse().ok()?;
+    (0..=100).contains(&n).then_some(-n)
+}
+
+/// redis `memtoull`: digits then an optional unit (`b`, `k`, `kb`, `m`, `mb`,
+/// `g`, `gb`, any case); `None` for anything else.
+pub fn memtoull(value: &str) -> Option<u64> {
+    let digits_end = value
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(digits_end);
+    let mul: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" => 1000,
         "kb" => 1024,
@@ -878,7 +923,87 @@ pub fn parse_memory(text: &str) -> Option<i64> {
         "gb" => 1024 * 1024 * 1024,
         _ => return None,
     };
-    num.parse::<i64>().ok()?.checked_mul(mul)
+    // strtoull of no digits is 0 in redis too.
+    let n: u64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    Some(n.wrapping_mul(mul))
+}
+
+/// The output-buffer classes of `client-output-buffer-limit`, in redis's order.
+pub const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// One class's output buffer limit (redis `clientBufferLimitsConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ObufLimit {
+    pub hard_bytes: u64,
+    pub soft_bytes: u64,
+    pub soft_seconds: u64,
+}
+
+/// redis `updateClientOutputBufferLimit`: `value` holds groups of
+/// `<class> <hard> <soft> <soft_seconds>`; all are checked before any is
+/// applied, and classes not named keep their `current` limits.
+fn merge_obuf_limits(current: &str, value: &str) -> Result<String, String> {
+    let mut limits = parse_obuf_limits(current);
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut updates = Vec::new();
+    for group in words.chunks(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let hard = memtoull(group[1]).ok_or_else(bad)?;
+        let soft = memtoull(group[2]).ok_or_else(bad)?;
+        let seconds: u64 = group[3].parse().map_err(|_| bad())?;
+        updates.push((
+            class,
+            ObufLimit {
+                hard_bytes: hard,
+                soft_bytes: soft,
+                soft_seconds: seconds,
+            },
+        ));
+    }
+    for (class, limit) in updates {
+        limits[class] = limit;
+    }
+    Ok(format_obuf_limits(&limits))
+}
+
+fn parse_obuf_limits(text: &str) -> [ObufLimit; 3] {
+    let mut out = [ObufLimit::default(); 3];
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for group in words.chunks(4) {
+        if let (Some(i), [_, h, s, sec]) = (OBUF_CLASSES.iter().position(|c| *c == group[0]), group)
+        {
+            out[i] = ObufLimit {
+                hard_bytes: h.parse().unwrap_or(0),
+                soft_bytes: s.parse().unwrap_or(0),
+                soft_seconds: sec.parse().unwrap_or(0),
+            };
+        }
+    }
+    out
+}
+
+fn format_obuf_limits(limits: &[ObufLimit; 3]) -> String {
+    OBUF_CLASSES
+        .iter()
+        .zip(limits)
+        .map(|(c, l)| format!("{c} {} {} {}", l.hard_bytes, l.soft_bytes, l.soft_seconds))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// redis's rule for cluster-announce-hostname.
@@ -1047,6 +1172,65 @@ mod tests {
             vec!["a", "b c\n", "d e"]
         );
         assert!(split_args(r#"a "b"#).is_none());
+    }
+
+    #[test]
+    fn memory_values_take_redis_units() {
+        assert_eq!(memtoull("1gb"), Some(1 << 30));
+        assert_eq!(memtoull("512MB"), Some(512 << 20));
+        assert_eq!(memtoull("64k"), Some(64_000));
+        assert_eq!(memtoull("17"), Some(17));
+        assert_eq!(memtoull("-1"), None);
+        assert_eq!(memtoull("1 mb"), None);
+        let mut c = Config::default();
+        assert_eq!(c.get("client-query-buffer-limit"), Some("1073741824"));
+        c.set("client-query-buffer-limit", "2mb").unwrap();
+        assert_eq!(c.query_buffer_limit(), 2 << 20);
+        assert!(c
+            .set("proto-max-bulk-len", "1k")
+            .unwrap_err()
+            .contains("between 1048576 and"));
+        assert!(c
+            .set("proto-max-bulk-len", "lots")
+            .unwrap_err()
+            .contains("memory value"));
+    }
+
+    #[test]
+    fn output_buffer_limits_merge_by_class() {
+        let mut c = Config::default();
+        c.set("client-output-buffer-limit", "normal 33554432 16777216 60")
+            .unwrap();
+        assert_eq!(
+            c.get("client-output-buffer-limit"),
+            Some("normal 33554432 16777216 60 slave 268435456 67108864 60 pubsub 33554432 8388608 60")
+        );
+        c.set("client-output-buffer-limit", "replica 1mb 0 0 pubsub 0 0 0")
+            .unwrap();
+        assert_eq!(
+            c.obuf_limits()[1],
+            ObufLimit {
+                hard_bytes: 1 << 20,
+                soft_bytes: 0,
+                soft_seconds: 0
+            }
+        );
+        assert_eq!(c.obuf_limits()[2], ObufLimit::default());
+        for (bad, why) in [
+            ("normal 1 2", "Wrong number"),
+            ("master 1 2 3", "Invalid client class"),
+            ("normal x 2 3", "Error in hard"),
+            ("normal 1 2 -3", "Error in hard"),
+        ] {
+            let e = c.set("client-output-buffer-limit", bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let f = Config::from_args(&args(
+            "--client-output-buffer-limit pubsub 64mb 32mb 30 --client-output-buffer-limit normal 1 1 1",
+        ))
+        .unwrap();
+        assert_eq!(f.obuf_limits()[2].hard_bytes, 64 << 20);
+        assert_eq!(f.obuf_limits()[0].soft_seconds, 1);
     }
 
     #[test]

@@ -4,6 +4,11 @@
 use std::process::ExitCode;
 
 use hearsay_node::config::Config;
+use hearsay_node::mem::Counting;
+
+/// Counts the bytes in use for INFO memory (redis's zmalloc does the same).
+#[global_allocator]
+static GLOBAL: Counting<std::alloc::System> = Counting(std::alloc::System);
 
 const USAGE: &str = "Usage: hearsay-node [/path/to/redis.conf] [--option value ...]
        hearsay-node -v or --version
@@ -43,7 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -77,6 +77,17 @@ pub enum Action {
     Event(crate::events::Event),
     /// A line for the human log, in redis's wording.
     Log { level: LogLevel, text: String },
+    /// A PUBLISH (`shard`: PUBLISHSHARD) arrived from a known node: deliver
+    /// it to local subscribers.
+    Publish {
+        channel: Bytes,
+        message: Bytes,
+        shard: bool,
+    },
+    /// This node stopped serving these slots (its shard lost them): drop the
+    /// shard channels in them, telling their subscribers (redis 7.0
+    /// `removeChannelsInSlot`).
+    DropShardChannels { slots: SlotSet },
 }
 
 /// The order in which the shell carries out one batch of actions (those
@@ -108,7 +119,9 @@ impl Action {
             | Action::Send { .. }
             | Action::Close { .. }
             | Action::DeleteKeysInSlots { .. }
-            | Action::FlushAll => Phase::Effect,
+            | Action::FlushAll
+            | Action::Publish { .. }
+            | Action::DropShardChannels { .. } => Phase::Effect,
         }
     }
 }
@@ -313,6 +326,8 @@ pub struct Cluster {
     actions: VecDeque<Action>,
     /// Slot ownership changes not yet turned into events.
     slot_changes: Vec<SlotChange>,
+    /// Slots deleted from our shard since the last input (shard channels to drop).
+    shard_slots_dropped: Vec<u16>,
 }
 
 const NODE_TIMEOUT_MULT_REPORT_VALIDITY: i64 = 2;
@@ -377,6 +392,7 @@ impl Cluster {
             failover: FailoverState::default(),
             actions: VecDeque::new(),
             slot_changes: Vec::new(),
+            shard_slots_dropped: Vec::new(),
         };
         match nodes_conf {
             Some(text) if !text.is_empty() => {
@@ -405,6 +421,7 @@ impl Cluster {
         c.apply_myself_config(None);
         // Slot changes made while loading are not decisions: no events.
         c.slot_changes.clear();
+        c.shard_slots_dropped.clear();
         Ok(c)
     }
 
@@ -508,6 +525,71 @@ impl Cluster {
         let reply = self.cluster_command(ms(now), args, keys);
         self.flush_slot_events();
         reply
+    }
+
+    /// PUBLISH / SPUBLISH by a local client: `clusterPropagatePublish`.
+    /// PUBLISH goes to every node; SPUBLISH to the other nodes of our shard
+    /// (our master, or us, and its replicas).
+    pub fn publish(&mut self, now: Millis, channel: &[u8], message: &[u8], shard: bool) {
+        let _ = now;
+        let t = if shard {
+            crate::wire::msg_type::PUBLISHSHARD
+        } else {
+            crate::wire::msg_type::PUBLISH
+        };
+        let msg = Message {
+            header: self.build_header(t),
+            body: crate::wire::Body::Publish {
+                channel: channel.to_vec(),
+                message: message.to_vec(),
+            },
+        };
+        if !shard {
+            self.broadcast(&msg);
+            return;
+        }
+        let Some(primary) = self.shard_primary(self.myself) else {
+            return;
+        };
+        let mut shard_nodes = vec![primary];
+        shard_nodes.extend(
+            self.node(primary)
+                .map(|n| n.replicas.clone())
+                .unwrap_or_default(),
+        );
+        let links: Vec<LinkId> = shard_nodes
+            .into_iter()
+            .filter_map(|r| self.node(r))
+            .filter(|n| !n.has(node_flags::MYSELF | node_flags::HANDSHAKE))
+            .filter_map(|n| n.link)
+            .collect();
+        for l in links {
+            self.send(l, msg.clone());
+        }
+    }
+
+    /// The master of `node`'s shard: itself if a master, else its master.
+    fn shard_primary(&self, node: NodeRef) -> Option<NodeRef> {
+        let n = self.node(node)?;
+        if n.is_master() {
+            Some(node)
+        } else {
+            n.replica_of
+        }
+    }
+
+    /// Number of nodes in the table, myself included.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// We own `slot` and it is neither migrating nor importing (the fast
+    /// path of routing: no node lookup, no copies).
+    pub fn slot_is_local(&self, slot: u16) -> bool {
+        let i = usize::from(slot);
+        self.slot_owner.get(i).copied().flatten() == Some(self.myself)
+            && self.migrating_to.get(i).copied().flatten().is_none()
+            && self.importing_from.get(i).copied().flatten().is_none()
     }
 
     /// Routing facts for one slot.

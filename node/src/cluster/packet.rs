@@ -1,5 +1,7 @@
 //! Processing one received bus message (`clusterProcessPacket`, reference 1.11).
 
+use bytes::Bytes;
+
 use crate::events::{AddedVia, EpochReason, EventKind, SlotChangeReason};
 use crate::slots::SlotSet;
 use crate::wire::node_flags::*;
@@ -7,7 +9,7 @@ use crate::wire::{ip_field_str, msg_flags, msg_type, Body, Header, Message, Ping
 
 use super::cron::{TODO_FSYNC_CONFIG, TODO_SAVE_CONFIG, TODO_UPDATE_STATE};
 use super::node::{Ms, Node, NodeRef};
-use super::{Cluster, LinkId, LogLevel};
+use super::{Action, Cluster, LinkId, LogLevel};
 
 /// Size of the header without payload (`CLUSTERMSG_MIN_LEN`).
 const H: u64 = crate::wire::HEADER_LEN as u64;
@@ -132,12 +134,15 @@ impl Cluster {
             }
             msg_type::FAIL => self.process_fail(now, sender, &msg),
             msg_type::PUBLISH | msg_type::PUBLISHSHARD => {
+                // Only from known nodes; the shell delivers it locally.
                 if sender.is_some() {
-                    // Pub/Sub across the bus is not wired to clients yet.
-                    self.log(
-                        LogLevel::Debug,
-                        format!("Ignoring {} message", msg_type::name(t)),
-                    );
+                    if let Body::Publish { channel, message } = msg.body {
+                        self.actions.push_back(Action::Publish {
+                            channel: Bytes::from(channel),
+                            message: Bytes::from(message),
+                            shard: t == msg_type::PUBLISHSHARD,
+                        });
+                    }
                 }
             }
             msg_type::FAILOVER_AUTH_REQUEST => {

@@ -65,6 +65,14 @@ impl Cluster {
         let Some(owner) = self.owner(slot) else {
             return false;
         };
+        // A slot our shard served: its shard channels go (redis 7.0
+        // `clusterDelSlot` -> `removeChannelsInSlot`).
+        if let Some(primary) = self.shard_primary(owner) {
+            let me = self.me();
+            if primary == self.myself || (me.is_replica() && me.replica_of == Some(primary)) {
+                self.shard_slots_dropped.push(slot);
+            }
+        }
         let mut from = None;
         if let Some(n) = self.node_mut(owner) {
             if n.slots.contains(slot) {
@@ -134,6 +142,13 @@ impl Cluster {
 
     /// Turns recorded slot changes into events, one per (from, to, reason).
     pub(super) fn flush_slot_events(&mut self) {
+        if !self.shard_slots_dropped.is_empty() {
+            let mut slots = SlotSet::new();
+            for s in std::mem::take(&mut self.shard_slots_dropped) {
+                slots.insert(s);
+            }
+            self.actions.push_back(Action::DropShardChannels { slots });
+        }
         if self.slot_changes.is_empty() {
             return;
         }

@@ -11,11 +11,20 @@ pub const REDIS_VERSION: &str = "7.0.15";
 
 const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 
-pub(crate) fn ping(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    if args.len() > 2 {
+        return Frame::wrong_arity("ping");
+    }
+    // A subscribed RESP2 connection gets a two-element array.
+    if ctx.client.in_pubsub_context() && !ctx.client.resp3 {
+        return Frame::Array(vec![
+            Frame::bulk_str("pong"),
+            Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
+        ]);
+    }
     match args.len() {
         1 => Frame::Simple("PONG".into()),
-        2 => Frame::Bulk(args[1].clone()),
-        _ => Frame::wrong_arity("ping"),
+        _ => Frame::Bulk(args[1].clone()),
     }
 }
 
@@ -150,7 +159,8 @@ Are you sure your configuration is correct?",
     }
 }
 
-/// RESET: back to a freshly connected client's state.
+/// RESET: back to a freshly connected client's state (redis
+/// `clearClientConnectionState`).
 pub(crate) fn reset(ctx: &mut Ctx<'_>) -> Frame {
     multi::discard(ctx.db, ctx.client);
     ctx.client.resp3 = false;
@@ -158,6 +168,13 @@ pub(crate) fn reset(ctx: &mut Ctx<'_>) -> Frame {
     ctx.client.asking = false;
     ctx.client.readonly = false;
     ctx.client.authenticated = false;
+    ctx.client.reply_off = false;
+    ctx.client.reply_skip = false;
+    ctx.client.reply_skip_next = false;
+    ctx.client.no_evict = false;
+    if let Some(ps) = ctx.host.pubsub() {
+        super::pubsub::forget_client(ps, ctx.client);
+    }
     Frame::Simple("RESET".into())
 }
 

@@ -25,11 +25,13 @@ mod hashes;
 mod keys;
 mod lists;
 mod multi;
+mod pubsub;
 pub mod route;
 mod scan;
 pub mod scripting;
 mod server;
 mod sets;
+pub mod stats;
 mod streams;
 mod strings;
 pub mod table;
@@ -43,16 +45,40 @@ mod tests_more;
 use bytes::Bytes;
 
 pub use client::ClientState;
+pub use server::glob_match;
 pub use table::{lookup, lookup_fullname, CommandSpec, Id, Lookup};
 
 use crate::cluster::SlotRoute;
+use crate::pubsub::PubSub;
 use crate::resp::Frame;
 use crate::store::{Db, ExpireMode};
+
+pub use client::{
+    admin_alone as client_admin_alone, kill_reply, ClientAdmin, ClientKind, ConnInfo, KillFilter,
+};
+pub use pubsub::drop_shard_channel;
+pub use stats::CallStats;
+
+/// How far a pause holds client commands (redis `client_pause_type`): CLIENT
+/// PAUSE WRITE (and a manual failover) holds writes and commands that may
+/// replicate; CLIENT PAUSE ALL holds everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PauseKind {
+    Off,
+    Write,
+    All,
+}
 
 /// What the command layer needs from the node around it.
 pub trait Host {
     fn cluster_enabled(&self) -> bool;
     fn route(&self, slot: u16) -> SlotRoute;
+    /// This node owns `slot` and it is neither migrating nor importing: the
+    /// common case, which routing answers without building a [`SlotRoute`].
+    fn slot_is_local(&self, slot: u16) -> bool {
+        let r = self.route(slot);
+        r.owner_is_me && r.migrating_to.is_none() && !r.importing
+    }
     fn cluster_state_ok(&self) -> bool;
     fn allow_reads_when_down(&self) -> bool;
     /// Wall-clock time, Unix milliseconds.
@@ -103,6 +129,34 @@ pub trait Host {
         db: &mut Db,
         client: &ClientState,
     ) -> Option<Frame>;
+    /// Counters for INFO commandstats/errorstats, if this host keeps them.
+    fn call_stats(&mut self) -> Option<&mut CallStats> {
+        None
+    }
+    /// The pause in force (CLIENT PAUSE, or a manual failover's write pause).
+    fn pause_kind(&self) -> PauseKind {
+        PauseKind::Off
+    }
+    /// `cluster-allow-pubsubshard-when-down`.
+    fn allow_pubsubshard_when_down(&self) -> bool {
+        true
+    }
+    /// The node's Pub/Sub subscriptions, if this host has them.
+    fn pubsub(&mut self) -> Option<&mut PubSub> {
+        None
+    }
+    /// PUBLISH / SPUBLISH: delivers to local subscribers (`me` is the
+    /// publishing client, whose own subscriptions count too) and propagates
+    /// over the cluster bus. Returns the number of local receivers.
+    fn publish(&mut self, channel: &Bytes, message: &Bytes, shard: bool, me: &ClientState) -> i64 {
+        let _ = (channel, message, shard, me);
+        0
+    }
+    /// CLIENT LIST / KILL / PAUSE / UNPAUSE / UNBLOCK, which see or change
+    /// other connections. The default knows only the calling client.
+    fn client_admin(&mut self, req: ClientAdmin, me: &mut ClientState, now_ms: u64) -> Frame {
+        client::admin_alone(req, me, now_ms)
+    }
 }
 
 /// The result of one request.
@@ -117,6 +171,11 @@ pub struct Outcome {
     /// placeholder, and the shell runs `retry` again when a key is written,
     /// until it returns data or the timeout passes.
     pub block: Option<BlockRequest>,
+    /// The reply is not sent (CLIENT REPLY OFF / SKIP).
+    pub silent: bool,
+    /// A pause holds the request: it did not run, and is handed back to be
+    /// run again once the pause ends (redis `blockPostponeClient`).
+    pub postponed: Option<Vec<Bytes>>,
 }
 
 /// A blocking command's wait (redis `blockForKeys`).
@@ -208,19 +267,36 @@ pub fn execute(
 ) -> Outcome {
     let now = host.now_ms();
     let expire_now = if client.is_master_link { 0 } else { now };
-    let (reply, spec, writes, close, block) = process(host, db, client, args, now, expire_now);
+    let p = process(host, db, client, args, now, expire_now);
+    if p.postponed.is_some() {
+        // Nothing ran: the request will be processed again from the start.
+        return Outcome {
+            reply: Frame::Null,
+            close: false,
+            applied_writes: Vec::new(),
+            block: None,
+            silent: true,
+            postponed: p.postponed,
+        };
+    }
     // redis resetClient: ASKING lasts for one command, or for a whole MULTI.
-    if client.multi.is_none() && spec.map(|s| s.id) != Some(Id::Asking) {
+    if client.multi.is_none() && p.spec.map(|s| s.id) != Some(Id::Asking) {
         client.asking = false;
     }
-    if let Some(spec) = spec {
+    if let Some(spec) = p.spec {
         client.last_command = spec.name;
     }
+    // CLIENT REPLY: OFF and SKIP act on the replies added after them.
+    let silent = client.reply_off || client.reply_skip;
+    client.reply_skip = std::mem::take(&mut client.reply_skip_next);
+    let close = p.close || std::mem::take(&mut client.close_after_reply);
     Outcome {
-        reply,
+        reply: p.reply,
         close,
-        applied_writes: writes,
-        block,
+        applied_writes: p.writes,
+        block: p.block,
+        silent,
+        postponed: None,
     }
 }
 
@@ -232,19 +308,47 @@ pub fn apply_replicated(host: &mut dyn Host, db: &mut Db, args: Vec<Bytes>) -> F
     execute(host, db, &mut client, args).reply
 }
 
-/// Cleans up after a connection closes: drops its WATCHes.
-pub fn disconnect(db: &mut Db, client: &mut ClientState) {
+/// Cleans up after a connection closes: drops its WATCHes and, given the
+/// node's Pub/Sub, its subscriptions.
+pub fn disconnect(db: &mut Db, client: &mut ClientState, pubsub: Option<&mut PubSub>) {
     multi::unwatch_all(db, client);
     client.multi = None;
+    if let Some(ps) = pubsub {
+        pubsub::forget_client(ps, client);
+    }
 }
 
-type Processed = (
-    Frame,
-    Option<&'static CommandSpec>,
-    Vec<Vec<Bytes>>,
-    bool,
-    Option<BlockRequest>,
-);
+struct Processed {
+    reply: Frame,
+    spec: Option<&'static CommandSpec>,
+    writes: Vec<Vec<Bytes>>,
+    close: bool,
+    block: Option<BlockRequest>,
+    postponed: Option<Vec<Bytes>>,
+}
+
+impl Processed {
+    fn reply(reply: Frame, spec: Option<&'static CommandSpec>) -> Processed {
+        Processed {
+            reply,
+            spec,
+            writes: Vec::new(),
+            close: false,
+            block: None,
+            postponed: None,
+        }
+    }
+}
+
+/// Replies with an error found before running a known command: counted as a
+/// rejected call and an error reply (redis `rejectCommand`).
+fn rejected(host: &mut dyn Host, spec: &'static CommandSpec, reply: Frame) -> Processed {
+    if let Some(stats) = host.call_stats() {
+        stats.record_rejected(spec);
+        stats.record_errors_in(&reply);
+    }
+    Processed::reply(reply, Some(spec))
+}
 
 fn process(
     host: &mut dyn Host,
@@ -256,33 +360,25 @@ fn process(
 ) -> Processed {
     let spec = match table::lookup(&args) {
         table::Lookup::Found(spec) => spec,
-        table::Lookup::UnknownSubcommand => {
-            let text = format!(
-                "ERR unknown subcommand '{}'. Try {} HELP.",
-                truncated(&args[1], 128),
-                String::from_utf8_lossy(&args[0]).to_uppercase()
-            );
-            return (reject(client, text), None, Vec::new(), false, None);
-        }
-        table::Lookup::UnknownCommand => {
-            return (
-                reject(client, unknown_command_text(&args)),
-                None,
-                Vec::new(),
-                false,
-                None,
-            )
+        lookup => {
+            let text = match lookup {
+                table::Lookup::UnknownSubcommand => format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    truncated(&args[1], 128),
+                    String::from_utf8_lossy(&args[0]).to_uppercase()
+                ),
+                _ => unknown_command_text(&args),
+            };
+            if let Some(stats) = host.call_stats() {
+                stats.record_error(&text);
+            }
+            return Processed::reply(reject(client, text), None);
         }
     };
     if !spec.arity_ok(args.len()) {
         let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
-        return (
-            reject_command(db, client, spec, text),
-            Some(spec),
-            Vec::new(),
-            false,
-            None,
-        );
+        let reply = reject_command(db, client, spec, text);
+        return rejected(host, spec, reply);
     }
     // redis `authRequired`: only NO_AUTH commands (AUTH, HELLO, QUIT, RESET)
     // before a client authenticates.
@@ -291,27 +387,18 @@ fn process(
         && spec.flags & table::flag::NO_AUTH == 0
         && host.requirepass().is_some()
     {
-        return (
-            reject(client, "NOAUTH Authentication required.".into()),
-            Some(spec),
-            Vec::new(),
-            false,
-            None,
-        );
+        let reply = reject(client, "NOAUTH Authentication required.".into());
+        return rejected(host, spec, reply);
     }
     let in_multi = client.multi.is_some();
     if in_multi && spec.flags & table::flag::NO_MULTI != 0 {
-        return (
-            reject(
-                client,
-                "ERR Command not allowed inside a transaction".into(),
-            ),
-            Some(spec),
-            Vec::new(),
-            false,
-            None,
+        let reply = reject(
+            client,
+            "ERR Command not allowed inside a transaction".into(),
         );
+        return rejected(host, spec, reply);
     }
+    let is_pubsubshard = matches!(spec.id, Id::Ssubscribe | Id::Sunsubscribe | Id::Spublish);
 
     let obey = client.is_master_link;
     // Scripts declare whether they write (redis `evalGetCommandFlags`).
@@ -343,7 +430,9 @@ fn process(
                 is_write: run_flags & table::flag::WRITE != 0
                     || (spec.id == Id::Exec && exec_writes),
                 asking: client.asking || spec.flags & table::flag::ASKING != 0,
-                readonly: client.readonly,
+                // Shard channels are served by the slot's replicas too.
+                readonly: client.readonly || is_pubsubshard,
+                pubsubshard: is_pubsubshard,
             };
             if spec.id == Id::Exec && client.multi.is_none() {
                 // EXEC without MULTI is served locally (and fails there).
@@ -358,7 +447,7 @@ fn process(
             } else {
                 flag_transaction(client);
             }
-            return (redirect.to_frame(), Some(spec), Vec::new(), false, None);
+            return rejected(host, spec, redirect.to_frame());
         }
     }
 
@@ -372,13 +461,55 @@ fn process(
         && !obey
         && (run_flags & table::flag::WRITE != 0 || (spec.id == Id::Exec && exec_writes))
     {
-        return (
-            reject_command(db, client, spec, err::READONLY_REPLICA.into()),
-            Some(spec),
-            Vec::new(),
-            false,
-            None,
+        let reply = reject_command(db, client, spec, err::READONLY_REPLICA.into());
+        return rejected(host, spec, reply);
+    }
+
+    // In RESP2 a subscribed connection only takes (un)subscriptions and a few
+    // connection commands; RESP3 has no such limit.
+    if client.in_pubsub_context()
+        && !client.resp3
+        && !matches!(
+            spec.id,
+            Id::Ping
+                | Id::Subscribe
+                | Id::Ssubscribe
+                | Id::Unsubscribe
+                | Id::Sunsubscribe
+                | Id::Psubscribe
+                | Id::Punsubscribe
+                | Id::Quit
+                | Id::Reset
+        )
+    {
+        let text = format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
         );
+        let reply = reject_command(db, client, spec, text);
+        return rejected(host, spec, reply);
+    }
+
+    // A pause holds the request before it is queued or run; our master's
+    // stream is never held.
+    if !obey {
+        let hold = match host.pause_kind() {
+            PauseKind::Off => false,
+            PauseKind::All => true,
+            PauseKind::Write => {
+                spec.may_replicate()
+                    || (spec.id == Id::Exec
+                        && client.multi.as_ref().is_some_and(|m| {
+                            m.flags & (table::flag::WRITE | table::flag::MAY_REPLICATE) != 0
+                        }))
+            }
+        };
+        if hold {
+            return Processed {
+                postponed: Some(args),
+                ..Processed::reply(Frame::Null, Some(spec))
+            };
+        }
     }
 
     if in_multi
@@ -388,13 +519,7 @@ fn process(
         )
     {
         multi::queue(client, spec, args);
-        return (
-            Frame::Simple("QUEUED".into()),
-            Some(spec),
-            Vec::new(),
-            false,
-            None,
-        );
+        return Processed::reply(Frame::Simple("QUEUED".into()), Some(spec));
     }
 
     let mut ctx = Ctx {
@@ -412,16 +537,36 @@ fn process(
     };
     let reply = call(&mut ctx, args);
     ctx.drain_expired();
-    (reply, Some(spec), ctx.writes, ctx.close, ctx.block)
+    Processed {
+        reply,
+        spec: Some(spec),
+        writes: ctx.writes,
+        close: ctx.close,
+        block: ctx.block,
+        postponed: None,
+    }
 }
 
-/// Runs a command that passed all checks (also used for each command of EXEC).
+/// Runs a command that passed all checks (also used for each command of
+/// EXEC), and counts it as redis's `call()` does: calls, time, and a failed
+/// call plus an error reply when it answers with an error. (An EXEC's array
+/// is not an error of its own; its commands counted theirs here.)
 pub(crate) fn call(ctx: &mut Ctx<'_>, args: Vec<Bytes>) -> Frame {
     ctx.propagate_as_is = false;
+    let started = std::time::Instant::now();
     let reply = dispatch(ctx, &args);
+    let usec = started.elapsed().as_micros() as u64;
     if ctx.propagate_as_is {
         ctx.propagate_as_is = false;
         ctx.propagate(args);
+    }
+    let spec = ctx.spec;
+    if let Some(stats) = ctx.host.call_stats() {
+        let failed = matches!(reply, Frame::Error(_));
+        stats.record_call(spec, usec, failed);
+        if let Frame::Error(e) = &reply {
+            stats.record_error(e);
+        }
     }
     reply
 }
@@ -441,7 +586,16 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Readwrite => connection::readonly(ctx, false),
         Client => Frame::wrong_arity("client"),
         ClientGetname | ClientSetname | ClientId | ClientInfo | ClientList | ClientHelp
-        | ClientSetinfo => client::command(ctx, args),
+        | ClientSetinfo | ClientGetredir | ClientKill | ClientNoEvict | ClientPause
+        | ClientReply | ClientTrackinginfo | ClientUnblock | ClientUnpause => {
+            client::command(ctx, args)
+        }
+        Subscribe | Psubscribe | Ssubscribe => pubsub::subscribe(ctx, args),
+        Unsubscribe | Punsubscribe | Sunsubscribe => pubsub::unsubscribe(ctx, args),
+        Publish | Spublish => pubsub::publish(ctx, args),
+        Pubsub => Frame::wrong_arity("pubsub"),
+        PubsubChannels | PubsubHelp | PubsubNumpat | PubsubNumsub | PubsubShardchannels
+        | PubsubShardnumsub => pubsub::pubsub_command(ctx, args),
         Command
         | CommandCount
         | CommandDocs

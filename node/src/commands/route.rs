@@ -62,6 +62,8 @@ pub struct Query<'a> {
     pub asking: bool,
     /// The client sent READONLY.
     pub readonly: bool,
+    /// SSUBSCRIBE / SUNSUBSCRIBE / SPUBLISH: the "keys" are shard channels.
+    pub pubsubshard: bool,
 }
 
 /// `Ok(())` if this node serves the request, else the redirection.
@@ -69,6 +71,8 @@ pub struct Query<'a> {
 pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Redirect> {
     let mut first: Option<(&[u8], u16)> = None;
     let mut route = None;
+    // The first key's slot is ours, plainly (see `Host::slot_is_local`).
+    let mut local = false;
     let mut multiple_keys = false;
     let (mut migrating, mut importing) = (false, false);
     let (mut missing, mut existing) = (0usize, 0usize);
@@ -84,6 +88,11 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
             match first {
                 None => {
                     let slot = key_slot(key);
+                    if host.slot_is_local(slot) {
+                        first = Some((key, slot));
+                        local = true;
+                        return;
+                    }
                     let r = host.route(slot);
                     if r.owner.is_none() {
                         error = Some(Redirect::Unbound);
@@ -123,18 +132,29 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
     }
 
     // No keys at all: served here.
-    let (Some((_, slot)), Some(route)) = (first, route) else {
+    let Some((_, slot)) = first else {
         return Ok(());
     };
 
     if !host.cluster_state_ok() {
-        if !host.allow_reads_when_down() {
+        if q.pubsubshard {
+            if !host.allow_pubsubshard_when_down() {
+                return Err(Redirect::Down);
+            }
+        } else if !host.allow_reads_when_down() {
             return Err(Redirect::Down);
         }
         if q.command_flags & super::table::flag::WRITE != 0 {
             return Err(Redirect::DownReadOnly);
         }
     }
+
+    if local {
+        return Ok(());
+    }
+    let Some(route) = route else {
+        return Ok(());
+    };
 
     if migrating && missing > 0 {
         if existing > 0 {

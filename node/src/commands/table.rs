@@ -145,12 +145,20 @@ pub enum Id {
     Auth,
     Client,
     ClientGetname,
+    ClientGetredir,
     ClientHelp,
     ClientId,
     ClientInfo,
+    ClientKill,
     ClientList,
+    ClientNoEvict,
+    ClientPause,
+    ClientReply,
     ClientSetinfo,
     ClientSetname,
+    ClientTrackinginfo,
+    ClientUnblock,
+    ClientUnpause,
     Command,
     CommandCount,
     CommandDocs,
@@ -191,7 +199,17 @@ pub enum Id {
     Pexpireat,
     Ping,
     Psetex,
+    Psubscribe,
     Pttl,
+    Publish,
+    Pubsub,
+    PubsubChannels,
+    PubsubHelp,
+    PubsubNumpat,
+    PubsubNumsub,
+    PubsubShardchannels,
+    PubsubShardnumsub,
+    Punsubscribe,
     Quit,
     Readonly,
     Readwrite,
@@ -206,12 +224,17 @@ pub enum Id {
     Setnx,
     Sismember,
     Smembers,
+    Spublish,
     Srem,
+    Ssubscribe,
     Strlen,
+    Subscribe,
+    Sunsubscribe,
     Time,
     Ttl,
     Type,
     Unlink,
+    Unsubscribe,
     Unwatch,
     Watch,
     // Hashes, sorted sets, streams, keyspace, scripting, DEBUG (issue 17).
@@ -420,6 +443,10 @@ const fn ksw(flags: u32, keyword: &'static str, startfrom: i32) -> KeySpec {
 }
 
 impl KeySpec {
+    const fn not_key(lastkey: i32) -> KeySpec {
+        ks(key::NOT_KEY, lastkey, 1)
+    }
+
     const fn notes(mut self, notes: &'static str) -> KeySpec {
         self.notes = Some(notes);
         self
@@ -462,6 +489,26 @@ impl CommandSpec {
 
     pub fn is_write(&self) -> bool {
         self.flags & flag::WRITE != 0
+    }
+
+    /// A write, or a command that may replicate (held by CLIENT PAUSE WRITE).
+    pub fn may_replicate(&self) -> bool {
+        self.flags & (flag::WRITE | flag::MAY_REPLICATE) != 0
+    }
+
+    /// This spec's index among all specs (top-level and subcommands), for
+    /// per-command counters (INFO commandstats): found from where the spec
+    /// sits in the static table, without a hash lookup. `usize::MAX` for a
+    /// spec that is not in the table.
+    pub fn stat_slot(&self) -> usize {
+        let at = self as *const CommandSpec as usize;
+        let size = std::mem::size_of::<CommandSpec>();
+        for &(base, len, first) in spec_ranges() {
+            if at >= base && at < base + len * size {
+                return first + (at - base) / size;
+            }
+        }
+        usize::MAX
     }
 
     /// Cluster routing applies to commands that declare keys (redis checks
@@ -700,6 +747,40 @@ pub fn commands() -> &'static [CommandSpec] {
     COMMANDS
 }
 
+/// Calls `f` on every spec, each top-level command followed by its subcommands.
+pub fn for_each_spec(f: &mut dyn FnMut(&'static CommandSpec)) {
+    for spec in COMMANDS {
+        f(spec);
+        for sub in spec.subcommands {
+            f(sub);
+        }
+    }
+}
+
+/// (address, length, index of the first) of each static array of specs: the
+/// top-level table, then each container's subcommands.
+fn spec_ranges() -> &'static [(usize, usize, usize)] {
+    static RANGES: OnceLock<Vec<(usize, usize, usize)>> = OnceLock::new();
+    RANGES.get_or_init(|| {
+        let mut out = vec![(COMMANDS.as_ptr() as usize, COMMANDS.len(), 0)];
+        let mut next = COMMANDS.len();
+        for spec in COMMANDS.iter().filter(|s| !s.subcommands.is_empty()) {
+            out.push((
+                spec.subcommands.as_ptr() as usize,
+                spec.subcommands.len(),
+                next,
+            ));
+            next += spec.subcommands.len();
+        }
+        out
+    })
+}
+
+/// Number of specs, top-level and subcommands.
+pub fn spec_count() -> usize {
+    spec_ranges().iter().map(|r| r.1).sum()
+}
+
 /// FNV-1a: the index holds only our fixed names, so a keyed hash buys
 /// nothing, and this lookup runs for every request.
 #[derive(Clone, Copy, Default)]
@@ -821,14 +902,39 @@ pub static COMMANDS: &[CommandSpec] = &[
     ]),
     c("client", -2, 0, 0, 0, 0, acl::SLOW, Id::Client).subs(&[
         c("client|getname", 2, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientGetname),
+        c("client|getredir", 2, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientGetredir),
         c("client|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientHelp),
         c("client|id", 2, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientId),
         c("client|info", 2, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientInfo).tips(&["nondeterministic_output"]),
+        c("client|kill", -3, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS | acl::CONNECTION, Id::ClientKill),
         c("client|list", -2, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS | acl::CONNECTION, Id::ClientList).tips(&["nondeterministic_output"]),
+        c("client|no-evict", 3, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS | acl::CONNECTION, Id::ClientNoEvict),
+        c("client|pause", -3, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS | acl::CONNECTION, Id::ClientPause),
+        c("client|reply", 3, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientReply),
         // Not in 7.0 (added in 7.2): accepted because current client libraries send it on connect.
         c("client|setinfo", 4, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientSetinfo).tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
         c("client|setname", 3, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientSetname),
+        c("client|trackinginfo", 2, flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::ClientTrackinginfo),
+        c("client|unblock", -3, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS | acl::CONNECTION, Id::ClientUnblock),
+        c("client|unpause", 2, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS | acl::CONNECTION, Id::ClientUnpause),
     ]),
+    // Pub/Sub (commands/pubsub.rs).
+    c("subscribe", -2, flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::Subscribe),
+    c("unsubscribe", -1, flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::Unsubscribe),
+    c("psubscribe", -2, flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::Psubscribe),
+    c("punsubscribe", -1, flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::Punsubscribe),
+    c("publish", 3, flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST | flag::MAY_REPLICATE, 0, 0, 0, acl::PUBSUB | acl::FAST, Id::Publish),
+    c("pubsub", -2, 0, 0, 0, 0, acl::SLOW, Id::Pubsub).subs(&[
+        c("pubsub|channels", -2, flag::PUBSUB | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::PubsubChannels),
+        c("pubsub|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW, Id::PubsubHelp),
+        c("pubsub|numpat", 2, flag::PUBSUB | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::PubsubNumpat),
+        c("pubsub|numsub", -2, flag::PUBSUB | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::PubsubNumsub),
+        c("pubsub|shardchannels", -2, flag::PUBSUB | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::PubsubShardchannels),
+        c("pubsub|shardnumsub", -2, flag::PUBSUB | flag::LOADING | flag::STALE, 0, 0, 0, acl::PUBSUB | acl::SLOW, Id::PubsubShardnumsub),
+    ]),
+    c("ssubscribe", -2, flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE, 1, -1, 1, acl::PUBSUB | acl::SLOW, Id::Ssubscribe).keys(&[KeySpec::not_key(-1)]),
+    c("sunsubscribe", -1, flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE, 1, -1, 1, acl::PUBSUB | acl::SLOW, Id::Sunsubscribe).keys(&[KeySpec::not_key(-1)]),
+    c("spublish", 3, flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST | flag::MAY_REPLICATE, 1, 1, 1, acl::PUBSUB | acl::FAST, Id::Spublish).keys(&[KeySpec::not_key(0)]),
     c("time", 1, flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::FAST, Id::Time).tips(&["nondeterministic_output"]),
     c("dbsize", 1, flag::READONLY | flag::FAST, 0, 0, 0, acl::KEYSPACE | acl::READ | acl::FAST, Id::Dbsize).tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
     c("flushall", -1, flag::WRITE, 0, 0, 0, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Flushall).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),

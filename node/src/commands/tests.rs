@@ -24,6 +24,8 @@ pub(crate) struct TestHost {
     pub server_calls: Vec<(String, Vec<Bytes>)>,
     /// Scripts and functions, kept across requests as a server keeps them.
     pub scripts: Option<Box<scripting::Engine>>,
+    /// Pub/Sub maps, for the subscription tests.
+    pub pubsub: Option<crate::pubsub::PubSub>,
 }
 
 impl TestHost {
@@ -37,6 +39,7 @@ impl TestHost {
             routes: HashMap::new(),
             server_calls: Vec::new(),
             scripts: None,
+            pubsub: None,
         }
     }
 
@@ -102,6 +105,10 @@ impl Host for TestHost {
     fn now_ms(&self) -> u64 {
         self.now
     }
+    fn pubsub(&mut self) -> Option<&mut crate::pubsub::PubSub> {
+        self.pubsub.as_mut()
+    }
+
     fn is_replica(&self) -> bool {
         self.replica
     }
@@ -440,7 +447,7 @@ fn client_subcommands() {
         ("client list type replica", "$0\r\n\r\n"),
     ]);
     let line = "id=7 addr=127.0.0.1:5555 laddr=127.0.0.1:30001 fd=9 name= age=3 idle=0 flags=N db=0 sub=0 psub=0 \
-ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
+ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=10 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
 cmd=client|info user=default redir=-1 resp=2\n";
     assert_eq!(
         s.run("client info"),
@@ -451,9 +458,10 @@ cmd=client|info user=default redir=-1 resp=2\n";
         s.run("client list"),
         format!("${}\r\n{list}\r\n", list.len())
     );
+    let by_id = list.replace("argv-mem=10", "argv-mem=13");
     assert_eq!(
         s.run("client list id 7"),
-        format!("${}\r\n{list}\r\n", list.len())
+        format!("${}\r\n{by_id}\r\n", by_id.len())
     );
     s.run("hello 3");
     let reply = s.run("client info");
@@ -465,7 +473,123 @@ cmd=client|info user=default redir=-1 resp=2\n";
     );
     assert!(s
         .run("client help")
-        .starts_with("*17\r\n+CLIENT <subcommand>"));
+        .starts_with("*48\r\n+CLIENT <subcommand>"));
+}
+
+#[test]
+fn client_subcommands_check_arguments_as_redis() {
+    let mut s = Session::new();
+    s.check(&[
+        ("client pause x", "-ERR timeout is not an integer or out of range\r\n"),
+        ("client pause -1", "-ERR timeout is negative\r\n"),
+        ("client pause 10 foo", "-ERR CLIENT PAUSE mode must be WRITE or ALL\r\n"),
+        (
+            "client pause 10 write x",
+            "-ERR unknown subcommand or wrong number of arguments for 'pause'. Try CLIENT HELP.\r\n",
+        ),
+        ("client kill id 0", "-ERR client-id should be greater than 0\r\n"),
+        ("client kill id x", "-ERR client-id should be greater than 0\r\n"),
+        ("client kill type foo", "-ERR Unknown client type 'foo'\r\n"),
+        ("client kill user bob", "-ERR No such user 'bob'\r\n"),
+        ("client kill skipme maybe", SYNTAX),
+        ("client kill 1.2.3.4:5", "-ERR No such client\r\n"),
+        ("client kill addr 1.2.3.4:5 laddr x", ":0\r\n"),
+        ("client kill addr", "-ERR No such client\r\n"),
+        ("client unblock 5 foo", "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"),
+        ("client unblock x", "-ERR value is not an integer or out of range\r\n"),
+        ("client unblock 99", ":0\r\n"),
+        ("client no-evict maybe", SYNTAX),
+        ("client reply maybe", SYNTAX),
+        ("client getredir", ":-1\r\n"),
+        ("client unpause", OK),
+        ("client no-evict on", OK),
+    ]);
+    assert_eq!(
+        s.run("client trackinginfo"),
+        "*6\r\n$5\r\nflags\r\n*1\r\n+off\r\n$8\r\nredirect\r\n:-1\r\n$8\r\nprefixes\r\n*0\r\n"
+    );
+    assert!(s.run("client info").contains(" flags=e "));
+    // CLIENT KILL of oneself, new syntax with SKIPME NO: counted and closed after the reply.
+    s.client.addr = "127.0.0.1:5555".into();
+    let out = execute(
+        &mut s.host,
+        &mut s.db,
+        &mut s.client,
+        split_args(b"client kill addr 127.0.0.1:5555 skipme no").unwrap_or_default(),
+    );
+    assert_eq!(out.reply, Frame::Integer(1));
+    assert!(out.close);
+}
+
+#[test]
+fn client_reply_off_and_skip_silence_replies() {
+    let mut s = Session::new();
+    let run = |s: &mut Session, line: &str| {
+        execute(
+            &mut s.host,
+            &mut s.db,
+            &mut s.client,
+            split_args(line.as_bytes()).unwrap_or_default(),
+        )
+    };
+    assert!(run(&mut s, "client reply off").silent);
+    assert!(run(&mut s, "ping").silent);
+    let on = run(&mut s, "client reply on");
+    assert!(!on.silent);
+    assert_eq!(on.reply, Frame::ok());
+    assert!(run(&mut s, "client reply skip").silent);
+    assert!(run(&mut s, "ping").silent, "the command after SKIP");
+    assert!(!run(&mut s, "ping").silent, "only that one");
+}
+
+#[test]
+fn pubsub_confirmations_and_context() {
+    let mut s = Session::new();
+    s.host.pubsub = Some(crate::pubsub::PubSub::default());
+    s.check(&[
+        ("unsubscribe", "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n"),
+        ("punsubscribe", "*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:0\r\n"),
+        ("sunsubscribe", "*3\r\n$12\r\nsunsubscribe\r\n$-1\r\n:0\r\n"),
+        (
+            "subscribe a b",
+            "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n",
+        ),
+        (
+            "get x",
+            "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+        ),
+        ("ping", "*2\r\n$4\r\npong\r\n$0\r\n\r\n"),
+        ("ping hi", "*2\r\n$4\r\npong\r\n$2\r\nhi\r\n"),
+        ("psubscribe x*", "*3\r\n$10\r\npsubscribe\r\n$2\r\nx*\r\n:3\r\n"),
+        ("unsubscribe b", "*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:2\r\n"),
+        ("punsubscribe", "*3\r\n$12\r\npunsubscribe\r\n$2\r\nx*\r\n:1\r\n"),
+        ("unsubscribe", "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n"),
+        ("ping", "+PONG\r\n"),
+    ]);
+    // RESP3: pushes, and no restriction on commands.
+    s.run("hello 3");
+    assert_eq!(
+        s.run("ssubscribe {t}a"),
+        ">3\r\n$10\r\nssubscribe\r\n$4\r\n{t}a\r\n:1\r\n"
+    );
+    assert_eq!(s.run("get x"), "_\r\n");
+    assert_eq!(s.run("pubsub shardchannels"), "*1\r\n$4\r\n{t}a\r\n");
+    s.run("subscribe a b");
+    s.run("psubscribe x*");
+    s.check(&[
+        ("pubsub numpat", ":1\r\n"),
+        ("pubsub numsub a b c", "*6\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n:1\r\n$1\r\nc\r\n:0\r\n"),
+        (
+            "pubsub channels a b",
+            "-ERR unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP.\r\n",
+        ),
+    ]);
+    // RESET drops every subscription.
+    s.run("reset");
+    assert_eq!(
+        s.run("pubsub shardnumsub {t}a"),
+        "*2\r\n$4\r\n{t}a\r\n:0\r\n"
+    );
 }
 
 // ----------------------------------------------------------------- server
@@ -1113,7 +1237,7 @@ fn watch_aborts_exec_when_key_changes() {
     assert_eq!(s.db.watched_keys(), 0);
     s.run("watch {w}a {w}b");
     assert_eq!(s.db.watched_keys(), 2);
-    disconnect(&mut s.db, &mut s.client);
+    disconnect(&mut s.db, &mut s.client, None);
     assert_eq!(s.db.watched_keys(), 0);
     // RESP3 null for an aborted EXEC.
     s.run("hello 3");
@@ -1554,7 +1678,7 @@ mod props {
             }
             let keys: usize = (0..crate::slots::CLUSTER_SLOTS as u16).map(|s| db.count_keys_in_slot(s)).sum();
             prop_assert_eq!(keys, db.len());
-            disconnect(&mut db, &mut client);
+            disconnect(&mut db, &mut client, None);
             prop_assert_eq!(db.watched_keys(), 0);
         }
     }

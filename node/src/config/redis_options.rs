@@ -2,7 +2,8 @@
 //! accepts that `super::SPECS` does not list. There an option has an effect on
 //! this node; here most are accepted, validated, reported by CONFIG GET and kept
 //! by CONFIG REWRITE, so that redis's own configs and test suite run unchanged,
-//! and read by the parts that honour them (`key-load-delay`, `requirepass`...).
+//! and read by the parts that honour them (`key-load-delay`, `requirepass`, the
+//! client limits...).
 //! Names, aliases, kinds, ranges, defaults and mutability are redis's (its
 //! `standardConfig` table); where `SPECS` also lists a name, `SPECS` wins.
 
@@ -531,12 +532,12 @@ pub(super) const SPECS: &[Spec] = &[
     s("tls-protocols", &[], "", true, false),
     s("tls-ciphers", &[], "", true, false),
     s("tls-ciphersuites", &[], "", true, false),
-    w(
+    spec(
         "client-output-buffer-limit",
         &[],
+        Kind::ObufLimits,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
         true,
-        false,
     ),
     w("oom-score-adj-values", &[], "0 200 800", true, false),
     s("notify-keyspace-events", &[], "", true, false),

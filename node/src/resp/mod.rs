@@ -3,10 +3,11 @@
 //! connection's protocol version (2 or 3, switched by HELLO).
 
 mod codec;
+mod request;
 
-pub use codec::{
-    encode, encode_to_vec, format_double, parse_request, parse_request_buf, split_args, string2ll,
-    ParseError, RequestLimits,
+pub use codec::{encode, encode_to_vec, format_double, split_args, string2ll};
+pub use request::{
+    parse_request, parse_request_buf, ParseError, Parsed, RequestLimits, RequestParser,
 };
 
 use bytes::Bytes;
@@ -39,6 +40,11 @@ pub enum Frame {
     Boolean(bool),
     /// RESP3 `~n` set; RESP2: array.
     Set(Vec<Frame>),
+    /// RESP3 `>n` push (pub/sub messages and confirmations); RESP2: array.
+    Push(Vec<Frame>),
+    /// Several replies in a row, as one command that answers more than once
+    /// (SUBSCRIBE with several channels). Not a RESP type.
+    Replies(Vec<Frame>),
 }
 
 impl Frame {

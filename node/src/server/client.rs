@@ -1,238 +1,715 @@
-//! Client connections: read whatever requests have arrived, run them under
-//! one lock acquisition (pipelining costs one lock per read, not per command),
-//! write all replies at once.
+//! Client connections, driven the way redis's event loop drives them: when a
+//! socket is readable, read once, run every complete request under one lock
+//! acquisition, and write the replies at once. A connection's task holds only
+//! its socket and its slot in the registry ([`super::clients`]); its state,
+//! buffers and parser live there, where other connections can reach them
+//! (Pub/Sub delivery, CLIENT KILL/LIST, pauses).
 //!
-//! Three things stop a batch early and are served without the lock, the rest
-//! of the pipeline staying queued behind them: a WAIT that has to block, a
-//! write command while a manual failover pauses writes, and `HEARSAY.SYNC`,
-//! which turns the connection into a replication link.
+//! One task per connection, polled by hand (`poll_fn`): a poll takes the
+//! lock once and does all of it (write pending output, read, run, write), so
+//! a request costs one wakeup, one read and one write, as in redis. Four
+//! things end a poll early and are served outside it: a WAIT that has to
+//! block, a blocking command (XREAD BLOCK) that waits for data, `HEARSAY.SYNC`
+//! (the connection becomes a replication link), and closing (QUIT, SHUTDOWN,
+//! errors).
 
-use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::clients::{self, Close, Entry, Unblock, READ_CHUNK};
 use super::host::HostCtx;
 use super::replication::{self, WaitRequest};
 use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
 use crate::commands::{self, table, ClientState, Id, Lookup};
 use crate::replication::protocol;
-use crate::resp::{self, Frame, RequestLimits};
+use crate::resp::{self, Frame, Parsed};
+
+/// At most this many reads per poll, so one busy client cannot hold the
+/// thread (redis reads once per readable event).
+const READS_PER_POLL: usize = 4;
 
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(shared.clone(), stream));
-            }
+            Ok((stream, peer)) => accept(&shared, stream, peer),
             Err(e) => {
                 shared.node.lock().log(
-                    LogLevel::Verbose,
+                    LogLevel::Warning,
                     &format!("Accepting client connection: {e}"),
                 );
+                // Out of file descriptors and the like: give closes a moment.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
 }
 
-/// Why a batch stopped before the queue was empty.
-enum Stop {
-    /// QUIT (or the like): send the replies, then close.
+/// redis `acceptCommonHandler`: refuses the connection past `maxclients`
+/// (counting cluster bus connections as redis does), else registers it and
+/// starts its task.
+fn accept(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let slot = {
+        let mut guard = shared.node.lock();
+        let n = &mut *guard;
+        let cluster_links = n.cluster_connections();
+        if n.clients.len() + n.repl.replica_count() + cluster_links >= n.config.maxclients() {
+            let text: &[u8] = if n.cluster.is_some() {
+                b"-ERR max number of clients + cluster connections reached\r\n"
+            } else {
+                b"-ERR max number of clients reached\r\n"
+            };
+            // Best effort, as redis: the socket is new, so it takes this.
+            let _ = stream.try_write(text);
+            n.stats.rejected_connections += 1;
+            return;
+        }
+        n.stats.total_connections += 1;
+        let now = now_ms();
+        let mut state = ClientState::new(0);
+        state.addr = peer.to_string();
+        state.laddr = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        state.fd = i64::from(stream.as_raw_fd());
+        state.created_ms = now;
+        n.clients.add(state, now)
+    };
+    tokio::spawn(serve(shared.clone(), stream, slot));
+}
+
+/// What makes a poll return.
+enum Step {
     Close,
-    /// WAIT has to block.
+    /// WAIT has to block: the reply comes from `wait_for_acks`.
     Wait(WaitRequest),
-    /// The request at the front of the queue is a write held by the pause.
-    Paused,
     /// `HEARSAY.SYNC`: the connection becomes a replication link.
     Sync(Vec<Bytes>),
-    /// A blocking command (XREAD BLOCK) waits for data.
+    /// A blocking command (XREAD BLOCK) waits for data: served by
+    /// `block_until`.
     Block(commands::BlockRequest),
-    /// SHUTDOWN: the server stops; this client gets no reply.
-    Shutdown,
 }
 
-/// Per-connection state the shell keeps beside the command layer's.
+/// Why a run of requests stopped before the input was used up.
+enum Stop {
+    /// Nothing stopped it.
+    None,
+    /// A request is held by a pause (kept in the entry).
+    Postponed,
+    Close,
+    Step(Step),
+}
+
 struct Conn {
-    client: ClientState,
-    /// The master offset right after this client's last replicated write
-    /// (redis `c->woff`): what its WAIT waits for.
-    woff: u64,
+    stream: TcpStream,
+    slot: usize,
 }
 
-async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
-    let client = {
-        let mut n = shared.node.lock();
-        n.stats.connected_clients += 1;
-        n.stats.total_connections += 1;
-        let id = n.stats.next_client_id;
-        n.stats.next_client_id += 1;
-        ClientState::new(id)
-    };
-    let mut conn = Conn { client, woff: 0 };
-    let limits = RequestLimits::default();
-    let mut inbuf = BytesMut::with_capacity(16 * 1024);
-    let mut outbuf = BytesMut::with_capacity(16 * 1024);
-    let mut queue: VecDeque<Vec<Bytes>> = VecDeque::new();
-    'conn: loop {
-        match stream.read_buf(&mut inbuf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let mut protocol_error = None;
-        loop {
-            match resp::parse_request(&inbuf, &limits) {
-                Ok(Some((args, used))) => {
-                    inbuf.advance(used);
-                    if !args.is_empty() {
-                        queue.push_back(args);
-                    }
+async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
+    let mut conn = Conn { stream, slot };
+    loop {
+        match poll_fn(|cx| conn.poll(cx, &shared)).await {
+            Step::Close => break,
+            Step::Wait(req) => {
+                // Boxed: rare, and it would otherwise size every
+                // connection's task for its timers.
+                let acks = Box::pin(replication::wait_for_acks(&shared, req));
+                let reply = tokio::select! {
+                    r = acks => Some(r),
+                    u = poll_fn(|cx| conn.poll_blocked(cx, &shared)) => match u {
+                        Some(Unblock::Timeout) => {
+                            Some(Frame::Integer(shared.node.lock().repl.state.count_acks(req.offset) as i64))
+                        }
+                        Some(_) => Some(unblocked_error()),
+                        None => None,
+                    },
+                };
+                let mut n = shared.node.lock();
+                let Some(e) = n.clients.get(conn.slot) else {
+                    break;
+                };
+                e.blocked = false;
+                e.unblock = Unblock::No;
+                let Some(reply) = reply else {
+                    drop(n);
+                    break;
+                };
+                let silent = e
+                    .state
+                    .as_deref()
+                    .is_some_and(|s| s.reply_off || s.reply_skip);
+                if !silent {
+                    let resp3 = e.resp3;
+                    resp::encode(&reply, resp3, &mut e.out);
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    protocol_error = Some(e);
+                if let Frame::Error(text) = &reply {
+                    n.stats.calls.record_error(text);
+                }
+            }
+            Step::Block(req) => {
+                // Boxed for the same reason as WAIT's future.
+                if !Box::pin(block_until(&shared, &mut conn, req)).await {
                     break;
                 }
             }
-        }
-        let mut close = false;
-        while !queue.is_empty() {
-            let stop = {
-                let mut guard = shared.node.lock();
-                let stop = run_batch(&mut guard, &mut conn, &mut queue, &mut outbuf);
-                guard.drain(&shared);
-                stop
-            };
-            let Some(stop) = stop else {
-                break;
-            };
-            // What ran before the stop is answered before we wait.
-            if !outbuf.is_empty() {
-                if stream.write_all(&outbuf).await.is_err() {
-                    break 'conn;
-                }
-                outbuf.clear();
-            }
-            match stop {
-                Stop::Close => {
-                    close = true;
-                    queue.clear();
-                }
-                Stop::Wait(req) => {
-                    let reply = replication::wait_for_acks(&shared, req).await;
-                    resp::encode(&reply, conn.client.resp3, &mut outbuf);
-                }
-                Stop::Block(req) => {
-                    match block_until(&shared, &mut conn, req, &mut stream, &mut inbuf).await {
-                        Some(reply) => resp::encode(&reply, conn.client.resp3, &mut outbuf),
-                        None => break 'conn,
+            Step::Sync(args) => {
+                let inbuf = {
+                    let mut n = shared.node.lock();
+                    match n.clients.remove(conn.slot) {
+                        Some(mut e) => {
+                            let inbuf = std::mem::take(&mut e.qbuf);
+                            release(&mut n, &mut e);
+                            inbuf
+                        }
+                        None => BytesMut::new(),
                     }
-                }
-                Stop::Shutdown => {
-                    shared.shutdown.notify_one();
-                    close = true;
-                    queue.clear();
-                }
-                Stop::Paused => replication::wait_unpaused(&shared).await,
-                Stop::Sync(args) => {
-                    {
-                        let mut n = shared.node.lock();
-                        n.stats.connected_clients -= 1;
-                        commands::disconnect(&mut n.db, &mut conn.client);
-                    }
-                    replication::serve_replica(shared, stream, inbuf, args).await;
-                    return;
-                }
+                };
+                Box::pin(replication::serve_replica(shared, conn.stream, inbuf, args)).await;
+                return;
             }
-        }
-        if let Some(e) = protocol_error {
-            resp::encode(
-                &Frame::Error(format!("ERR {e}")),
-                conn.client.resp3,
-                &mut outbuf,
-            );
-            close = true;
-        }
-        if !outbuf.is_empty() {
-            if stream.write_all(&outbuf).await.is_err() {
-                break 'conn;
-            }
-            outbuf.clear();
-        }
-        if close {
-            break;
-        }
-        // Don't hold on to a huge buffer after one big request.
-        if inbuf.is_empty() && inbuf.capacity() > 1024 * 1024 {
-            inbuf = BytesMut::with_capacity(16 * 1024);
         }
     }
     let mut n = shared.node.lock();
-    n.stats.connected_clients -= 1;
-    // Release this connection's WATCHes (they live in the db).
-    commands::disconnect(&mut n.db, &mut conn.client);
+    if let Some(mut e) = n.clients.remove(conn.slot) {
+        release(&mut n, &mut e);
+    }
 }
 
-/// Runs queued requests under the lock until the queue is empty (`None`) or
-/// something must happen without the lock.
-fn run_batch(
-    n: &mut Node,
-    conn: &mut Conn,
-    queue: &mut VecDeque<Vec<Bytes>>,
-    outbuf: &mut BytesMut,
-) -> Option<Stop> {
-    let now = now_ms();
-    n.refresh_expire_mode(now);
-    let paused = n.paused(now);
-    while let Some(args) = queue.pop_front() {
-        if protocol::is_sync_request(&args) {
-            return Some(Stop::Sync(args));
-        }
-        if paused && is_write_request(&args, &conn.client) {
-            queue.push_front(args);
-            return Some(Stop::Paused);
-        }
-        if let Some(text) = n.aof_write_error() {
-            if is_write_request(&args, &conn.client) {
-                n.stats.total_commands += 1;
-                resp::encode(&Frame::Error(text), conn.client.resp3, outbuf);
-                continue;
+/// Serves a blocked command (redis `blockForKeys`): reruns its request
+/// whenever one of its keys is written, until it has data, its timeout passes
+/// (redis's null reply), or CLIENT UNBLOCK ends it. The reply goes to the
+/// connection's output. `false` when the client went away meanwhile.
+async fn block_until(shared: &Arc<Shared>, conn: &mut Conn, req: commands::BlockRequest) -> bool {
+    let deadline = (req.timeout_ms > 0)
+        .then(|| tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms));
+    shared.node.lock().db.block_on(&req.keys);
+    let mut out = BytesMut::new();
+    let mut close = false;
+    let gone = loop {
+        let notified = shared.keys_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut guard = shared.node.lock();
+            let n = &mut *guard;
+            let now = now_ms();
+            let Some(mut state) = n.clients.get(conn.slot).and_then(|e| e.state.take()) else {
+                break true;
+            };
+            n.refresh_expire_mode(now);
+            let stop = run_request(n, conn.slot, &mut state, req.retry.clone(), &mut out, now);
+            if let Some(e) = n.clients.get(conn.slot) {
+                e.state = Some(state);
+            }
+            n.drain_at(shared, now);
+            match stop {
+                // Still no data (or a pause holds the rerun): wait on.
+                Stop::Step(Step::Block(_)) => {}
+                Stop::Postponed => {
+                    n.clients.take_postponed(conn.slot);
+                }
+                Stop::Close => {
+                    close = true;
+                    break false;
+                }
+                _ => break false,
+            }
+            // Pushes that reached the client meanwhile wait in its output.
+            if !out.is_empty() {
+                if let Some(e) = n.clients.get(conn.slot) {
+                    e.out.extend_from_slice(&out);
+                }
+                out.clear();
             }
         }
-        n.stats.total_commands += 1;
-        let (outcome, wait) = run_one(n, conn, args);
-        if let Some(req) = wait {
-            return Some(Stop::Wait(req));
+        let ended = tokio::select! {
+            _ = &mut notified => None,
+            u = poll_fn(|cx| conn.poll_blocked(cx, shared)) => Some(u),
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => Some(Some(Unblock::Timeout)),
+        };
+        match ended {
+            None => {}
+            Some(None) => break true,
+            Some(Some(Unblock::Error)) => {
+                encode_reply(shared, conn.slot, &unblocked_error(), &mut out);
+                break false;
+            }
+            Some(Some(_)) => {
+                encode_reply(shared, conn.slot, &Frame::NullArray, &mut out);
+                break false;
+            }
         }
-        if n.stats.shutdown.is_some() {
-            return Some(Stop::Shutdown);
-        }
-        if let Some(req) = outcome.block {
-            return Some(Stop::Block(req));
-        }
-        resp::encode(&outcome.reply, conn.client.resp3, outbuf);
-        if outcome.close {
-            return Some(Stop::Close);
-        }
+    };
+    let mut n = shared.node.lock();
+    n.db.unblock(&req.keys);
+    let Some(e) = n.clients.get(conn.slot) else {
+        return false;
+    };
+    e.blocked = false;
+    e.unblock = Unblock::No;
+    if gone {
+        return false;
     }
-    None
+    e.out.extend_from_slice(&out);
+    if close && e.close == Close::No {
+        e.close = Close::AfterReply;
+    }
+    true
 }
 
-/// Runs one request under the lock and feeds its writes to replication.
-fn run_one(
+/// Encodes the reply that ends a block (timeout, CLIENT UNBLOCK) as the
+/// command's own reply would be: unless CLIENT REPLY silences it, and
+/// counted when it is an error.
+fn encode_reply(shared: &Arc<Shared>, slot: usize, reply: &Frame, out: &mut BytesMut) {
+    let mut n = shared.node.lock();
+    let Some(e) = n.clients.get(slot) else {
+        return;
+    };
+    let silent = e
+        .state
+        .as_deref()
+        .is_some_and(|s| s.reply_off || s.reply_skip);
+    if !silent {
+        resp::encode(reply, e.resp3, out);
+    }
+    if let Frame::Error(text) = reply {
+        n.stats.calls.record_error(text);
+    }
+}
+
+/// CLIENT UNBLOCK ... ERROR's reply to the blocked client.
+fn unblocked_error() -> Frame {
+    Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+}
+
+/// Drops a closed connection's WATCHes and subscriptions.
+fn release(n: &mut Node, e: &mut Entry) {
+    if let Some(mut state) = e.state.take() {
+        commands::disconnect(&mut n.db, &mut state, Some(&mut n.clients.pubsub));
+    }
+}
+
+impl Conn {
+    /// One round of the connection's work; see the module comment.
+    fn poll(&mut self, cx: &mut Context<'_>, shared: &Arc<Shared>) -> Poll<Step> {
+        let mut guard = shared.node.lock();
+        let n = &mut *guard;
+        let slot = self.slot;
+        let Some(e) = n.clients.get(slot) else {
+            return Poll::Ready(Step::Close);
+        };
+        if e.close == Close::Asap {
+            return Poll::Ready(Step::Close);
+        }
+        if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            e.waker = Some(cx.waker().clone());
+        }
+        // Output left from before (the socket was full, or pushes arrived).
+        if !e.out.is_empty() {
+            let mut out = std::mem::take(&mut e.out);
+            let written = match self.write(cx, &out) {
+                Ok(w) => w,
+                Err(()) => return Poll::Ready(Step::Close),
+            };
+            n.stats.net_output_bytes += written as u64;
+            out.advance(written);
+            let Some(e) = n.clients.get(slot) else {
+                return Poll::Ready(Step::Close);
+            };
+            if !out.is_empty() {
+                // Still full: wait for writability, keep reading meanwhile.
+                e.out = out;
+            } else if e.close == Close::AfterReply {
+                return Poll::Ready(Step::Close);
+            } else {
+                e.last_interaction_ms = now_ms();
+            }
+        }
+        // A request held by a pause, or input left behind a stop, runs first.
+        let resume = n
+            .clients
+            .get(slot)
+            .is_some_and(|e| e.postponed.is_some() || (!e.qbuf.is_empty() && e.parser.is_idle()));
+        if resume {
+            match self.run(cx, shared, n, Input::Queued) {
+                Stop::None => {}
+                Stop::Postponed => return Poll::Pending,
+                Stop::Close => return Poll::Ready(Step::Close),
+                Stop::Step(s) => return Poll::Ready(s),
+            }
+        }
+        for _ in 0..READS_PER_POLL {
+            let Some(e) = n.clients.get(slot) else {
+                return Poll::Ready(Step::Close);
+            };
+            if e.close != Close::No {
+                // Closing after a reply that is still being written.
+                return Poll::Pending;
+            }
+            let read = if e.qbuf.is_empty() {
+                let mut scratch = std::mem::take(&mut n.clients.scratch_in);
+                let mut rb = ReadBuf::new(&mut scratch);
+                let r = Pin::new(&mut self.stream).poll_read(cx, &mut rb);
+                let len = rb.filled().len();
+                n.clients.scratch_in = scratch;
+                r.map(|r| r.map(|()| (len, Input::Scratch(len))))
+            } else {
+                let wanted = e.parser.wanted(e.qbuf.len());
+                e.qbuf.reserve(wanted.clamp(READ_CHUNK, 64 * 1024 * 1024));
+                let before = e.qbuf.len();
+                let r = tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut e.qbuf);
+                let len = e.qbuf.len() - before;
+                r.map(|r| r.map(|_| (len, Input::Queued)))
+            };
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) | Poll::Ready(Ok((0, _))) => return Poll::Ready(Step::Close),
+                Poll::Ready(Ok((len, input))) => {
+                    n.stats.net_input_bytes += len as u64;
+                    n.stats.reads_processed += 1;
+                    // After a short read tokio has cleared the readiness, so
+                    // the next poll_read only registers the waker.
+                    match self.run(cx, shared, n, input) {
+                        Stop::None => {}
+                        Stop::Postponed => return Poll::Pending,
+                        Stop::Close => return Poll::Ready(Step::Close),
+                        Stop::Step(s) => return Poll::Ready(s),
+                    }
+                }
+            }
+        }
+        // Read budget used up with data still coming: let others run.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// While blocked (WAIT, XREAD BLOCK): ends the wait when the client is
+    /// killed or closes its end (`None`) or CLIENT UNBLOCK asks (`Some`).
+    /// What the client sends meanwhile is kept in its query buffer, as redis
+    /// keeps reading a blocked client, and runs once the wait is over.
+    fn poll_blocked(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &Arc<Shared>,
+    ) -> Poll<Option<Unblock>> {
+        let mut guard = shared.node.lock();
+        let n = &mut *guard;
+        let qbuf_limit = n.clients.limits.query_buffer;
+        let Some(e) = n.clients.get(self.slot) else {
+            return Poll::Ready(None);
+        };
+        if e.close == Close::Asap {
+            return Poll::Ready(None);
+        }
+        if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            e.waker = Some(cx.waker().clone());
+        }
+        if e.unblock != Unblock::No {
+            return Poll::Ready(Some(e.unblock));
+        }
+        loop {
+            let Some(e) = n.clients.get(self.slot) else {
+                return Poll::Ready(None);
+            };
+            e.qbuf.reserve(READ_CHUNK);
+            let before = e.qbuf.len();
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut e.qbuf);
+            let len = e.qbuf.len() - before;
+            let over = e.qbuf.len() > qbuf_limit;
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) | Poll::Ready(Ok(0)) => return Poll::Ready(None),
+                Poll::Ready(Ok(_)) => {}
+            }
+            n.stats.net_input_bytes += len as u64;
+            n.stats.reads_processed += 1;
+            if over {
+                self.close_for_query_buffer(n);
+                return Poll::Ready(None);
+            }
+        }
+    }
+
+    /// Writes as much of `data` as the socket takes now (registering for
+    /// writability if it takes less). `Err` when the connection is gone.
+    fn write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Result<usize, ()> {
+        let mut written = 0;
+        while written < data.len() {
+            match Pin::new(&mut self.stream).poll_write(cx, &data[written..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Ok(k)) => written += k,
+                Poll::Pending => break,
+            }
+        }
+        Ok(written)
+    }
+
+    /// Runs the requests in `input` (the bytes just read into the shared
+    /// buffer, or the connection's queued input), writes the replies, and
+    /// keeps whatever is left for later.
+    fn run(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &Arc<Shared>,
+        n: &mut Node,
+        input: Input,
+    ) -> Stop {
+        let slot = self.slot;
+        let now = now_ms();
+        let Some(e) = n.clients.get(slot) else {
+            return Stop::Close;
+        };
+        e.last_interaction_ms = now;
+        let Some(mut state) = e.state.take() else {
+            return Stop::Close;
+        };
+        let mut parser = std::mem::take(&mut e.parser);
+        let postponed = e.postponed.is_some();
+        // Replies go after any output still pending, else into the shared buffer.
+        let own_out = !e.out.is_empty();
+        let mut out = if own_out {
+            std::mem::take(&mut e.out)
+        } else {
+            std::mem::take(&mut n.clients.scratch_out)
+        };
+        let scratch = std::mem::take(&mut n.clients.scratch_in);
+        let mut queued = match input {
+            Input::Queued => n
+                .clients
+                .get(slot)
+                .map(|e| std::mem::take(&mut e.qbuf))
+                .unwrap_or_default(),
+            Input::Scratch(_) => BytesMut::new(),
+        };
+        let data: &[u8] = match input {
+            Input::Scratch(len) => &scratch[..len],
+            Input::Queued => &queued[..],
+        };
+        let limits = n.clients.limits.request.clone();
+
+        n.refresh_expire_mode(now);
+        let mut stop = Stop::None;
+        let mut pos = 0;
+        if postponed {
+            if let Some(args) = n.clients.take_postponed(slot) {
+                stop = run_request(n, slot, &mut state, args, &mut out, now);
+            }
+        }
+        while matches!(stop, Stop::None) && pos < data.len() {
+            match parser.parse(&data[pos..], &limits) {
+                Ok(Parsed::Request(args, used)) => {
+                    pos += used;
+                    stop = run_request(n, slot, &mut state, args, &mut out, now);
+                }
+                Ok(Parsed::Skip(used)) => pos += used,
+                Ok(Parsed::Incomplete) => break,
+                Err(e) => {
+                    let text = format!("ERR {e}");
+                    n.log(
+                        LogLevel::Verbose,
+                        &format!(
+                            "Protocol error ({e}) from client: {}",
+                            state.info_line(now, &Default::default())
+                        ),
+                    );
+                    n.stats.calls.record_error(&text);
+                    resp::encode(&Frame::Error(text), state.resp3, &mut out);
+                    pos = data.len();
+                    stop = Stop::Close;
+                }
+            }
+        }
+        // The pass's effects (cluster actions, AOF) happen before replies go out.
+        n.drain_at(shared, now);
+        if n.stats.shutdown.is_some() {
+            // SHUTDOWN ran: the server stops (see `server::run`).
+            shared.shutdown.notify_one();
+        }
+
+        // Put everything back, keeping unused input.
+        let leftover = &data[pos..];
+        let Some(e) = n.clients.get(slot) else {
+            return Stop::Close;
+        };
+        e.resp3 = state.resp3;
+        e.state = Some(state);
+        e.parser = parser;
+        if matches!(stop, Stop::Close) {
+            if e.close == Close::No {
+                e.close = Close::AfterReply;
+            }
+            e.parser.reset();
+        } else {
+            match input {
+                Input::Scratch(_) => {
+                    if !leftover.is_empty() {
+                        e.qbuf = BytesMut::from(leftover);
+                    }
+                }
+                Input::Queued => {
+                    queued.advance(pos);
+                    e.qbuf = shrink(queued);
+                }
+            }
+        }
+        n.clients.scratch_in = scratch;
+        let qbuf_limit = n.clients.limits.query_buffer;
+        let over_limit = n
+            .clients
+            .get(slot)
+            .is_some_and(|e| e.qbuf.len() > qbuf_limit && !e.parser.is_idle());
+        if over_limit {
+            self.close_for_query_buffer(n);
+            return Stop::Close;
+        }
+
+        // Pushes that reached this client while its requests ran.
+        if let Some(e) = n.clients.get(slot) {
+            if !e.out.is_empty() {
+                out.extend_from_slice(&e.out);
+                e.out = BytesMut::new();
+            }
+        }
+        // Write the replies; keep what the socket does not take.
+        let written = if out.is_empty() {
+            0
+        } else {
+            n.stats.writes_processed += 1;
+            match self.write(cx, &out) {
+                Ok(w) => w,
+                Err(()) => return Stop::Close,
+            }
+        };
+        n.stats.net_output_bytes += written as u64;
+        let Some(e) = n.clients.get(slot) else {
+            return Stop::Close;
+        };
+        if written < out.len() {
+            if own_out {
+                out.advance(written);
+                e.out = out;
+            } else {
+                e.out = BytesMut::from(&out[written..]);
+                out.clear();
+                n.clients.scratch_out = out;
+            }
+            if let Some(e) = n.clients.get(slot) {
+                e.out_peak = e.out_peak.max(e.out.len());
+            }
+            if matches!(stop, Stop::Close) {
+                // Closed once the rest is written (see `poll`).
+                stop = Stop::Postponed;
+            }
+        } else if !own_out {
+            out.clear();
+            n.clients.scratch_out = out;
+        }
+        stop
+    }
+
+    /// redis: "Closing client that reached max query buffer length".
+    fn close_for_query_buffer(&mut self, n: &mut Node) {
+        let now = now_ms();
+        let Some(e) = n.clients.get(self.slot) else {
+            return;
+        };
+        let head = repr(&e.qbuf[..e.qbuf.len().min(64)]);
+        let line = e
+            .state
+            .as_deref()
+            .map(|s| s.info_line(now, &e.conn_info(now, 0)))
+            .unwrap_or_default();
+        e.close = Close::Asap;
+        n.log(
+            LogLevel::Warning,
+            &format!(
+                "Closing client that reached max query buffer length: {line} (qbuf initial bytes: {head})"
+            ),
+        );
+    }
+}
+
+/// Where a run's input is.
+#[derive(Clone, Copy)]
+enum Input {
+    /// The first `len` bytes of the shared read buffer.
+    Scratch(usize),
+    /// The connection's queued input.
+    Queued,
+}
+
+/// A buffer that held a big request and now holds a few bytes is copied
+/// into a small one, so the memory goes back at once.
+fn shrink(buf: BytesMut) -> BytesMut {
+    if buf.is_empty() {
+        BytesMut::new()
+    } else if buf.capacity() > 4 * READ_CHUNK && buf.len() < buf.capacity() / 4 {
+        BytesMut::from(&buf[..])
+    } else {
+        buf
+    }
+}
+
+/// redis `sdscatrepr`: a quoted string with C escapes.
+fn repr(bytes: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            7 => s.push_str("\\a"),
+            8 => s.push_str("\\b"),
+            0x20..=0x7e => s.push(char::from(b)),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Runs one request of the running client, encoding its reply into `out`.
+fn run_request(
     n: &mut Node,
-    conn: &mut Conn,
+    slot: usize,
+    state: &mut ClientState,
     args: Vec<Bytes>,
-) -> (commands::Outcome, Option<WaitRequest>) {
-    let may_block = conn.client.multi.is_none()
+    out: &mut BytesMut,
+    now: u64,
+) -> Stop {
+    if protocol::is_sync_request(&args) {
+        return Stop::Step(Step::Sync(args));
+    }
+    if let Some(text) = n.aof_write_error() {
+        if is_write_request(&args, state) {
+            n.stats.calls.record_error(&text);
+            resp::encode(&Frame::Error(text), state.resp3, out);
+            return Stop::None;
+        }
+    }
+    let may_block = state.multi.is_none()
         && args
             .first()
             .is_some_and(|a| a.eq_ignore_ascii_case(b"wait"));
+    let woff = n.clients.get(slot).map_or(0, |e| e.woff);
     let mut host = HostCtx::new(
         &mut n.cluster,
         &mut n.config,
@@ -240,86 +717,92 @@ fn run_one(
         &mut n.logger,
         &mut n.repl.state,
     )
-    .for_client(conn.woff, may_block);
-    let outcome = commands::execute(&mut host, &mut n.db, &mut conn.client, args);
+    .for_client(woff, may_block)
+    .at(now)
+    .with_clients(&mut n.clients, slot);
+    let outcome = commands::execute(&mut host, &mut n.db, state, args);
     let wait = host.take_pending_wait();
+    if let Some(args) = outcome.postponed {
+        n.clients.set_postponed(slot, args);
+        return Stop::Postponed;
+    }
     if !outcome.applied_writes.is_empty() {
         n.feed_request(&outcome.applied_writes);
-        conn.woff = n.repl.state.offset();
+        let off = n.repl.state.offset();
+        if let Some(e) = n.clients.get(slot) {
+            e.woff = off;
+        }
     }
-    (outcome, wait)
+    // SHUTDOWN: this client gets no reply, the connection closes (after the
+    // replies before it) and the server stops.
+    if n.stats.shutdown.is_some() {
+        return Stop::Close;
+    }
+    // Pushes to this client during the command come before its reply.
+    if let Some(e) = n.clients.get(slot) {
+        if !e.out.is_empty() {
+            out.extend_from_slice(&e.out);
+            e.out = BytesMut::new();
+        }
+        e.resp3 = state.resp3;
+    }
+    if let Some(req) = wait {
+        if let Some(e) = n.clients.get(slot) {
+            e.blocked = true;
+        }
+        return Stop::Step(Step::Wait(req));
+    }
+    if let Some(req) = outcome.block {
+        // The reply is a placeholder: `block_until` answers.
+        if let Some(e) = n.clients.get(slot) {
+            e.blocked = true;
+        }
+        return Stop::Step(Step::Block(req));
+    }
+    if !outcome.silent {
+        resp::encode(&outcome.reply, state.resp3, out);
+    }
+    if outcome.close {
+        return Stop::Close;
+    }
+    // The running client's output limit, on what this batch has queued.
+    let limits = n.clients.limits.obuf;
+    let class = clients::limit_class(state);
+    if limits[class].hard_bytes > 0 || limits[class].soft_bytes > 0 {
+        let over = n.clients.get(slot).is_some_and(|e| {
+            clients::over_output_limit(out.len(), &limits[class], &mut e.soft_limit_since, now)
+        });
+        if over {
+            let line = n
+                .clients
+                .get(slot)
+                .map(|e| state.info_line(now, &e.conn_info(now, 0)))
+                .unwrap_or_default();
+            out.clear();
+            if let Some(e) = n.clients.get(slot) {
+                e.close = Close::Asap;
+            }
+            n.log(
+                LogLevel::Warning,
+                &format!("Client {line} scheduled to be closed ASAP for overcoming of output buffer limits."),
+            );
+            return Stop::Close;
+        }
+    }
+    Stop::None
 }
 
-/// Serves a blocked command: reruns it whenever one of its keys is written,
-/// until it has data or its timeout passes (then the null reply redis sends
-/// on a timeout). `None` if the client went away meanwhile; what it pipelined
-/// behind the blocked command stays in `inbuf`.
-async fn block_until(
-    shared: &Arc<Shared>,
-    conn: &mut Conn,
-    req: commands::BlockRequest,
-    stream: &mut TcpStream,
-    inbuf: &mut BytesMut,
-) -> Option<Frame> {
-    let deadline = (req.timeout_ms > 0)
-        .then(|| tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms));
-    {
-        let mut n = shared.node.lock();
-        n.db.block_on(&req.keys);
-        n.stats.blocked_clients += 1;
-    }
-    let mut gone = false;
-    let reply = loop {
-        let notified = shared.keys_ready.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let mut n = shared.node.lock();
-            let (outcome, _) = run_one(&mut n, conn, req.retry.clone());
-            n.drain(shared);
-            if outcome.block.is_none() {
-                break outcome.reply;
-            }
-        }
-        let readable = async {
-            loop {
-                match stream.read_buf(inbuf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        };
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = readable => {
-                gone = true;
-                break Frame::NullArray;
-            }
-            _ = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            } => break Frame::NullArray,
-        }
-    };
-    let mut n = shared.node.lock();
-    n.db.unblock(&req.keys);
-    n.stats.blocked_clients -= 1;
-    (!gone).then_some(reply)
-}
-
-/// Would this request write (redis's pause test: a write command, or an EXEC
-/// whose queue holds one)?
+/// Would this request write (a write command, or an EXEC whose queue holds
+/// one)? (The AOF write-error rule.)
 fn is_write_request(args: &[Bytes], client: &ClientState) -> bool {
     match commands::lookup(args) {
-        // redis pauses "may replicate" commands too (EVAL, FCALL...).
         Lookup::Found(spec) => {
-            spec.flags & (table::flag::WRITE | table::flag::MAY_REPLICATE) != 0
+            spec.is_write()
                 || (spec.id == Id::Exec
-                    && client.multi.as_ref().is_some_and(|m| {
-                        m.flags & (table::flag::WRITE | table::flag::MAY_REPLICATE) != 0
-                    }))
+                    && client
+                        .multi
+                        .as_ref()
+                        .is_some_and(|m| m.flags & table::flag::WRITE != 0))
         }
         _ => false,
     }
@@ -336,7 +819,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pause_holds_writes_and_exec_of_writes_only() {
+    fn writes_and_exec_of_writes_are_writes() {
         let mut client = ClientState::new(1);
         for line in ["SET k v", "incr k", "DEL a b", "FLUSHALL", "RPUSH l x"] {
             assert!(is_write_request(&args(line), &client), "{line}");
@@ -359,6 +842,14 @@ mod tests {
         assert!(
             is_write_request(&args("EXEC"), &client),
             "MULTI with a write"
+        );
+    }
+
+    #[test]
+    fn repr_escapes_like_sdscatrepr() {
+        assert_eq!(
+            repr(b"*1\r\n$4\r\nPI\"\\\x01"),
+            r#""*1\r\n$4\r\nPI\"\\\x01""#
         );
     }
 }

@@ -3,12 +3,15 @@
 
 use bytes::Bytes;
 
+use super::clients::Clients;
+use super::info::{self, InfoSources};
 use super::log::{parse_level, Logger};
 use super::replication::WaitRequest;
-use super::{mono_ms, now_ms, Stats};
+use super::{now_ms, Stats};
 use crate::cluster::{Cluster, LogLevel, SlotRoute};
-use crate::commands::{ClientState, Host};
+use crate::commands::{CallStats, ClientAdmin, ClientState, Host, PauseKind};
 use crate::config::Config;
+use crate::pubsub::PubSub;
 use crate::replication::Replication;
 use crate::resp::Frame;
 use crate::store::Db;
@@ -26,6 +29,11 @@ pub(super) struct HostCtx<'a> {
     may_block: bool,
     /// Set by WAIT when it has to block; the client task serves it unlocked.
     pending_wait: Option<WaitRequest>,
+    /// The client registry, for requests from a client connection.
+    clients: Option<&'a mut Clients>,
+    /// The time of this pass (redis caches `mstime` per event loop pass);
+    /// `None` reads the clock.
+    now: Option<u64>,
 }
 
 impl<'a> HostCtx<'a> {
@@ -45,7 +53,27 @@ impl<'a> HostCtx<'a> {
             woff: 0,
             may_block: false,
             pending_wait: None,
+            clients: None,
+            now: None,
         }
+    }
+
+    /// Uses `now` (Unix ms) as the time of every request of this pass.
+    pub(super) fn at(mut self, now: u64) -> Self {
+        self.now = Some(now);
+        self
+    }
+
+    fn clock(&self) -> u64 {
+        self.now.unwrap_or_else(now_ms)
+    }
+
+    /// For a client connection: CLIENT LIST/KILL, Pub/Sub and pauses reach
+    /// the other connections through the registry.
+    pub(super) fn with_clients(mut self, clients: &'a mut Clients, slot: usize) -> Self {
+        let _ = slot;
+        self.clients = Some(clients);
+        self
     }
 
     /// For a client's request: its write offset, and whether a WAIT may block.
@@ -138,80 +166,19 @@ impl<'a> HostCtx<'a> {
     }
 
     fn info(&self, args: &[Bytes], db: &Db) -> Frame {
-        let wanted: Vec<String> = args
+        let args: Vec<String> = args
             .iter()
-            .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let all = wanted.is_empty()
-            || wanted
-                .iter()
-                .any(|w| w == "all" || w == "everything" || w == "default");
-        let want = |s: &str| all || wanted.iter().any(|w| w == s);
-        let mut out = String::new();
-        let mut section = |name: &str, body: String| {
-            if want(&name.to_ascii_lowercase()) {
-                if !out.is_empty() {
-                    out.push_str("\r\n");
-                }
-                out.push_str(&format!("# {name}\r\n{body}"));
-            }
+        let src = InfoSources {
+            stats: self.stats,
+            config: self.config,
+            clients: self.clients.as_deref(),
+            cluster: self.cluster.as_ref(),
+            repl: self.repl,
+            db,
         };
-        let uptime_s = (mono_ms().saturating_sub(self.stats.start_mono_ms)) / 1000;
-        let port = self.config.port();
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        section(
-            "Server",
-            format!(
-                "redis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:hearsay\r\nredis_mode:{}\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:10\r\nexecutable:{}\r\nconfig_file:{}\r\nhearsay_version:{}\r\n",
-                if self.cluster.is_some() { "cluster" } else { "standalone" },
-                std::process::id(),
-                self.cluster.as_ref().map(|c| c.myself().to_string()).unwrap_or_else(|| "0".repeat(40)),
-                port,
-                now_ms() * 1000,
-                uptime_s,
-                uptime_s / 86400,
-                exe,
-                self.config.config_file.clone().unwrap_or_default(),
-                env!("CARGO_PKG_VERSION"),
-            ),
-        );
-        section(
-            "Clients",
-            format!(
-                "connected_clients:{}\r\nblocked_clients:{}\r\n",
-                self.stats.connected_clients, self.stats.blocked_clients
-            ),
-        );
-        section(
-            "Memory",
-            "used_memory:0\r\nmaxmemory:0\r\nmem_allocator:libc\r\n".to_string(),
-        );
-        section("Persistence", persistence_info(&self.stats.aof));
-        section(
-            "Stats",
-            format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n",
-                self.stats.total_connections, self.stats.total_commands
-            ),
-        );
-        section("Replication", self.repl.info_text(now_ms()));
-        section("CPU", String::new());
-        section("Modules", String::new());
-        section("Errorstats", String::new());
-        section(
-            "Cluster",
-            format!("cluster_enabled:{}\r\n", u8::from(self.cluster.is_some())),
-        );
-        let keys = db.len();
-        let keyspace = if keys > 0 {
-            format!("db0:keys={keys},expires=0,avg_ttl=0\r\n")
-        } else {
-            String::new()
-        };
-        section("Keyspace", keyspace);
-        Frame::Verbatim(out)
+        Frame::Verbatim(info::render(&src, &args))
     }
 
     fn config_command(&mut self, args: &[Bytes], resp3: bool) -> Frame {
@@ -255,10 +222,16 @@ impl<'a> HostCtx<'a> {
                 if let Some(c) = self.cluster.as_mut() {
                     c.set_log_level(self.logger.level);
                 }
+                if let Some(c) = self.clients.as_deref_mut() {
+                    c.limits = super::clients::Limits::from_config(&next);
+                }
                 *self.config = next;
                 Frame::ok()
             }
-            "resetstat" if args.len() == 1 => Frame::ok(),
+            "resetstat" if args.len() == 1 => {
+                self.stats.reset();
+                Frame::ok()
+            }
             "rewrite" if args.len() == 1 => match self.config.rewrite_file() {
                 Ok(()) => {
                     self.logger.log(
@@ -304,6 +277,13 @@ impl Host for HostCtx<'_> {
         self.cluster.is_some()
     }
 
+    fn slot_is_local(&self, slot: u16) -> bool {
+        match self.cluster.as_ref() {
+            Some(c) => c.slot_is_local(slot),
+            None => true,
+        }
+    }
+
     fn route(&self, slot: u16) -> SlotRoute {
         match self.cluster.as_ref() {
             Some(c) => c.route(slot),
@@ -328,7 +308,7 @@ impl Host for HostCtx<'_> {
     }
 
     fn now_ms(&self) -> u64 {
-        now_ms()
+        self.clock()
     }
 
     fn is_replica(&self) -> bool {
@@ -417,6 +397,52 @@ impl Host for HostCtx<'_> {
             .map(str::to_string)
     }
 
+    fn call_stats(&mut self) -> Option<&mut CallStats> {
+        Some(&mut self.stats.calls)
+    }
+
+    fn pause_kind(&self) -> PauseKind {
+        let failover = self.cluster.as_ref().and_then(|c| c.client_pause_until());
+        match self.clients.as_deref() {
+            Some(c) => c.pause_kind(self.clock(), failover),
+            None if failover.is_some_and(|t| self.clock() < t) => PauseKind::Write,
+            None => PauseKind::Off,
+        }
+    }
+
+    fn allow_pubsubshard_when_down(&self) -> bool {
+        self.config.get("cluster-allow-pubsubshard-when-down") != Some("no")
+    }
+
+    fn pubsub(&mut self) -> Option<&mut PubSub> {
+        self.clients.as_deref_mut().map(|c| &mut c.pubsub)
+    }
+
+    fn publish(&mut self, channel: &Bytes, message: &Bytes, shard: bool, me: &ClientState) -> i64 {
+        let _ = me;
+        let now = self.clock();
+        let mut receivers = 0;
+        if let Some(clients) = self.clients.as_deref_mut() {
+            let limits = clients.limits.obuf;
+            let (n, logs) = clients.deliver(channel, message, shard, &limits, now);
+            receivers = n;
+            for log in logs {
+                self.logger.log(LogLevel::Warning, false, &log);
+            }
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            c.publish(now, channel, message, shard);
+        }
+        receivers as i64
+    }
+
+    fn client_admin(&mut self, req: ClientAdmin, me: &mut ClientState, now_ms: u64) -> Frame {
+        match self.clients.as_deref_mut() {
+            Some(c) => c.admin(req, me, now_ms),
+            None => crate::commands::client_admin_alone(req, me, now_ms),
+        }
+    }
+
     fn server_command(
         &mut self,
         name: &str,
@@ -450,7 +476,7 @@ impl Host for HostCtx<'_> {
 
 /// INFO persistence, with redis 7.0's field names (the RDB fields are
 /// constant: hearsay writes no RDB).
-fn persistence_info(aof: &crate::persist::AofInfo) -> String {
+pub(super) fn persistence_info(aof: &crate::persist::AofInfo) -> String {
     let ok = |b: bool| if b { "ok" } else { "err" };
     let mut s = format!(
         "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\

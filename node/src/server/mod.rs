@@ -6,10 +6,15 @@
 
 mod bus;
 mod client;
+mod clients;
 mod host;
+mod info;
 pub mod log;
 mod persist;
 mod replication;
+mod stats;
+
+pub use stats::{InstMetric, Stats};
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -64,31 +69,6 @@ impl LinkHandle {
             t.abort();
         }
     }
-}
-
-/// Counters for INFO.
-#[derive(Default)]
-pub struct Stats {
-    pub connected_clients: u64,
-    pub total_connections: u64,
-    pub total_commands: u64,
-    pub next_client_id: u64,
-    pub start_ms: u64,
-    pub start_mono_ms: u64,
-    /// INFO persistence's AOF fields, refreshed when the AOF changes.
-    pub aof: crate::persist::AofInfo,
-    /// BGREWRITEAOF asked for a rewrite (started at the end of the pass).
-    pub aof_rewrite_requested: bool,
-    /// DEBUG SET-ACTIVE-EXPIRE 0 turns the expiry sweep off (not `Default`:
-    /// see `Stats::new`).
-    pub active_expire_off: bool,
-    /// SHUTDOWN asked the server to stop: `Some(save)` (SAVE / NOSAVE / as configured).
-    pub shutdown: Option<Option<bool>>,
-    /// Clients waiting in a blocking command (INFO `blocked_clients`).
-    pub blocked_clients: u64,
-    /// The Lua engine (EVAL script cache, FUNCTION libraries), created on
-    /// first use. Kept here because `HostCtx` lends `Stats` to commands.
-    pub scripts: Option<Box<crate::commands::scripting::Engine>>,
 }
 
 /// The JSON-lines event log (one `EventLine` per line).
@@ -158,6 +138,8 @@ pub struct Node {
     repl: replication::ReplShell,
     /// The append-only file, when `appendonly yes`.
     aof: Option<crate::persist::Aof>,
+    /// Client connections.
+    clients: clients::Clients,
 }
 
 pub struct Shared {
@@ -173,6 +155,19 @@ pub struct Shared {
 impl Node {
     fn is_replica(&self) -> bool {
         self.cluster.as_ref().is_some_and(|c| c.is_replica())
+    }
+
+    /// redis `getClusterConnectionsCount`: two links per other node.
+    fn cluster_connections(&self) -> usize {
+        self.cluster
+            .as_ref()
+            .map_or(0, |c| c.node_count().saturating_sub(1) * 2)
+    }
+
+    /// The pause in force now (CLIENT PAUSE or a manual failover's).
+    fn pause_kind(&self, now: u64) -> crate::commands::PauseKind {
+        let failover = self.cluster.as_ref().and_then(|c| c.client_pause_until());
+        self.clients.pause_kind(now, failover)
     }
 
     pub fn log(&mut self, level: LogLevel, text: &str) {
@@ -225,7 +220,11 @@ impl Node {
     /// Runs the core's deferred work and executes every pending action, then
     /// lets replication follow whatever role the core decided.
     pub fn drain(&mut self, shared: &Arc<Shared>) {
-        let now = now_ms();
+        self.drain_at(shared, now_ms());
+    }
+
+    /// [`Node::drain`] at a time the caller already read (a client pass).
+    fn drain_at(&mut self, shared: &Arc<Shared>, now: u64) {
         if let Some(c) = self.cluster.as_mut() {
             c.before_sleep(now);
         }
@@ -237,6 +236,9 @@ impl Node {
         if self.db.take_ready_keys() {
             shared.keys_ready.notify_waiters();
         }
+        // A pause that lapsed or was lifted lets held requests run again.
+        let kind = self.pause_kind(now);
+        self.clients.release_postponed(kind);
         // Every pass ends here before its replies go out: the writes it
         // applied reach the AOF first.
         if std::mem::take(&mut self.stats.aof_rewrite_requested) {
@@ -359,6 +361,28 @@ impl Node {
             }
             Action::Event(e) => self.write_event(&e),
             Action::Log { level, text } => self.log(level, &text),
+            Action::Publish {
+                channel,
+                message,
+                shard,
+            } => {
+                // redis skips the work when nobody here could receive it.
+                if self.clients.pubsub.has_subscribers(shard) {
+                    let limits = self.clients.limits.obuf;
+                    let (_, logs) = self
+                        .clients
+                        .deliver(&channel, &message, shard, &limits, now);
+                    for log in logs {
+                        self.log(LogLevel::Warning, &log);
+                    }
+                }
+            }
+            Action::DropShardChannels { slots } => {
+                let limits = self.clients.limits.obuf;
+                for log in self.clients.drop_shard_slots(&slots, &limits, now) {
+                    self.log(LogLevel::Warning, &log);
+                }
+            }
         }
     }
 
@@ -397,8 +421,82 @@ async fn bind_all(config: &Config, port: u16) -> Result<Vec<TcpListener>> {
     Ok(out)
 }
 
+/// redis `CONFIG_MIN_RESERVED_FDS`: descriptors kept for files and the bus.
+const MIN_RESERVED_FDS: u64 = 32;
+
+/// redis `adjustOpenFilesLimit`: raise the open files limit to what
+/// `maxclients` needs, or lower `maxclients` to what the limit allows.
+fn adjust_open_files_limit(config: &mut Config, logger: &mut Logger) {
+    let maxclients = config.maxclients() as u64;
+    let needed = maxclients + MIN_RESERVED_FDS;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        logger.log(
+            LogLevel::Warning,
+            false,
+            "Unable to obtain the current NOFILE limit, assuming 1024 and setting the max clients configuration accordingly.",
+        );
+        let _ = config.set("maxclients", &(1024 - MIN_RESERVED_FDS).to_string());
+        return;
+    }
+    if lim.rlim_cur >= needed {
+        return;
+    }
+    // Try the full amount, then step down as redis does.
+    let mut best = lim.rlim_cur;
+    let mut want = needed;
+    let mut error = String::new();
+    while want > lim.rlim_cur {
+        let new = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max.max(want),
+        };
+        // SAFETY: `new` is a valid rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            best = want;
+            break;
+        }
+        error = std::io::Error::last_os_error().to_string();
+        want = want.saturating_sub(16);
+    }
+    if best < needed {
+        let reduced = best.saturating_sub(MIN_RESERVED_FDS).max(1);
+        logger.log(
+            LogLevel::Warning,
+            false,
+            &format!("You requested maxclients of {maxclients} requiring at least {needed} max file descriptors."),
+        );
+        logger.log(
+            LogLevel::Warning,
+            false,
+            &format!(
+                "Server can't set maximum open files to {needed} because of OS error: {error}."
+            ),
+        );
+        logger.log(
+            LogLevel::Warning,
+            false,
+            &format!("Current maximum open files is {best}. maxclients has been reduced to {reduced} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'."),
+        );
+        let _ = config.set("maxclients", &reduced.to_string());
+    } else {
+        logger.log(
+            LogLevel::Notice,
+            false,
+            &format!(
+                "Increased maximum number of open files to {best} (it was originally set to {}).",
+                lim.rlim_cur
+            ),
+        );
+    }
+}
+
 /// Starts the node and runs it until SIGTERM/SIGINT.
-pub async fn run(config: Config) -> Result<()> {
+pub async fn run(mut config: Config) -> Result<()> {
     let dir = config.dir();
     std::env::set_current_dir(&dir).with_context(|| format!("Can't chdir to '{dir}'"))?;
     let mut logger = Logger::open(&config.logfile(), log::parse_level(&config.loglevel()))
@@ -418,6 +516,7 @@ pub async fn run(config: Config) -> Result<()> {
         ),
     );
     logger.log(LogLevel::Notice, false, "Configuration loaded");
+    adjust_open_files_limit(&mut config, &mut logger);
     if !config.pidfile().is_empty() {
         // As redis: a PID file that cannot be written is a warning, not fatal.
         if let Err(e) = std::fs::write(config.pidfile(), format!("{}\n", std::process::id())) {
@@ -482,6 +581,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     let client_listeners = bind_all(&config, config.port()).await?;
 
+    let clients = clients::Clients::new(&config);
     let node = Node {
         cluster,
         db: Db::new(),
@@ -490,7 +590,6 @@ pub async fn run(config: Config) -> Result<()> {
         stats: Stats {
             start_ms: now,
             start_mono_ms: mono_ms(),
-            next_client_id: 1,
             ..Stats::default()
         },
         events,
@@ -498,6 +597,7 @@ pub async fn run(config: Config) -> Result<()> {
         links: HashMap::new(),
         repl: replication::ReplShell::new(now),
         aof: None,
+        clients,
     };
     let shared = Arc::new(Shared {
         node: Mutex::new(node),
@@ -600,6 +700,38 @@ async fn cron(shared: Arc<Shared>) {
         }
         n.replication_cron(now);
         n.aof_cron(&shared);
+        n.clients_cron(now);
         n.drain(&shared);
+    }
+}
+
+impl Node {
+    /// The client part of serverCron: rate samples every tick; idle
+    /// timeouts, output limits and buffer peaks once a second (redis
+    /// `clientsCron` visits every client about once a second).
+    fn clients_cron(&mut self, now: u64) {
+        self.stats.track_metrics(now);
+        let used = crate::mem::allocated() as u64;
+        self.stats.peak_memory = self.stats.peak_memory.max(used);
+        if now / 1000 == self.clients.last_cron_s {
+            return;
+        }
+        self.clients.last_cron_s = now / 1000;
+        let timeout = self.clients.limits.timeout_s;
+        for log in self.clients.close_idle(timeout, now) {
+            self.log(LogLevel::Verbose, &log);
+        }
+        let limits = self.clients.limits.obuf;
+        for log in self.clients.cron(&limits, now) {
+            self.log(LogLevel::Warning, &log);
+        }
+        // Connections that closed leave their memory in malloc's free lists;
+        // once many have gone, hand the free pages back to the system.
+        let count = self.clients.len();
+        self.clients.peak_since_trim = self.clients.peak_since_trim.max(count);
+        if self.clients.peak_since_trim >= count + 256 {
+            crate::mem::trim();
+            self.clients.peak_since_trim = count;
+        }
     }
 }

@@ -85,6 +85,11 @@ pub(super) struct ReplShell {
 }
 
 impl ReplShell {
+    /// Connected replicas (they count against maxclients).
+    pub(super) fn replica_count(&self) -> usize {
+        self.replicas.len()
+    }
+
     pub(super) fn new(now: u64) -> ReplShell {
         ReplShell {
             state: Replication::new(random_replid()),
@@ -146,7 +151,10 @@ impl Node {
     /// paused master must not move its offset while its replica catches up
     /// (redis skips expiry while paused for the same reason).
     pub(super) fn refresh_expire_mode(&mut self, now: u64) {
-        let hide = self.repl.state.is_replica() || self.is_replica() || self.paused(now);
+        // Any pause (CLIENT PAUSE too) stops expiry, as in redis 7.0.
+        let hide = self.repl.state.is_replica()
+            || self.is_replica()
+            || self.pause_kind(now) != commands::PauseKind::Off;
         commands::set_replica_mode(&mut self.db, hide);
     }
 
@@ -875,26 +883,6 @@ pub(super) async fn wait_for_acks(shared: &Arc<Shared>, req: WaitRequest) -> Fra
                 }
             }
             None => notified.await,
-        }
-    }
-}
-
-/// Holds a write while the manual-failover pause lasts (or until lifted).
-pub(super) async fn wait_unpaused(shared: &Arc<Shared>) {
-    loop {
-        let until = shared
-            .node
-            .lock()
-            .cluster
-            .as_ref()
-            .and_then(|c| c.client_pause_until());
-        let now = now_ms();
-        match until {
-            // Polled: the core lifts the pause early when the failover ends.
-            Some(t) if now < t => {
-                tokio::time::sleep(Duration::from_millis((t - now).min(10))).await
-            }
-            _ => return,
         }
     }
 }

@@ -136,6 +136,16 @@ pub struct Db {
     blocking: HashMap<Bytes, usize>,
     /// One of `blocking`'s keys was modified since the last check.
     ready: bool,
+    /// INFO stats counters about the keyspace.
+    pub stats: KeyspaceStats,
+}
+
+/// keyspace_hits / keyspace_misses (lookups by reads) and expired_keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyspaceStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub expired: u64,
 }
 
 impl Default for Db {
@@ -170,6 +180,7 @@ impl Db {
             dirty: 0,
             blocking: HashMap::new(),
             ready: false,
+            stats: KeyspaceStats::default(),
         }
     }
 
@@ -221,6 +232,7 @@ impl Db {
         if self.mode == ExpireMode::Delete {
             if let Some((k, _)) = self.remove_entry_in(slot, key) {
                 self.dirty += 1;
+                self.stats.expired += 1;
                 self.touch_expired(&k);
                 self.expired_log.push(k);
             }
@@ -228,13 +240,21 @@ impl Db {
         true
     }
 
-    /// A key's entry, after the expiry check (redis `lookupKeyRead`).
+    /// A key's entry, after the expiry check (redis `lookupKeyRead`, which
+    /// also counts keyspace hits and misses).
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         let slot = slot_index(key);
         if self.expired(slot, key, now) {
+            self.stats.misses += 1;
             return None;
         }
-        self.slots[slot].get(key)
+        let found = self.slots[slot].get(key);
+        if found.is_some() {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        found
     }
 
     /// A key's entry for modification, after the expiry check. The caller
@@ -491,6 +511,7 @@ impl Db {
             }
             self.remove_entry_in(slot_index(&key), &key);
             self.dirty += 1;
+            self.stats.expired += 1;
             self.touch_expired(&key);
             out.push(key);
         }

@@ -486,18 +486,25 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
         h.msg_type
     );
     let max_entries = usize::from(u16::MAX);
+    // Fields the body determines are derived from it; the others are written
+    // as the header has them, so that decoding then encoding any frame gives
+    // back the same message (an MFSTART's count, say, means nothing to redis
+    // but survives the round trip).
     let (count, extensions, mflags0) = match &msg.body {
         Body::Ping { gossip, extensions } => {
+            let count = gossip.len().min(max_entries);
             let n_ext = extensions.len().min(max_entries);
-            let flag = if n_ext > 0 { msg_flags::EXT_DATA } else { 0 };
-            (
-                gossip.len().min(max_entries),
-                n_ext,
-                (h.mflags[0] & !msg_flags::EXT_DATA) | flag,
-            )
+            if n_ext > 0 {
+                (count, n_ext, h.mflags[0] | msg_flags::EXT_DATA)
+            } else if h.mflags[0] & msg_flags::EXT_DATA != 0 {
+                // EXT_DATA with no records: the count must say none.
+                (count, 0, h.mflags[0])
+            } else {
+                // Without EXT_DATA redis reads no records; the count is kept.
+                (count, usize::from(h.extensions), h.mflags[0])
+            }
         }
-        Body::Unknown { .. } => (usize::from(h.count), usize::from(h.extensions), h.mflags[0]),
-        _ => (0, 0, h.mflags[0] & !msg_flags::EXT_DATA),
+        _ => (usize::from(h.count), usize::from(h.extensions), h.mflags[0]),
     };
     let totlen = HEADER_LEN + payload_len(&msg.body, count, extensions);
     let start = out.len();

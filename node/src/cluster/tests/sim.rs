@@ -518,6 +518,8 @@ impl Sim {
                 Action::FlushAll => self.nodes[i].keys.keys.clear(),
                 Action::Event(e) => self.nodes[i].events.push((now, e)),
                 Action::Log { level, text } => self.nodes[i].logs.push((now, level, text)),
+                // No clients in the simulation.
+                Action::Publish { .. } | Action::DropShardChannels { .. } => {}
             }
         }
     }

@@ -19,7 +19,9 @@ pub fn frame_to_lua(lua: &Lua, frame: Frame) -> mlua::Result<Value> {
         Frame::Integer(n) => Value::Integer(n as mlua::Integer),
         Frame::Bulk(b) => Value::String(lua.create_string(&b[..])?),
         Frame::Null | Frame::NullArray => Value::Boolean(false),
-        Frame::Array(items) | Frame::Set(items) => {
+        // Push and Replies come only from (P|S)SUBSCRIBE, which scripts may
+        // not call; converted as arrays all the same.
+        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) | Frame::Replies(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.into_iter().enumerate() {
                 t.raw_set(i + 1, frame_to_lua(lua, item)?)?;

@@ -7,7 +7,7 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, RegistryKey, StdLib, Table, Va
 use sha1::{Digest, Sha1};
 
 use super::convert::{error_table, frame_to_lua, lua_to_frame};
-use crate::commands::table::{self, flag, Lookup};
+use crate::commands::table::{self, flag, Id, Lookup};
 use crate::commands::{route, Ctx};
 use crate::resp::Frame;
 use crate::slots::key_slot;
@@ -1031,12 +1031,15 @@ fn check_and_call(ctx: &mut Ctx<'_>, run: &mut Run, argv: Vec<Bytes>) -> Result<
     }
     if ctx.host.cluster_enabled() && !obey && spec.has_keys() {
         let single = [(spec, &argv[..])];
+        // SPUBLISH routes by its shard channel (redis `getNodeByQuery`).
+        let pubsubshard = spec.id == Id::Spublish;
         let q = route::Query {
             commands: &single,
             command_flags: spec.flags,
             is_write: spec.is_write(),
             asking: ctx.client.asking,
-            readonly: ctx.client.readonly,
+            readonly: ctx.client.readonly || pubsubshard,
+            pubsubshard,
         };
         if let Err(r) = route::check(&q, &*ctx.host, ctx.db, ctx.expire_now) {
             return Err(match r {
