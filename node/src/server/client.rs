@@ -139,8 +139,7 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
                 let Some(e) = n.clients.get(conn.slot) else {
                     break;
                 };
-                e.blocked = false;
-                e.unblock = Unblock::No;
+                end_block(e);
                 let Some(reply) = reply else {
                     drop(n);
                     break;
@@ -261,8 +260,7 @@ async fn block_until(shared: &Arc<Shared>, conn: &mut Conn, req: commands::Block
     let Some(e) = n.clients.get(conn.slot) else {
         return false;
     };
-    e.blocked = false;
-    e.unblock = Unblock::No;
+    end_block(e);
     if gone {
         return false;
     }
@@ -271,6 +269,16 @@ async fn block_until(shared: &Arc<Shared>, conn: &mut Conn, req: commands::Block
         e.close = Close::AfterReply;
     }
     true
+}
+
+/// The client is no longer blocked. The read buffer `poll_blocked` kept
+/// ready goes if it holds nothing, so an idle connection keeps none.
+fn end_block(e: &mut Entry) {
+    e.blocked = false;
+    e.unblock = Unblock::No;
+    if e.qbuf.is_empty() {
+        e.qbuf = BytesMut::new();
+    }
 }
 
 /// Encodes the reply that ends a block (timeout, CLIENT UNBLOCK) as the
