@@ -172,6 +172,10 @@ pub enum PartitionSpec {
     ReplicasApart {
         count: usize,
     },
+    /// Primary 0 (draw order) with a minority of the failover voters (the sentinels;
+    /// the masters under Redis Cluster), cut off from every other node: Jepsen's 2013
+    /// Sentinel partition, where the old master keeps a client-reachable minority.
+    PrimaryWithMinority,
     Grudge {
         #[serde(with = "grudge_serde")]
         grudge: Grudge,
@@ -292,6 +296,10 @@ pub struct Planned {
 pub struct Topology {
     pub primaries: Vec<usize>,
     pub replicas_of: BTreeMap<usize, Vec<usize>>,
+    /// The nodes that vote on a failover when they are not the primaries (Sentinel's
+    /// sentinels); empty under Redis Cluster, whose masters vote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<usize>,
 }
 
 impl Topology {
@@ -300,6 +308,7 @@ impl Topology {
         Topology {
             primaries: p.to_vec(),
             replicas_of: BTreeMap::new(),
+            voters: vec![],
         }
     }
 
@@ -415,6 +424,20 @@ pub fn generate(
     time_limit_ms: u64,
     node_timeout_ms: u64,
 ) -> Vec<Planned> {
+    generate_with(seed, kinds, interval_ms, time_limit_ms, node_timeout_ms, &[])
+}
+
+/// [`generate`] with partition specs of the target's own added to the draw (Sentinel
+/// adds [`PartitionSpec::PrimaryWithMinority`]). With none added, the draws are those
+/// of [`generate`], so Redis Cluster seeds keep their schedules.
+pub fn generate_with(
+    seed: u64,
+    kinds: &[NemesisKind],
+    interval_ms: u64,
+    time_limit_ms: u64,
+    node_timeout_ms: u64,
+    extra_partitions: &[PartitionSpec],
+) -> Vec<Planned> {
     let mut r = stream(seed, "nemesis");
     let mut out = Vec::new();
     if kinds.is_empty() || interval_ms == 0 {
@@ -451,7 +474,8 @@ pub fn generate(
             out.extend(faults);
             t += gap + span;
         } else {
-            let Some(p) = draw_basic(&mut r, &basic, &mut t, end, interval_ms) else {
+            let Some(p) = draw_basic(&mut r, &basic, &mut t, end, interval_ms, extra_partitions)
+            else {
                 break;
             };
             out.push(p);
@@ -470,6 +494,7 @@ fn draw_basic(
     t: &mut u64,
     end: u64,
     interval_ms: u64,
+    extra_partitions: &[PartitionSpec],
 ) -> Option<Planned> {
     let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
     let node_specs = [
@@ -497,7 +522,7 @@ fn draw_basic(
     let stop_ms = start_ms + dur;
     let fault = match kind {
         NemesisKind::Partition => {
-            let specs = [
+            let mut specs = vec![
                 PartitionSpec::IsolateOne,
                 PartitionSpec::RandomHalves,
                 PartitionSpec::MajorityMinority,
@@ -506,6 +531,7 @@ fn draw_basic(
                 PartitionSpec::PrimariesAlone,
                 PartitionSpec::OneWay,
             ];
+            specs.extend_from_slice(extra_partitions);
             Fault::Partition {
                 partition: pick(r, &specs).unwrap_or(PartitionSpec::IsolateOne),
             }
@@ -676,6 +702,33 @@ pub fn resolve_partition(spec: &PartitionSpec, n: usize, topo: &Topology, draw: 
             }
             g
         }
+        PartitionSpec::PrimaryWithMinority => {
+            let Some(p0) = ranked.first().copied() else {
+                return Grudge::new();
+            };
+            // The voters in the draw's order; under Redis Cluster the masters (p0
+            // among them), else the target's own voters.
+            let mut voters = if topo.voters.is_empty() {
+                ranked.clone()
+            } else {
+                let mut v = topo.voters.clone();
+                shuffle(&mut r, &mut v);
+                v
+            };
+            // A minority of the voters on p0's side: p0 counts when it votes itself.
+            let minority = voters.len().saturating_sub(1) / 2;
+            let others = if topo.voters.is_empty() {
+                minority.saturating_sub(1)
+            } else {
+                minority
+            };
+            voters.retain(|v| *v != p0);
+            let side_a: Vec<usize> = std::iter::once(p0)
+                .chain(voters.into_iter().take(others))
+                .collect();
+            let side_b: Vec<usize> = (0..n).filter(|i| !side_a.contains(i)).collect();
+            grudge::complete(&[side_a, side_b])
+        }
         PartitionSpec::Grudge { grudge } => grudge.clone(),
     }
 }
@@ -719,6 +772,7 @@ pub fn needs_topology(f: &Fault) -> bool {
         f,
         Fault::Partition {
             partition: PartitionSpec::PrimariesAlone
+                | PartitionSpec::PrimaryWithMinority
                 | PartitionSpec::BlindVoter
                 | PartitionSpec::PrimaryRefusesOne
                 | PartitionSpec::IsolatePrimary { .. }
@@ -954,12 +1008,61 @@ mod tests {
     }
 
     #[test]
+    fn primary_with_minority_keeps_a_minority_of_voters_with_the_master() {
+        // Sentinel: data nodes 0..3 (master 1), sentinels 3..6.
+        let topo = Topology {
+            primaries: vec![1],
+            replicas_of: [(1, vec![0, 2])].into_iter().collect(),
+            voters: vec![3, 4, 5],
+        };
+        for draw in 0..20 {
+            let g = resolve_partition(&PartitionSpec::PrimaryWithMinority, 6, &topo, draw);
+            let side_a: Vec<usize> = (0..6)
+                .filter(|i| g.get(i).is_some_and(|v| v.contains(&0)))
+                .collect();
+            assert!(side_a.contains(&1), "{g:?}");
+            let sentinels = side_a.iter().filter(|i| **i >= 3).count();
+            assert_eq!((side_a.len(), sentinels), (2, 1), "{g:?}");
+        }
+        // Redis Cluster: three masters, so the primary alone is the minority.
+        let topo = Topology {
+            primaries: vec![0, 1, 2],
+            replicas_of: [(0, vec![3]), (1, vec![4]), (2, vec![5])]
+                .into_iter()
+                .collect(),
+            voters: vec![],
+        };
+        let g = resolve_partition(&PartitionSpec::PrimaryWithMinority, 6, &topo, 3);
+        let alone: Vec<usize> = (0..6).filter(|i| g.get(i).is_some_and(|v| v.len() == 5)).collect();
+        assert_eq!(alone.len(), 1);
+        assert!(topo.primaries.contains(&alone[0]));
+    }
+
+    #[test]
+    fn extra_partitions_leave_cluster_schedules_alone_and_join_the_draw() {
+        let k = [NemesisKind::Partition];
+        assert_eq!(
+            generate(7, &k, 3000, 60_000, 2000),
+            generate_with(7, &k, 3000, 60_000, 2000, &[])
+        );
+        let extra = [PartitionSpec::PrimaryWithMinority];
+        let drawn = (0..10u64)
+            .flat_map(|s| generate_with(s, &k, 3000, 60_000, 2000, &extra))
+            .filter(|p| {
+                matches!(&p.fault, Fault::Partition { partition } if *partition == PartitionSpec::PrimaryWithMinority)
+            })
+            .count();
+        assert!(drawn > 0);
+    }
+
+    #[test]
     fn package_specs_resolve_against_one_topology() {
         let topo = Topology {
             primaries: vec![0, 1, 2],
             replicas_of: [(0, vec![3]), (1, vec![4]), (2, vec![5])]
                 .into_iter()
                 .collect(),
+            voters: vec![],
         };
         let draw = 11;
         let p0 = resolve_targets(&TargetSpec::Primary { rank: 0 }, 6, &topo, draw);
