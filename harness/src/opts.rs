@@ -128,6 +128,12 @@ pub struct RunOpts {
     /// The same as `--claims linearizable` (kept for older commands and test.json files).
     #[arg(long, hide = true)]
     pub linearizable: bool,
+    /// Draw partitions of these shapes only, comma-separated (`isolate-one`,
+    /// `random-halves`, `majority-minority`, `majorities-ring`, `bridge`,
+    /// `primaries-alone`, `one-way`, `primary-with-minority`).
+    #[arg(long)]
+    #[serde(default)]
+    pub partitions: Option<String>,
     /// Sentinel target: `min-replicas-to-write` on the data nodes (0: off, redis's
     /// default; N: a master refuses writes with fewer than N replicas acknowledging
     /// within 10 s).

@@ -424,19 +424,46 @@ pub fn generate(
     time_limit_ms: u64,
     node_timeout_ms: u64,
 ) -> Vec<Planned> {
-    generate_with(seed, kinds, interval_ms, time_limit_ms, node_timeout_ms, &[])
+    generate_with(
+        seed,
+        kinds,
+        interval_ms,
+        time_limit_ms,
+        node_timeout_ms,
+        &Shapes::Add(vec![]),
+    )
 }
 
-/// [`generate`] with partition specs of the target's own added to the draw (Sentinel
-/// adds [`PartitionSpec::PrimaryWithMinority`]). With none added, the draws are those
-/// of [`generate`], so Redis Cluster seeds keep their schedules.
+impl PartitionSpec {
+    /// Parses `--partitions`: comma-separated shape names as schedule.json spells
+    /// them (`isolate-one`, `majority-minority`, `primary-with-minority`, ...).
+    pub fn parse_list(s: &str) -> Result<Vec<PartitionSpec>, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                serde_json::from_value::<PartitionSpec>(serde_json::json!({"spec": p}))
+                    .map_err(|_| format!("unknown partition shape {p:?}"))
+                    .and_then(|spec| match spec {
+                        PartitionSpec::Grudge { .. } => Err("grudge is not a shape".into()),
+                        s => Ok(s),
+                    })
+            })
+            .collect()
+    }
+}
+
+/// [`generate`] with the partition shapes of `shapes`: a target's own added to the
+/// draw (Sentinel adds [`PartitionSpec::PrimaryWithMinority`]), or `--partitions`
+/// alone. With none added, the draws are those of [`generate`], so Redis Cluster
+/// seeds keep their schedules.
 pub fn generate_with(
     seed: u64,
     kinds: &[NemesisKind],
     interval_ms: u64,
     time_limit_ms: u64,
     node_timeout_ms: u64,
-    extra_partitions: &[PartitionSpec],
+    shapes: &Shapes,
 ) -> Vec<Planned> {
     let mut r = stream(seed, "nemesis");
     let mut out = Vec::new();
@@ -474,7 +501,7 @@ pub fn generate_with(
             out.extend(faults);
             t += gap + span;
         } else {
-            let Some(p) = draw_basic(&mut r, &basic, &mut t, end, interval_ms, extra_partitions)
+            let Some(p) = draw_basic(&mut r, &basic, &mut t, end, interval_ms, shapes)
             else {
                 break;
             };
@@ -487,6 +514,35 @@ pub fn generate_with(
     out
 }
 
+/// Which partition shapes a schedule draws from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shapes {
+    /// The default seven plus these (a target's own, e.g. Sentinel's).
+    Add(Vec<PartitionSpec>),
+    /// These alone (`--partitions`).
+    Only(Vec<PartitionSpec>),
+}
+
+/// The partition shapes a draw picks from.
+pub fn partition_draw(shapes: &Shapes) -> Vec<PartitionSpec> {
+    let extra = match shapes {
+        Shapes::Only(only) if !only.is_empty() => return only.clone(),
+        Shapes::Only(_) => &[][..],
+        Shapes::Add(extra) => extra.as_slice(),
+    };
+    let mut specs = vec![
+        PartitionSpec::IsolateOne,
+        PartitionSpec::RandomHalves,
+        PartitionSpec::MajorityMinority,
+        PartitionSpec::MajoritiesRing,
+        PartitionSpec::Bridge,
+        PartitionSpec::PrimariesAlone,
+        PartitionSpec::OneWay,
+    ];
+    specs.extend_from_slice(extra);
+    specs
+}
+
 /// One basic fault after `t`, or None when none fits before `end`.
 fn draw_basic(
     r: &mut ChaCha8Rng,
@@ -494,7 +550,7 @@ fn draw_basic(
     t: &mut u64,
     end: u64,
     interval_ms: u64,
-    extra_partitions: &[PartitionSpec],
+    shapes: &Shapes,
 ) -> Option<Planned> {
     let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
     let node_specs = [
@@ -522,16 +578,7 @@ fn draw_basic(
     let stop_ms = start_ms + dur;
     let fault = match kind {
         NemesisKind::Partition => {
-            let mut specs = vec![
-                PartitionSpec::IsolateOne,
-                PartitionSpec::RandomHalves,
-                PartitionSpec::MajorityMinority,
-                PartitionSpec::MajoritiesRing,
-                PartitionSpec::Bridge,
-                PartitionSpec::PrimariesAlone,
-                PartitionSpec::OneWay,
-            ];
-            specs.extend_from_slice(extra_partitions);
+            let specs = partition_draw(shapes);
             Fault::Partition {
                 partition: pick(r, &specs).unwrap_or(PartitionSpec::IsolateOne),
             }
@@ -1043,9 +1090,9 @@ mod tests {
         let k = [NemesisKind::Partition];
         assert_eq!(
             generate(7, &k, 3000, 60_000, 2000),
-            generate_with(7, &k, 3000, 60_000, 2000, &[])
+            generate_with(7, &k, 3000, 60_000, 2000, &Shapes::Add(vec![]))
         );
-        let extra = [PartitionSpec::PrimaryWithMinority];
+        let extra = Shapes::Add(vec![PartitionSpec::PrimaryWithMinority]);
         let drawn = (0..10u64)
             .flat_map(|s| generate_with(s, &k, 3000, 60_000, 2000, &extra))
             .filter(|p| {
@@ -1053,6 +1100,12 @@ mod tests {
             })
             .count();
         assert!(drawn > 0);
+        let only = Shapes::Only(PartitionSpec::parse_list("primary-with-minority").unwrap());
+        let s = generate_with(1, &k, 3000, 60_000, 2000, &only);
+        assert!(!s.is_empty());
+        assert!(s.iter().all(|p| matches!(&p.fault, Fault::Partition { partition } if *partition == PartitionSpec::PrimaryWithMinority)));
+        assert!(PartitionSpec::parse_list("isolate-one,nope").is_err());
+        assert!(PartitionSpec::parse_list("grudge").is_err());
     }
 
     #[test]

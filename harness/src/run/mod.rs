@@ -128,7 +128,7 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
         (opts.nemesis_interval * 1000.0) as u64,
         (opts.time_limit * 1000.0) as u64,
         opts.node_timeout,
-        &targets::extra_partitions(opts.target),
+        &partition_shapes(opts)?,
     ))
 }
 
@@ -141,6 +141,20 @@ pub fn fixed_shape(opts: &RunOpts) -> RunOpts {
         o.replicas = if o.target == TargetChoice::Sentinel { 2 } else { 0 };
     }
     o
+}
+
+/// The partition shapes of the draw: `--partitions` alone, else the target's extras.
+fn partition_shapes(opts: &RunOpts) -> Result<schedule::Shapes, RunError> {
+    match &opts.partitions {
+        Some(list) => {
+            let only = schedule::PartitionSpec::parse_list(list).map_err(RunError::BadOption)?;
+            if only.is_empty() {
+                return Err(RunError::BadOption("--partitions names no shape".into()));
+            }
+            Ok(schedule::Shapes::Only(only))
+        }
+        None => Ok(schedule::Shapes::Add(targets::extra_partitions(opts.target))),
+    }
 }
 
 /// Refuses options that cannot work.
@@ -213,6 +227,7 @@ pub fn validate(opts: &RunOpts) -> Result<(), RunError> {
         return bad("--test-count must be >= 1");
     }
     NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
+    partition_shapes(opts)?;
     Ok(())
 }
 
