@@ -26,14 +26,13 @@ fn sentinels(f: &Facts) -> BTreeSet<String> {
 /// answer at or before `t`).
 fn master_at(f: &Facts, t: i64) -> Option<String> {
     let mut latest: BTreeMap<&str, Option<&String>> = BTreeMap::new();
-    for (ts, s, m) in f.d.sentinel_views.iter().filter(|(ts, _, _)| *ts <= t) {
-        let _ = ts;
+    for (_, s, m) in f.d.sentinel_views.iter().filter(|(ts, _, _)| *ts <= t) {
         latest.insert(s.as_str(), m.as_ref());
     }
     let all = sentinels(f).len();
     let mut count: BTreeMap<&String, usize> = BTreeMap::new();
     for m in latest.values().flatten() {
-        *count.entry(m).or_default() += 1;
+        *count.entry(*m).or_default() += 1;
     }
     count
         .into_iter()
