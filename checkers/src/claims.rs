@@ -741,8 +741,8 @@ fn judge_one(f: &Facts, a: Anomaly) -> Attribution {
                 .then_some(())
                 .and(a.at)
                 .and_then(|i| f.ops.get(&i))
-                    .and_then(|o| o.node.clone())
-                    .and_then(|n| f.cut_since(&n, to).map(|c| (n, c)));
+                .and_then(|o| o.node.clone())
+                .and_then(|n| f.cut_since(&n, to).map(|c| (n, c)));
             match (split_within(f, &a.key, from, to), minority) {
                 (Some((m, e)), _) => Attribution {
                     anomaly: a,

@@ -19,7 +19,10 @@ const MAX_LAG_MS: i64 = 10_000;
 
 /// The sentinels (node names) seen in the snapshots.
 fn sentinels(f: &Facts) -> BTreeSet<String> {
-    f.d.sentinel_views.iter().map(|(_, s, _)| s.clone()).collect()
+    f.d.sentinel_views
+        .iter()
+        .map(|(_, s, _)| s.clone())
+        .collect()
 }
 
 /// The master the majority of the sentinels named at `t` (each sentinel's latest
@@ -43,18 +46,36 @@ fn master_at(f: &Facts, t: i64) -> Option<String> {
 /// The first time after `t` at which the sentinels' majority named a master other
 /// than `node`, and that master.
 fn switch_after(f: &Facts, node: &str, t: i64) -> Option<(i64, String)> {
-    let mut times: Vec<i64> = f
-        .d
-        .sentinel_views
-        .iter()
-        .map(|(ts, _, _)| *ts)
-        .filter(|ts| *ts > t)
-        .collect();
+    let mut times: Vec<i64> =
+        f.d.sentinel_views
+            .iter()
+            .map(|(ts, _, _)| *ts)
+            .filter(|ts| *ts > t)
+            .collect();
     times.sort_unstable();
     times.dedup();
-    times
+    // The first time after `t` at which another master is named; reported as the
+    // time the majority began to name it.
+    let all: Vec<i64> = {
+        let mut v: Vec<i64> = f.d.sentinel_views.iter().map(|(ts, _, _)| *ts).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let (ts, m) = times
         .into_iter()
-        .find_map(|ts| master_at(f, ts).filter(|m| m != node).map(|m| (ts, m)))
+        .find_map(|ts| master_at(f, ts).filter(|m| m != node).map(|m| (ts, m)))?;
+    // When the majority started naming `m` (one failover, however many acks it
+    // explains): walk back while it did.
+    let since = all
+        .iter()
+        .rev()
+        .filter(|x| **x <= ts)
+        .take_while(|x| master_at(f, **x).as_ref() == Some(&m))
+        .last()
+        .copied()
+        .unwrap_or(ts);
+    Some((since, m))
 }
 
 /// Since when `cut(x)` has held without a break up to `t` (by fault boundaries),
@@ -63,14 +84,13 @@ fn cut_since(f: &Facts, t: i64, cut: impl Fn(i64) -> bool) -> Option<i64> {
     if !cut(t) {
         return None;
     }
-    let mut bounds: Vec<i64> = f
-        .d
-        .faults
-        .iter()
-        .flat_map(|w| [Some(w.start_ms), w.stop_ms])
-        .flatten()
-        .filter(|b| *b <= t)
-        .collect();
+    let mut bounds: Vec<i64> =
+        f.d.faults
+            .iter()
+            .flat_map(|w| [Some(w.start_ms), w.stop_ms])
+            .flatten()
+            .filter(|b| *b <= t)
+            .collect();
     bounds.sort_unstable();
     bounds.dedup();
     let Some(&last) = bounds.last() else {
@@ -142,13 +162,8 @@ pub(crate) fn sentinel_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'sta
     // Partitioned master: cut off from the majority of the sentinels at the ack.
     let sents = sentinels(f);
     let need = sents.len() / 2 + 1;
-    let cut_from_sentinels = |x: i64| {
-        sents
-            .iter()
-            .filter(|s| f.reachable(&node, s, x))
-            .count()
-            < need
-    };
+    let cut_from_sentinels =
+        |x: i64| sents.iter().filter(|s| f.reachable(&node, s, x)).count() < need;
     if let Some(cut) = cut_since(f, ta, cut_from_sentinels) {
         ev["cut_off_from_sentinels_since_ms"] = json!(cut);
         let n = f.min_replicas_to_write as usize;
@@ -184,12 +199,11 @@ pub(crate) fn sentinel_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'sta
     }
     // A failover after the write: did the promoted replica have it?
     let (_, after) = f.offset_around(&node, ta);
-    let promoted = f
-        .d
-        .offsets
-        .iter()
-        .rfind(|o| o.node == new && o.t_ms <= t_switch)
-        .map(|o| (o.offset, o.replid.as_str()));
+    let promoted =
+        f.d.offsets
+            .iter()
+            .rfind(|o| o.node == new && o.t_ms <= t_switch)
+            .map(|o| (o.offset, o.replid.as_str()));
     ev["offsets"] = json!({"master_after_ack": after.map(|a| a.0),
                            "promoted_before_switch": promoted.map(|p| p.0)});
     if let (Some((ma, ra)), Some((pr, rp))) = (after, promoted) {

@@ -430,7 +430,11 @@ impl RunData {
         let target = test["options"]["target"].as_str().unwrap_or("");
         d.target = target.to_string();
         // Sentinel and twemproxy nodes write no event log: nothing to expect or load.
-        let node_logs = if is_standalone(target) { &[][..] } else { node_logs };
+        let node_logs = if is_standalone(target) {
+            &[][..]
+        } else {
+            node_logs
+        };
         d.expected_nodes = test["options"]["nodes"]
             .as_u64()
             .map(|n| n as usize)
@@ -457,7 +461,12 @@ impl RunData {
         // Sentinel and twemproxy snapshot lines carry each node's address.
         let addr_names: HashMap<String, String> = snap_lines
             .iter()
-            .filter_map(|(_, v)| Some((v["addr"].as_str()?.to_string(), v["node"].as_str()?.to_string())))
+            .filter_map(|(_, v)| {
+                Some((
+                    v["addr"].as_str()?.to_string(),
+                    v["node"].as_str()?.to_string(),
+                ))
+            })
             .collect();
         for (_, v) in snap_lines {
             let node = v["node"].as_str().unwrap_or("").to_string();

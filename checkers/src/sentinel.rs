@@ -85,7 +85,12 @@ pub fn check_dir(dir: &Path) -> (Valid, Value) {
     let logs: Vec<(String, Option<Vec<u8>>)> = setup
         .sentinels
         .iter()
-        .map(|n| (n.clone(), std::fs::read(dir.join("nodes").join(n).join("log")).ok()))
+        .map(|n| {
+            (
+                n.clone(),
+                std::fs::read(dir.join("nodes").join(n).join("log")).ok(),
+            )
+        })
         .collect();
     let snapshots = std::fs::read(dir.join("snapshots.jsonl")).ok();
     check(&setup, &logs, snapshots.as_deref())
@@ -115,7 +120,13 @@ pub fn check(
     let damaged = (!damage.is_empty()).then(|| {
         damage
             .iter()
-            .map(|d| format!("{}: {}", d["file"].as_str().unwrap_or(""), d["reason"].as_str().unwrap_or("")))
+            .map(|d| {
+                format!(
+                    "{}: {}",
+                    d["file"].as_str().unwrap_or(""),
+                    d["reason"].as_str().unwrap_or("")
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ")
     });
@@ -199,8 +210,10 @@ fn odown_quorum(setup: &Setup, logs: &BTreeMap<String, SLog>) -> Rule {
             let q = setup.quorum;
             let ok = agree.is_some_and(|a| a >= q) && *quorum == Some(q);
             if !ok {
-                r.violate(json!({"sentinel": name, "line": l.line, "master": setup.node_at(addr),
-                    "agree": agree, "quorum_logged": quorum, "quorum_configured": q}));
+                r.violate(
+                    json!({"sentinel": name, "line": l.line, "master": setup.node_at(addr),
+                    "agree": agree, "quorum_logged": quorum, "quorum_configured": q}),
+                );
             }
         }
     }
@@ -285,7 +298,9 @@ fn failover_by_elected_leader(
                     r.cases += 1;
                     let e = attempt.as_ref().and_then(|a| a.epoch);
                     let voters = match (e, my_id) {
-                        (Some(e), Some(id)) => votes.get(&(e, id.clone())).cloned().unwrap_or_default(),
+                        (Some(e), Some(id)) => {
+                            votes.get(&(e, id.clone())).cloned().unwrap_or_default()
+                        }
                         _ => BTreeSet::new(),
                     };
                     let ok = e.is_some() && my_id.is_some() && voters.len() >= need;

@@ -18,11 +18,17 @@ pub enum SEv {
     /// `Redis is starting`: a new process (restart after a kill, or the first).
     ProcessStart,
     /// `Sentinel ID is <id>`.
-    Id { id: String },
+    Id {
+        id: String,
+    },
     /// `Sentinel is now ready to exit`.
     Stopped,
     /// `+sdown` / `-sdown` about an instance (`role` master, slave or sentinel).
-    Sdown { role: String, addr: String, on: bool },
+    Sdown {
+        role: String,
+        addr: String,
+        on: bool,
+    },
     /// `+odown master <name> <ip> <port> #quorum <agree>/<quorum>` (and `-odown`).
     Odown {
         addr: String,
@@ -30,30 +36,52 @@ pub enum SEv {
         quorum: Option<u32>,
         on: bool,
     },
-    NewEpoch { epoch: u64 },
-    TryFailover { addr: String },
+    NewEpoch {
+        epoch: u64,
+    },
+    TryFailover {
+        addr: String,
+    },
     /// `+vote-for-leader <runid> <epoch>`: this sentinel's vote.
-    VoteForLeader { leader: String, epoch: u64 },
+    VoteForLeader {
+        leader: String,
+        epoch: u64,
+    },
     /// `<voter> voted for <leader> <epoch>`: a reply this sentinel received.
     VotedFor {
         voter: String,
         leader: String,
         epoch: u64,
     },
-    ElectedLeader { addr: String },
+    ElectedLeader {
+        addr: String,
+    },
     /// A step of a failover this sentinel carries out: `+failover-state-*`,
     /// `+selected-slave`, `+promoted-slave`, `+failover-end`, ...
-    FailoverStep { step: String },
+    FailoverStep {
+        step: String,
+    },
     /// `+failover-abort-*`, `-failover-abort-*`.
-    FailoverAbort { why: String },
+    FailoverAbort {
+        why: String,
+    },
     /// `+switch-master <name> <old ip> <old port> <new ip> <new port>`.
-    SwitchMaster { from: String, to: String },
+    SwitchMaster {
+        from: String,
+        to: String,
+    },
     /// `+config-update-from sentinel <runid> ...`: a newer config learned from a peer.
-    ConfigUpdateFrom { from: String },
+    ConfigUpdateFrom {
+        from: String,
+    },
     /// `+tilt` / `-tilt`: the sentinel's clock jumped; it stops acting for 30 s.
-    Tilt { on: bool },
+    Tilt {
+        on: bool,
+    },
     /// `+convert-to-slave`: a returning old master reconfigured as a replica.
-    ConvertToSlave { addr: String },
+    ConvertToSlave {
+        addr: String,
+    },
 }
 
 /// One parsed line.
@@ -160,12 +188,15 @@ pub fn classify(msg: &str) -> Option<SEv> {
         "+elected-leader" => Some(SEv::ElectedLeader {
             addr: instance_addr(rest)?.1,
         }),
-        "+selected-slave" | "+promoted-slave" | "+failover-end" | "+failover-end-for-timeout"
-        | "+slave-reconf-sent" | "+slave-reconf-inprog" | "+slave-reconf-done" => {
-            Some(SEv::FailoverStep {
-                step: kind.to_string(),
-            })
-        }
+        "+selected-slave"
+        | "+promoted-slave"
+        | "+failover-end"
+        | "+failover-end-for-timeout"
+        | "+slave-reconf-sent"
+        | "+slave-reconf-inprog"
+        | "+slave-reconf-done" => Some(SEv::FailoverStep {
+            step: kind.to_string(),
+        }),
         k if k.starts_with("+failover-state-") => Some(SEv::FailoverStep {
             step: k.to_string(),
         }),
@@ -185,7 +216,9 @@ pub fn classify(msg: &str) -> Option<SEv> {
                 from: (*w.get(1)?).to_string(),
             })
         }
-        "+tilt" | "-tilt" => Some(SEv::Tilt { on: kind == "+tilt" }),
+        "+tilt" | "-tilt" => Some(SEv::Tilt {
+            on: kind == "+tilt",
+        }),
         "+convert-to-slave" => Some(SEv::ConvertToSlave {
             addr: instance_addr(rest)?.1,
         }),
@@ -314,7 +347,10 @@ mod tests {
         let cut = &LOG[..LOG.len() - 10];
         assert!(parse(cut.as_bytes()).damage.unwrap().contains("cut"));
         let no_exit: String = LOG.lines().take(12).map(|l| format!("{l}\n")).collect();
-        assert!(parse(no_exit.as_bytes()).damage.unwrap().contains("ready to exit"));
+        assert!(parse(no_exit.as_bytes())
+            .damage
+            .unwrap()
+            .contains("ready to exit"));
         let mut bad = LOG.as_bytes().to_vec();
         bad.splice(0..0, b"\xff\xfe garbage\n".iter().copied());
         assert!(parse(&bad).damage.unwrap().contains("UTF-8"));

@@ -84,9 +84,17 @@ impl Run {
         let mut snaps = String::new();
         for t in (0..30_000i64).step_by(1000) {
             let switched = self.switch_at.is_some_and(|s| t >= s);
-            let master = if switched { "10.0.0.3:7003" } else { "10.0.0.1:7001" };
+            let master = if switched {
+                "10.0.0.3:7003"
+            } else {
+                "10.0.0.1:7001"
+            };
             for n in 1..=3i64 {
-                let role = if (n == 3) == switched { "master" } else { "slave" };
+                let role = if (n == 3) == switched {
+                    "master"
+                } else {
+                    "slave"
+                };
                 let offset = match (n, t >= 5000) {
                     (1, true) => 150,
                     (3, _) => self.promoted_offset,
@@ -115,8 +123,12 @@ impl Run {
                     .iter()
                     .any(|(a, b, s)| *s == name && *a <= t && t < *b);
                 let keys: Vec<&str> = if holds { vec![KEY] } else { vec![] };
-                snaps.push_str(&(json!({"time": (t + n) * 1_000_000, "node": name, "kind": "shard",
-                    "addr": format!("10.0.0.{n}:700{n}"), "keys": keys}).to_string() + "\n"));
+                snaps.push_str(
+                    &(json!({"time": (t + n) * 1_000_000, "node": name, "kind": "shard",
+                    "addr": format!("10.0.0.{n}:700{n}"), "keys": keys})
+                    .to_string()
+                        + "\n"),
+                );
             }
         }
         snaps
@@ -155,7 +167,11 @@ fn sentinel_partitioned_master_loses_its_minority_writes_as_documented() {
     let c = r.judge("sentinel", true, 0, false);
     assert_eq!((c.anomalies, c.explained), (1, 1), "{c:#?}");
     assert_eq!(c.by_mechanism["partitioned-master"], 1, "{c:#?}");
-    assert!(c.summary.starts_with("valid under sentinel claims"), "{}", c.summary);
+    assert!(
+        c.summary.starts_with("valid under sentinel claims"),
+        "{}",
+        c.summary
+    );
     let ev = &c.explained_examples[0].evidence[0];
     assert_eq!(ev["acked_by"], "n1");
     assert_eq!(ev["failover"]["slot_moved_to"], "n3");
@@ -190,7 +206,11 @@ fn sentinel_loss_without_any_failover_is_unexplained() {
     r.add(1000, 1, "n1").add(5000, 2, "n1");
     let c = r.judge("sentinel", true, 0, false);
     assert_eq!(c.unexplained, 1, "{c:#?}");
-    assert!(c.summary.starts_with("INVALID under sentinel claims"), "{}", c.summary);
+    assert!(
+        c.summary.starts_with("INVALID under sentinel claims"),
+        "{}",
+        c.summary
+    );
 }
 
 #[test]
@@ -201,7 +221,9 @@ fn twemproxy_losses_need_a_restart_without_persistence_or_an_ejection() {
     r.shard_of_key = vec![(0, 30_000, "n2")];
     r.fault(6000, 9000, "kill", json!(["n2"]));
     assert_eq!(
-        r.judge("twemproxy", false, 0, false).by_mechanism.get("no-persistence"),
+        r.judge("twemproxy", false, 0, false)
+            .by_mechanism
+            .get("no-persistence"),
         Some(&1)
     );
     // With AOF the restart keeps the key: nothing documented loses it.

@@ -21,7 +21,12 @@ fn judge(case: &str) -> (Valid, Value) {
     let setup = Setup::from_json(&setup).expect("setup");
     let logs: Vec<(String, Option<Vec<u8>>)> = ["n4", "n5", "n6"]
         .iter()
-        .map(|n| (n.to_string(), std::fs::read(dir(case).join(format!("{n}.log"))).ok()))
+        .map(|n| {
+            (
+                n.to_string(),
+                std::fs::read(dir(case).join(format!("{n}.log"))).ok(),
+            )
+        })
         .collect();
     let snaps = std::fs::read(dir(case).join("snapshots.jsonl"))
         .or_else(|_| std::fs::read(dir("valid").join("snapshots.jsonl")))
@@ -78,11 +83,17 @@ fn each_broken_history_is_caught_by_its_rule() {
 fn a_cut_or_missing_log_makes_the_log_rules_unknown() {
     let (valid, v) = judge("cut-log");
     assert_eq!(valid, Valid::Unknown, "{v:#}");
-    for rule in ["odown-quorum", "one-vote-per-epoch", "failover-by-elected-leader"] {
+    for rule in [
+        "odown-quorum",
+        "one-vote-per-epoch",
+        "failover-by-elected-leader",
+    ] {
         assert_eq!(status(&v, rule), "unknown", "{rule}: {v:#}");
     }
     assert!(v["evidence-damage"][0]["file"] == "nodes/n5/log", "{v:#}");
     let (valid, v) = judge("no-such-case");
     assert_eq!(valid, Valid::Unknown, "{v:#}");
-    assert!(v["evidence-damage"].as_array().is_some_and(|d| d.len() == 3));
+    assert!(v["evidence-damage"]
+        .as_array()
+        .is_some_and(|d| d.len() == 3));
 }

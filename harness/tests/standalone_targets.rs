@@ -37,13 +37,18 @@ fn run(args: &[&str]) -> (tempfile::TempDir, PathBuf, Value) {
         "run {args:?} exit {code}:\n{out}\n{err}"
     );
     let dir = latest(res.path());
-    for f in ["results.json", "summary.json", "junit.xml", "report.html", "history.jsonl"] {
+    for f in [
+        "results.json",
+        "summary.json",
+        "junit.xml",
+        "report.html",
+        "history.jsonl",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
     }
     let results = read_json(&dir.join("results.json"));
     // Offline judgement agrees with the run's.
-    let (ccode, cout, cerr) =
-        common::hearsay(&["check", dir.to_str().unwrap()], reg.path());
+    let (ccode, cout, cerr) = common::hearsay(&["check", dir.to_str().unwrap()], reg.path());
     assert_eq!(ccode, code, "check disagrees:\n{cout}\n{cerr}");
     // Everything of the run is gone.
     let prefix = read_json(&dir.join("test.json"))["prefix"]
@@ -108,11 +113,21 @@ fn sentinel_run_gives_data_and_sentinel_verdicts() {
         p["failovers"].as_array().is_some_and(|f| !f.is_empty()),
         "no failover carried out: {p:#}"
     );
-    assert!(r["claims"]["summary"]
-        .as_str()
-        .is_some_and(|s| s.contains("sentinel claims")), "{:#}", r["claims"]);
+    assert!(
+        r["claims"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("sentinel claims")),
+        "{:#}",
+        r["claims"]
+    );
     assert!(r["set"]["valid"].is_boolean() || r["set"]["valid"].is_string());
-    assert!(r["faults"]["realised"].as_object().is_some_and(|m| !m.is_empty()), "{:#}", r["faults"]);
+    assert!(
+        r["faults"]["realised"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty()),
+        "{:#}",
+        r["faults"]
+    );
     let summary = read_json(&dir.join("summary.json"));
     assert_eq!(summary["target"], "sentinel", "{summary:#}");
 }
@@ -147,9 +162,18 @@ fn twemproxy_run_gives_verdicts() {
         "4",
     ]);
     assert!(dir.join("twemproxy.json").is_file());
-    assert!(r["protocol"]["skipped"].as_str().is_some(), "{:#}", r["protocol"]);
+    assert!(
+        r["protocol"]["skipped"].as_str().is_some(),
+        "{:#}",
+        r["protocol"]
+    );
     let c = &r["claims"];
-    assert!(c["summary"].as_str().is_some_and(|s| s.contains("twemproxy claims")), "{c:#}");
+    assert!(
+        c["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("twemproxy claims")),
+        "{c:#}"
+    );
     // Whatever the set checker found is judged against twemproxy's mechanisms.
     assert!(c["unexplained"].is_u64(), "{c:#}");
 }

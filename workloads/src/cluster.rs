@@ -127,7 +127,11 @@ impl ClusterClient {
 
     /// A client that routes by `routing`; `seeds` are the cluster nodes, the
     /// sentinels, or the proxy.
-    pub fn with_routing(seeds: Vec<SocketAddr>, cfg: ClientConfig, routing: Routing) -> ClusterClient {
+    pub fn with_routing(
+        seeds: Vec<SocketAddr>,
+        cfg: ClientConfig,
+        routing: Routing,
+    ) -> ClusterClient {
         ClusterClient {
             seeds,
             slots: vec![None; SLOTS as usize],
@@ -389,7 +393,10 @@ mod tests {
             Value::Bulk(Some(b"10.1.2.3".to_vec())),
             Value::Bulk(Some(b"7001".to_vec())),
         ]));
-        assert_eq!(parse_master_addr(&v), Some("10.1.2.3:7001".parse().unwrap()));
+        assert_eq!(
+            parse_master_addr(&v),
+            Some("10.1.2.3:7001".parse().unwrap())
+        );
         assert_eq!(parse_master_addr(&Value::Array(None)), None);
         let bad = Value::Array(Some(vec![Value::Bulk(Some(b"x".to_vec()))]));
         assert_eq!(parse_master_addr(&bad), None);

@@ -106,7 +106,9 @@ pub fn doctor() -> i32 {
         ok: sentinel.is_some(),
         detail: sentinel
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "not on PATH (the target falls back to redis-server --sentinel)".into()),
+            .unwrap_or_else(|| {
+                "not on PATH (the target falls back to redis-server --sentinel)".into()
+            }),
         fix: "apt-get install redis-sentinel",
         required: false,
     });

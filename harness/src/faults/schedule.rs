@@ -139,7 +139,9 @@ pub enum TargetSpec {
         count: usize,
     },
     /// Every primary but the first `skip` in the draw order.
-    OtherPrimaries { skip: usize },
+    OtherPrimaries {
+        skip: usize,
+    },
 }
 
 /// How a partition is cut.
@@ -501,8 +503,7 @@ pub fn generate_with(
             out.extend(faults);
             t += gap + span;
         } else {
-            let Some(p) = draw_basic(&mut r, &basic, &mut t, end, interval_ms, shapes)
-            else {
+            let Some(p) = draw_basic(&mut r, &basic, &mut t, end, interval_ms, shapes) else {
                 break;
             };
             out.push(p);
@@ -1080,7 +1081,9 @@ mod tests {
             voters: vec![],
         };
         let g = resolve_partition(&PartitionSpec::PrimaryWithMinority, 6, &topo, 3);
-        let alone: Vec<usize> = (0..6).filter(|i| g.get(i).is_some_and(|v| v.len() == 5)).collect();
+        let alone: Vec<usize> = (0..6)
+            .filter(|i| g.get(i).is_some_and(|v| v.len() == 5))
+            .collect();
         assert_eq!(alone.len(), 1);
         assert!(topo.primaries.contains(&alone[0]));
     }

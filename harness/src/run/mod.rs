@@ -138,7 +138,11 @@ pub fn fixed_shape(opts: &RunOpts) -> RunOpts {
     let mut o = opts.clone();
     if let Some(n) = o.target.fixed_nodes() {
         o.nodes = n;
-        o.replicas = if o.target == TargetChoice::Sentinel { 2 } else { 0 };
+        o.replicas = if o.target == TargetChoice::Sentinel {
+            2
+        } else {
+            0
+        };
     }
     o
 }
@@ -153,7 +157,9 @@ fn partition_shapes(opts: &RunOpts) -> Result<schedule::Shapes, RunError> {
             }
             Ok(schedule::Shapes::Only(only))
         }
-        None => Ok(schedule::Shapes::Add(targets::extra_partitions(opts.target))),
+        None => Ok(schedule::Shapes::Add(targets::extra_partitions(
+            opts.target,
+        ))),
     }
 }
 

@@ -83,7 +83,12 @@ pub fn target(opts: &RunOpts) -> SentinelTarget {
 
 /// The sentinel config: monitor the first master; every rule the checkers judge is
 /// logged at notice or above.
-fn sentinel_config(node: &Node, master: SocketAddr, down_after_ms: u64, failover_ms: u64) -> String {
+fn sentinel_config(
+    node: &Node,
+    master: SocketAddr,
+    down_after_ms: u64,
+    failover_ms: u64,
+) -> String {
     let d = node.dir.display();
     format!(
         "port {port}\nbind {ip} 127.0.0.1\nprotected-mode no\ndaemonize no\ndir {d}\n\
@@ -173,8 +178,10 @@ impl SentinelTarget {
         };
         if let Some(m) = master {
             topo.primaries = vec![m];
-            topo.replicas_of
-                .insert(m, self.data().map(|n| n.index).filter(|i| *i != m).collect());
+            topo.replicas_of.insert(
+                m,
+                self.data().map(|n| n.index).filter(|i| *i != m).collect(),
+            );
         }
         topo
     }
@@ -197,7 +204,10 @@ impl SentinelTarget {
                 .map_err(|e| format!("{}: {e}", n.name))?;
             if n.addr() == m {
                 if info["role"] != "master" {
-                    return Err(format!("{} is named master but reports {}", n.name, info["role"]));
+                    return Err(format!(
+                        "{} is named master but reports {}",
+                        n.name, info["role"]
+                    ));
                 }
                 continue;
             }
@@ -217,7 +227,11 @@ impl SentinelTarget {
 async fn sentinel_master(addr: SocketAddr) -> Option<SocketAddr> {
     let v = oneshot(
         addr,
-        &[b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", MASTER_NAME.as_bytes()],
+        &[
+            b"SENTINEL",
+            b"GET-MASTER-ADDR-BY-NAME",
+            MASTER_NAME.as_bytes(),
+        ],
         Duration::from_millis(300),
     )
     .await
@@ -246,7 +260,9 @@ async fn sentinel_state(addr: SocketAddr) -> Result<BTreeMap<String, String>, St
 
 /// The first element of ROLE.
 async fn role_of(addr: SocketAddr) -> Option<String> {
-    let v = oneshot(addr, &[b"ROLE"], Duration::from_millis(300)).await.ok()?;
+    let v = oneshot(addr, &[b"ROLE"], Duration::from_millis(300))
+        .await
+        .ok()?;
     v.as_array()?.first()?.as_text()
 }
 
@@ -294,7 +310,16 @@ impl Target for SentinelTarget {
             } else {
                 ("redis", self.settings.base_port + i as u16 + 1)
             };
-            let mut node = Node::new(i, kind, &nn.ns, nn.ip, port, ctx.run_dir, clock, ctx.reg.clone());
+            let mut node = Node::new(
+                i,
+                kind,
+                &nn.ns,
+                nn.ip,
+                port,
+                ctx.run_dir,
+                clock,
+                ctx.reg.clone(),
+            );
             let (text, program, mut args) = if is_sentinel(i) {
                 (
                     sentinel_config(
@@ -505,13 +530,13 @@ async fn snapshotter(
                 let state = sentinel_state(*addr).await;
                 match state {
                     Ok(st) => json!({"time": time, "node": name, "kind": "sentinel",
-                        "sentinel": {
-                            "master": master.map(|m| m.to_string()),
-                            "flags": st.get("flags"),
-                            "config_epoch": st.get("config-epoch").and_then(|e| e.parse::<u64>().ok()),
-                            "num_slaves": st.get("num-slaves"),
-                            "num_other_sentinels": st.get("num-other-sentinels"),
-                        }}),
+                    "sentinel": {
+                        "master": master.map(|m| m.to_string()),
+                        "flags": st.get("flags"),
+                        "config_epoch": st.get("config-epoch").and_then(|e| e.parse::<u64>().ok()),
+                        "num_slaves": st.get("num-slaves"),
+                        "num_other_sentinels": st.get("num-other-sentinels"),
+                    }}),
                     Err(e) => json!({"time": time, "node": name, "kind": "sentinel", "error": e}),
                 }
             } else {

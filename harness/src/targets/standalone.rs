@@ -152,12 +152,7 @@ impl Procs {
 /// A data node's INFO replication fields (role, offset, replid, link, master), or
 /// the error, as one snapshot line's `replication`.
 pub async fn replication_sample(addr: SocketAddr, time: u64) -> Result<Value, String> {
-    let r = oneshot(
-        addr,
-        &[b"INFO", b"replication"],
-        Duration::from_millis(300),
-    )
-    .await;
+    let r = oneshot(addr, &[b"INFO", b"replication"], Duration::from_millis(300)).await;
     match r {
         Ok(v) => match v.as_text() {
             Some(text) => {
@@ -207,6 +202,9 @@ mod tests {
         assert!(c.contains("min-replicas-to-write 1\n"), "{c}");
         assert!(!c.contains("cluster-enabled"), "{c}");
         let c = data_config(&node, &settings, None, 0);
-        assert!(!c.contains("replicaof") && !c.contains("min-replicas"), "{c}");
+        assert!(
+            !c.contains("replicaof") && !c.contains("min-replicas"),
+            "{c}"
+        );
     }
 }

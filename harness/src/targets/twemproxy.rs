@@ -71,7 +71,12 @@ pub fn target(opts: &RunOpts) -> TwemproxyTarget {
 }
 
 /// nutcracker's YAML config: one pool `hearsay` on the proxy's address.
-pub fn proxy_config(listen: SocketAddr, shards: &[(String, SocketAddr)], auto_eject: bool, retry_ms: u64) -> String {
+pub fn proxy_config(
+    listen: SocketAddr,
+    shards: &[(String, SocketAddr)],
+    auto_eject: bool,
+    retry_ms: u64,
+) -> String {
     let mut c = format!(
         "hearsay:\n  listen: {listen}\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n  \
          preconnect: true\n  timeout: 1000\n  auto_eject_hosts: {auto_eject}\n  \
@@ -190,8 +195,9 @@ impl Target for TwemproxyTarget {
                     node.config_path().display().to_string(),
                     "-o".into(),
                     d.join("log").display().to_string(),
+                    // Notice: ejections and connection errors, not every request.
                     "-v".into(),
-                    "6".into(),
+                    "5".into(),
                     "-s".into(),
                     "22222".into(),
                     "-a".into(),
@@ -199,7 +205,12 @@ impl Target for TwemproxyTarget {
                     "-p".into(),
                     d.join("nutcracker.pid").display().to_string(),
                 ];
-                node.set_launch(standalone::launch(&node, &self.settings, self.nutcracker.clone(), args));
+                node.set_launch(standalone::launch(
+                    &node,
+                    &self.settings,
+                    self.nutcracker.clone(),
+                    args,
+                ));
                 nodes.push(node);
             }
         }
@@ -242,7 +253,13 @@ impl Target for TwemproxyTarget {
         };
         let mut last = String::new();
         while t0.elapsed() < Duration::from_secs(15) {
-            match oneshot(proxy, &[b"SET", b"hearsay:formed", b"1"], Duration::from_millis(500)).await {
+            match oneshot(
+                proxy,
+                &[b"SET", b"hearsay:formed", b"1"],
+                Duration::from_millis(500),
+            )
+            .await
+            {
                 Ok(hearsay_workloads::resp::Value::Simple(_)) => {
                     return Ok(t0.elapsed().as_millis() as u64)
                 }
@@ -323,7 +340,11 @@ impl Target for TwemproxyTarget {
             match self.agreed().await {
                 // An ejected shard rejoins the ring server_retry_timeout after its
                 // ejection: wait that out, so the final reads see the whole ring.
-                Ok(()) if !self.auto_eject || t0.elapsed().as_millis() as u64 > self.settings.node_timeout_ms + 500 => {
+                Ok(())
+                    if !self.auto_eject
+                        || t0.elapsed().as_millis() as u64
+                            > self.settings.node_timeout_ms + 500 =>
+                {
                     return Ok(t0.elapsed())
                 }
                 Ok(()) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -365,14 +386,20 @@ async fn snapshotter(
                 Duration::from_millis(500),
             )
             .await;
-            let mut line = json!({"time": time, "node": name, "kind": "shard", "addr": addr.to_string()});
+            let mut line =
+                json!({"time": time, "node": name, "kind": "shard", "addr": addr.to_string()});
             match keys {
                 Ok(v) => {
                     let list: Vec<String> = v
                         .as_array()
                         .and_then(|a| a.get(1))
                         .and_then(|k| k.as_array())
-                        .map(|ks| ks.iter().filter_map(|k| k.as_text()).take(MAX_KEYS).collect())
+                        .map(|ks| {
+                            ks.iter()
+                                .filter_map(|k| k.as_text())
+                                .take(MAX_KEYS)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     line["keys"] = json!(list);
                 }

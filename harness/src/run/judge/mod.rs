@@ -91,14 +91,7 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     // Data: the checker, then the claims model on what it found.
     let mut data = data::check_workload(workload, &history, model == Model::Linearizable);
     let target = o["target"].as_str().unwrap_or("");
-    let (dv, claims) = data::judge_claims(
-        model,
-        target,
-        &mut data,
-        &d,
-        &history,
-        &test,
-    );
+    let (dv, claims) = data::judge_claims(model, target, &mut data, &d, &history, &test);
     valid = valid.and(dv);
     results.insert(data.name.into(), data.result.clone());
     results.insert("claims".into(), claims);
