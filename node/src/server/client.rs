@@ -15,8 +15,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::blocking::{self, WaitRequest};
 use super::host::HostCtx;
-use super::replication::{self, WaitRequest};
+use super::replication;
 use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
 use crate::commands::{self, table, ClientState, Id, Lookup};
@@ -120,10 +121,10 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                     queue.clear();
                 }
                 Stop::Wait(req) => {
-                    let reply = replication::wait_for_acks(&shared, req).await;
+                    let reply = blocking::wait_for_acks(&shared, req).await;
                     resp::encode(&reply, conn.client.resp3, &mut outbuf);
                 }
-                Stop::Paused => replication::wait_unpaused(&shared).await,
+                Stop::Paused => blocking::wait_unpaused(&shared).await,
                 Stop::Sync(args) => {
                     {
                         let mut n = shared.node.lock();

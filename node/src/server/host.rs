@@ -3,15 +3,47 @@
 
 use bytes::Bytes;
 
+use super::blocking::WaitRequest;
 use super::log::{parse_level, Logger};
-use super::replication::WaitRequest;
-use super::{mono_ms, now_ms, Stats};
-use crate::cluster::{Cluster, SlotRoute};
-use crate::commands::{ClientState, Host};
+use super::{mono_ms, now_ms, Node, Stats};
+use crate::cluster::{Cluster, LogLevel, SlotRoute};
+use crate::commands::{self, ClientState, Host};
 use crate::config::Config;
 use crate::replication::Replication;
 use crate::resp::Frame;
 use crate::store::Db;
+
+impl Node {
+    /// Applies one command as redis's master client does (a replica's
+    /// stream, an AOF being loaded): no redirection, no expiry of existing
+    /// keys. Returns the error reply's text if the command failed.
+    pub(super) fn apply_from_master(&mut self, args: Vec<Bytes>) -> Option<String> {
+        let mut host = HostCtx::new(
+            &mut self.cluster,
+            &mut self.config,
+            &mut self.stats,
+            &mut self.logger,
+            &mut self.repl.state,
+        );
+        match commands::apply_replicated(&mut host, &mut self.db, args) {
+            Frame::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// [`Node::apply_from_master`] for the replication stream: a failed
+    /// command is logged as redis logs it.
+    pub(super) fn apply_stream_command(&mut self, args: Vec<Bytes>) {
+        let name =
+            String::from_utf8_lossy(args.first().map(|a| &a[..]).unwrap_or_default()).into_owned();
+        if let Some(e) = self.apply_from_master(args) {
+            let text = format!(
+                "== CRITICAL == This replica is sending an error to its master: '{e}' after processing the command '{name}'"
+            );
+            self.log(LogLevel::Warning, &text);
+        }
+    }
+}
 
 /// Borrowed pieces of the node that commands may touch.
 pub(super) struct HostCtx<'a> {

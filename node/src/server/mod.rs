@@ -4,6 +4,7 @@
 //! and the 100 ms cron each take the lock, feed their input, then drain the
 //! core's actions before releasing it. Nothing awaits while the lock is held.
 
+mod blocking;
 mod bus;
 mod client;
 mod host;

@@ -26,14 +26,12 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::host::HostCtx;
 use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
 use crate::commands;
 use crate::events::{Event, EventKind};
 use crate::replication::protocol::{self, Item, ProtocolError, StreamDecoder};
 use crate::replication::{snapshot, ReplicaId, Replication, RoleChange};
-use crate::resp::Frame;
 use crate::wire::NodeName;
 
 /// redis `repl-timeout` (60 s): a link with no traffic for this long is dead.
@@ -103,16 +101,6 @@ fn random_replid() -> String {
         rand::random::<u64>(),
         rand::random::<u32>()
     )
-}
-
-/// A request to block in WAIT, made by the command layer and served by the
-/// client task without the lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct WaitRequest {
-    pub offset: u64,
-    pub numreplicas: i64,
-    /// 0 = forever.
-    pub timeout_ms: u64,
 }
 
 impl Node {
@@ -717,7 +705,7 @@ fn load_snapshot(
         "MASTER <-> REPLICA sync: Loading DB in memory",
     );
     for args in commands_in {
-        apply_one(n, args);
+        n.apply_stream_command(args);
     }
     n.repl.state.full_sync_done(generation, replid, offset, now);
     n.aof_after_full_sync(shared);
@@ -802,7 +790,7 @@ fn apply_stream(
             n.aof_append(&args);
         }
         if !control {
-            apply_one(n, args);
+            n.apply_stream_command(args);
         }
         n.repl.state.applied(generation, len);
     }
@@ -813,88 +801,4 @@ fn apply_stream(
     let offset = n.repl.state.core_offset();
     guard.drain(shared);
     Ok(Some((offset, data)))
-}
-
-/// Applies one command from the master, as redis's master client does.
-fn apply_one(n: &mut Node, args: Vec<Bytes>) {
-    let name =
-        String::from_utf8_lossy(args.first().map(|a| &a[..]).unwrap_or_default()).into_owned();
-    let mut host = HostCtx::new(
-        &mut n.cluster,
-        &mut n.config,
-        &mut n.stats,
-        &mut n.logger,
-        &mut n.repl.state,
-    );
-    let reply = commands::apply_replicated(&mut host, &mut n.db, args);
-    if let Frame::Error(e) = reply {
-        let text = format!(
-            "== CRITICAL == This replica is sending an error to its master: '{e}' after processing the command '{name}'"
-        );
-        n.log(LogLevel::Warning, &text);
-    }
-}
-
-// ------------------------------------------------------------ blocking
-
-/// WAIT, served without the lock: returns the number of replicas that
-/// acknowledged `req.offset` once `req.numreplicas` did or the timeout passed.
-pub(super) async fn wait_for_acks(shared: &Arc<Shared>, req: WaitRequest) -> Frame {
-    let deadline = (req.timeout_ms > 0)
-        .then(|| tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms));
-    loop {
-        // Register for the wakeup before counting, so an ack that lands in
-        // between is not missed.
-        let notified = shared.acks.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (count, replica) = {
-            let n = shared.node.lock();
-            (
-                n.repl.state.count_acks(req.offset),
-                n.repl.state.is_replica(),
-            )
-        };
-        if replica {
-            // redis `disconnectAllBlockedClients` when a master turns replica.
-            return Frame::error(
-                "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
-            );
-        }
-        if count as i64 >= req.numreplicas {
-            return Frame::Integer(count as i64);
-        }
-        match deadline {
-            Some(d) => {
-                if tokio::time::Instant::now() >= d {
-                    return Frame::Integer(count as i64);
-                }
-                tokio::select! {
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep_until(d) => {}
-                }
-            }
-            None => notified.await,
-        }
-    }
-}
-
-/// Holds a write while the manual-failover pause lasts (or until lifted).
-pub(super) async fn wait_unpaused(shared: &Arc<Shared>) {
-    loop {
-        let until = shared
-            .node
-            .lock()
-            .cluster
-            .as_ref()
-            .and_then(|c| c.client_pause_until());
-        let now = now_ms();
-        match until {
-            // Polled: the core lifts the pause early when the failover ends.
-            Some(t) if now < t => {
-                tokio::time::sleep(Duration::from_millis((t - now).min(10))).await
-            }
-            _ => return,
-        }
-    }
 }
