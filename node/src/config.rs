@@ -18,6 +18,10 @@ enum Kind {
     Str,
     /// One or more words, stored joined by a space (bind, save).
     Words,
+    /// A byte count with redis's units (`1mb`, `64k`), printed in bytes.
+    Memory {
+        min: u64,
+    },
     Enum(&'static [&'static str]),
 }
 
@@ -306,6 +310,146 @@ const SPECS: &[Spec] = &[
         aliases: &[],
         kind: int(0, i32::MAX as i64),
         default: "5",
+        mutable: true,
+    },
+    Spec {
+        name: "repl-diskless-sync",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "repl-diskless-sync-max-replicas",
+        aliases: &[],
+        kind: int(0, i32::MAX as i64),
+        default: "0",
+        mutable: true,
+    },
+    Spec {
+        name: "repl-diskless-load",
+        aliases: &[],
+        kind: Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        default: "disabled",
+        mutable: true,
+    },
+    Spec {
+        name: "repl-backlog-size",
+        aliases: &[],
+        kind: Kind::Memory { min: 1 },
+        default: "1048576",
+        mutable: true,
+    },
+    Spec {
+        name: "repl-backlog-ttl",
+        aliases: &[],
+        kind: int(0, i32::MAX as i64),
+        default: "3600",
+        mutable: true,
+    },
+    Spec {
+        name: "repl-timeout",
+        aliases: &[],
+        kind: int(1, i32::MAX as i64),
+        default: "60",
+        mutable: true,
+    },
+    Spec {
+        name: "repl-disable-tcp-nodelay",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
+        mutable: true,
+    },
+    Spec {
+        name: "masterauth",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "",
+        mutable: true,
+    },
+    Spec {
+        name: "masteruser",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "",
+        mutable: true,
+    },
+    Spec {
+        name: "min-replicas-to-write",
+        aliases: &["min-slaves-to-write"],
+        kind: int(0, i32::MAX as i64),
+        default: "0",
+        mutable: true,
+    },
+    Spec {
+        name: "min-replicas-max-lag",
+        aliases: &["min-slaves-max-lag"],
+        kind: int(0, i32::MAX as i64),
+        default: "10",
+        mutable: true,
+    },
+    Spec {
+        name: "replica-announce-ip",
+        aliases: &["slave-announce-ip"],
+        kind: Kind::Str,
+        default: "",
+        mutable: true,
+    },
+    Spec {
+        name: "replica-serve-stale-data",
+        aliases: &["slave-serve-stale-data"],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "replica-read-only",
+        aliases: &["slave-read-only"],
+        kind: Kind::Enum(&["yes"]),
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "replica-priority",
+        aliases: &["slave-priority"],
+        kind: int(0, i32::MAX as i64),
+        default: "100",
+        mutable: true,
+    },
+    Spec {
+        name: "dbfilename",
+        aliases: &[],
+        kind: Kind::Str,
+        default: "dump.rdb",
+        mutable: true,
+    },
+    Spec {
+        name: "rdbcompression",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "rdbchecksum",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: false,
+    },
+    Spec {
+        name: "stop-writes-on-bgsave-error",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "yes",
+        mutable: true,
+    },
+    Spec {
+        name: "rdb-del-sync-files",
+        aliases: &[],
+        kind: Kind::Bool,
+        default: "no",
         mutable: true,
     },
     Spec {
@@ -717,6 +861,30 @@ impl Config {
     }
 
     /// The cluster core's view of the options.
+    /// The replication options (redis's names).
+    pub fn repl_config(&self) -> crate::replication::ReplConfig {
+        let u = |name: &str| self.int(name).max(0) as u64;
+        crate::replication::ReplConfig {
+            backlog_size: u("repl-backlog-size"),
+            backlog_ttl_s: u("repl-backlog-ttl"),
+            ping_period_s: u("repl-ping-replica-period").max(1),
+            timeout_s: u("repl-timeout").max(1),
+            min_replicas_to_write: u("min-replicas-to-write"),
+            min_replicas_max_lag_s: u("min-replicas-max-lag"),
+            diskless_sync: self.flag("repl-diskless-sync"),
+            diskless_sync_delay_s: u("repl-diskless-sync-delay"),
+            diskless_sync_max_replicas: u("repl-diskless-sync-max-replicas"),
+        }
+    }
+
+    /// `rdbcompression` and `rdbchecksum`.
+    pub fn rdb_options(&self) -> crate::rdb::Options {
+        crate::rdb::Options {
+            compression: self.flag("rdbcompression"),
+            checksum: self.flag("rdbchecksum"),
+        }
+    }
+
     pub fn cluster_config(&self) -> Result<ClusterConfig, String> {
         let announce_port = match self.int("cluster-announce-port") {
             0 => self.port(),
@@ -776,8 +944,33 @@ fn validate(spec: &Spec, value: &str) -> Result<String, String> {
                 ))
             }
         }
+        Kind::Memory { min } => match parse_memory(value) {
+            Some(n) if n >= min => Ok(n.to_string()),
+            Some(_) => Err(format!("argument must be at least {min}")),
+            None => Err("argument must be a memory value".into()),
+        },
         Kind::Str | Kind::Words => Ok(value.to_string()),
     }
+}
+
+/// A byte count with redis's units (`memtoull`): `k`/`m`/`g` are powers of
+/// 1000, `kb`/`mb`/`gb` powers of 1024.
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
 }
 
 /// redis's rule for cluster-announce-hostname.

@@ -519,6 +519,15 @@ impl Cluster {
         Some((m.name, m.ip.clone(), m.port))
     }
 
+    /// The node at this IP and client port, if known (to name a replica that
+    /// connected for replication by its node ID).
+    pub fn node_by_addr(&self, ip: &str, port: u16) -> Option<NodeName> {
+        self.nodes
+            .values()
+            .find(|n| n.ip == ip && n.port == port)
+            .map(|n| n.name)
+    }
+
     /// Our currentEpoch.
     pub fn current_epoch(&self) -> u64 {
         self.current_epoch

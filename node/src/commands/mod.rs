@@ -20,6 +20,7 @@
 
 mod client;
 mod connection;
+mod dump;
 mod keys;
 mod lists;
 mod multi;
@@ -57,6 +58,10 @@ pub trait Host {
     /// keyless writes are refused with `-READONLY` (redis `replica-read-only`).
     fn is_replica(&self) -> bool {
         false
+    }
+    /// `rdbcompression` / `rdbchecksum`, for DUMP payloads.
+    fn rdb_options(&self) -> crate::rdb::Options {
+        crate::rdb::Options::default()
     }
     /// Server-level commands this layer does not implement itself: CLUSTER, INFO,
     /// CONFIG (and later REPLICAOF/ROLE/WAIT...). `name` is lowercase; `args`
@@ -168,6 +173,11 @@ pub fn execute(
 pub fn apply_replicated(host: &mut dyn Host, db: &mut Db, args: Vec<Bytes>) -> Frame {
     let mut client = ClientState::master_link();
     execute(host, db, &mut client, args).reply
+}
+
+/// Ends an open MULTI without running it (a rejected EXEC).
+pub fn discard_transaction(db: &mut Db, client: &mut ClientState) {
+    multi::discard(db, client);
 }
 
 /// Cleans up after a connection closes: drops its WATCHes.
@@ -358,6 +368,8 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Expire | Pexpire | Expireat | Pexpireat => keys::expire(ctx, args),
         Ttl | Pttl => keys::ttl(ctx, args),
         Persist => keys::persist(ctx, args),
+        Dump => dump::dump(ctx, args),
+        Restore | RestoreAsking => dump::restore(ctx, args),
         Get => strings::get(ctx, args),
         Set => strings::set(ctx, args),
         Setnx => strings::setnx(ctx, args),

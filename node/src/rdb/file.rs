@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::codec::{Reader, Writer};
 use super::{crc64, object, types, Options, RdbError, RDB_VERSION};
-use crate::store::Value;
+use crate::store::{Db, Value};
 
 /// The replication position an RDB stands for (redis `rdbSaveInfo`): lets
 /// a restarted replica continue partially, and a restarted master keep its
@@ -138,6 +138,8 @@ pub struct Loaded {
     pub functions_skipped: u64,
     /// The trailer was 0: written with rdbchecksum off, not checked.
     pub unchecked: bool,
+    /// Keys left out for having expired ([`load_db`] on a master).
+    pub expired_skipped: u64,
 }
 
 /// Reads a whole file. Every key goes to `sink(key, value, expire_at_ms)`,
@@ -269,4 +271,44 @@ fn read_aux(aux: &mut Aux, k: &[u8], v: &[u8]) {
         // as the AUX contract says.
         _ => {}
     }
+}
+
+/// A whole data set as one RDB file (redis `rdbSaveRio`). `ctime` in Unix
+/// seconds.
+pub fn write_db(db: &Db, opts: Options, ctime: u64, repl: Option<&ReplInfo>) -> Vec<u8> {
+    // A rough size guess saves most of the reallocation for big data sets.
+    let mut w = FileWriter::new(opts, ctime, 0, repl, 64 + db.len() * 32);
+    if !db.is_empty() {
+        w.begin_db(0, db.len() as u64, db.expires_count() as u64);
+        for (key, entry) in db.entries() {
+            w.entry(key, &entry.value, entry.expire_at());
+        }
+    }
+    w.finish()
+}
+
+/// A fresh data set from an RDB file. With `drop_expired_at = Some(now)`,
+/// keys already expired are left out (a master loading its own file);
+/// a replica keeps them, its master will delete them.
+pub fn load_db(data: &[u8], drop_expired_at: Option<u64>) -> Result<(Db, Loaded), RdbError> {
+    let mut db = Db::new();
+    let mut expired = 0u64;
+    let mut loaded = load(data, |key, value, expire| {
+        if let (Some(now), Some(at)) = (drop_expired_at, expire) {
+            if at < now {
+                expired += 1;
+                return Ok(());
+            }
+        }
+        if db.load_entry(key.clone(), value, expire) {
+            Ok(())
+        } else {
+            Err(RdbError::DuplicateKey(
+                String::from_utf8_lossy(&key).into_owned(),
+            ))
+        }
+    })?;
+    loaded.keys -= expired;
+    loaded.expired_skipped = expired;
+    Ok((db, loaded))
 }

@@ -110,6 +110,20 @@ impl<'a> HostCtx<'a> {
         Frame::Simple("Background append only file rewriting started".into())
     }
 
+    /// BGSAVE [SCHEDULE]: the shell starts it at the end of the pass.
+    fn bgsave(&mut self, args: &[Bytes]) -> Frame {
+        match args {
+            [] => {}
+            [s] if s.eq_ignore_ascii_case(b"schedule") => {}
+            _ => return Frame::error(crate::commands::err::SYNTAX),
+        }
+        if self.stats.rdb.bgsave_in_progress || self.stats.rdb.bgsave_requested {
+            return Frame::error("ERR Background save already in progress");
+        }
+        self.stats.rdb.bgsave_requested = true;
+        Frame::Simple("Background saving started".into())
+    }
+
     /// WAIT numreplicas timeout (redis `waitCommand`, same checks and texts).
     fn wait(&mut self, args: &[Bytes]) -> Frame {
         if self.is_replica_node() {
@@ -142,8 +156,8 @@ impl<'a> HostCtx<'a> {
         Frame::Null
     }
 
-    /// REPLCONF from a plain client: redis answers the handshake options with
-    /// OK. (A hearsay replica's ACKs never reach the command layer.)
+    /// REPLCONF inside a transaction (outside one, the client task keeps the
+    /// options on the connection): the handshake options are answered OK.
     fn replconf(args: &[Bytes]) -> Frame {
         if !args.len().is_multiple_of(2) {
             return Frame::error(crate::commands::err::SYNTAX);
@@ -220,7 +234,10 @@ impl<'a> HostCtx<'a> {
             "Memory",
             "used_memory:0\r\nmaxmemory:0\r\nmem_allocator:libc\r\n".to_string(),
         );
-        section("Persistence", persistence_info(&self.stats.aof));
+        section(
+            "Persistence",
+            persistence_info(&self.stats.aof, &self.stats.rdb, db.dirty()),
+        );
         section(
             "Stats",
             format!(
@@ -373,30 +390,55 @@ impl Host for HostCtx<'_> {
             "config" => Some(self.config_command(args, client.resp3)),
             "role" => Some(self.repl.role_frame()),
             "bgrewriteaof" => Some(self.bgrewriteaof()),
+            "bgsave" => Some(self.bgsave(args)),
+            "lastsave" => Some(Frame::Integer(self.stats.rdb.last_save_s as i64)),
+            // Outside MULTI the client task runs SAVE (it needs the node).
+            "save" => Some(Frame::error("ERR Command not allowed inside a transaction")),
             "wait" => Some(self.wait(args)),
             "replicaof" | "slaveof" => Some(if self.cluster.is_some() {
                 Frame::error("ERR REPLICAOF not allowed in cluster mode.")
             } else {
                 Frame::error("ERR hearsay-node replicates only in cluster mode")
             }),
-            "sync" | "psync" => Some(Frame::error(
-                "ERR hearsay-node does not implement SYNC/PSYNC: hearsay nodes replicate among themselves with HEARSAY.SYNC",
-            )),
+            // Outside MULTI the client task takes these over; inside,
+            // they are refused before they get here (no-multi).
+            "sync" | "psync" => Some(Frame::error("ERR Command not allowed inside a transaction")),
             "replconf" => Some(Self::replconf(args)),
             _ => None,
         }
     }
 }
 
-/// INFO persistence, with redis 7.0's field names (the RDB fields are
-/// constant: hearsay writes no RDB).
-fn persistence_info(aof: &crate::persist::AofInfo) -> String {
+/// INFO persistence, with redis 7.0's field names (those about fork and
+/// copy-on-write are 0: hearsay does not fork).
+fn persistence_info(
+    aof: &crate::persist::AofInfo,
+    rdb: &super::rdb::RdbStats,
+    dirty: u64,
+) -> String {
     let ok = |b: bool| if b { "ok" } else { "err" };
+    let current_bgsave = if rdb.bgsave_in_progress {
+        (now_ms().saturating_sub(rdb.bgsave_started_ms) / 1000) as i64
+    } else {
+        -1
+    };
     let mut s = format!(
-        "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
-         rdb_last_bgsave_status:ok\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
+        "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n\
+         current_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
+         rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n\
+         rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current_bgsave}\r\n\
+         rdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n\
+         aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
          aof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\n\
          aof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
+        dirty.saturating_sub(rdb.dirty_at_save),
+        u8::from(rdb.bgsave_in_progress),
+        rdb.last_save_s,
+        ok(rdb.last_bgsave_ok),
+        rdb.last_bgsave_time_s,
+        rdb.saves,
+        rdb.last_load_keys_expired,
+        rdb.last_load_keys_loaded,
         u8::from(aof.enabled),
         u8::from(aof.rewrite_in_progress),
         u8::from(aof.rewrite_scheduled),

@@ -10,6 +10,7 @@ mod client;
 mod host;
 pub mod log;
 mod persist;
+mod rdb;
 mod replication;
 
 use std::collections::HashMap;
@@ -78,6 +79,8 @@ pub struct Stats {
     pub aof: crate::persist::AofInfo,
     /// BGREWRITEAOF asked for a rewrite (started at the end of the pass).
     pub aof_rewrite_requested: bool,
+    /// dump.rdb: saves, BGSAVE requests, INFO persistence's RDB fields.
+    pub rdb: rdb::RdbStats,
 }
 
 /// The JSON-lines event log. Each line: the node's ID, its wall-clock and
@@ -212,6 +215,7 @@ impl Node {
         self.sync_replication_role(shared);
         // Telling the core about a broken replication link may have queued more.
         self.run_actions(shared, now);
+        self.send_getack(now);
         // Every pass ends here before its replies go out: the writes it
         // applied reach the AOF first.
         if std::mem::take(&mut self.stats.aof_rewrite_requested) {
@@ -392,6 +396,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     let client_listeners = bind_all(&config, config.port()).await?;
 
+    let repl = replication::ReplShell::new(&config, now);
     let node = Node {
         cluster,
         db: Db::new(),
@@ -401,12 +406,13 @@ pub async fn run(config: Config) -> Result<()> {
             start_ms: now,
             start_mono_ms: mono_ms(),
             next_client_id: 1,
+            rdb: rdb::RdbStats::new(now),
             ..Stats::default()
         },
         events,
         nodes_conf,
         links: HashMap::new(),
-        repl: replication::ReplShell::new(now),
+        repl,
         aof: None,
     };
     let shared = Arc::new(Shared {
@@ -426,8 +432,18 @@ pub async fn run(config: Config) -> Result<()> {
             &format!("Running mode=cluster, port={port}."),
         );
         n.log(LogLevel::Notice, "Server initialized");
-        // The data set is loaded before any client or peer is served.
-        n.open_aof()?;
+        // The data set is loaded before any client or peer is served: the
+        // AOF if it is on, else dump.rdb (redis `loadDataFromDisk`).
+        if n.config.get("appendonly") == Some("yes") {
+            n.open_aof()?;
+        } else {
+            n.load_rdb_at_startup()?;
+        }
+        // Keys in slots we don't serve (redis `verifyClusterConfigWithData`).
+        let node = &mut *n;
+        if let Some(c) = node.cluster.as_mut() {
+            c.verify_config_with_data(&node.db);
+        }
         n.drain(&shared);
         n.log(LogLevel::Notice, "Ready to accept connections");
     }
@@ -454,6 +470,7 @@ pub async fn run(config: Config) -> Result<()> {
     );
     n.drain(&shared);
     n.aof_shutdown();
+    n.rdb_shutdown();
     n.log(
         LogLevel::Warning,
         "hearsay-node is now ready to exit, bye bye...",
@@ -477,7 +494,8 @@ async fn cron(shared: Arc<Shared>) {
         n.refresh_expire_mode(now);
         let expired = n.db.active_expire(now, 200);
         n.feed_deletes(expired);
-        n.replication_cron(now);
+        n.replication_cron(&shared, now);
+        n.rdb_cron(&shared, now);
         n.aof_cron(&shared);
         n.drain(&shared);
     }

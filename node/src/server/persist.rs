@@ -11,8 +11,8 @@ use bytes::Bytes;
 
 use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
+use crate::persist::snapshot;
 use crate::persist::{self, format::Tail, Aof, AofConfig, FsyncPolicy};
-use crate::replication::snapshot;
 
 impl Node {
     /// Startup: replays the AOF (if `appendonly yes` and the file exists)
