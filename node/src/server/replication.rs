@@ -96,6 +96,16 @@ struct ReplicaHandle {
     streaming: bool,
 }
 
+impl ReplicaHandle {
+    /// Queues bytes for the writer; the output-limit count follows them.
+    /// Returns the new queued total, or `None` if the writer is gone.
+    fn send(&self, bytes: Bytes) -> Option<usize> {
+        let len = bytes.len();
+        let total = self.queued.fetch_add(len, Ordering::Relaxed) + len;
+        self.tx.send(Out::Data(bytes)).ok().map(|_| total)
+    }
+}
+
 /// The shell's replication state: the sans-IO state plus task handles.
 pub(super) struct ReplShell {
     pub(super) state: Replication,
@@ -252,8 +262,9 @@ impl Node {
             if !h.streaming {
                 continue;
             }
-            let queued = h.queued.fetch_add(bytes.len(), Ordering::Relaxed) + bytes.len();
-            if queued > OUTPUT_LIMIT || h.tx.send(Out::Data(bytes.clone())).is_err() {
+            if h.send(bytes.clone())
+                .is_none_or(|queued| queued > OUTPUT_LIMIT)
+            {
                 over.push(id);
             }
         }
@@ -312,7 +323,7 @@ impl Node {
         }
         for id in out.presync {
             if let Some(h) = self.repl.replicas.get(&id) {
-                let _ = h.tx.send(Out::Data(Bytes::from_static(b"\n")));
+                let _ = h.send(Bytes::from_static(b"\n"));
             }
         }
         for id in out.timed_out {
@@ -373,10 +384,8 @@ impl Node {
                 format!("+FULLRESYNC {replid} {offset}\r\n")
             };
             head.push_str(&format!("${}\r\n", payload.len()));
-            h.queued
-                .fetch_add(head.len() + payload.len(), Ordering::Relaxed);
-            let ok = h.tx.send(Out::Data(Bytes::from(head))).is_ok()
-                && h.tx.send(Out::Data(payload.clone())).is_ok()
+            let ok = h.send(Bytes::from(head)).is_some()
+                && h.send(payload.clone()).is_some()
                 && h.tx.send(Out::BulkEnd).is_ok();
             h.streaming = ok;
         }
