@@ -73,7 +73,12 @@ fn redis(port: u16, dir: &Path) -> Proc {
 }
 
 fn hearsay(port: u16, dir: &Path, extra: &[&str]) -> Proc {
-    let mut args = vec!["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"];
+    let mut args = vec![
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ];
     args.extend_from_slice(extra);
     let p = start(hearsay_bin(), port, dir, &args);
     call(port, &[b"CLUSTER", b"ADDSLOTSRANGE", b"0", b"16383"]);
@@ -151,25 +156,57 @@ fn text(port: u16, args: &[&str]) -> String {
 fn fill(port: u16) {
     let long: String = "abc".repeat(400);
     let many: Vec<String> = (0..700).map(|i| (i * 7).to_string()).collect();
-    let big_list: Vec<String> = (0..3000).map(|i| format!("item-{i}-{}", "z".repeat(i % 40))).collect();
+    let big_list: Vec<String> = (0..3000)
+        .map(|i| format!("item-{i}-{}", "z".repeat(i % 40)))
+        .collect();
     let cmds: Vec<Vec<String>> = vec![
         vec!["SET".into(), "str".into(), "hello".into()],
         vec!["SET".into(), "int".into(), "-12345".into()],
         vec!["SET".into(), "bigint".into(), "123456789012345".into()],
         vec!["SET".into(), "long".into(), long],
         vec!["SET".into(), "bin".into(), "a\u{0}b\r\nc".into()],
-        vec!["SET".into(), "ttl".into(), "x".into(), "PX".into(), "600000".into()],
-        vec!["RPUSH".into(), "list".into(), "a".into(), "1".into(), "-70000".into(), "".into()],
+        vec![
+            "SET".into(),
+            "ttl".into(),
+            "x".into(),
+            "PX".into(),
+            "600000".into(),
+        ],
+        vec![
+            "RPUSH".into(),
+            "list".into(),
+            "a".into(),
+            "1".into(),
+            "-70000".into(),
+            "".into(),
+        ],
         [vec!["RPUSH".into(), "biglist".into()], big_list].concat(),
-        vec!["SADD".into(), "intset".into(), "3".into(), "-1".into(), "99999999999".into()],
-        vec!["SADD".into(), "set".into(), "x".into(), "y".into(), "12".into()],
+        vec![
+            "SADD".into(),
+            "intset".into(),
+            "3".into(),
+            "-1".into(),
+            "99999999999".into(),
+        ],
+        vec![
+            "SADD".into(),
+            "set".into(),
+            "x".into(),
+            "y".into(),
+            "12".into(),
+        ],
         [vec!["SADD".into(), "manyints".into()], many].concat(),
         vec!["PEXPIRE".into(), "set".into(), "700000".into()],
     ];
     for c in cmds {
         let a: Vec<&[u8]> = c.iter().map(|s| s.as_bytes()).collect();
         let r = call(port, &a);
-        assert!(!r.starts_with(b"-"), "{:?}: {}", c.first(), String::from_utf8_lossy(&r));
+        assert!(
+            !r.starts_with(b"-"),
+            "{:?}: {}",
+            c.first(),
+            String::from_utf8_lossy(&r)
+        );
     }
 }
 
@@ -187,7 +224,10 @@ fn value(port: u16, key: &str) -> (String, Vec<u8>, bool) {
         "+set" | "set" => call(port, &[b"SMEMBERS", key.as_bytes()]),
         other => other.as_bytes().to_vec(),
     };
-    let ttl: i64 = text(port, &["PTTL", key]).trim_start_matches(':').parse().unwrap_or(-3);
+    let ttl: i64 = text(port, &["PTTL", key])
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or(-3);
     (kind, v, ttl > 0)
 }
 
@@ -210,10 +250,19 @@ fn dump_payloads_restore_on_the_other_server_both_ways() {
     for (from, to) in [(r.port, h.port), (h.port, r.port)] {
         for key in KEYS {
             let payload = call(from, &[b"DUMP", key.as_bytes()]);
-            let pttl = text(from, &["PTTL", key]).trim_start_matches(':').to_string();
-            let ttl = if pttl.starts_with('-') { "0".to_string() } else { pttl };
+            let pttl = text(from, &["PTTL", key])
+                .trim_start_matches(':')
+                .to_string();
+            let ttl = if pttl.starts_with('-') {
+                "0".to_string()
+            } else {
+                pttl
+            };
             let target = format!("copy:{key}");
-            let reply = call(to, &[b"RESTORE", target.as_bytes(), ttl.as_bytes(), &payload]);
+            let reply = call(
+                to,
+                &[b"RESTORE", target.as_bytes(), ttl.as_bytes(), &payload],
+            );
             assert_eq!(reply, b"+OK", "{key} from {from} to {to}");
             let (k1, v1, t1) = value(from, key);
             let (k2, v2, t2) = value(to, &target);
@@ -258,7 +307,10 @@ fn dump_rdb_moves_between_hearsay_and_redis_server_both_ways() {
         .output()
         .expect("redis-check-rdb");
     let out = String::from_utf8_lossy(&check.stdout).into_owned();
-    assert!(check.status.success() && out.contains("RDB looks OK!"), "{out}");
+    assert!(
+        check.status.success() && out.contains("RDB looks OK!"),
+        "{out}"
+    );
     let rdir = root.path().join("r");
     std::fs::create_dir_all(&rdir).expect("dir");
     std::fs::copy(hdir.join("dump.rdb"), rdir.join("dump.rdb")).expect("copy");
@@ -271,7 +323,10 @@ fn dump_rdb_moves_between_hearsay_and_redis_server_both_ways() {
     let r2dir = root.path().join("r2");
     let r2 = redis(21713, &r2dir);
     fill(r2.port);
-    assert_eq!(text(r2.port, &["SET", "volatile-gone", "x", "PX", "1"]), "+OK");
+    assert_eq!(
+        text(r2.port, &["SET", "volatile-gone", "x", "PX", "1"]),
+        "+OK"
+    );
     assert_eq!(text(r2.port, &["SAVE"]), "+OK");
     let h2dir = root.path().join("h2");
     std::fs::create_dir_all(&h2dir).expect("dir");
@@ -294,10 +349,20 @@ fn dump_rdb_moves_between_hearsay_and_redis_server_both_ways() {
     })
     .expect("the loaded keys' slots are taken, the cluster is ok");
     same_data(r2.port, h2.port);
-    assert_eq!(text(h2.port, &["DBSIZE"]), ":11", "a key that expired is not loaded");
+    assert_eq!(
+        text(h2.port, &["DBSIZE"]),
+        ":11",
+        "a key that expired is not loaded"
+    );
     let log = std::fs::read_to_string(h2dir.join("log.txt")).unwrap_or_default();
-    assert!(log.contains("Loading RDB produced by version 7.0.15"), "{log}");
-    assert!(log.contains("Done loading RDB, keys loaded: 11, keys expired: 1."), "{log}");
+    assert!(
+        log.contains("Loading RDB produced by version 7.0.15"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Done loading RDB, keys loaded: 11, keys expired: 1."),
+        "{log}"
+    );
 }
 
 #[test]
@@ -360,7 +425,12 @@ fn shutdown_saves_with_save_points_and_a_restart_loads_it() {
         hearsay_bin(),
         21731,
         &dir,
-        &["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ],
     );
     wait_until(Duration::from_secs(10), || {
         text(h.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
@@ -372,9 +442,13 @@ fn shutdown_saves_with_save_points_and_a_restart_loads_it() {
     assert!(info.contains("rdb_last_load_keys_loaded:11\r\n"), "{info}");
     assert_eq!(text(h.port, &["BGSAVE"]), "+Background saving started");
     wait_until(Duration::from_secs(10), || {
-        text(h.port, &["INFO", "persistence"]).contains("rdb_bgsave_in_progress:0\r\nrdb_last_save_time")
+        text(h.port, &["INFO", "persistence"])
+            .contains("rdb_bgsave_in_progress:0\r\nrdb_last_save_time")
     })
     .expect("bgsave ends");
-    let lastsave: u64 = text(h.port, &["LASTSAVE"]).trim_start_matches(':').parse().unwrap_or(0);
+    let lastsave: u64 = text(h.port, &["LASTSAVE"])
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or(0);
     assert!(lastsave > 1_700_000_000, "{lastsave}");
 }

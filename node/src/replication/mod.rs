@@ -706,26 +706,23 @@ impl Replication {
         let name = format!("{}:{}", req.ip, req.port);
         log.push(format!("Replica {name} asks for synchronization"));
         if let Some((replid, from)) = &req.psync {
-            match self.try_partial(replid, *from, &name, log) {
-                Ok(backlog) => {
-                    let id = self.add_replica(&req, ReplicaState::Online, now);
-                    let head = if req.capa_psync2 {
-                        format!("+CONTINUE {}\r\n", self.replid)
-                    } else {
-                        "+CONTINUE\r\n".to_string()
-                    };
-                    let len: usize = backlog.iter().map(|b| b.len()).sum();
-                    log.push(format!(
-                        "Partial resynchronization request from {name} accepted. Sending {len} bytes of backlog starting from offset {from}."
-                    ));
-                    self.refresh_good_replicas(now);
-                    return SyncDecision::Continue {
-                        id,
-                        head: head.into_bytes(),
-                        backlog,
-                    };
-                }
-                Err(()) => {}
+            if let Ok(backlog) = self.try_partial(replid, *from, &name, log) {
+                let id = self.add_replica(&req, ReplicaState::Online, now);
+                let head = if req.capa_psync2 {
+                    format!("+CONTINUE {}\r\n", self.replid)
+                } else {
+                    "+CONTINUE\r\n".to_string()
+                };
+                let len: usize = backlog.iter().map(|b| b.len()).sum();
+                log.push(format!(
+                    "Partial resynchronization request from {name} accepted. Sending {len} bytes of backlog starting from offset {from}."
+                ));
+                self.refresh_good_replicas(now);
+                return SyncDecision::Continue {
+                    id,
+                    head: head.into_bytes(),
+                    backlog,
+                };
             }
         }
         let id = self.add_replica(&req, ReplicaState::WaitBgsave, now);

@@ -153,7 +153,7 @@ pub(super) struct ReplConf {
 /// reply at all (`None`), as in redis.
 pub(super) fn replconf(conf: &mut ReplConf, args: &[Bytes]) -> Option<Frame> {
     let rest = &args[1..];
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         return Some(Frame::error(commands::err::SYNTAX));
     }
     for pair in rest.chunks(2) {
