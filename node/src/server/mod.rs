@@ -475,7 +475,11 @@ pub async fn run(config: Config) -> Result<()> {
         LogLevel::Warning,
         "hearsay-node is now ready to exit, bye bye...",
     );
-    Ok(())
+    n.flush_events();
+    // Everything that must reach the disk has (AOF synced, RDB saved):
+    // exit now, as redis does, rather than free a big data set key by key
+    // and wait for background tasks.
+    std::process::exit(0)
 }
 
 /// The 100 ms timer: `clusterCron`, active key expiry (replicated as DELs)
