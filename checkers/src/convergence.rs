@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::protocol::{NodeLine, RunData, Snapshot};
+use crate::run_data::{NodeLine, RunData, Snapshot};
 use crate::verdict::Valid;
 
 const SLOTS: usize = 16384;
@@ -171,6 +171,10 @@ pub fn check(d: &RunData, bound_ms: Option<i64>) -> Convergence {
         problems: vec![],
         notes: vec![],
     };
+    if let Some(why) = d.snapshots_unusable() {
+        r.notes.push(format!("not judged: {why}"));
+        return r;
+    }
     let Some(heal) = d.heal_ms else {
         r.notes
             .push("no final heal in the history (run incomplete)".into());

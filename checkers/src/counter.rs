@@ -29,6 +29,10 @@ pub struct BadRead {
     pub value: i64,
     pub lower: i128,
     pub upper: i128,
+    /// Ok completions of the adds certainly applied before the read began (the writes
+    /// whose loss a low read shows).
+    #[serde(skip)]
+    pub acks_before: Vec<u64>,
 }
 
 /// Per-key summary: the last ok read and the bounds of the final value.
@@ -53,6 +57,9 @@ pub struct CounterResult {
     pub errors: Vec<BadRead>,
     pub keys: BTreeMap<String, KeySummary>,
     pub notes: Vec<String>,
+    /// Every bad read (the claims model attributes each one).
+    #[serde(skip)]
+    pub errors_all: Vec<BadRead>,
 }
 
 struct Add {
@@ -176,6 +183,7 @@ pub fn check(history: &History) -> Result<CounterResult, MalformedOp> {
     }
 
     let mut errors = Vec::new();
+    let mut errors_all = Vec::new();
     let mut error_count = 0;
     let mut read_count = 0;
     let mut keys = BTreeMap::new();
@@ -202,16 +210,22 @@ pub fn check(history: &History) -> Result<CounterResult, MalformedOp> {
             let v = r.value as i128;
             if v < lower || v > upper {
                 error_count += 1;
+                let bad = BadRead {
+                    key: key.clone(),
+                    index: r.done.index,
+                    node: r.done.node.clone(),
+                    value: r.value,
+                    lower,
+                    upper,
+                    acks_before: key_adds
+                        .iter()
+                        .filter_map(|a| a.ok_at.filter(|at| *at < r.invoke))
+                        .collect(),
+                };
                 if errors.len() < EXAMPLES {
-                    errors.push(BadRead {
-                        key: key.clone(),
-                        index: r.done.index,
-                        node: r.done.node.clone(),
-                        value: r.value,
-                        lower,
-                        upper,
-                    });
+                    errors.push(bad.clone());
                 }
+                errors_all.push(bad);
             }
         }
         keys.insert(
@@ -258,6 +272,7 @@ pub fn check(history: &History) -> Result<CounterResult, MalformedOp> {
         errors,
         keys,
         notes,
+        errors_all,
     })
 }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::convergence::rounds;
-use crate::protocol::{Ev, RunData};
+use crate::run_data::{Ev, RunData};
 use crate::verdict::Valid;
 
 /// The checker's result.
@@ -32,6 +32,13 @@ pub fn check(d: &RunData) -> Epochs {
         violations: vec![],
         unknown: vec![],
     };
+    // Votes, promotions and epochs come from the event logs; a clash of configEpochs
+    // from the snapshots. Judge neither from a partial file.
+    if let Some(why) = d.events_unusable().or_else(|| d.snapshots_unusable()) {
+        r.valid = Valid::Unknown;
+        r.unknown.push(format!("not judged: {why}"));
+        return r;
+    }
     double_votes(d, &mut r);
     slot_epoch_clashes(d, &mut r);
     promotions(d, &mut r);
@@ -114,8 +121,8 @@ fn promotions(d: &RunData, r: &mut Epochs) {
         let mut epoch: Option<u64> = None;
         for e in d.events_of(node) {
             match &e.ev {
-                Ev::FailoverStarted { epoch: ep } => epoch = *ep,
-                Ev::FailoverWon => {
+                Ev::FailoverStarted { epoch: ep, .. } => epoch = *ep,
+                Ev::FailoverWon { .. } => {
                     r.promotions += 1;
                     let Some(ep) = epoch else {
                         r.unknown.push(format!(
@@ -225,7 +232,9 @@ fn epochs_monotonic(d: &RunData, r: &mut Epochs) {
                     }
                     last = Some((*to).max(last.unwrap_or(0)));
                 }
-                Ev::FailoverStarted { epoch: Some(ep) } => {
+                Ev::FailoverStarted {
+                    epoch: Some(ep), ..
+                } => {
                     // Each election bumps currentEpoch: election epochs strictly grow.
                     if last_election.is_some_and(|l| *ep <= l) || last.is_some_and(|l| *ep < l) {
                         r.violations.push(json!({

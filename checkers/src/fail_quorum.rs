@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-use crate::protocol::{Ev, NodeEvent, RunData};
+use crate::run_data::{Ev, NodeEvent, RunData};
 use crate::verdict::Valid;
 
 /// Tolerance for stamps taken a little after the core's decision.
@@ -61,7 +61,7 @@ fn held_windows(d: &RunData, node: &str, about: &str) -> Option<Vec<(i64, i64)>>
             {
                 open.get_or_insert(t - e.slack_ms);
             }
-            Ev::PfailCleared { about: a } | Ev::FailCleared { about: a } if a == about => {
+            Ev::PfailCleared { about: a } | Ev::FailCleared { about: a, .. } if a == about => {
                 if let Some(s) = open.take() {
                     out.push((s, t + e.slack_ms));
                 }
@@ -112,7 +112,7 @@ fn overlaps(w: &[(i64, i64)], from: i64, to: i64) -> bool {
 /// Masters with slots as `node` saw them: the smallest count among its snapshots in
 /// `[from, to]` (smallest = smallest quorum = lenient), else the latest before.
 fn masters_with_slots(d: &RunData, node: &str, from: i64, to: i64) -> Option<usize> {
-    let count = |l: &Vec<crate::protocol::NodeLine>| {
+    let count = |l: &Vec<crate::run_data::NodeLine>| {
         l.iter().filter(|n| n.master && n.slot_count() > 0).count()
     };
     let within = d
@@ -143,6 +143,13 @@ pub fn check(d: &RunData) -> FailQuorum {
         unknown: vec![],
         evidence: vec![],
     };
+    // A partial log would invent violations (a report never seen, a FAIL never
+    // decided): judge nothing rather than part.
+    if let Some(why) = d.events_unusable() {
+        r.valid = Valid::Unknown;
+        r.unknown.push(format!("not judged: {why}"));
+        return r;
+    }
     let snap_gap = 2000;
     for node in &d.nodes {
         let redis = d.kinds.get(node).is_some_and(|k| k == "redis");
@@ -232,7 +239,7 @@ fn judge(
     my_id: Option<&str>,
     e: &NodeEvent,
     about: &str,
-    claimed: Option<&crate::protocol::Claimed>,
+    claimed: Option<&crate::run_data::Claimed>,
     reports: Option<&BTreeMap<String, Report>>,
     redis: bool,
     w: i64,

@@ -148,6 +148,15 @@ pub enum HistoryError {
         #[source]
         source: serde_json::Error,
     },
+    /// The lines parse but are not a history the recorder could have written: indexes
+    /// not consecutive, time going back, a process invoking twice without completing.
+    /// Shuffled, reversed, cut or spliced files end here, never in a verdict.
+    #[error("history {path} line {line}: {reason}")]
+    Disorder {
+        path: String,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// A parsed history plus what had to be skipped.
@@ -162,11 +171,15 @@ impl History {
     /// Parses JSON lines. A malformed *last* line without a newline is what a killed
     /// writer leaves behind, so it is skipped and reported; a malformed line anywhere
     /// else is an error.
+    /// The ops must be in recorder order ([`History::validate`]).
     pub fn parse(text: &str, path: &str) -> Result<History, HistoryError> {
-        History::from_reader(text.as_bytes(), path)
+        let h = History::from_reader(text.as_bytes(), path)?;
+        h.validate(path)?;
+        Ok(h)
     }
 
-    /// Parses JSON lines from a buffered reader, one line at a time (no whole-file copy).
+    /// Parses JSON lines from a buffered reader, one line at a time (no whole-file copy);
+    /// no order checks (see [`History::validate`]).
     pub fn from_reader<R: BufRead>(mut reader: R, path: &str) -> Result<History, HistoryError> {
         let mut ops = Vec::new();
         let mut truncated_tail = false;
@@ -208,8 +221,103 @@ impl History {
         })
     }
 
-    /// Reads and parses a history file.
+    /// Checks that the ops are in the order the recorder writes them: indexes 0, 1, 2,
+    /// ... (one line per index, so a deleted or duplicated line shows), times never
+    /// going back, and every client process alternating invoke and completion with
+    /// the same `f`, never invoking again after an `info`. Line numbers count parsed
+    /// ops from 1 (blank lines are not written by the recorder).
+    pub fn validate(&self, path: &str) -> Result<(), HistoryError> {
+        let bad = |i: usize, reason: String| HistoryError::Disorder {
+            path: path.to_string(),
+            line: i + 1,
+            reason,
+        };
+        let mut open: HashMap<u64, (&str, usize)> = HashMap::new();
+        let mut retired: HashMap<u64, usize> = HashMap::new();
+        let mut last_time = 0u64;
+        for (i, op) in self.ops.iter().enumerate() {
+            if op.index != i as u64 {
+                return Err(bad(
+                    i,
+                    format!(
+                        "index {} where {i} was due (lines missing, repeated or out of order)",
+                        op.index
+                    ),
+                ));
+            }
+            if op.time < last_time {
+                return Err(bad(
+                    i,
+                    format!(
+                        "time {} ns is before the previous line's {last_time} ns",
+                        op.time
+                    ),
+                ));
+            }
+            last_time = op.time;
+            let Process::Client(p) = op.process else {
+                continue;
+            };
+            if let Some(at) = retired.get(&p) {
+                return Err(bad(
+                    i,
+                    format!(
+                        "process {p} acts again after its op ended info on line {}",
+                        at + 1
+                    ),
+                ));
+            }
+            match (op.kind, open.get(&p)) {
+                (OpType::Invoke, Some((_, at))) => {
+                    return Err(bad(
+                        i,
+                        format!(
+                            "process {p} invokes again before its invocation on line {} completed",
+                            at + 1
+                        ),
+                    ))
+                }
+                (OpType::Invoke, None) => {
+                    open.insert(p, (op.f.as_str(), i));
+                }
+                (_, None) => {
+                    return Err(bad(
+                        i,
+                        format!("process {p} completes an op it never invoked"),
+                    ))
+                }
+                (kind, Some((f, at))) => {
+                    if *f != op.f {
+                        return Err(bad(
+                            i,
+                            format!(
+                                "process {p} completes {} but invoked {f} on line {}",
+                                op.f,
+                                at + 1
+                            ),
+                        ));
+                    }
+                    open.remove(&p);
+                    if kind == OpType::Info {
+                        retired.insert(p, i);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and parses a history file whose ops must be in recorder order
+    /// ([`History::validate`]).
     pub fn read(path: &Path) -> Result<History, HistoryError> {
+        let h = History::read_view(path)?;
+        h.validate(&path.display().to_string())?;
+        Ok(h)
+    }
+
+    /// Reads ops from a file that is a view of a history, such as `nemesis.jsonl` (the
+    /// nemesis's lines only): parsed, not checked for order.
+    pub fn read_view(path: &Path) -> Result<History, HistoryError> {
         let shown = path.display().to_string();
         let f = std::fs::File::open(path).map_err(|source| HistoryError::Io {
             path: shown.clone(),
@@ -294,7 +402,7 @@ mod tests {
         let text = concat!(
             r#"{"index":0,"time":5,"process":1,"type":"invoke","f":"add","value":{"key":"k","element":7}}"#,
             "\n",
-            r#"{"index":1,"time":6,"process":1,"type":"ok","f":"read"}"#,
+            r#"{"index":1,"time":6,"process":1,"type":"ok","f":"add"}"#,
             "\n"
         );
         let h = History::parse(text, "t").unwrap();
@@ -312,6 +420,43 @@ mod tests {
         assert_eq!(History::parse(&out, "t").unwrap().ops, h.ops);
         let v: OpValue = serde_json::json!({"key": "k", "element": 7}).into();
         assert_eq!(v, h.ops[0].value);
+    }
+
+    #[test]
+    fn disorder_is_an_error_naming_the_line() {
+        let lines = [
+            r#"{"index":0,"time":5,"process":1,"type":"invoke","f":"add","value":1}"#,
+            r#"{"index":1,"time":6,"process":2,"type":"invoke","f":"add","value":2}"#,
+            r#"{"index":2,"time":7,"process":1,"type":"ok","f":"add","value":1}"#,
+            r#"{"index":3,"time":9,"process":2,"type":"info","f":"add","value":2}"#,
+        ];
+        let join = |ls: &[&str]| ls.join("\n") + "\n";
+        assert!(History::parse(&join(&lines), "t").is_ok());
+        let err = |ls: &[&str]| History::parse(&join(ls), "t").unwrap_err().to_string();
+        // Reversed: index 3 first.
+        let mut rev = lines.to_vec();
+        rev.reverse();
+        assert!(
+            err(&rev).contains("line 1: index 3 where 0 was due"),
+            "{}",
+            err(&rev)
+        );
+        // Shuffled: two lines swapped.
+        let sw = [lines[0], lines[2], lines[1], lines[3]];
+        assert!(err(&sw).contains("line 2: index 2 where 1 was due"));
+        // A line deleted in the middle.
+        assert!(err(&[lines[0], lines[2], lines[3]]).contains("line 2"));
+        // Time going back with correct indexes.
+        let back = r#"{"index":3,"time":1,"process":2,"type":"info","f":"add","value":2}"#;
+        assert!(err(&[lines[0], lines[1], lines[2], back]).contains("before the previous"));
+        // A completion without invocation, a second invocation, a process back after info.
+        let orphan = r#"{"index":0,"time":5,"process":1,"type":"ok","f":"add","value":1}"#;
+        assert!(err(&[orphan]).contains("never invoked"));
+        let again = r#"{"index":2,"time":7,"process":1,"type":"invoke","f":"add","value":3}"#;
+        assert!(err(&[lines[0], lines[1], again]).contains("invokes again"));
+        let zombie = r#"{"index":4,"time":9,"process":2,"type":"invoke","f":"add","value":5}"#;
+        assert!(err(&[lines[0], lines[1], lines[2], lines[3], zombie])
+            .contains("after its op ended info"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::protocol::{Ev, FaultWindow, RunData};
+use crate::run_data::{Ev, FaultWindow, RunData};
 
 /// One faulted node's detection timeline, in ms after the fault started.
 #[derive(Debug, Serialize)]
@@ -100,9 +100,8 @@ pub fn measure(d: &RunData) -> Latency {
         false_fails: vec![],
         notes: vec![],
     };
-    if !d.has_timebase {
-        out.notes
-            .push("no timebase.json: events cannot be placed on the run's timeline".into());
+    if let Some(why) = d.events_unusable() {
+        out.notes.push(format!("not measured: {why}"));
         return out;
     }
     let horizon = d.node_timeout_ms * 10;
@@ -179,7 +178,7 @@ pub fn measure(d: &RunData) -> Latency {
 /// The role of `id` just before `t_ms`: its own latest snapshot, else any other
 /// node's view of it. True only for a master that owned slots (a failover needs one).
 fn is_master_at(d: &RunData, name: &str, id: &str, t_ms: i64) -> bool {
-    let line_of = |s: &crate::protocol::Snapshot| {
+    let line_of = |s: &crate::run_data::Snapshot| {
         s.lines
             .as_ref()
             .and_then(|ls| ls.iter().find(|l| l.id == id).cloned())
@@ -220,7 +219,7 @@ fn failover(d: &RunData, f: &FaultWindow, master: &str, id: &str, end: i64) -> F
         .events
         .iter()
         .filter(|e| in_window(e.t_ms))
-        .find(|e| matches!(e.ev, Ev::FailoverWon) && replica_of_master(&e.node));
+        .find(|e| matches!(e.ev, Ev::FailoverWon { .. }) && replica_of_master(&e.node));
     let (promoted, won_ms, started) = match won {
         Some(w) => {
             let started = d
@@ -318,7 +317,7 @@ mod tests {
             .collect();
         let logs: Vec<(String, Option<String>)> = (0..4)
             .map(|n| {
-                let mut text = String::new();
+                let mut text = json!({"node": id(n), "wall_ms": 1000, "mono_ms": 1000, "event": "started", "id": id(n)}).to_string() + "\n";
                 for (k, t, e) in events.iter().filter(|(k, _, _)| *k == n) {
                     let mut o = json!({"node": id(*k), "wall_ms": 1000 + t, "mono_ms": 1000 + t});
                     for (key, v) in e.as_object().unwrap() {

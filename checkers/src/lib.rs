@@ -3,8 +3,11 @@
 //! Every checker reads only what a run folder holds (the history as JSON lines), so a
 //! stored run can be judged again offline with `hearsay check RUN_DIR`.
 
+pub mod claims;
 pub mod convergence;
 pub mod counter;
+pub mod detection;
+pub mod elections;
 pub mod epochs;
 pub mod fail_quorum;
 pub mod gen;
@@ -15,6 +18,7 @@ pub mod list_append;
 pub mod perf;
 pub mod protocol;
 pub mod redis_log;
+pub mod run_data;
 pub mod set;
 pub mod set_full;
 pub mod stats;

@@ -65,6 +65,14 @@ pub struct ListAppendResult {
     pub cycles: Vec<Cycle>,
     pub never_read: Vec<String>,
     pub notes: Vec<String>,
+    /// Every lost append and incompatible order (the lists above are capped), and
+    /// the number of cycles found: the claims model attributes each one.
+    #[serde(skip)]
+    pub lost_all: Vec<Anomaly>,
+    #[serde(skip)]
+    pub incompatible_all: Vec<Anomaly>,
+    #[serde(skip)]
+    pub cycles_total: usize,
 }
 
 fn parse_micros(op: &Op, with_results: bool) -> Result<Vec<Micro>, MalformedOp> {
@@ -165,6 +173,9 @@ pub fn check(history: &History) -> Result<ListAppendResult, MalformedOp> {
         cycles: Vec::new(),
         never_read: Vec::new(),
         notes: Vec::new(),
+        lost_all: Vec::new(),
+        incompatible_all: Vec::new(),
+        cycles_total: 0,
     };
 
     // key -> value -> (txn position, outcome)
@@ -188,14 +199,13 @@ pub fn check(history: &History) -> Result<ListAppendResult, MalformedOp> {
     r.keys = all_keys.len();
     // Dependency edges: (from txn, to txn, kind, key).
     let mut edges: Vec<(usize, usize, &'static str, &str)> = Vec::new();
+    // Every anomaly is kept here; the lists in the result are capped at the end.
     let push = |v: &mut Vec<Anomaly>, key: &str, index: u64, detail: String| {
-        if v.len() < EXAMPLES {
-            v.push(Anomaly {
-                key: key.to_string(),
-                index,
-                detail,
-            });
-        }
+        v.push(Anomaly {
+            key: key.to_string(),
+            index,
+            detail,
+        });
     };
     for key in all_keys {
         let app = appends.get(key).unwrap_or(&empty_appends);
@@ -316,7 +326,20 @@ pub fn check(history: &History) -> Result<ListAppendResult, MalformedOp> {
             }
         }
     }
-    r.cycles = find_cycles(txns.len(), &edges)
+    let cycles = find_cycles(txns.len(), &edges);
+    r.cycles_total = cycles.len();
+    r.lost_all = r.lost.clone();
+    r.incompatible_all = r.incompatible_order.clone();
+    for v in [
+        &mut r.duplicates,
+        &mut r.garbage,
+        &mut r.aborted,
+        &mut r.incompatible_order,
+        &mut r.lost,
+    ] {
+        v.truncate(EXAMPLES);
+    }
+    r.cycles = cycles
         .into_iter()
         .take(EXAMPLES)
         .map(|c| Cycle {

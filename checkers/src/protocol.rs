@@ -1,692 +1,139 @@
-//! What the protocol checkers read from a run folder, put on one timeline.
-//!
-//! Sources: `test.json` (node_timeout), `timebase.json` (the harness's CLOCK_MONOTONIC
-//! and wall clock when the history's time 0 was taken), `history.jsonl` (nemesis ops),
-//! `snapshots.jsonl` (every node's CLUSTER NODES on a period) and
-//! `nodes/<name>/events.jsonl` (hearsay-node's event log, or the one the redis log
-//! adapter wrote). Every event is placed on the run's timeline in ms since the
-//! history's time 0: hearsay events by `mono_ms` (not faked by the clock nemesis),
-//! redis events by their wall stamp minus the clock nemesis's offset for that node.
+//! The protocol checkers' entry: fail-quorum, convergence, epochs, failure detection
+//! and elections over one run's [`RunData`](crate::run_data::RunData), with detection
+//! latency measured alongside, and the coverage of every rule (how many cases each
+//! judged; a rule with none says so).
 
-use serde::Serialize;
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use crate::run_data::{Ev, RunData};
+use crate::verdict::{Rule, Valid};
+use serde_json::{json, Value};
 
-use crate::history::{History, Process};
-use crate::verdict::Valid;
-
-/// Errors loading a run folder for the protocol checkers.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("reading {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    History(#[from] crate::history::HistoryError),
-}
-
-/// A normalized protocol event; node fields are 40-char IDs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Ev {
-    Started {
-        id: String,
-    },
-    PfailSet {
-        about: String,
-    },
-    PfailCleared {
-        about: String,
-    },
-    /// A report first added (`refresh` false) or refreshed.
-    Report {
-        reporter: String,
-        about: String,
-        refresh: bool,
-    },
-    ReportRemoved {
-        reporter: String,
-        about: String,
-        reason: String,
-    },
-    /// The node decided FAIL by itself. Hearsay adds what it counted; redis does not.
-    FailMarked {
-        about: String,
-        claimed: Option<Claimed>,
-    },
-    FailReceived {
-        from: String,
-        about: String,
-    },
-    FailCleared {
-        about: String,
-    },
-    VoteGranted {
-        to: String,
-        epoch: Option<u64>,
-    },
-    /// A master refused its vote (hearsay: the reason's name; redis: its log text).
-    VoteRefused {
-        to: String,
-        reason: String,
-    },
-    FailoverStarted {
-        epoch: Option<u64>,
-    },
-    FailoverWon,
-    CurrentEpoch {
-        from: Option<u64>,
-        to: u64,
-        reason: String,
-    },
-    /// The configEpoch the node holds for `node`; None = its own (redis logs only
-    /// its own).
-    ConfigEpoch {
-        node: Option<String>,
-        to: u64,
-    },
-    EpochCollision {
-        with: String,
-    },
-}
-
-/// What a hearsay node said it counted for a FAIL (kept as evidence, never trusted).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Claimed {
-    pub reporters: Vec<String>,
-    pub quorum_needed: Option<u64>,
-    pub masters_with_slots: Option<u64>,
-    pub counted_self: Option<bool>,
-}
-
-/// One event of one node.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeEvent {
-    /// Harness node name (e.g. `n3`).
-    pub node: String,
-    /// ms on the run timeline (history time 0); None when it cannot be placed.
-    pub t_ms: Option<i64>,
-    /// The node's own clock (wall ms as the node saw it, offsets included).
-    pub local_ms: i64,
-    /// How far `t_ms` may be off (second stamps, clock strobes).
-    pub slack_ms: i64,
-    #[serde(flatten)]
-    pub ev: Ev,
-    /// Position in its node's file, to keep same-ms order.
-    #[serde(skip)]
-    pub seq: usize,
-}
-
-/// One node's line in a CLUSTER NODES snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct NodeLine {
-    pub id: String,
-    pub myself: bool,
-    pub master: bool,
-    pub fail: bool,
-    pub pfail: bool,
-    pub handshake: bool,
-    pub noaddr: bool,
-    pub master_of: Option<String>,
-    pub config_epoch: u64,
-    pub slots: Vec<(u16, u16)>,
-}
-
-impl NodeLine {
-    pub fn slot_count(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|(a, b)| usize::from(b.saturating_sub(*a)) + 1)
-            .sum()
-    }
-}
-
-/// Parses CLUSTER NODES text; lines that do not parse are skipped.
-pub fn parse_cluster_nodes(text: &str) -> Vec<NodeLine> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(id), Some(flags), Some(master), Some(epoch)) =
-            (f.first(), f.get(2), f.get(3), f.get(6))
-        else {
-            continue;
-        };
-        let flags: Vec<&str> = flags.split(',').collect();
-        let mut slots = Vec::new();
-        for s in f.iter().skip(8) {
-            // `[slot->-id]` / `[slot-<-id]` are migration markers, not ownership.
-            if s.starts_with('[') {
-                continue;
-            }
-            let (a, b) = s.split_once('-').unwrap_or((s, s));
-            if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
-                slots.push((a, b));
-            }
-        }
-        out.push(NodeLine {
-            id: id.to_string(),
-            myself: flags.contains(&"myself"),
-            master: flags.contains(&"master"),
-            fail: flags.contains(&"fail"),
-            pfail: flags.contains(&"fail?"),
-            handshake: flags.contains(&"handshake"),
-            noaddr: flags.contains(&"noaddr"),
-            master_of: (*master != "-").then(|| master.to_string()),
-            config_epoch: epoch.parse().unwrap_or(0),
-            slots,
-        });
-    }
-    out
-}
-
-/// One snapshot of one node.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub t_ms: i64,
-    pub node: String,
-    /// None when the node did not answer.
-    pub lines: Option<Vec<NodeLine>>,
-}
-
-/// A nemesis fault window on the run timeline.
-#[derive(Clone, Debug, Serialize)]
-pub struct FaultWindow {
-    pub kind: String,
-    pub start_ms: i64,
-    /// None if never stopped (the final heal ends it).
-    pub stop_ms: Option<i64>,
-    /// Node names the fault targets (for partitions: every node named in the grudge).
-    pub targets: Vec<String>,
-    /// For partitions: node -> nodes it refuses traffic from.
-    pub grudge: BTreeMap<String, Vec<String>>,
-    /// Clock faults: the offset in ms, and whether it strobes.
-    pub clock_delta_ms: Option<i64>,
-    pub strobe: bool,
-}
-
-/// Everything the protocol checkers need.
-#[derive(Debug, Default)]
-pub struct RunData {
-    pub node_timeout_ms: i64,
-    /// Node names, sorted.
-    pub nodes: Vec<String>,
-    pub kinds: HashMap<String, String>,
-    /// 40-char ID -> node name (every ID a node ever had as `myself`).
-    pub names: HashMap<String, String>,
-    pub events: Vec<NodeEvent>,
-    pub snapshots: Vec<Snapshot>,
-    pub faults: Vec<FaultWindow>,
-    /// Time of the final heal (`heal-all`) and of the `recovered` op.
-    pub heal_ms: Option<i64>,
-    pub recovered_ms: Option<i64>,
-    /// Whether events could be placed on the timeline at all.
-    pub has_timebase: bool,
-    pub loglevel: String,
-    /// Problems met while loading (unparseable lines etc.), reported, never fatal.
-    pub notes: Vec<String>,
-}
-
-impl RunData {
-    /// Short display name for an ID: the node name, else the ID's first 8 chars.
-    pub fn name(&self, id: &str) -> String {
-        self.names
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| id.get(..8).unwrap_or(id).to_string())
-    }
-
-    /// Loads a run folder.
-    pub fn load(dir: &Path) -> Result<RunData, LoadError> {
-        let history = History::read(&dir.join("history.jsonl"))?;
-        Ok(RunData::load_with(dir, &history))
-    }
-
-    /// Loads a run folder whose history the caller has already read (the report reads
-    /// it once for both its client-op plots and this).
-    pub fn load_with(dir: &Path, history: &History) -> RunData {
-        let read = |name: &str| -> Option<String> { std::fs::read_to_string(dir.join(name)).ok() };
-        let test: Value = read("test.json")
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null);
-        let timebase: Option<Value> =
-            read("timebase.json").and_then(|t| serde_json::from_str(&t).ok());
-        let snapshots = read("snapshots.jsonl").unwrap_or_default();
-        let mut node_logs = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(dir.join("nodes")) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let text = std::fs::read_to_string(e.path().join("events.jsonl")).ok();
-                node_logs.push((name, text));
-            }
-        }
-        RunData::build(&test, timebase.as_ref(), history, &snapshots, &node_logs)
-    }
-
-    /// Builds from already-read parts (what tests call).
-    pub fn build(
-        test: &Value,
-        timebase: Option<&Value>,
-        history: &History,
-        snapshots: &str,
-        node_logs: &[(String, Option<String>)],
-    ) -> RunData {
-        let mut d = RunData {
-            node_timeout_ms: test["options"]["node_timeout"].as_i64().unwrap_or(2000),
-            loglevel: test["options"]["loglevel"]
-                .as_str()
-                .unwrap_or("debug")
-                .to_string(),
-            ..RunData::default()
-        };
-        let target = test["options"]["target"].as_str().unwrap_or("");
-        d.faults = fault_windows(history);
-        for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
-            let t = (op.time / 1_000_000) as i64;
-            if op.f == "heal-all" && d.heal_ms.is_none_or(|h| h < t) {
-                d.heal_ms = Some(t);
-            }
-            if op.f == "recovered" {
-                d.recovered_ms = Some(t);
-            }
-        }
-        for line in snapshots.lines().filter(|l| !l.trim().is_empty()) {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                d.notes.push("unparseable snapshot line skipped".into());
-                continue;
-            };
-            let node = v["node"].as_str().unwrap_or("").to_string();
-            let t_ms = (v["time"].as_u64().unwrap_or(0) / 1_000_000) as i64;
-            let lines = v["nodes"].as_str().map(parse_cluster_nodes);
-            if let Some(me) = lines.as_ref().and_then(|l| l.iter().find(|n| n.myself)) {
-                d.names.insert(me.id.clone(), node.clone());
-            }
-            d.snapshots.push(Snapshot { t_ms, node, lines });
-        }
-        let base_mono = timebase.and_then(|t| t["mono_ms"].as_i64());
-        let base_wall = timebase.and_then(|t| t["wall_ms"].as_i64());
-        d.has_timebase = base_mono.is_some() && base_wall.is_some();
-        for (name, text) in node_logs {
-            d.nodes.push(name.clone());
-            let Some(text) = text else {
-                d.notes.push(format!("{name}: no events.jsonl"));
-                continue;
-            };
-            let mut kind = "hearsay";
-            for (seq, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let Ok(v) = serde_json::from_str::<Value>(line) else {
-                    d.notes
-                        .push(format!("{name}: unparseable event line {}", seq + 1));
-                    continue;
-                };
-                let redis = v["source"] == "redis-log";
-                if redis {
-                    kind = "redis";
-                }
-                let local_ms = v["wall_ms"].as_i64().unwrap_or(0);
-                let (t_ms, slack_ms) = if redis {
-                    match base_wall {
-                        Some(b) => {
-                            let (off, slack) = clock_offset(&d.faults, name, local_ms - b);
-                            (Some(local_ms - b - off), slack + 5)
-                        }
-                        None => (None, 0),
-                    }
-                } else {
-                    match (base_mono, v["mono_ms"].as_i64()) {
-                        (Some(b), Some(m)) => (Some(m - b), 5),
-                        _ => (None, 0),
-                    }
-                };
-                let Some(ev) = normalize(&v, redis) else {
-                    continue;
-                };
-                if let Ev::Started { id } = &ev {
-                    d.names.insert(id.clone(), name.clone());
-                }
-                d.events.push(NodeEvent {
-                    node: name.clone(),
-                    t_ms,
-                    local_ms,
-                    slack_ms,
-                    ev,
-                    seq,
-                });
-            }
-            d.kinds.insert(name.clone(), kind.to_string());
-        }
-        // A node without events has no `source` to tell its kind: use the target's rule
-        // (mixed puts redis on even indices, i.e. n1, n3, ...).
-        for (name, k) in d.kinds.iter_mut() {
-            let idx = name.strip_prefix('n').and_then(|x| x.parse::<usize>().ok());
-            match (target, idx) {
-                ("redis", _) => *k = "redis".into(),
-                ("mixed", Some(i)) if i % 2 == 1 => *k = "redis".into(),
-                _ => {}
-            }
-        }
-        d.nodes.sort();
-        d.events
-            .sort_by_key(|e| (e.t_ms.unwrap_or(e.local_ms), e.node.clone(), e.seq));
-        d
-    }
-
-    /// Events of one node in file order.
-    pub fn events_of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a NodeEvent> + 'a {
-        self.events.iter().filter(move |e| e.node == node)
-    }
-
-    /// The latest answered snapshot of `node` at or before `t_ms`.
-    pub fn snapshot_before(&self, node: &str, t_ms: i64) -> Option<&Snapshot> {
-        self.snapshots
-            .iter()
-            .filter(|s| s.node == node && s.t_ms <= t_ms && s.lines.is_some())
-            .max_by_key(|s| s.t_ms)
-    }
-
-    /// True if any answered snapshot in `[from, to]` shows `id` as a master.
-    pub fn seen_as_master(&self, id: &str, from: i64, to: i64) -> bool {
-        self.snapshots
-            .iter()
-            .filter(|s| s.t_ms >= from && s.t_ms <= to)
-            .filter_map(|s| s.lines.as_ref())
-            .any(|l| l.iter().any(|n| n.id == id && n.master))
-    }
-
-    /// True if any answered snapshot in `[from, to]` shows `id` at all.
-    pub fn seen(&self, id: &str, from: i64, to: i64) -> bool {
-        self.snapshots
-            .iter()
-            .filter(|s| s.t_ms >= from && s.t_ms <= to)
-            .filter_map(|s| s.lines.as_ref())
-            .any(|l| l.iter().any(|n| n.id == id))
-    }
-}
-
-/// The protocol checkers together: fail-quorum, convergence and epochs decide the
-/// verdict; detection latency is measured alongside.
+/// The protocol checkers together; returns the verdict and results.json's `protocol`.
 pub fn check_run(d: &RunData, convergence_bound_ms: Option<i64>) -> (Valid, Value) {
     let fq = crate::fail_quorum::check(d);
     let conv = crate::convergence::check(d, convergence_bound_ms);
     let ep = crate::epochs::check(d);
     let lat = crate::latency::measure(d);
-    let valid = fq.valid.and(conv.valid).and(ep.valid);
-    let v = serde_json::json!({
+    let detection = crate::detection::check(d);
+    let elections = crate::elections::check(d);
+    let mut valid = fq.valid.and(conv.valid).and(ep.valid);
+    for r in detection.iter().chain(&elections) {
+        valid = valid.and(r.valid);
+    }
+    let mut rules = coverage_of_checkers(d, &fq, &conv, &ep);
+    rules.extend(detection.iter().cloned());
+    rules.extend(elections.iter().cloned());
+    let coverage: Vec<Value> = rules
+        .iter()
+        .map(|r| {
+            json!({"rule": r.rule, "status": r.status(), "cases": r.cases,
+                   "unjudged": r.unjudged, "violations": r.violations.len()})
+        })
+        .collect();
+    let v = json!({
         "valid": valid,
         "fail-quorum": fq,
         "convergence": conv,
         "epochs": ep,
+        "detection": detection,
+        "elections": elections,
         "detection-latency": lat,
+        "coverage": coverage,
         "notes": d.notes.iter().take(20).collect::<Vec<_>>(),
     });
     (valid, v)
 }
 
-/// Which nemesis faults ran when, from the history's nemesis ops (the completion line
-/// of each start/stop, the one carrying `verified`).
-fn fault_windows(history: &History) -> Vec<FaultWindow> {
-    let mut out: Vec<FaultWindow> = Vec::new();
-    let mut open: HashMap<String, usize> = HashMap::new();
-    for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
-        let t = (op.time / 1_000_000) as i64;
-        if let Some(kind) = op.f.strip_prefix("start-") {
-            // The first line of a start marks its beginning; the second has targets.
-            let i = match open.get(kind) {
-                Some(i) => *i,
-                None => {
-                    out.push(FaultWindow {
-                        kind: kind.to_string(),
-                        start_ms: t,
-                        stop_ms: None,
-                        targets: vec![],
-                        grudge: BTreeMap::new(),
-                        clock_delta_ms: None,
-                        strobe: false,
-                    });
-                    open.insert(kind.to_string(), out.len() - 1);
-                    out.len() - 1
-                }
-            };
-            let Some(w) = out.get_mut(i) else { continue };
-            let value = op.value.json();
-            let targets = &value["targets"];
-            if let Some(a) = targets.as_array() {
-                w.targets = a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect();
-            } else if let Some(g) = targets["refuses-from"].as_object() {
-                for (k, v) in g {
-                    let from: Vec<String> = v
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    for n in std::iter::once(k).chain(from.iter()) {
-                        if !w.targets.contains(n) {
-                            w.targets.push(n.clone());
-                        }
-                    }
-                    w.grudge.insert(k.clone(), from);
-                }
-            }
-            let res = &value["resolved"];
-            if let Some(ds) = res["delta_s"]
-                .as_i64()
-                .or_else(|| res["delta-s"].as_i64())
-                .or_else(|| value["evidence"]["delta-s"].as_i64())
-            {
-                w.clock_delta_ms = Some(ds * 1000);
-            }
-            if res["fault"].as_str().is_some_and(|f| f.contains("strobe")) {
-                w.strobe = true;
-            }
-        } else if let Some(kind) = op.f.strip_prefix("stop-") {
-            if let Some(i) = open.remove(kind) {
-                if let Some(w) = out.get_mut(i) {
-                    w.stop_ms = Some(t);
-                }
-            }
-        } else if op.f == "heal-all" {
-            for (_, i) in open.drain() {
-                if let Some(w) = out.get_mut(i) {
-                    w.stop_ms = Some(t);
-                }
-            }
+/// The rules of the older checkers, as coverage entries (their verdicts and evidence
+/// stay in their own sections).
+fn coverage_of_checkers(
+    d: &RunData,
+    fq: &crate::fail_quorum::FailQuorum,
+    conv: &crate::convergence::Convergence,
+    ep: &crate::epochs::Epochs,
+) -> Vec<Rule> {
+    let mut out = Vec::new();
+    let mut rule = |name, requires, cases, broken: Vec<Value>, valid: Valid| {
+        let mut r = Rule::new(name, requires);
+        r.cases = cases;
+        for b in broken {
+            r.violate(b);
         }
-    }
+        if valid == Valid::Unknown && r.valid != Valid::False {
+            r.valid = Valid::Unknown;
+        }
+        out.push(r);
+    };
+    rule(
+        "fail-backed-by-quorum",
+        "a FAIL decided only with fresh reports from a majority of masters with slots",
+        fq.decisions,
+        fq.violations.clone(),
+        fq.valid,
+    );
+    rule(
+        "fail-received-traced",
+        "a FAIL received only from a node that decided it",
+        fq.received,
+        fq.untraced.clone(),
+        fq.valid,
+    );
+    let by = |key: &str| -> Vec<Value> {
+        ep.violations
+            .iter()
+            .filter(|v| v.get(key).is_some())
+            .cloned()
+            .collect()
+    };
+    rule(
+        "one-vote-per-epoch",
+        "a master grants at most one vote per epoch",
+        ep.votes,
+        by("voted_for"),
+        ep.valid,
+    );
+    rule(
+        "unique-config-epoch",
+        "no two masters hold slots with the same configEpoch",
+        ep.rounds_checked,
+        by("owners"),
+        ep.valid,
+    );
+    rule(
+        "promotion-majority",
+        "every promotion backed by votes from a majority of masters with slots in its epoch",
+        ep.promotions,
+        by("votes_from"),
+        ep.valid,
+    );
+    let epoch_changes = d
+        .events
+        .iter()
+        .filter(|e| matches!(e.ev, Ev::CurrentEpoch { .. } | Ev::Started { .. }))
+        .count();
+    let mut mono: Vec<Value> = by("last_seen");
+    mono.extend(by("loaded"));
+    mono.extend(by("previous"));
+    rule(
+        "epochs-never-go-back",
+        "currentEpoch never decreases while a node runs, nor across a restart below an epoch it acted on",
+        epoch_changes,
+        mono,
+        ep.valid,
+    );
+    let conv_cases = usize::from(conv.heal_ms.is_some() && conv.rounds_after_heal > 0);
+    let broken = if conv.valid == Valid::False {
+        vec![
+            json!({"problems": conv.problems, "convergence_ms": conv.convergence_ms, "bound_ms": conv.bound_ms}),
+        ]
+    } else {
+        vec![]
+    };
+    rule(
+        "converges-after-heal",
+        "after the final heal every live node holds the same slot map, each slot with one master, within the bound",
+        conv_cases,
+        broken,
+        conv.valid,
+    );
     out
-}
-
-/// The clock offset of `node` at (approximately) run time `t_ms`, and the
-/// uncertainty: a strobe flips between 0 and delta, and the edges of a bump are only
-/// known to the nemesis op's resolution.
-fn clock_offset(faults: &[FaultWindow], node: &str, t_ms: i64) -> (i64, i64) {
-    let mut off = 0;
-    let mut slack = 0;
-    for f in faults.iter().filter(|f| f.kind == "clock") {
-        let Some(d) = f.clock_delta_ms else { continue };
-        if !f.targets.iter().any(|n| n == node) {
-            continue;
-        }
-        let stop = f.stop_ms.unwrap_or(i64::MAX);
-        // A wall stamp taken with the offset on reads `d` later than run time.
-        let within = |x: i64| x >= f.start_ms - 1000 && x <= stop.saturating_add(1000);
-        if within(t_ms) || within(t_ms - d) {
-            if f.strobe {
-                off += d / 2;
-                slack += d.abs() / 2 + 1000;
-            } else {
-                let sure = t_ms - d >= f.start_ms + 1000 && t_ms - d <= stop.saturating_sub(1000);
-                if sure {
-                    off += d;
-                } else {
-                    off += d / 2;
-                    slack += d.abs() / 2 + 1000;
-                }
-            }
-        }
-    }
-    (off, slack)
-}
-
-/// Maps one event line (hearsay or redis-adapter form) to an [`Ev`].
-fn normalize(v: &Value, redis: bool) -> Option<Ev> {
-    let s = |k: &str| v[k].as_str().map(str::to_string);
-    let kind = v["event"].as_str()?;
-    // hearsay lines carry the writer's ID in `me` (older logs: in `node`, before the
-    // event's own `node`; JSON keeps the last key, which is the event's field).
-    Some(match kind {
-        "started" => Ev::Started { id: s("id")? },
-        "pfail_set" => Ev::PfailSet {
-            about: if redis { s("about")? } else { s("node")? },
-        },
-        "pfail_cleared" => Ev::PfailCleared { about: s("node")? },
-        "failure_report" | "failure_report_added" => Ev::Report {
-            reporter: s("reporter")?,
-            about: s("about")?,
-            refresh: false,
-        },
-        "failure_report_refreshed" => Ev::Report {
-            reporter: s("reporter")?,
-            about: s("about")?,
-            refresh: true,
-        },
-        "failure_report_cleared" => Ev::ReportRemoved {
-            reporter: s("reporter")?,
-            about: s("about")?,
-            reason: "back_online".into(),
-        },
-        "failure_report_removed" => Ev::ReportRemoved {
-            reporter: s("reporter")?,
-            about: s("about")?,
-            reason: s("reason").unwrap_or_default(),
-        },
-        "fail_marked" => Ev::FailMarked {
-            about: s("about")?,
-            claimed: v["reporters"].as_array().map(|r| Claimed {
-                reporters: r
-                    .iter()
-                    .filter_map(|x| x["id"].as_str().map(str::to_string))
-                    .collect(),
-                quorum_needed: v["quorum_needed"].as_u64(),
-                masters_with_slots: v["masters_with_slots"].as_u64(),
-                counted_self: v["counted_self"].as_bool(),
-            }),
-        },
-        "fail_received" => Ev::FailReceived {
-            from: s("from")?,
-            about: s("about")?,
-        },
-        "fail_cleared" => Ev::FailCleared { about: s("about")? },
-        "vote_granted" => Ev::VoteGranted {
-            to: s("to")?,
-            epoch: v["epoch"].as_u64(),
-        },
-        "vote_refused" => Ev::VoteRefused {
-            to: s("to")?,
-            reason: s("reason").unwrap_or_default(),
-        },
-        "failover_started" | "election_started" => Ev::FailoverStarted {
-            epoch: v["epoch"].as_u64(),
-        },
-        "failover_won" | "election_won" => Ev::FailoverWon,
-        "current_epoch_changed" => Ev::CurrentEpoch {
-            from: v["from"].as_u64(),
-            to: v["to"].as_u64()?,
-            reason: s("reason").unwrap_or_default(),
-        },
-        "config_epoch_changed" => Ev::ConfigEpoch {
-            node: s("node"),
-            to: v["to"].as_u64()?,
-        },
-        "config_epoch_set" => Ev::ConfigEpoch {
-            node: None,
-            to: v["epoch"].as_u64()?,
-        },
-        "epoch_collision" => Ev::EpochCollision { with: s("with")? },
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_cluster_nodes() {
-        let text = "\
-aaaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460 [7->-bbbb]
-bbbb 127.0.0.1:7001@17001 slave,fail? aaaa 0 0 1 connected
-cccc 127.0.0.1:7002@17002 master,fail - 0 0 3 disconnected 5461 5462-10922
-";
-        let l = parse_cluster_nodes(text);
-        assert_eq!(l.len(), 3);
-        assert!(l[0].myself && l[0].master);
-        assert_eq!(l[0].slots, vec![(0, 5460)]);
-        assert_eq!(l[0].slot_count(), 5461);
-        assert!(l[1].pfail && !l[1].master);
-        assert_eq!(l[1].master_of.as_deref(), Some("aaaa"));
-        assert!(l[2].fail);
-        assert_eq!(l[2].config_epoch, 3);
-        assert_eq!(l[2].slots, vec![(5461, 5461), (5462, 10922)]);
-    }
-
-    #[test]
-    fn hearsay_pfail_subject_is_the_last_node_key() {
-        let line = r#"{"node":"me","wall_ms":5,"mono_ms":7,"event":"pfail_set","node":"them"}"#;
-        let v: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(
-            normalize(&v, false),
-            Some(Ev::PfailSet {
-                about: "them".into()
-            })
-        );
-    }
-
-    #[test]
-    fn vote_refusals_are_events() {
-        let hs = r#"{"me":"a","event":"vote_refused","to":"b","reason":"already_voted","epoch":5,"req_epoch":5}"#;
-        let redis = r#"{"event":"vote_refused","to":"b","reason":"slot has an older configEpoch"}"#;
-        for (line, redis, reason) in [
-            (hs, false, "already_voted"),
-            (redis, true, "slot has an older configEpoch"),
-        ] {
-            let v: Value = serde_json::from_str(line).unwrap();
-            assert_eq!(
-                normalize(&v, redis),
-                Some(Ev::VoteRefused {
-                    to: "b".into(),
-                    reason: reason.into()
-                })
-            );
-        }
-    }
-
-    #[test]
-    fn clock_offsets_are_removed_from_redis_stamps() {
-        let w = FaultWindow {
-            kind: "clock".into(),
-            start_ms: 10_000,
-            stop_ms: Some(20_000),
-            targets: vec!["n1".into()],
-            grudge: BTreeMap::new(),
-            clock_delta_ms: Some(60_000),
-            strobe: false,
-        };
-        let faults = vec![w];
-        // Run time 15 s, stamped 60 s ahead.
-        assert_eq!(clock_offset(&faults, "n1", 75_000), (60_000, 0));
-        assert_eq!(clock_offset(&faults, "n2", 75_000), (0, 0));
-        assert_eq!(clock_offset(&faults, "n1", 5_000), (0, 0));
-    }
 }

@@ -54,6 +54,18 @@ fn between<'a>(s: &'a str, pre: &str, post: &str) -> Option<&'a str> {
 
 /// Classifies one message; None for lines that are not protocol decisions.
 fn classify(msg: &str) -> Option<Value> {
+    // A process start names its ID once nodes.conf is read (created or loaded).
+    for pre in [
+        "No cluster configuration found, I'm ",
+        "Node configuration loaded, I'm ",
+    ] {
+        if let Some(id) = msg.strip_prefix(pre) {
+            return Some(json!({"event": "started", "id": id.trim()}));
+        }
+    }
+    if msg.starts_with("Redis is now ready to exit, bye bye") {
+        return Some(json!({"event": "stopped"}));
+    }
     let word = |s: &str| {
         s.split_whitespace()
             .next()
@@ -91,8 +103,15 @@ fn classify(msg: &str) -> Option<Value> {
         return Some(json!({"event": "cluster_state", "state": state.trim()}));
     }
     if let Some(rest) = msg.strip_prefix("Start of election delayed for ") {
+        // "<ms> milliseconds (rank #<r>, offset <o>)."
+        let offset = rest
+            .split_once("offset ")
+            .and_then(|(_, o)| o.trim_end_matches([')', '.']).parse::<u64>().ok());
+        let rank = rest
+            .split_once("rank #")
+            .and_then(|(_, r)| word(r).trim_end_matches(',').parse::<u64>().ok());
         return Some(
-            json!({"event": "election_scheduled", "delay_ms": word(rest).parse::<i64>().ok(), "detail": rest}),
+            json!({"event": "election_scheduled", "delay_ms": word(rest).parse::<i64>().ok(), "rank": rank, "offset": offset, "detail": rest}),
         );
     }
     if let Some(rest) = msg.strip_prefix("Starting a failover election for epoch ") {
@@ -135,10 +154,15 @@ fn classify(msg: &str) -> Option<Value> {
 }
 
 /// Converts a whole log into events, in log order. Each event has `event`, `pid`,
-/// `role` (M/S/C), `wall` (the log's stamp) and `wall_ms`, plus its own fields.
-pub fn events(log: &str) -> Vec<Value> {
+/// `role` (M/S/C), `wall` (the log's stamp), `wall_ms` and `seq` (0 at each process
+/// start, as hearsay-node numbers its lines), plus its own fields. The log is read
+/// as bytes, line by line: a line that is not UTF-8 is read with replacement
+/// characters, so one bad byte never hides the rest of the log.
+pub fn events(log: &[u8]) -> Vec<Value> {
     let mut out = Vec::new();
-    for line in log.lines() {
+    let mut seq = 0u64;
+    for raw in log.split(|b| *b == b'\n') {
+        let line = String::from_utf8_lossy(raw);
         let mut f = line.splitn(7, ' ');
         let (Some(pidrole), Some(day), Some(mon), Some(year), Some(time), Some(_level), Some(msg)) = (
             f.next(),
@@ -157,13 +181,18 @@ pub fn events(log: &str) -> Vec<Value> {
         let Some(mut ev) = classify(msg) else {
             continue;
         };
+        if ev["event"] == "started" {
+            seq = 0;
+        }
         if let Some(o) = ev.as_object_mut() {
             o.insert("source".into(), json!("redis-log"));
             o.insert("pid".into(), json!(pid.parse::<u64>().ok()));
             o.insert("role".into(), json!(role));
             o.insert("wall".into(), json!(format!("{day} {mon} {year} {time}")));
             o.insert("wall_ms".into(), json!(stamp(day, mon, year, time)));
+            o.insert("seq".into(), json!(seq));
         }
+        seq += 1;
         out.push(ev);
     }
     out
@@ -194,7 +223,7 @@ garbage line
 
     #[test]
     fn classifies_failure_detection_and_failover() {
-        let ev = events(LOG);
+        let ev = events(LOG.as_bytes());
         let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
@@ -220,11 +249,51 @@ garbage line
         );
         assert_eq!(ev[3]["state"], "fail");
         assert_eq!(ev[5]["delay_ms"], 735);
+        assert_eq!(
+            (ev[5]["rank"].as_u64(), ev[5]["offset"].as_u64()),
+            (Some(0), Some(70))
+        );
         assert_eq!(ev[6]["epoch"], 7);
         assert_eq!(ev[7]["epoch"], 7);
         assert_eq!(ev[11]["reason"], "its master is up");
         assert_eq!(ev[0]["role"], "M");
         assert_eq!(ev[0]["pid"], 12047);
+    }
+
+    #[test]
+    fn process_start_and_clean_exit_frame_each_log_segment() {
+        let log = "\
+8071:C 05 Dec 2026 23:20:00.495 # oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo
+8071:M 05 Dec 2026 23:20:00.497 * No cluster configuration found, I'm bf6fac862186d5cc50928ec4a706161b728c89cc
+8071:M 05 Dec 2026 23:20:01.000 # Cluster state changed: ok
+8071:M 05 Dec 2026 23:20:01.453 # Redis is now ready to exit, bye bye...
+8081:M 05 Dec 2026 23:20:01.540 * Node configuration loaded, I'm bf6fac862186d5cc50928ec4a706161b728c89cc
+8081:M 05 Dec 2026 23:20:02.000 # Cluster state changed: ok
+";
+        let mut bytes = log.as_bytes().to_vec();
+        // A byte that is not UTF-8 in the middle hides nothing after it.
+        bytes.splice(0..0, [0xff, b'\n']);
+        let ev = events(&bytes);
+        let seq: Vec<(String, u64)> = ev
+            .iter()
+            .map(|e| {
+                (
+                    e["event"].as_str().unwrap().to_string(),
+                    e["seq"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seq,
+            [
+                ("started".to_string(), 0),
+                ("cluster_state".to_string(), 1),
+                ("stopped".to_string(), 2),
+                ("started".to_string(), 0),
+                ("cluster_state".to_string(), 1),
+            ]
+        );
+        assert_eq!(ev[0]["id"], "bf6fac862186d5cc50928ec4a706161b728c89cc");
     }
 
     #[test]

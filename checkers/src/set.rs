@@ -56,6 +56,23 @@ pub struct StaleRead {
     pub missing: Elements,
 }
 
+/// A lost add: the element, its key and the history index of its ok completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LostAdd {
+    pub key: String,
+    pub element: i64,
+    pub ack: u64,
+}
+
+/// A stale read with the ok completions of the adds it missed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StaleAll {
+    pub key: String,
+    /// History index of the read's completion.
+    pub read: u64,
+    pub missed_acks: Vec<u64>,
+}
+
 /// The set checker's result.
 #[derive(Clone, Debug, Serialize)]
 pub struct SetResult {
@@ -73,6 +90,12 @@ pub struct SetResult {
     pub never_read: Vec<String>,
     pub keys: usize,
     pub notes: Vec<String>,
+    /// Every lost add (the claims model attributes each one).
+    #[serde(skip)]
+    pub lost_all: Vec<LostAdd>,
+    /// Every stale read.
+    #[serde(skip)]
+    pub stale_all: Vec<StaleAll>,
 }
 
 #[derive(Default)]
@@ -192,6 +215,7 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
     }
 
     let mut lost = BTreeSet::new();
+    let mut lost_all = Vec::new();
     let mut unexpected = BTreeSet::new();
     let mut failed_present = BTreeSet::new();
     let mut recovered = BTreeSet::new();
@@ -221,6 +245,13 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
                 (Some(OpType::Ok), true) => ok_count += 1,
                 (Some(OpType::Ok), false) => {
                     lost.insert(*el);
+                    if let Some(ack) = a.ok_at {
+                        lost_all.push(LostAdd {
+                            key: (*key).clone(),
+                            element: *el,
+                            ack,
+                        });
+                    }
                 }
                 (Some(OpType::Fail), true) => {
                     failed_present.insert(*el);
@@ -239,6 +270,7 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
     }
 
     let mut stale = Vec::new();
+    let mut stale_all = Vec::new();
     for (key, invoked_at, done, els) in &reads {
         let Some(att) = attempts.get(key) else {
             continue;
@@ -251,6 +283,14 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
             .map(|(el, _)| *el)
             .collect();
         if !missing.is_empty() {
+            stale_all.push(StaleAll {
+                key: key.clone(),
+                read: done.index,
+                missed_acks: missing
+                    .iter()
+                    .filter_map(|el| att.get(el).and_then(|a| a.ok_at))
+                    .collect(),
+            });
             stale.push(StaleRead {
                 key: key.clone(),
                 index: done.index,
@@ -293,6 +333,11 @@ pub fn check(history: &History, opts: SetOptions) -> SetResult {
         never_read,
         keys: all_keys.len(),
         notes,
+        lost_all: {
+            lost_all.sort_by_key(|l| l.ack);
+            lost_all
+        },
+        stale_all,
     }
 }
 

@@ -54,6 +54,65 @@ impl TryFrom<serde_json::Value> for Valid {
     }
 }
 
+/// What one protocol rule found in one run: how many cases it judged, what broke
+/// it, and why cases could not be judged. A rule with no case says so; a rule whose
+/// server's log lacks its evidence says which cases it could not judge (`unjudged`)
+/// without accusing anyone.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Rule {
+    pub rule: &'static str,
+    /// What the rule requires, in one line.
+    pub requires: &'static str,
+    pub valid: Valid,
+    /// Cases judged.
+    pub cases: usize,
+    /// Cases seen but not judgeable from the evidence (e.g. redis-server logs no such
+    /// field); these never make a verdict false or unknown.
+    pub unjudged: usize,
+    pub violations: Vec<serde_json::Value>,
+    pub notes: Vec<String>,
+}
+
+impl Rule {
+    pub fn new(rule: &'static str, requires: &'static str) -> Rule {
+        Rule {
+            rule,
+            requires,
+            valid: Valid::True,
+            cases: 0,
+            unjudged: 0,
+            violations: vec![],
+            notes: vec![],
+        }
+    }
+
+    /// Records a violation (capped at 50 listed; the verdict is false either way).
+    pub fn violate(&mut self, v: serde_json::Value) {
+        self.valid = Valid::False;
+        if self.violations.len() < 50 {
+            self.violations.push(v);
+        }
+    }
+
+    /// A rule that could not run (damaged evidence): unknown, with the reason.
+    pub fn not_judged(mut self, why: String) -> Rule {
+        self.valid = Valid::Unknown;
+        self.notes.push(format!("not judged: {why}"));
+        self
+    }
+
+    /// `violated`, `held`, `no cases`, `not judgeable` or `unknown`, for tables.
+    pub fn status(&self) -> &'static str {
+        match (self.valid, self.cases, self.unjudged) {
+            (Valid::False, _, _) => "violated",
+            (Valid::Unknown, _, _) => "unknown",
+            (_, 0, 0) => "no cases",
+            (_, 0, _) => "not judgeable",
+            _ => "held",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

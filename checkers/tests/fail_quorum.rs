@@ -2,7 +2,7 @@
 
 use hearsay_checkers::fail_quorum;
 use hearsay_checkers::history::History;
-use hearsay_checkers::protocol::RunData;
+use hearsay_checkers::run_data::RunData;
 use hearsay_checkers::Valid;
 use serde_json::json;
 
@@ -294,14 +294,20 @@ fn fail_received_from_a_node_that_never_decided_is_caught() {
 fn redis_log_decision_is_judged_from_log_lines() {
     // Same scenario through the redis adapter: second-resolution-free ms stamps.
     let log0 = "\
+1:M 14 Nov 2023 22:13:20.000 * Node configuration loaded, I'm aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 1:M 14 Nov 2023 22:13:24.000 . *** NODE cccccccccccccccccccccccccccccccccccccccc possibly failing
 1:M 14 Nov 2023 22:13:24.500 - Node bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb reported node cccccccccccccccccccccccccccccccccccccccc as not reachable.
 1:M 14 Nov 2023 22:13:25.000 * Marking node cccccccccccccccccccccccccccccccccccccccc as failing (quorum reached).
+1:M 14 Nov 2023 22:13:30.000 # Redis is now ready to exit, bye bye...
 ";
-    let log1 = "2:M 14 Nov 2023 22:13:24.100 . *** NODE cccccccccccccccccccccccccccccccccccccccc possibly failing\n";
+    let log1 = "\
+2:M 14 Nov 2023 22:13:20.000 * Node configuration loaded, I'm bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+2:M 14 Nov 2023 22:13:24.100 . *** NODE cccccccccccccccccccccccccccccccccccccccc possibly failing
+2:M 14 Nov 2023 22:13:30.000 # Redis is now ready to exit, bye bye...
+";
     // 2023-11-14T22:13:20Z = 1_700_000_000_000 ms: run time 4000 = 22:13:24.000.
     let to_lines = |log: &str| {
-        hearsay_checkers::redis_log::events(log)
+        hearsay_checkers::redis_log::events(log.as_bytes())
             .iter()
             .map(|e| e.to_string() + "\n")
             .collect::<String>()

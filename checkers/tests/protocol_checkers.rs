@@ -1,7 +1,7 @@
 //! convergence, epochs and latency on hand-written runs.
 
 use hearsay_checkers::history::History;
-use hearsay_checkers::protocol::RunData;
+use hearsay_checkers::run_data::RunData;
 use hearsay_checkers::{convergence, epochs, latency, Valid};
 use serde_json::json;
 

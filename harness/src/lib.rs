@@ -1,24 +1,24 @@
-//! The hearsay chaos harness: network namespaces, targets, nemeses, seeded schedules,
-//! the recorder and the results folder. The binary `hearsay` is a thin CLI over this.
+//! The hearsay chaos harness. Folders, top to bottom; imports point down only
+//! (`scripts/import-graph --folders harness` checks it):
+//!
+//! - `cli/`: the subcommands (run, check, replay, report, compare, test-all, clean,
+//!   doctor); the only folder that reads `output/`.
+//! - `run/`: the phases of one test and its judgement (results.json), driving a target.
+//! - `targets/`: one file per target behind the [`targets::Target`] interface.
+//! - `faults/`: the schedule, the nemesis executor and its evidence, packet delay, clock.
+//! - `env/`: namespaces and links, the registry of created resources and clean-up,
+//!   processes, the recorder of the run folder's files.
+//! - `output/`: summary, junit, report, compare and matrix tables, index: views of run
+//!   folders; imports only `opts` and `env` below it, never `run/` or `cli/`.
+//! - `opts`: the options of a test (a leaf anyone may read).
 
-pub mod compare;
-pub mod delay;
-pub mod doctor;
-pub mod faketime;
-pub mod form;
-pub mod junit;
-pub mod markup;
-pub mod matrix;
-pub mod nemesis;
-pub mod net;
-pub mod recorder;
-pub mod registry;
-pub mod report;
-pub mod runner;
-pub mod schedule;
-pub mod summary;
-pub mod sys;
-pub mod target;
+pub mod cli;
+pub mod env;
+pub mod faults;
+pub mod opts;
+pub mod output;
+pub mod run;
+pub mod targets;
 
 /// For tests whose prerequisite (root, redis-server, libfaketime, ...) is missing:
 /// prints why the test is skipped, but fails when `CI=true`, where every

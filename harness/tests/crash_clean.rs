@@ -53,7 +53,7 @@ fn wait_for_history(results: &Path, lines: usize) -> PathBuf {
     }
 }
 
-fn registry(reg: &Path) -> Option<hearsay_harness::registry::RunRecord> {
+fn registry(reg: &Path) -> Option<hearsay_harness::env::registry::RunRecord> {
     let e = std::fs::read_dir(reg)
         .ok()?
         .flatten()
@@ -98,7 +98,7 @@ fn sigkill_mid_run_then_clean_leaves_nothing_and_history_checks() {
     );
     for p in &rec.procs {
         assert!(
-            !hearsay_harness::sys::is_same_process(p.pid, p.start),
+            !hearsay_harness::env::sys::is_same_process(p.pid, p.start),
             "{p:?} still runs"
         );
     }
@@ -149,7 +149,7 @@ fn sigint_mid_run_tears_down_by_itself() {
     );
     for p in &rec.procs {
         assert!(
-            !hearsay_harness::sys::is_same_process(p.pid, p.start),
+            !hearsay_harness::env::sys::is_same_process(p.pid, p.start),
             "{p:?} still runs"
         );
     }
@@ -194,4 +194,51 @@ fn panic_mid_run_tears_down_and_exits_2() {
         registry(reg.path()).is_none(),
         "registry removed after teardown"
     );
+}
+
+#[test]
+fn a_new_run_removes_a_crashed_runs_leftovers_and_says_so() {
+    if !common::require(true, true, false) {
+        return;
+    }
+    let reg = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let mut child = start_run(reg.path(), results.path(), &[]);
+    wait_for_history(results.path(), 100);
+    let rec = registry(reg.path()).expect("registry file of the live run");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert!(!common::leftovers(&rec.prefix).is_empty());
+    // The next run (stopped early by the test hook) cleans first and names what it removed.
+    let out = Command::new(env!("CARGO_BIN_EXE_hearsay"))
+        .args([
+            "run",
+            "--target",
+            "redis",
+            "--time-limit",
+            "5",
+            "--results-dir",
+        ])
+        .arg(results.path())
+        .env("HEARSAY_REGISTRY_DIR", reg.path())
+        .env("HEARSAY_TEST_PANIC", "after-form")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("removed leftovers of crashed run {}", rec.prefix)),
+        "{stderr}"
+    );
+    assert!(
+        common::leftovers(&rec.prefix).is_empty(),
+        "{:?}",
+        common::leftovers(&rec.prefix)
+    );
+    for p in &rec.procs {
+        assert!(!hearsay_harness::env::sys::is_same_process(p.pid, p.start));
+    }
 }

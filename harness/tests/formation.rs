@@ -4,7 +4,7 @@
 
 mod common;
 
-use hearsay_harness::target::TargetChoice;
+use hearsay_harness::opts::TargetChoice;
 use std::time::Duration;
 
 #[tokio::test(flavor = "current_thread")]

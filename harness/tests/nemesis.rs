@@ -6,11 +6,11 @@
 mod common;
 
 use common::{bed, Bed};
-use hearsay_harness::form;
-use hearsay_harness::nemesis::Nemesis;
-use hearsay_harness::recorder::Recorder;
-use hearsay_harness::schedule::{Fault, PartitionSpec, Planned, TargetSpec};
-use hearsay_harness::target::TargetChoice;
+use hearsay_harness::env::recorder::Recorder;
+use hearsay_harness::faults::nemesis::Nemesis;
+use hearsay_harness::faults::schedule::{self, Fault, PartitionSpec, Planned, TargetSpec};
+use hearsay_harness::opts::TargetChoice;
+use hearsay_harness::targets::form;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,11 +36,12 @@ async fn every_kind_takes_effect_and_heals(target: TargetChoice) {
     } = b;
     let hist = run_dir.path().join("history.jsonl");
     let rec = Arc::new(Recorder::create(&hist, Instant::now()).unwrap());
-    let delays = hearsay_harness::delay::Delays::new(
+    let delays = hearsay_harness::faults::delay::Delays::new(
         guard.0.clone(),
         PathBuf::from(env!("CARGO_BIN_EXE_hearsay")),
     );
-    let mut nem = Nemesis::new(net, nodes, rec, delays);
+    let mut nem = Nemesis::new(net, nodes, delays);
+    nem.set_recorder(rec);
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let one = TargetSpec::One;
     let faults = vec![
@@ -97,7 +98,12 @@ async fn every_kind_takes_effect_and_heals(target: TargetChoice) {
         },
     ];
     for f in faults {
-        let (resolved, ok) = nem.start(&planned(f.clone())).await;
+        let prim = if schedule::needs_primaries(&f) {
+            hearsay_harness::targets::cluster::primaries(&nem.nodes).await
+        } else {
+            vec![]
+        };
+        let (resolved, ok) = nem.start(&planned(f.clone()), &prim).await;
         assert!(
             ok,
             "start of {f:?} (resolved {resolved:?}) not verified; see {}",

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-use hearsay_harness::report::SECTIONS;
+use hearsay_harness::output::report::SECTIONS;
 
 use common::hearsay;
 

@@ -31,17 +31,17 @@ pub fn require(root: bool, redis: bool, faketime: bool) -> bool {
         skip_or_fail("needs root (network namespaces, nft)");
         return false;
     }
-    if root && hearsay_harness::sys::which("nft").is_none() {
+    if root && hearsay_harness::env::sys::which("nft").is_none() {
         skip_or_fail("needs nft (apt-get install nftables)");
         return false;
     }
-    if redis && hearsay_harness::sys::which("redis-server").is_none() {
+    if redis && hearsay_harness::env::sys::which("redis-server").is_none() {
         skip_or_fail("needs redis-server on PATH (apt-get install redis-server)");
         return false;
     }
     if faketime
-        && (hearsay_harness::faketime::libfaketime().is_none()
-            || hearsay_harness::sys::which("cc").is_none())
+        && (hearsay_harness::faults::clock::libfaketime().is_none()
+            || hearsay_harness::env::sys::which("cc").is_none())
     {
         skip_or_fail("needs libfaketime and cc");
         return false;
@@ -52,7 +52,7 @@ pub fn require(root: bool, redis: bool, faketime: bool) -> bool {
 /// The workspace's hearsay-node binary must exist and answer `--version` (build it
 /// with `cargo build -p hearsay-node`; `cargo test -p hearsay` alone does not).
 pub fn require_hearsay_node() -> bool {
-    let bin = hearsay_harness::runner::find_hearsay_node(None);
+    let bin = hearsay_harness::targets::server::find_hearsay_node(None);
     let ok = std::process::Command::new(&bin)
         .arg("--version")
         .output()
@@ -88,10 +88,13 @@ pub fn leftovers(prefix: &str) -> Vec<String> {
     out
 }
 
-use hearsay_harness::form;
-use hearsay_harness::net::Network;
-use hearsay_harness::registry::{new_prefix, Registry};
-use hearsay_harness::target::{Node, NodeSettings, TargetChoice};
+use hearsay_harness::env::net::Network;
+use hearsay_harness::env::process::Node;
+use hearsay_harness::env::registry::{new_prefix, Registry};
+use hearsay_harness::opts::TargetChoice;
+use hearsay_harness::targets::form;
+use hearsay_harness::targets::server::{cluster_node, NodeSettings};
+use hearsay_harness::targets::{cluster::Layout, hearsay, mixed, redis};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,30 +124,35 @@ pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
     let t0 = Instant::now();
     let net = Network::create(&reg, 6).unwrap();
     let settings = NodeSettings {
-        redis_server: hearsay_harness::sys::which("redis-server").unwrap_or_default(),
-        hearsay_node: hearsay_harness::runner::find_hearsay_node(None),
+        redis_server: hearsay_harness::env::sys::which("redis-server").unwrap_or_default(),
+        hearsay_node: hearsay_harness::targets::server::find_hearsay_node(None),
         node_timeout_ms: 2000,
         loglevel: "notice".into(),
         appendonly: true,
         faketime_shim: faketime.then(|| {
-            hearsay_harness::faketime::build_shim(&run_dir.path().join("faketime")).unwrap()
+            hearsay_harness::faults::clock::build_shim(&run_dir.path().join("faketime")).unwrap()
         }),
         base_port: 7000,
         bugs: vec![],
         election_delay_ms: None,
     };
+    let layout: Layout = match target {
+        TargetChoice::Redis => redis::layout,
+        TargetChoice::Hearsay => hearsay::layout,
+        TargetChoice::Mixed => mixed::layout,
+    };
     let mut nodes = Vec::new();
     for (i, nn) in net.nodes.iter().enumerate() {
-        let n = Node::new(
+        let n = cluster_node(
             i,
-            target.kind_of(i),
+            layout(i),
             &nn.ns,
             nn.ip,
             run_dir.path(),
             &settings,
             reg.clone(),
-        );
-        n.write_config().unwrap();
+        )
+        .unwrap();
         nodes.push(n);
     }
     for n in nodes.iter_mut() {

@@ -1,0 +1,941 @@
+//! The claims model: every data anomaly a checker found (a lost or stale element, a
+//! non-linearizable key, a counter out of bounds, a list-append anomaly) is either
+//! *explained* by a mechanism the target's documentation admits, with the evidence
+//! that shows the mechanism at work, or *unexplained*.
+//!
+//! The mechanisms are data ([`REDIS_CLUSTER`]), not code scattered in checkers. For a
+//! write that an anomaly shows lost, the evidence is: the node that acknowledged it and
+//! when (the history's `node` and time), where its slot's ownership went afterwards
+//! (snapshot rounds, election events), the replication offsets of the old master and
+//! the promoted replica (INFO replication samples, the offset each replica logs when it
+//! schedules its election), and the faults that cut the node off (the nemesis's
+//! windows). Under `redis-cluster` claims a run is invalid only on unexplained
+//! anomalies; under `linearizable` claims (Jepsen's judgement) every anomaly counts.
+//!
+//! Missing evidence never explains an anomaly by itself, and never turns an explained
+//! one into a violation: a mechanism whose evidence is partial says so in its record.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::convergence::rounds;
+use crate::history::{History, Op, OpType};
+use crate::run_data::{Ev, FaultWindow, RunData};
+use crate::verdict::Valid;
+
+/// Which promises a run is judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Model {
+    /// What Redis Cluster documents: asynchronous replication, a minority master that
+    /// keeps accepting writes for node_timeout; losses it admits are explained.
+    RedisCluster,
+    /// Jepsen's judgement: any anomaly is a violation.
+    Linearizable,
+}
+
+impl Model {
+    pub fn parse(s: &str) -> Option<Model> {
+        match s {
+            "redis-cluster" => Some(Model::RedisCluster),
+            "linearizable" => Some(Model::Linearizable),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::RedisCluster => "redis-cluster",
+            Model::Linearizable => "linearizable",
+        }
+    }
+}
+
+/// One documented mechanism of loss or staleness.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Mechanism {
+    pub name: &'static str,
+    /// What the documentation says, in short.
+    pub documented: &'static str,
+    /// The evidence this model requires before it explains an anomaly by it.
+    pub evidence: &'static str,
+}
+
+/// Redis Cluster's documented mechanisms (cluster-spec, "Write safety").
+pub const REDIS_CLUSTER: &[Mechanism] = &[
+    Mechanism {
+        name: "async-replication",
+        documented: "a master acknowledges a write before its replicas have it; a failover \
+                     that promotes a replica without the write discards it",
+        evidence: "the write acknowledged by the slot's master; a later failover of that \
+                   slot to another node; no offset evidence that the promoted replica had it",
+    },
+    Mechanism {
+        name: "minority-master",
+        documented: "a master cut off from the majority of masters keeps accepting writes \
+                     until node_timeout after the cut, then refuses them; the majority side \
+                     fails it over and its writes are lost",
+        evidence: "the acknowledging master cut off from the majority of masters at the \
+                   ack (partition, pause or kill windows), the ack within node_timeout (plus \
+                   slack) of the cut",
+    },
+    Mechanism {
+        name: "stale-master-rejoin",
+        documented: "a master that returns after being failed over still claims its slots \
+                     until the cluster tells it otherwise (UPDATE, gossip); what it \
+                     acknowledges in that window is lost",
+        evidence: "the slot owned by another node in the majority's view at the ack; the \
+                   acknowledging node back from a fault within 2 x node_timeout of the ack",
+    },
+    Mechanism {
+        name: "no-persistence",
+        documented: "without appendonly, a killed master restarts empty",
+        evidence: "appendonly no; the acknowledging master killed after the ack",
+    },
+];
+
+/// The mechanisms a target's documentation admits.
+pub fn table(target: &str) -> &'static [Mechanism] {
+    match target {
+        "redis" | "hearsay" | "mixed" | "sim" => REDIS_CLUSTER,
+        _ => &[],
+    }
+}
+
+/// One anomaly, as the claims model judges it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Anomaly {
+    /// `lost`, `stale-read`, `nonlinearizable`, `counter-low`, `counter-high`,
+    /// `unexpected`, `failed-present`, `lost-append`, `incompatible-order`, `cycle`, ...
+    pub kind: String,
+    pub key: String,
+    /// What happened, in words.
+    pub what: String,
+    /// History indexes of the ok completions of the writes at stake (whose loss the
+    /// anomaly shows, or which a read missed).
+    pub acks: Vec<u64>,
+    /// Where in the history the anomaly shows (a read, a failing op), for time spans.
+    pub at: Option<u64>,
+    /// A mechanism can never produce this (an element nobody wrote, a failed write
+    /// that happened, a counter above every possible sum).
+    pub impossible: bool,
+}
+
+/// The verdict on one anomaly.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attribution {
+    #[serde(flatten)]
+    pub anomaly: Anomaly,
+    pub explained: bool,
+    pub mechanism: Option<&'static str>,
+    pub evidence: Value,
+}
+
+/// The claims judgement of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClaimsResult {
+    /// The model the run's verdict uses.
+    pub model: Model,
+    pub valid: Valid,
+    /// Both judgements, whatever the model.
+    pub redis_cluster: Valid,
+    pub linearizable: Valid,
+    pub anomalies: usize,
+    pub explained: usize,
+    pub unexplained: usize,
+    pub by_mechanism: BTreeMap<String, usize>,
+    /// Distinct slot-ownership changes (failovers) the explanations rely on.
+    pub failovers: usize,
+    /// What a linearizable (consensus-based) store would have ruled out.
+    pub linearizable_contrast: Value,
+    /// One line for people.
+    pub summary: String,
+    /// Every unexplained anomaly (capped at 50), then a few explained ones.
+    pub unexplained_examples: Vec<Attribution>,
+    pub explained_examples: Vec<Attribution>,
+    pub notes: Vec<String>,
+}
+
+/// A slot's majority owner (ID) per snapshot round: (round time, owner).
+type OwnerTimeline = Vec<(i64, Option<String>)>;
+
+/// A sampled offset and the replication ID it belongs to.
+type OffsetAt<'s> = Option<(u64, &'s str)>;
+
+/// The facts of a run the mechanisms look at, indexed once.
+pub struct Facts<'a> {
+    d: &'a RunData,
+    /// Ops by history index.
+    ops: HashMap<u64, &'a Op>,
+    /// Completion index -> invocation index.
+    invoke_of: HashMap<u64, u64>,
+    /// Node name -> ID (every ID it had), and ID -> name.
+    ids: HashMap<String, Vec<String>>,
+    appendonly: bool,
+    /// Per slot: the majority owner (ID) in each snapshot round, in time order.
+    owners: std::cell::RefCell<HashMap<u16, OwnerTimeline>>,
+    /// Slack on node_timeout windows (cron period, gossip, client latency).
+    slack_ms: i64,
+    /// Snapshot rounds, computed once.
+    rounds: Vec<Vec<&'a crate::run_data::Snapshot>>,
+}
+
+impl<'a> Facts<'a> {
+    pub fn new(d: &'a RunData, history: &'a History, appendonly: bool) -> Facts<'a> {
+        let mut ops = HashMap::new();
+        let mut invoke_of = HashMap::new();
+        for op in &history.ops {
+            ops.insert(op.index, op);
+        }
+        for (inv, done) in history.pairs() {
+            if let Some(d) = done {
+                invoke_of.insert(d.index, inv.index);
+            }
+        }
+        let mut ids: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, name) in &d.names {
+            ids.entry(name.clone()).or_default().push(id.clone());
+        }
+        Facts {
+            d,
+            ops,
+            invoke_of,
+            ids,
+            appendonly,
+            owners: Default::default(),
+            slack_ms: d.node_timeout_ms / 2 + 1000,
+            rounds: rounds(&d.snapshots),
+        }
+    }
+
+    fn time_ms(&self, index: u64) -> Option<i64> {
+        self.ops.get(&index).map(|o| (o.time / 1_000_000) as i64)
+    }
+
+    fn name_of(&self, id: &str) -> String {
+        self.d.name(id)
+    }
+
+    fn is_node(&self, id: &str, name: &str) -> bool {
+        self.ids
+            .get(name)
+            .is_some_and(|v| v.iter().any(|x| x == id))
+    }
+
+    /// The slot's majority owner per snapshot round.
+    fn owner_timeline(&self, slot: u16) -> OwnerTimeline {
+        if let Some(v) = self.owners.borrow().get(&slot) {
+            return v.clone();
+        }
+        let mut out = Vec::new();
+        for rd in &self.rounds {
+            let mut votes: BTreeMap<Option<String>, usize> = BTreeMap::new();
+            let mut answered = 0;
+            let mut t = i64::MIN;
+            for s in rd {
+                let Some(view) = &s.lines else { continue };
+                answered += 1;
+                t = t.max(s.t_ms);
+                let owner = view
+                    .iter()
+                    .find(|l| l.master && l.slots.iter().any(|(a, b)| *a <= slot && slot <= *b))
+                    .map(|l| l.id.clone());
+                *votes.entry(owner).or_default() += 1;
+            }
+            if answered == 0 {
+                continue;
+            }
+            if let Some((owner, n)) = votes.into_iter().max_by_key(|(_, n)| *n) {
+                if n * 2 > answered {
+                    out.push((t, owner));
+                }
+            }
+        }
+        self.owners.borrow_mut().insert(slot, out.clone());
+        out
+    }
+
+    /// The slot's majority owner at `t` (the last round at or before it).
+    fn owner_at(&self, slot: u16, t: i64) -> Option<String> {
+        self.owner_timeline(slot)
+            .into_iter()
+            .rfind(|(rt, _)| *rt <= t)
+            .and_then(|(_, o)| o)
+    }
+
+    /// Ownership changes of `slot` after `t`: (time of the first round showing the new
+    /// owner, previous owner, new owner).
+    fn changes_after(&self, slot: u16, t: i64) -> Vec<(i64, Option<String>, String)> {
+        let tl = self.owner_timeline(slot);
+        let mut out = Vec::new();
+        let mut prev = self.owner_at(slot, t);
+        for (rt, o) in tl.into_iter().filter(|(rt, _)| *rt > t) {
+            if let Some(new) = &o {
+                if Some(new) != prev.as_ref() {
+                    out.push((rt, prev.clone(), new.clone()));
+                }
+            }
+            prev = o;
+        }
+        out
+    }
+
+    /// Whether `a` and `b` (names) could exchange packets at `t`, by the fault windows.
+    fn reachable(&self, a: &str, b: &str, t: i64) -> bool {
+        !self.active(t).any(|f| match f.kind.as_str() {
+            "partition" => {
+                f.grudge.get(a).is_some_and(|v| v.iter().any(|x| x == b))
+                    || f.grudge.get(b).is_some_and(|v| v.iter().any(|x| x == a))
+            }
+            "pause" | "kill" => f.targets.iter().any(|x| x == a || x == b),
+            _ => false,
+        })
+    }
+
+    fn active(&self, t: i64) -> impl Iterator<Item = &FaultWindow> + '_ {
+        self.d
+            .faults
+            .iter()
+            .filter(move |f| f.start_ms <= t && f.stop_ms.is_none_or(|s| t <= s))
+    }
+
+    /// Masters with slots (names) in the majority's view at `t`.
+    fn masters_at(&self, t: i64) -> Vec<String> {
+        let all = &self.rounds;
+        let Some(rd) = all
+            .iter()
+            .rev()
+            .find(|rd| rd.iter().all(|s| s.t_ms <= t) && rd.iter().any(|s| s.lines.is_some()))
+            .or_else(|| all.first())
+        else {
+            return vec![];
+        };
+        let mut count: BTreeMap<String, usize> = BTreeMap::new();
+        let mut answered = 0;
+        for s in rd {
+            let Some(view) = &s.lines else { continue };
+            answered += 1;
+            for l in view.iter().filter(|l| l.master && l.slot_count() > 0) {
+                *count.entry(self.name_of(&l.id)).or_default() += 1;
+            }
+        }
+        count
+            .into_iter()
+            .filter(|(_, n)| n * 2 > answered)
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    /// When `node` became cut off from the majority of masters, if it is at `t`: the
+    /// earliest fault boundary since which the cut has held without a break.
+    fn cut_since(&self, node: &str, t: i64) -> Option<i64> {
+        let cut_at = |x: i64| {
+            let masters = self.masters_at(x);
+            if masters.is_empty() {
+                return false;
+            }
+            let reach = masters
+                .iter()
+                .filter(|m| *m == node || self.reachable(node, m, x))
+                .count();
+            reach < masters.len() / 2 + 1
+        };
+        if !cut_at(t) {
+            return None;
+        }
+        let mut bounds: Vec<i64> = self
+            .d
+            .faults
+            .iter()
+            .flat_map(|f| [Some(f.start_ms), f.stop_ms])
+            .flatten()
+            .filter(|b| *b <= t)
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        // The fault state is constant between boundaries: walk back interval by
+        // interval (judged at each interval's middle) while the cut holds.
+        let Some(&last) = bounds.last() else {
+            return Some(t);
+        };
+        let mut since = last;
+        for w in bounds.windows(2).rev() {
+            if cut_at((w[0] + w[1]) / 2) {
+                since = w[0];
+            } else {
+                break;
+            }
+        }
+        Some(since)
+    }
+
+    /// The end of the last pause/kill/partition touching `node` that ended at or
+    /// before `t`.
+    fn back_from_fault(&self, node: &str, t: i64) -> Option<i64> {
+        self.d
+            .faults
+            .iter()
+            .filter(|f| matches!(f.kind.as_str(), "pause" | "kill" | "partition"))
+            .filter(|f| f.targets.iter().any(|x| x == node))
+            .filter_map(|f| f.stop_ms)
+            .filter(|s| *s <= t)
+            .max()
+    }
+
+    /// The replication offset a replica reported when it scheduled its election
+    /// before winning at `t_win` (its own log), in the same replication history as
+    /// the old master if the samples say so.
+    fn election_offset(&self, replica: &str, t_win: i64) -> Option<u64> {
+        self.d
+            .events_of(replica)
+            .filter(|e| e.t_ms.is_some_and(|t| t <= t_win + e.slack_ms))
+            .filter_map(|e| match &e.ev {
+                Ev::ElectionScheduled { offset, .. } => *offset,
+                _ => None,
+            })
+            .last()
+    }
+
+    /// A node's sampled offset: the first sample at or after `t` (an upper bound on
+    /// what it had written by `t`) and the last before `t` (a lower bound), with the
+    /// replication ID of each.
+    fn offset_around(&self, node: &str, t: i64) -> (OffsetAt<'_>, OffsetAt<'_>) {
+        let mine = self.d.offsets.iter().filter(|o| o.node == node);
+        let before = mine
+            .clone()
+            .rfind(|o| o.t_ms < t)
+            .map(|o| (o.offset, o.replid.as_str()));
+        let after = mine
+            .filter(|o| o.t_ms >= t)
+            .find(|o| o.role == "master")
+            .map(|o| (o.offset, o.replid.as_str()));
+        (before, after)
+    }
+
+    fn replid_before(&self, node: &str, t: i64) -> Option<&str> {
+        self.d
+            .offsets
+            .iter()
+            .rfind(|o| o.node == node && o.t_ms <= t)
+            .map(|o| o.replid.as_str())
+    }
+
+    /// When the replica `new` (ID) won the election that moved the slot, if it logged it.
+    fn win_time(&self, new: &str, by: i64) -> Option<i64> {
+        let name = self.name_of(new);
+        self.d
+            .events_of(&name)
+            .filter(|e| matches!(e.ev, Ev::FailoverWon { .. }))
+            .filter_map(|e| e.t_ms)
+            .filter(|t| *t <= by + 2000)
+            .last()
+    }
+}
+
+/// Slot of a workload key (hash tags as redis computes them).
+fn slot_of(key: &str) -> u16 {
+    hearsay_node::slots::key_slot(key.as_bytes())
+}
+
+/// Why one acknowledged write might be lost: the mechanism and its evidence, or the
+/// evidence against every mechanism.
+fn explain_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'static str>, Value) {
+    let slot = slot_of(key);
+    let Some(op) = f.ops.get(&ack) else {
+        return (None, json!({"why": format!("op {ack} not in the history")}));
+    };
+    let ta = (op.time / 1_000_000) as i64;
+    let ti = f
+        .invoke_of
+        .get(&ack)
+        .and_then(|i| f.time_ms(*i))
+        .unwrap_or(ta);
+    let Some(node) = op.node.clone() else {
+        return (
+            None,
+            json!({"why": "the history does not name the node that acknowledged the write"}),
+        );
+    };
+    let nt = f.d.node_timeout_ms;
+    let mut ev =
+        json!({"key": key, "slot": slot, "acked_by": node, "invoked_ms": ti, "acked_ms": ta});
+    let changes = f.changes_after(slot, ti);
+    let failover = changes.first().map(|(t, prev, new)| {
+        let when = f.win_time(new, *t).unwrap_or(*t);
+        json!({"slot_moved_to": f.name_of(new), "from": prev.as_ref().map(|p| f.name_of(p)),
+               "seen_ms": t, "won_ms": when})
+    });
+    ev["failover"] = failover.clone().unwrap_or(Value::Null);
+    // Minority: cut off from the majority of masters at the ack.
+    if let Some(cut) = f.cut_since(&node, ta) {
+        ev["cut_off_since_ms"] = json!(cut);
+        ev["node_timeout_ms"] = json!(nt);
+        let limit = cut + nt + f.slack_ms;
+        if ta <= limit {
+            return (Some("minority-master"), ev);
+        }
+        ev["why"] = json!(format!(
+            "{node} acknowledged the write {} ms after it was cut off from the majority of \
+             masters; Redis Cluster stops a minority master's writes after node_timeout \
+             ({nt} ms, {} ms slack)",
+            ta - cut,
+            f.slack_ms
+        ));
+        return (None, ev);
+    }
+    // The slot already belonged to someone else when this node acknowledged.
+    let owner = f.owner_at(slot, ta);
+    if let Some(o) = &owner {
+        if !f.is_node(o, &node) {
+            ev["owner_at_ack"] = json!(f.name_of(o));
+            if let Some(back) = f.back_from_fault(&node, ta) {
+                ev["back_from_fault_ms"] = json!(back);
+                if ta - back <= 2 * nt + f.slack_ms {
+                    return (Some("stale-master-rejoin"), ev);
+                }
+            }
+        }
+    }
+    // A failover after the write.
+    if let Some((t, _prev, new)) = changes.first() {
+        let new_name = f.name_of(new);
+        let won = f.win_time(new, *t).unwrap_or(*t);
+        let (before, after) = f.offset_around(&node, ta);
+        let election = f.election_offset(&new_name, won);
+        let replica_replid = f.replid_before(&new_name, won);
+        ev["offsets"] = json!({
+            "master_before_invoke": before.map(|b| b.0),
+            "master_after_ack": after.map(|a| a.0),
+            "promoted_at_election": election,
+        });
+        let same_history = match (after, replica_replid) {
+            (Some((_, a)), Some(r)) => !a.is_empty() && a == r,
+            _ => false,
+        };
+        if let (Some((off_after, _)), Some(e)) = (after, election) {
+            if same_history && e >= off_after {
+                ev["why"] = json!(format!(
+                    "the promoted replica {new_name} had replicated up to offset {e}, past the \
+                     master's offset {off_after} sampled after the ack: it had the write, so \
+                     the failover does not explain its loss"
+                ));
+                return (None, ev);
+            }
+        }
+        ev["offset_evidence"] = json!(match (before, election) {
+            (Some((b, _)), Some(e)) if same_history && e <= b =>
+                "the promoted replica's offset was at or below the master's offset before the write",
+            _ if election.is_some() && after.is_some() =>
+                "inconclusive (offsets sampled once a second)",
+            _ => "not available",
+        });
+        return (Some("async-replication"), ev);
+    }
+    if !f.appendonly {
+        if let Some(k) =
+            f.d.faults
+                .iter()
+                .find(|w| w.kind == "kill" && w.start_ms >= ti && w.targets.contains(&node))
+        {
+            ev["killed_ms"] = json!(k.start_ms);
+            return (Some("no-persistence"), ev);
+        }
+    }
+    ev["why"] = json!(
+        "no failover of the slot after the write, the node was not cut off from the majority, \
+         and it owned the slot: no documented mechanism loses this write"
+    );
+    (None, ev)
+}
+
+/// Whether the key's slot changed owner, or a node touching it was in a minority
+/// window, within `[from, to]` (for anomalies that show a split history rather than
+/// one lost write).
+fn split_within(f: &Facts, key: &str, from: i64, to: i64) -> Option<(&'static str, Value)> {
+    let slot = slot_of(key);
+    if let Some((t, prev, new)) = f
+        .changes_after(slot, from)
+        .into_iter()
+        .find(|(t, _, _)| *t <= to + f.d.node_timeout_ms)
+    {
+        return Some((
+            "async-replication",
+            json!({"slot": slot, "slot_moved_to": f.name_of(&new),
+                   "from": prev.map(|p| f.name_of(&p)), "seen_ms": t}),
+        ));
+    }
+    None
+}
+
+fn judge_one(f: &Facts, a: Anomaly) -> Attribution {
+    if a.impossible {
+        return Attribution {
+            anomaly: a,
+            explained: false,
+            mechanism: None,
+            evidence: json!({"why": "no documented mechanism produces this"}),
+        };
+    }
+    match a.kind.as_str() {
+        "lost" | "lost-append" | "counter-low" => {
+            // Every write at stake must be explainable for the anomaly to be (for a
+            // counter, enough of them to cover the shortfall: see `counter_low`).
+            let mut mech = None;
+            let mut evs = Vec::new();
+            let mut all = !a.acks.is_empty();
+            for ack in &a.acks {
+                let (m, e) = explain_lost_ack(f, &a.key, *ack);
+                evs.push(e);
+                match m {
+                    Some(m) => mech = mech.or(Some(m)),
+                    None => all = false,
+                }
+            }
+            let explained = if a.kind == "counter-low" {
+                mech.is_some()
+            } else {
+                all
+            };
+            Attribution {
+                explained,
+                mechanism: explained.then_some(mech).flatten(),
+                evidence: Value::Array(evs.into_iter().take(5).collect()),
+                anomaly: a,
+            }
+        }
+        _ => {
+            // Stale reads and split histories: a failover of the key's slot between
+            // the first write at stake and the read that shows the anomaly.
+            let times: Vec<i64> = a.acks.iter().filter_map(|i| f.time_ms(*i)).collect();
+            let end = a.at.and_then(|i| f.time_ms(i));
+            let (from, to) = match (times.iter().min(), end) {
+                (Some(s), Some(e)) => (*s, e),
+                (None, Some(e)) => (e - 30_000, e),
+                (Some(s), None) => (*s, *s + 30_000),
+                (None, None) => {
+                    return Attribution {
+                        anomaly: a,
+                        explained: false,
+                        mechanism: None,
+                        evidence: json!({"why": "the anomaly names no op to place it in time"}),
+                    }
+                }
+            };
+            // The reader or a writer in a minority window also splits the history.
+            let minority =
+                a.at.and_then(|i| f.ops.get(&i))
+                    .and_then(|o| o.node.clone())
+                    .and_then(|n| f.cut_since(&n, to).map(|c| (n, c)));
+            match (split_within(f, &a.key, from, to), minority) {
+                (Some((m, e)), _) => Attribution {
+                    anomaly: a,
+                    explained: true,
+                    mechanism: Some(m),
+                    evidence: e,
+                },
+                (None, Some((n, c))) => Attribution {
+                    anomaly: a,
+                    explained: true,
+                    mechanism: Some("minority-master"),
+                    evidence: json!({"node": n, "cut_off_since_ms": c}),
+                },
+                (None, None) => Attribution {
+                    anomaly: a,
+                    explained: false,
+                    mechanism: None,
+                    evidence: json!({"why": "no failover of the key's slot and no minority window around it",
+                                     "from_ms": from, "to_ms": to}),
+                },
+            }
+        }
+    }
+}
+
+/// Judges the anomalies of one run under `model`.
+pub fn judge(model: Model, target: &str, anomalies: Vec<Anomaly>, f: &Facts) -> ClaimsResult {
+    let mechanisms = table(target);
+    let mut notes = Vec::new();
+    if mechanisms.is_empty() && !anomalies.is_empty() {
+        notes.push(format!(
+            "no claims table for target {target:?}: nothing is explained"
+        ));
+    }
+    let total = anomalies.len();
+    let mut atts: Vec<Attribution> = anomalies
+        .into_iter()
+        .map(|a| {
+            let mut at = judge_one(f, a);
+            // A mechanism the target does not document explains nothing.
+            if at.explained && !mechanisms.iter().any(|m| Some(m.name) == at.mechanism) {
+                at.explained = false;
+            }
+            at
+        })
+        .collect();
+    atts.sort_by_key(|a| a.explained);
+    let explained = atts.iter().filter(|a| a.explained).count();
+    let unexplained = total - explained;
+    let mut by_mechanism: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failovers: std::collections::BTreeSet<String> = Default::default();
+    for a in atts.iter().filter(|a| a.explained) {
+        if let Some(m) = a.mechanism {
+            *by_mechanism.entry(m.to_string()).or_default() += 1;
+        }
+        let evs = match &a.evidence {
+            Value::Array(v) => v.clone(),
+            e => vec![e.clone()],
+        };
+        for e in evs {
+            let fo = if e["failover"].is_object() {
+                &e["failover"]
+            } else {
+                &e
+            };
+            if let (Some(to), Some(t)) = (fo["slot_moved_to"].as_str(), fo["seen_ms"].as_i64()) {
+                failovers.insert(format!("{to}@{}", t / 1000));
+            }
+        }
+    }
+    let redis_cluster = if unexplained > 0 {
+        Valid::False
+    } else {
+        Valid::True
+    };
+    let linearizable = if total > 0 { Valid::False } else { Valid::True };
+    let valid = match model {
+        Model::RedisCluster => redis_cluster,
+        Model::Linearizable => linearizable,
+    };
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for a in &atts {
+        *kinds.entry(a.anomaly.kind.clone()).or_default() += 1;
+    }
+    let summary = summary_line(redis_cluster, total, unexplained, &kinds, failovers.len());
+    ClaimsResult {
+        model,
+        valid,
+        redis_cluster,
+        linearizable,
+        anomalies: total,
+        explained,
+        unexplained,
+        by_mechanism,
+        failovers: failovers.len(),
+        linearizable_contrast: json!({
+            "ruled_out": total,
+            "kinds": kinds,
+            "text": if total == 0 {
+                "no anomaly: this run shows nothing a linearizable store would have ruled out".to_string()
+            } else {
+                format!("a linearizable (consensus-based) store would have ruled out all {total} anomalies ({}): it refuses writes it cannot replicate to a majority instead of acknowledging them",
+                    kinds.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "))
+            },
+        }),
+        summary,
+        unexplained_examples: atts
+            .iter()
+            .filter(|a| !a.explained)
+            .take(50)
+            .cloned()
+            .collect(),
+        explained_examples: atts
+            .iter()
+            .filter(|a| a.explained)
+            .take(10)
+            .cloned()
+            .collect(),
+        notes,
+    }
+}
+
+fn summary_line(
+    rc: Valid,
+    total: usize,
+    unexplained: usize,
+    kinds: &BTreeMap<String, usize>,
+    failovers: usize,
+) -> String {
+    let what = kinds
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match (rc, total) {
+        (_, 0) => "valid under redis-cluster claims; no anomaly; linearizable".into(),
+        (Valid::True, _) => format!(
+            "valid under redis-cluster claims; {what}, all explained by {failovers} failover(s) or documented windows; not linearizable"
+        ),
+        _ => format!(
+            "INVALID under redis-cluster claims: {unexplained} of {total} anomalies unexplained ({what}); not linearizable"
+        ),
+    }
+}
+
+/// Anomalies of the set workload: each lost element (its ack), each stale read (the
+/// acks it missed), and the impossible ones.
+pub fn set_anomalies(r: &crate::set::SetResult) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    for l in &r.lost_all {
+        out.push(Anomaly {
+            kind: "lost".into(),
+            key: l.key.clone(),
+            what: format!(
+                "element {} acknowledged, absent from the final read",
+                l.element
+            ),
+            acks: vec![l.ack],
+            at: None,
+            impossible: false,
+        });
+    }
+    for s in &r.stale_all {
+        out.push(Anomaly {
+            kind: "stale-read".into(),
+            key: s.key.clone(),
+            what: format!(
+                "a read missed {} acknowledged element(s)",
+                s.missed_acks.len()
+            ),
+            acks: s.missed_acks.clone(),
+            at: Some(s.read),
+            impossible: false,
+        });
+    }
+    for (kind, els) in [
+        ("unexpected", &r.unexpected),
+        ("failed-present", &r.failed_present),
+    ] {
+        if els.count > 0 {
+            out.push(Anomaly {
+                kind: kind.into(),
+                key: String::new(),
+                what: format!("{} element(s), e.g. {:?}", els.count, els.examples),
+                acks: vec![],
+                at: None,
+                impossible: true,
+            });
+        }
+    }
+    out
+}
+
+/// Anomalies of the register workload: each key that cannot be linearized, with the
+/// writes in its smallest failing window.
+pub fn register_anomalies(r: &crate::linear::LinearResult) -> Vec<Anomaly> {
+    r.evidence
+        .iter()
+        .map(|e| Anomaly {
+            kind: "nonlinearizable".into(),
+            key: e.key.clone(),
+            what: format!("{} ops cannot be linearized", e.window.len()),
+            acks: e.window.iter().filter_map(|x| x.complete).collect(),
+            at: e
+                .failed_at
+                .as_ref()
+                .and_then(|x| x.complete.or(Some(x.invoke))),
+            impossible: false,
+        })
+        .collect()
+}
+
+/// Anomalies of the counter workload: a read below every possible sum is a loss (of
+/// some acknowledged increments); above every possible sum is impossible.
+pub fn counter_anomalies(r: &crate::counter::CounterResult) -> Vec<Anomaly> {
+    r.errors_all
+        .iter()
+        .map(|b| {
+            let low = i128::from(b.value) < b.lower;
+            Anomaly {
+                kind: if low { "counter-low" } else { "counter-high" }.into(),
+                key: b.key.clone(),
+                what: format!("read {} outside [{}, {}]", b.value, b.lower, b.upper),
+                acks: b.acks_before.clone(),
+                at: Some(b.index),
+                impossible: !low,
+            }
+        })
+        .collect()
+}
+
+/// Anomalies of the list-append workload.
+pub fn list_append_anomalies(r: &crate::list_append::ListAppendResult) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    for a in &r.lost_all {
+        out.push(Anomaly {
+            kind: "lost-append".into(),
+            key: a.key.clone(),
+            what: a.detail.clone(),
+            acks: vec![a.index],
+            at: None,
+            impossible: false,
+        });
+    }
+    for a in &r.incompatible_all {
+        out.push(Anomaly {
+            kind: "incompatible-order".into(),
+            key: a.key.clone(),
+            what: a.detail.clone(),
+            acks: vec![],
+            at: Some(a.index),
+            impossible: false,
+        });
+    }
+    for c in &r.cycles {
+        let key = c
+            .steps
+            .first()
+            .and_then(|(_, k)| k.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string();
+        out.push(Anomaly {
+            kind: "cycle".into(),
+            key,
+            what: format!("dependency cycle of {} txns", c.steps.len()),
+            acks: c.steps.iter().map(|(i, _)| *i).collect(),
+            at: c.steps.iter().map(|(i, _)| *i).max(),
+            impossible: false,
+        });
+    }
+    for (kind, list) in [
+        ("duplicate", &r.duplicates),
+        ("garbage", &r.garbage),
+        ("aborted-read", &r.aborted),
+    ] {
+        for a in list {
+            out.push(Anomaly {
+                kind: kind.into(),
+                key: a.key.clone(),
+                what: a.detail.clone(),
+                acks: vec![],
+                at: Some(a.index),
+                impossible: true,
+            });
+        }
+    }
+    if r.cycles_total > r.cycles.len() {
+        out.push(Anomaly {
+            kind: "cycle".into(),
+            key: String::new(),
+            what: format!(
+                "{} more cycles not listed (attribution needs each one)",
+                r.cycles_total - r.cycles.len()
+            ),
+            acks: vec![],
+            at: None,
+            impossible: true,
+        });
+    }
+    out
+}
+
+/// Reads the options the claims judgement needs from test.json.
+pub fn appendonly(test: &Value) -> bool {
+    test["options"]["appendonly"].as_str() != Some("no")
+}
+
+/// Whether an op is an acknowledged write of a workload (for minority-ack counts).
+pub fn is_ok_write(op: &Op) -> bool {
+    op.kind == OpType::Ok && matches!(op.f.as_str(), "add" | "write" | "cas" | "incr" | "txn")
+}

@@ -1,0 +1,7 @@
+//! Faults: the schedule (drawn from the seed or read from a run), the nemesis executor
+//! and its evidence, packet delay, and clock skew. Imports only `env` below it.
+
+pub mod clock;
+pub mod delay;
+pub mod nemesis;
+pub mod schedule;

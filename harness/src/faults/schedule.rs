@@ -1,0 +1,689 @@
+//! The nemesis schedule: drawn up front from the root seed (stream "nemesis"), so the
+//! same seed and options give the same kinds, targets specs, parameters and times.
+//! Random choices that depend on the cluster (which node is "one", how halves are cut)
+//! are fixed by a per-fault `draw`, resolved against the node count at run time;
+//! `primaries`/`replicas` are read from the cluster at run time and the resolved node
+//! list is recorded, so `--schedule-from` can replay exactly what happened.
+
+use crate::env::net::{grudge, Grudge};
+use hearsay_workloads::rng::{below, shuffle, stream, unit};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// A nemesis family, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NemesisKind {
+    Partition,
+    Pause,
+    Kill,
+    Clock,
+    Loss,
+    Delay,
+}
+
+impl NemesisKind {
+    pub const ALL: [NemesisKind; 6] = [
+        NemesisKind::Partition,
+        NemesisKind::Pause,
+        NemesisKind::Kill,
+        NemesisKind::Clock,
+        NemesisKind::Loss,
+        NemesisKind::Delay,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NemesisKind::Partition => "partition",
+            NemesisKind::Pause => "pause",
+            NemesisKind::Kill => "kill",
+            NemesisKind::Clock => "clock",
+            NemesisKind::Loss => "loss",
+            NemesisKind::Delay => "delay",
+        }
+    }
+
+    /// Parses the `--nemesis` list: comma separated kinds, `none`, or `all`.
+    pub fn parse_list(s: &str) -> Result<Vec<NemesisKind>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "none" => {}
+                "all" => out.extend(NemesisKind::ALL),
+                other => out.push(
+                    *NemesisKind::ALL
+                        .iter()
+                        .find(|k| k.name() == other)
+                        .ok_or_else(|| format!("unknown nemesis {other:?} (partition, pause, kill, clock, loss, delay, none, all)"))?,
+                ),
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// Which nodes a fault hits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "spec")]
+pub enum TargetSpec {
+    One,
+    Minority,
+    Majority,
+    All,
+    Primaries,
+    Replicas,
+    Nodes { nodes: Vec<usize> },
+}
+
+/// How a partition is cut.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "spec")]
+pub enum PartitionSpec {
+    IsolateOne,
+    RandomHalves,
+    MajorityMinority,
+    MajoritiesRing,
+    Bridge,
+    PrimariesAlone,
+    OneWay,
+    Grudge {
+        #[serde(with = "grudge_serde")]
+        grudge: Grudge,
+    },
+}
+
+/// JSON object keys are strings; grudge keys are node indices. Parsing them by hand
+/// works inside internally tagged enums, where serde's integer-key support does not.
+mod grudge_serde {
+    use super::Grudge;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(g: &Grudge, s: S) -> Result<S::Ok, S::Error> {
+        g.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Grudge, D::Error> {
+        let m: BTreeMap<String, Vec<usize>> = BTreeMap::deserialize(d)?;
+        m.into_iter()
+            .map(|(k, v)| {
+                k.parse::<usize>()
+                    .map(|k| (k, v))
+                    .map_err(|e| serde::de::Error::custom(format!("grudge key {k:?}: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// One fault with its parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "fault")]
+pub enum Fault {
+    Partition {
+        partition: PartitionSpec,
+    },
+    Pause {
+        targets: TargetSpec,
+    },
+    Kill {
+        targets: TargetSpec,
+    },
+    ClockBump {
+        targets: TargetSpec,
+        delta_s: i64,
+    },
+    ClockStrobe {
+        targets: TargetSpec,
+        delta_s: i64,
+        period_ms: u64,
+    },
+    Loss {
+        targets: TargetSpec,
+        pct: u32,
+    },
+    Delay {
+        targets: TargetSpec,
+        ms: u64,
+    },
+}
+
+impl Fault {
+    pub fn kind(&self) -> NemesisKind {
+        match self {
+            Fault::Partition { .. } => NemesisKind::Partition,
+            Fault::Pause { .. } => NemesisKind::Pause,
+            Fault::Kill { .. } => NemesisKind::Kill,
+            Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => NemesisKind::Clock,
+            Fault::Loss { .. } => NemesisKind::Loss,
+            Fault::Delay { .. } => NemesisKind::Delay,
+        }
+    }
+
+    pub fn targets(&self) -> Option<&TargetSpec> {
+        match self {
+            Fault::Partition { .. } => None,
+            Fault::Pause { targets }
+            | Fault::Kill { targets }
+            | Fault::ClockBump { targets, .. }
+            | Fault::ClockStrobe { targets, .. }
+            | Fault::Loss { targets, .. }
+            | Fault::Delay { targets, .. } => Some(targets),
+        }
+    }
+
+    fn with_targets(&self, t: TargetSpec) -> Fault {
+        let mut f = self.clone();
+        match &mut f {
+            Fault::Partition { .. } => {}
+            Fault::Pause { targets }
+            | Fault::Kill { targets }
+            | Fault::ClockBump { targets, .. }
+            | Fault::ClockStrobe { targets, .. }
+            | Fault::Loss { targets, .. }
+            | Fault::Delay { targets, .. } => *targets = t,
+        }
+        f
+    }
+}
+
+/// One planned fault: start at `start_ms` after the workload starts, heal at `stop_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planned {
+    pub start_ms: u64,
+    pub stop_ms: u64,
+    pub fault: Fault,
+    /// Fixes the random choices made when the fault is resolved at run time.
+    pub draw: u64,
+}
+
+/// One step of a schedule's timeline: start or heal fault `index` at `at_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Start { at_ms: u64, index: usize },
+    Stop { at_ms: u64, index: usize },
+}
+
+impl Step {
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Step::Start { at_ms, .. } | Step::Stop { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
+/// Whether any two faults of a schedule are in effect at the same time.
+pub fn overlaps(planned: &[Planned]) -> bool {
+    let mut by_start: Vec<&Planned> = planned.iter().collect();
+    by_start.sort_by_key(|p| p.start_ms);
+    by_start.windows(2).any(|w| w[1].start_ms < w[0].stop_ms)
+}
+
+/// The start/stop steps of a schedule whose faults may overlap (a hand-written
+/// `--schedule-from` history can compose faults; drawn schedules never overlap), in
+/// time order, heals before starts at the same instant. Overlapping faults must be of
+/// different kinds (each kind has one piece of state: one nft grudge, one loss rule...)
+/// and not clock strobes (a strobe needs the nemesis's whole attention while it runs).
+pub fn timeline(planned: &[Planned]) -> Result<Vec<Step>, String> {
+    for (i, a) in planned.iter().enumerate() {
+        if a.stop_ms < a.start_ms {
+            return Err(format!(
+                "fault {i} stops ({} ms) before it starts ({} ms)",
+                a.stop_ms, a.start_ms
+            ));
+        }
+        for (j, b) in planned.iter().enumerate().skip(i + 1) {
+            let overlap = a.start_ms < b.stop_ms && b.start_ms < a.stop_ms;
+            if !overlap {
+                continue;
+            }
+            if a.fault.kind() == b.fault.kind() {
+                return Err(format!(
+                    "faults {i} and {j} are both {} and overlap in time",
+                    a.fault.kind().name()
+                ));
+            }
+            let strobe = |f: &Fault| matches!(f, Fault::ClockStrobe { .. });
+            if strobe(&a.fault) || strobe(&b.fault) {
+                return Err(format!(
+                    "faults {i} and {j} overlap and one is a clock strobe"
+                ));
+            }
+        }
+    }
+    let mut steps: Vec<Step> = planned
+        .iter()
+        .enumerate()
+        .flat_map(|(index, p)| {
+            [
+                Step::Start {
+                    at_ms: p.start_ms,
+                    index,
+                },
+                Step::Stop {
+                    at_ms: p.stop_ms,
+                    index,
+                },
+            ]
+        })
+        .collect();
+    // Heals first at equal times, then by fault order, so back-to-back faults of one
+    // kind never coexist.
+    steps.sort_by_key(|s| {
+        (
+            s.at_ms(),
+            matches!(s, Step::Start { .. }),
+            match s {
+                Step::Start { index, .. } | Step::Stop { index, .. } => *index,
+            },
+        )
+    });
+    Ok(steps)
+}
+
+fn pick<T: Clone>(r: &mut ChaCha8Rng, items: &[T]) -> Option<T> {
+    items.get(below(r, items.len() as u64) as usize).cloned()
+}
+
+/// Draws the schedule. Faults do not overlap: each is healed before the next starts,
+/// so each one's effect can be verified and attributed. Gaps and durations are the
+/// interval times a factor in [0.5, 1.5).
+pub fn generate(
+    seed: u64,
+    kinds: &[NemesisKind],
+    interval_ms: u64,
+    time_limit_ms: u64,
+) -> Vec<Planned> {
+    let mut r = stream(seed, "nemesis");
+    let mut out = Vec::new();
+    if kinds.is_empty() || interval_ms == 0 {
+        return out;
+    }
+    let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
+    let mut t = 0u64;
+    // Leave the last half interval fault-free so the last heal is inside the limit.
+    let end = time_limit_ms.saturating_sub(interval_ms / 2);
+    let node_specs = [
+        TargetSpec::One,
+        TargetSpec::Minority,
+        TargetSpec::Majority,
+        TargetSpec::All,
+        TargetSpec::Primaries,
+        TargetSpec::Replicas,
+    ];
+    // Pausing or killing everyone says little; keep those to proper subsets mostly.
+    let proc_specs = [
+        TargetSpec::One,
+        TargetSpec::Minority,
+        TargetSpec::Primaries,
+        TargetSpec::Majority,
+    ];
+    loop {
+        let gap = jitter(&mut r);
+        let dur = jitter(&mut r).max(500);
+        let Some(kind) = pick(&mut r, kinds) else {
+            break;
+        };
+        if t + gap + dur > end {
+            break;
+        }
+        let start_ms = t + gap;
+        let stop_ms = start_ms + dur;
+        let fault = match kind {
+            NemesisKind::Partition => {
+                let specs = [
+                    PartitionSpec::IsolateOne,
+                    PartitionSpec::RandomHalves,
+                    PartitionSpec::MajorityMinority,
+                    PartitionSpec::MajoritiesRing,
+                    PartitionSpec::Bridge,
+                    PartitionSpec::PrimariesAlone,
+                    PartitionSpec::OneWay,
+                ];
+                Fault::Partition {
+                    partition: pick(&mut r, &specs).unwrap_or(PartitionSpec::IsolateOne),
+                }
+            }
+            NemesisKind::Pause => Fault::Pause {
+                targets: pick(&mut r, &proc_specs).unwrap_or(TargetSpec::One),
+            },
+            NemesisKind::Kill => Fault::Kill {
+                targets: pick(&mut r, &proc_specs).unwrap_or(TargetSpec::One),
+            },
+            NemesisKind::Clock => {
+                let targets = pick(&mut r, &node_specs).unwrap_or(TargetSpec::One);
+                // Exponential magnitudes, 1 s .. 256 s, either sign (Jepsen-like).
+                let mag = 1i64 << below(&mut r, 9);
+                let delta_s = if below(&mut r, 2) == 0 { mag } else { -mag };
+                if below(&mut r, 3) == 0 {
+                    Fault::ClockStrobe {
+                        targets,
+                        delta_s,
+                        period_ms: 200 + below(&mut r, 800),
+                    }
+                } else {
+                    Fault::ClockBump { targets, delta_s }
+                }
+            }
+            NemesisKind::Loss => Fault::Loss {
+                targets: pick(&mut r, &node_specs).unwrap_or(TargetSpec::One),
+                pct: 10 + 10 * below(&mut r, 5) as u32,
+            },
+            NemesisKind::Delay => Fault::Delay {
+                targets: pick(&mut r, &node_specs).unwrap_or(TargetSpec::One),
+                ms: 20 + 10 * below(&mut r, 9),
+            },
+        };
+        out.push(Planned {
+            start_ms,
+            stop_ms,
+            fault,
+            draw: rand::Rng::next_u64(&mut r),
+        });
+        t = stop_ms;
+    }
+    out
+}
+
+/// Resolves a spec to node indices. `primaries` are the current masters.
+pub fn resolve_targets(spec: &TargetSpec, n: usize, primaries: &[usize], draw: u64) -> Vec<usize> {
+    let mut r = ChaCha8Rng::seed_from_u64(draw);
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut r, &mut order);
+    let mut v = match spec {
+        TargetSpec::One => order.into_iter().take(1).collect(),
+        TargetSpec::Minority => order.into_iter().take(n.saturating_sub(1) / 2).collect(),
+        TargetSpec::Majority => order.into_iter().take(n / 2 + 1).collect(),
+        TargetSpec::All => order,
+        TargetSpec::Primaries => primaries.to_vec(),
+        TargetSpec::Replicas => (0..n).filter(|i| !primaries.contains(i)).collect(),
+        TargetSpec::Nodes { nodes } => nodes.iter().copied().filter(|i| *i < n).collect(),
+    };
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Resolves a partition spec to a grudge.
+pub fn resolve_partition(spec: &PartitionSpec, n: usize, primaries: &[usize], draw: u64) -> Grudge {
+    let mut r = ChaCha8Rng::seed_from_u64(draw);
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut r, &mut order);
+    let split = |k: usize| -> Vec<Vec<usize>> {
+        let (a, b) = order.split_at(k.min(order.len()));
+        vec![a.to_vec(), b.to_vec()]
+    };
+    match spec {
+        PartitionSpec::IsolateOne => grudge::complete(&split(1)),
+        PartitionSpec::RandomHalves => grudge::complete(&split(n / 2)),
+        PartitionSpec::MajorityMinority => grudge::complete(&split(n.saturating_sub(1) / 2)),
+        PartitionSpec::MajoritiesRing => grudge::majorities_ring(&order),
+        PartitionSpec::Bridge => grudge::bridge(&order),
+        PartitionSpec::PrimariesAlone => {
+            // Each primary alone; all the replicas together.
+            let mut comps: Vec<Vec<usize>> = primaries.iter().map(|p| vec![*p]).collect();
+            comps.push((0..n).filter(|i| !primaries.contains(i)).collect());
+            comps.retain(|c| !c.is_empty());
+            grudge::complete(&comps)
+        }
+        PartitionSpec::OneWay => {
+            let k = n.saturating_sub(1) / 2;
+            let (from, to) = order.split_at(k.max(1).min(order.len()));
+            grudge::one_way(from, to)
+        }
+        PartitionSpec::Grudge { grudge } => grudge.clone(),
+    }
+}
+
+/// Makes a planned fault concrete: explicit nodes, explicit grudge.
+pub fn resolve(p: &Planned, n: usize, primaries: &[usize]) -> Fault {
+    match &p.fault {
+        Fault::Partition { partition } => Fault::Partition {
+            partition: PartitionSpec::Grudge {
+                grudge: resolve_partition(partition, n, primaries, p.draw),
+            },
+        },
+        f => {
+            let spec = f.targets().cloned().unwrap_or(TargetSpec::One);
+            f.with_targets(TargetSpec::Nodes {
+                nodes: resolve_targets(&spec, n, primaries, p.draw),
+            })
+        }
+    }
+}
+
+/// Every node index a fault names explicitly (resolved targets and grudges).
+pub fn node_indices(f: &Fault) -> Vec<usize> {
+    match f {
+        Fault::Partition {
+            partition: PartitionSpec::Grudge { grudge },
+        } => grudge
+            .iter()
+            .flat_map(|(k, v)| std::iter::once(*k).chain(v.iter().copied()))
+            .collect(),
+        _ => match f.targets() {
+            Some(TargetSpec::Nodes { nodes }) => nodes.clone(),
+            _ => vec![],
+        },
+    }
+}
+
+/// Whether resolving this fault needs the current primaries.
+pub fn needs_primaries(f: &Fault) -> bool {
+    matches!(
+        f,
+        Fault::Partition {
+            partition: PartitionSpec::PrimariesAlone
+        }
+    ) || matches!(
+        f.targets(),
+        Some(TargetSpec::Primaries) | Some(TargetSpec::Replicas)
+    )
+}
+
+/// A stored run's schedule could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    History(#[from] hearsay_checkers::history::HistoryError),
+    #[error("{0}")]
+    Bad(String),
+}
+
+/// Loads the realised fault schedule of a stored run: each started fault's concrete
+/// form (explicit nodes / grudge) at its planned times.
+pub fn load_realised(run_dir: &std::path::Path) -> Result<Vec<Planned>, LoadError> {
+    use hearsay_checkers::{history::History, Process};
+    let h = History::read(&run_dir.join("history.jsonl"))?;
+    let mut out = Vec::new();
+    for op in &h.ops {
+        if op.process != Process::Nemesis || !op.f.starts_with("start-") {
+            continue;
+        }
+        let value = op.value.json();
+        let (Some(planned), Some(resolved)) = (value.get("planned"), value.get("resolved")) else {
+            continue;
+        };
+        let mut p: Planned = serde_json::from_value(planned.clone()).map_err(|e| {
+            LoadError::Bad(format!("{}: bad planned fault: {e}", run_dir.display()))
+        })?;
+        p.fault = serde_json::from_value(resolved.clone()).map_err(|e| {
+            LoadError::Bad(format!("{}: bad resolved fault: {e}", run_dir.display()))
+        })?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolved_partition_round_trips_through_json() {
+        let p = Planned {
+            start_ms: 1,
+            stop_ms: 2,
+            fault: resolve(
+                &Planned {
+                    start_ms: 1,
+                    stop_ms: 2,
+                    fault: Fault::Partition {
+                        partition: PartitionSpec::RandomHalves,
+                    },
+                    draw: 5,
+                },
+                6,
+                &[],
+            ),
+            draw: 5,
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        let back: Planned = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn parse_list() {
+        assert_eq!(NemesisKind::parse_list("none").unwrap(), vec![]);
+        assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 6);
+        assert_eq!(
+            NemesisKind::parse_list("kill,partition,kill").unwrap(),
+            vec![NemesisKind::Partition, NemesisKind::Kill]
+        );
+        assert!(NemesisKind::parse_list("flood").is_err());
+    }
+
+    #[test]
+    fn same_seed_same_schedule_different_seed_differs() {
+        let k = NemesisKind::parse_list("partition,pause,kill,clock").unwrap();
+        let a = generate(7, &k, 5000, 60000);
+        let b = generate(7, &k, 5000, 60000);
+        let c = generate(8, &k, 5000, 60000);
+        assert!(a.len() >= 3, "{a:?}");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // Resolution is deterministic too.
+        let ra: Vec<Fault> = a.iter().map(|p| resolve(p, 6, &[0, 1, 2])).collect();
+        let rb: Vec<Fault> = b.iter().map(|p| resolve(p, 6, &[0, 1, 2])).collect();
+        assert_eq!(ra, rb);
+    }
+
+    #[test]
+    fn schedule_respects_limits_and_does_not_overlap() {
+        let k = NemesisKind::parse_list("all").unwrap();
+        for seed in 0..20 {
+            let s = generate(seed, &k, 3000, 30000);
+            let mut last = 0;
+            for p in &s {
+                assert!(p.start_ms >= last && p.stop_ms > p.start_ms);
+                assert!(p.stop_ms <= 30000);
+                last = p.stop_ms;
+            }
+        }
+        assert!(generate(1, &[], 3000, 30000).is_empty());
+    }
+
+    fn fixed(start_ms: u64, stop_ms: u64, fault: Fault) -> Planned {
+        Planned {
+            start_ms,
+            stop_ms,
+            fault,
+            draw: 0,
+        }
+    }
+
+    #[test]
+    fn timeline_composes_faults_of_different_kinds() {
+        let part = Fault::Partition {
+            partition: PartitionSpec::RandomHalves,
+        };
+        let pause = Fault::Pause {
+            targets: TargetSpec::Nodes { nodes: vec![2] },
+        };
+        let s = vec![
+            fixed(1000, 9000, part.clone()),
+            fixed(3000, 5000, pause.clone()),
+        ];
+        assert!(overlaps(&s));
+        let steps = timeline(&s).unwrap();
+        let at: Vec<u64> = steps.iter().map(Step::at_ms).collect();
+        assert_eq!(at, [1000, 3000, 5000, 9000]);
+        assert_eq!(
+            steps[1],
+            Step::Start {
+                at_ms: 3000,
+                index: 1
+            }
+        );
+        // Two partitions at once would fight over one grudge.
+        let bad = vec![
+            fixed(1000, 9000, part.clone()),
+            fixed(3000, 5000, part.clone()),
+        ];
+        assert!(timeline(&bad).unwrap_err().contains("both partition"));
+        // Back to back is not overlap: the heal comes first.
+        let seq = vec![fixed(1000, 3000, part.clone()), fixed(3000, 5000, part)];
+        assert!(!overlaps(&seq));
+        let steps = timeline(&seq).unwrap();
+        assert_eq!(
+            steps[1],
+            Step::Stop {
+                at_ms: 3000,
+                index: 0
+            }
+        );
+        assert_eq!(
+            steps[2],
+            Step::Start {
+                at_ms: 3000,
+                index: 1
+            }
+        );
+        assert!(timeline(&[fixed(5, 1, pause)]).is_err());
+    }
+
+    #[test]
+    fn target_specs_resolve_to_expected_sizes() {
+        let prim = [0, 1, 2];
+        assert_eq!(resolve_targets(&TargetSpec::One, 6, &prim, 1).len(), 1);
+        assert_eq!(resolve_targets(&TargetSpec::Minority, 6, &prim, 1).len(), 2);
+        assert_eq!(resolve_targets(&TargetSpec::Majority, 6, &prim, 1).len(), 4);
+        assert_eq!(
+            resolve_targets(&TargetSpec::All, 6, &prim, 1),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            resolve_targets(&TargetSpec::Primaries, 6, &prim, 1),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            resolve_targets(&TargetSpec::Replicas, 6, &prim, 1),
+            vec![3, 4, 5]
+        );
+        assert_eq!(
+            resolve_targets(&TargetSpec::Nodes { nodes: vec![9, 2] }, 6, &prim, 1),
+            vec![2]
+        );
+    }
+
+    #[test]
+    fn partitions_resolve() {
+        let g = resolve_partition(&PartitionSpec::IsolateOne, 6, &[], 3);
+        let isolated: Vec<usize> = g
+            .iter()
+            .filter(|(_, v)| v.len() == 5)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(isolated.len(), 1);
+        let g = resolve_partition(&PartitionSpec::PrimariesAlone, 6, &[0, 1, 2], 3);
+        assert_eq!(g[&0].len(), 5);
+        assert_eq!(g[&3], vec![0, 1, 2]);
+        let g = resolve_partition(&PartitionSpec::OneWay, 5, &[], 3);
+        // one-way: the receivers refuse, the senders refuse nobody
+        let senders: Vec<usize> = g.values().next().unwrap().clone();
+        assert!(senders.iter().all(|s| !g.contains_key(s)));
+    }
+}
