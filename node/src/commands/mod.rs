@@ -23,6 +23,7 @@ mod connection;
 mod dump;
 mod keys;
 mod lists;
+pub mod migrate;
 mod multi;
 pub mod route;
 mod server;
@@ -62,6 +63,14 @@ pub trait Host {
     /// `rdbcompression` / `rdbchecksum`, for DUMP payloads.
     fn rdb_options(&self) -> crate::rdb::Options {
         crate::rdb::Options::default()
+    }
+    /// A planted defect is on (`--bug NAME`).
+    fn bug(&self, _name: &str) -> bool {
+        false
+    }
+    /// MIGRATE's exchange with its target (see [`migrate`]).
+    fn migrate(&mut self, _x: migrate::MigrateExchange<'_>) -> migrate::MigrateOutcome {
+        migrate::MigrateOutcome::ConnectFailed
     }
     /// Server-level commands this layer does not implement itself: CLUSTER, INFO,
     /// CONFIG (and later REPLICAOF/ROLE/WAIT...). `name` is lowercase; `args`
@@ -369,6 +378,7 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Ttl | Pttl => keys::ttl(ctx, args),
         Persist => keys::persist(ctx, args),
         Dump => dump::dump(ctx, args),
+        Migrate => migrate::migrate(ctx, args),
         Restore | RestoreAsking => dump::restore(ctx, args),
         Get => strings::get(ctx, args),
         Set => strings::set(ctx, args),

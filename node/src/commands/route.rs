@@ -75,7 +75,7 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
 
     for (spec, args) in q.commands {
         let mut error = None;
-        spec.for_each_key(args.len(), |pos, _| {
+        spec.for_each_key(args, |pos, _| {
             if error.is_some() {
                 return;
             }

@@ -148,7 +148,7 @@ fn getkeys(args: &[Bytes], with_flags: bool) -> Frame {
     if !spec.arity_ok(request.len()) {
         return Frame::error("ERR Invalid number of arguments specified for command");
     }
-    let mut keys = spec.key_positions(request.len());
+    let mut keys = spec.key_positions(request);
     if spec.id == Id::Set {
         // SET's key flags depend on GET (redis `setGetKeys`).
         let get = request

@@ -91,6 +91,7 @@ pub mod key {
     pub const INSERT: u32 = 1 << 6;
     pub const DELETE: u32 = 1 << 7;
     pub const VARIABLE_FLAGS: u32 = 1 << 8;
+    pub const INCOMPLETE: u32 = 1 << 9;
 
     pub(super) const NAMES: &[(u32, &str)] = &[
         (RO, "RO"),
@@ -101,6 +102,7 @@ pub mod key {
         (UPDATE, "update"),
         (INSERT, "insert"),
         (DELETE, "delete"),
+        (INCOMPLETE, "incomplete"),
         (VARIABLE_FLAGS, "variable_flags"),
     ];
 }
@@ -152,6 +154,7 @@ pub enum Id {
     Lpush,
     Lrange,
     Mget,
+    Migrate,
     Mset,
     Msetnx,
     Multi,
@@ -187,13 +190,17 @@ pub enum Id {
     Watch,
 }
 
-/// A key spec of the `index` + `range` kind, the only kind these commands use:
-/// keys start at argument `begin_index`; `lastkey` is relative to it when
-/// `>= 0`, else counted from the end (-1 = last argument).
+/// A key spec with a `range` find_keys: keys start at argument `begin_index`
+/// (or, with `keyword`, after that keyword, searched from `begin_index`,
+/// backwards if negative); `lastkey` is relative to it when `>= 0`, else
+/// counted from the end (-1 = last argument).
 #[derive(Debug)]
 pub struct KeySpec {
     pub notes: Option<&'static str>,
     pub flags: u32,
+    /// `begin_search` by keyword (only MIGRATE's `KEYS`, whose keys routing
+    /// takes from [`super::migrate::key_positions`], as redis's getkeys proc).
+    pub keyword: Option<&'static str>,
     pub begin_index: i32,
     pub lastkey: i32,
     pub keystep: i32,
@@ -248,6 +255,7 @@ const fn ks(flags: u32, lastkey: i32, keystep: i32) -> KeySpec {
     KeySpec {
         notes: None,
         flags,
+        keyword: None,
         begin_index: 1,
         lastkey,
         keystep,
@@ -258,6 +266,17 @@ const fn ks(flags: u32, lastkey: i32, keystep: i32) -> KeySpec {
 impl KeySpec {
     const fn notes(mut self, notes: &'static str) -> KeySpec {
         self.notes = Some(notes);
+        self
+    }
+
+    const fn at(mut self, begin_index: i32) -> KeySpec {
+        self.begin_index = begin_index;
+        self
+    }
+
+    const fn after_keyword(mut self, keyword: &'static str, startfrom: i32) -> KeySpec {
+        self.keyword = Some(keyword);
+        self.begin_index = startfrom;
         self
     }
 }
@@ -307,18 +326,26 @@ impl CommandSpec {
         }
     }
 
-    /// Positions of the key arguments in a request of `argc` arguments
-    /// (redis `getKeysUsingKeySpecs` for range specs), with each spec's flags.
-    pub fn key_positions(&self, argc: usize) -> Vec<(usize, u32)> {
+    /// Positions of the key arguments of a request (redis
+    /// `getKeysUsingKeySpecs` for range specs), with each spec's flags.
+    pub fn key_positions(&self, args: &[Bytes]) -> Vec<(usize, u32)> {
         let mut out = Vec::new();
-        self.for_each_key(argc, |pos, flags| out.push((pos, flags)));
+        self.for_each_key(args, |pos, flags| out.push((pos, flags)));
         out
     }
 
     /// Calls `f(position, key_flags)` for every key argument, in order.
-    pub fn for_each_key(&self, argc: usize, mut f: impl FnMut(usize, u32)) {
-        let argc = argc as i64;
-        for spec in self.key_specs {
+    pub fn for_each_key(&self, args: &[Bytes], mut f: impl FnMut(usize, u32)) {
+        if self.id == Id::Migrate {
+            // An incomplete spec: redis falls back to `migrateGetKeys`.
+            let flags = self.key_specs.first().map_or(0, |s| s.flags);
+            for pos in super::migrate::key_positions(args) {
+                f(pos, flags);
+            }
+            return;
+        }
+        let argc = args.len() as i64;
+        for spec in self.key_specs.iter().filter(|s| s.keyword.is_none()) {
             let first = i64::from(spec.begin_index);
             let last = if spec.lastkey >= 0 {
                 first + i64::from(spec.lastkey)
@@ -374,9 +401,8 @@ impl KeySpec {
             map.push(kv("notes", Frame::bulk_str(notes)));
         }
         map.push(kv("flags", flag_set(self.flags, key::NAMES)));
-        map.push(kv(
-            "begin_search",
-            Frame::Map(vec![
+        let begin = match self.keyword {
+            None => Frame::Map(vec![
                 kv("type", Frame::bulk_str("index")),
                 kv(
                     "spec",
@@ -386,7 +412,18 @@ impl KeySpec {
                     )]),
                 ),
             ]),
-        ));
+            Some(word) => Frame::Map(vec![
+                kv("type", Frame::bulk_str("keyword")),
+                kv(
+                    "spec",
+                    Frame::Map(vec![
+                        kv("keyword", Frame::bulk_str(word)),
+                        kv("startfrom", Frame::Integer(i64::from(self.begin_index))),
+                    ]),
+                ),
+            ]),
+        };
+        map.push(kv("begin_search", begin));
         map.push(kv(
             "find_keys",
             Frame::Map(vec![
@@ -587,6 +624,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("dump", 2, flag::READONLY, 1, 1, 1, acl::KEYSPACE | acl::READ | acl::SLOW, Id::Dump).tips(&["nondeterministic_output"]).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
     c("restore", -4, flag::WRITE | flag::DENYOOM, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Restore).keys(&[ks(key::OW | key::UPDATE, 0, 1)]),
     c("restore-asking", -4, flag::WRITE | flag::DENYOOM | flag::ASKING, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::RestoreAsking).keys(&[ks(key::OW | key::UPDATE, 0, 1)]),
+    c("migrate", -6, flag::WRITE | flag::MOVABLEKEYS, 3, 3, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Migrate).tips(&["nondeterministic_output"]).keys(&[ks(key::RW | key::ACCESS | key::DELETE, 0, 1).at(3), ks(key::RW | key::ACCESS | key::DELETE | key::INCOMPLETE, -1, 1).after_keyword("KEYS", -2)]),
     c("persist", 2, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Persist).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
     c("rpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Rpush).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
     c("lpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Lpush).keys(&[ks(key::RW | key::INSERT, 0, 1)]),

@@ -252,6 +252,7 @@ fn run_batch(
             &mut n.stats,
             &mut n.logger,
             &mut n.repl.state,
+            &mut n.migrate,
         )
         .for_client(conn.woff, may_block);
         let outcome = commands::execute(&mut host, &mut n.db, &mut conn.client, args);

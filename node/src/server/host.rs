@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::blocking::WaitRequest;
 use super::log::{parse_level, Logger};
+use super::migrate::MigrateSockets;
 use super::{mono_ms, now_ms, Node, Stats};
 use crate::cluster::{Cluster, LogLevel, SlotRoute};
 use crate::commands::{self, ClientState, Host};
@@ -24,6 +25,7 @@ impl Node {
             &mut self.stats,
             &mut self.logger,
             &mut self.repl.state,
+            &mut self.migrate,
         );
         match commands::apply_replicated(&mut host, &mut self.db, args) {
             Frame::Error(e) => Some(e),
@@ -52,6 +54,7 @@ pub(super) struct HostCtx<'a> {
     stats: &'a mut Stats,
     logger: &'a mut Logger,
     repl: &'a mut Replication,
+    migrate: &'a mut MigrateSockets,
     /// The client's last write offset (redis `c->woff`), for WAIT.
     woff: u64,
     /// WAIT may block: the request is a top-level WAIT (not inside EXEC).
@@ -67,6 +70,7 @@ impl<'a> HostCtx<'a> {
         stats: &'a mut Stats,
         logger: &'a mut Logger,
         repl: &'a mut Replication,
+        migrate: &'a mut MigrateSockets,
     ) -> Self {
         HostCtx {
             cluster,
@@ -74,6 +78,7 @@ impl<'a> HostCtx<'a> {
             stats,
             logger,
             repl,
+            migrate,
             woff: 0,
             may_block: false,
             pending_wait: None,
@@ -372,6 +377,21 @@ impl Host for HostCtx<'_> {
 
     fn is_replica(&self) -> bool {
         self.is_replica_node()
+    }
+
+    fn rdb_options(&self) -> crate::rdb::Options {
+        self.config.rdb_options()
+    }
+
+    fn bug(&self, name: &str) -> bool {
+        self.config.bugs.iter().any(|b| b == name)
+    }
+
+    fn migrate(
+        &mut self,
+        x: crate::commands::migrate::MigrateExchange<'_>,
+    ) -> crate::commands::migrate::MigrateOutcome {
+        self.migrate.exchange(&x, now_ms() / 1000)
     }
 
     fn server_command(

@@ -9,6 +9,7 @@ mod bus;
 mod client;
 mod host;
 pub mod log;
+mod migrate;
 mod persist;
 mod rdb;
 mod replication;
@@ -157,6 +158,8 @@ pub struct Node {
     nodes_conf: Option<NodesConf>,
     links: HashMap<LinkId, LinkHandle>,
     repl: replication::ReplShell,
+    /// MIGRATE's cached connections.
+    migrate: migrate::MigrateSockets,
     /// The append-only file, when `appendonly yes`.
     aof: Option<crate::persist::Aof>,
 }
@@ -413,6 +416,7 @@ pub async fn run(config: Config) -> Result<()> {
         nodes_conf,
         links: HashMap::new(),
         repl,
+        migrate: migrate::MigrateSockets::default(),
         aof: None,
     };
     let shared = Arc::new(Shared {
@@ -500,6 +504,7 @@ async fn cron(shared: Arc<Shared>) {
         n.feed_deletes(expired);
         n.replication_cron(&shared, now);
         n.rdb_cron(&shared, now);
+        n.migrate.close_idle(now / 1000);
         n.aof_cron(&shared);
         n.drain(&shared);
     }
