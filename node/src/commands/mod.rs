@@ -269,6 +269,7 @@ fn process(
                 is_write: spec.is_write() || (spec.id == Id::Exec && exec_writes),
                 asking: client.asking || spec.flags & table::flag::ASKING != 0,
                 readonly: client.readonly,
+                migrate: spec.id == Id::Migrate,
             };
             if spec.id == Id::Exec && client.multi.is_none() {
                 // EXEC without MULTI is served locally (and fails there).
