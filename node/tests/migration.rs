@@ -584,3 +584,70 @@ fn redis_cli_reshard_rebalance_fix_and_del_node_on_a_mixed_cluster() {
         "mixed",
     );
 }
+
+/// `[slot->-id]` / `[slot-<-id]` on the `myself` line of CLUSTER NODES.
+fn open_slots(port: u16) -> String {
+    q(port, &["CLUSTER", "NODES"])
+        .lines()
+        .find(|l| l.contains("myself"))
+        .map(|l| {
+            l.split(' ')
+                .filter(|w| w.starts_with('[') && (w.contains("->-") || w.contains("-<-")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// MIGRATING/IMPORTING survive a restart (they are in nodes.conf) and do
+/// not follow a failover (a replica never learns its master's), the same
+/// on hearsay-node and on redis-server.
+fn open_slots_through_restart_and_failover(kind: fn() -> Kind, ports: [u16; 3]) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut a = Server::start(kind(), ports[0], root.path(), TIMEOUT);
+    let mut b = Server::start(kind(), ports[1], root.path(), TIMEOUT);
+    let _r = Server::start(kind(), ports[2], root.path(), TIMEOUT);
+    assert_eq!(query(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]), Reply::ok());
+    assert_eq!(query(b.port, &["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]), Reply::ok());
+    for &p in &ports[1..] {
+        assert_eq!(query(p, &["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()]), Reply::ok());
+    }
+    let (aid, bid) = (myid(a.port), myid(b.port));
+    must("three nodes, state ok", Duration::from_secs(20), || {
+        ports.iter().all(|&p| q(p, &["CLUSTER", "NODES"]).lines().count() == 3 && state_ok(p))
+    });
+    assert_eq!(query(ports[2], &["CLUSTER", "REPLICATE", &aid]), Reply::ok());
+    must("the replica's link", Duration::from_secs(20), || {
+        info_field(ports[2], "replication", "master_link_status") == "up"
+    });
+    assert_eq!(query(b.port, &["CLUSTER", "SETSLOT", "100", "IMPORTING", &aid]), Reply::ok());
+    assert_eq!(query(a.port, &["CLUSTER", "SETSLOT", "100", "MIGRATING", &bid]), Reply::ok());
+    assert_eq!(open_slots(a.port), format!("[100->-{bid}]"));
+    assert_eq!(open_slots(b.port), format!("[100-<-{aid}]"));
+    for s in [&mut a, &mut b] {
+        forget(s.port);
+        s.restart(TIMEOUT);
+        forget(s.port);
+    }
+    must("state ok after restarts", Duration::from_secs(20), || ports.iter().all(|&p| state_ok(p)));
+    assert_eq!(open_slots(a.port), format!("[100->-{bid}]"), "kept through a restart");
+    assert_eq!(open_slots(b.port), format!("[100-<-{aid}]"), "kept through a restart");
+    assert_eq!(open_slots(ports[2]), "", "a replica holds none of its master's");
+    must("the replica's link again", Duration::from_secs(20), || {
+        info_field(ports[2], "replication", "master_link_status") == "up"
+    });
+    assert_eq!(query(ports[2], &["CLUSTER", "FAILOVER"]), Reply::ok());
+    must("the replica promoted", Duration::from_secs(20), || {
+        info_field(ports[2], "replication", "role") == "master"
+    });
+    assert_eq!(open_slots(ports[2]), "", "the new master has no migrating slot");
+    assert_eq!(open_slots(b.port), format!("[100-<-{aid}]"), "the importing side keeps its state");
+}
+
+#[test]
+fn migrating_and_importing_states_through_restart_and_failover() {
+    open_slots_through_restart_and_failover(|| Kind::Hearsay, [21841, 21842, 21843]);
+    if have("redis-server") {
+        open_slots_through_restart_and_failover(|| Kind::Redis, [21844, 21845, 21846]);
+    }
+}
