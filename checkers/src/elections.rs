@@ -297,27 +297,81 @@ fn won_rule(d: &RunData, mut r: Rule) -> Rule {
 }
 
 /// The liveness bound: detection (node_timeout plus gossip), the election delay
-/// (up to 1 s plus rank), and one failed election's retry (4 x node_timeout), with
-/// margin: 5 x node_timeout + 5 s.
+/// (up to 1 s plus rank), and one failed election's retry (twice the auth timeout of
+/// max(2 x node_timeout, 2 s)), with margin: 6 x node_timeout + 5 s.
 pub fn liveness_bound_ms(node_timeout_ms: i64) -> i64 {
-    5 * node_timeout_ms + 5000
+    6 * node_timeout_ms + 5000
+}
+
+/// Node reachability at a time, from the fault windows in force then.
+struct Faults<'a> {
+    d: &'a RunData,
+    end: i64,
+}
+
+impl Faults<'_> {
+    fn active(&self, t: i64) -> impl Iterator<Item = &crate::run_data::FaultWindow> + '_ {
+        self.d
+            .faults
+            .iter()
+            .filter(move |f| f.start_ms <= t && t < f.stop_ms.unwrap_or(self.end))
+    }
+
+    fn down(&self, n: &str, t: i64) -> bool {
+        self.active(t).any(|f| {
+            matches!(f.kind.as_str(), "pause" | "kill") && f.targets.iter().any(|x| x == n)
+        })
+    }
+
+    fn cut(&self, a: &str, b: &str, t: i64) -> bool {
+        self.active(t).any(|f| {
+            f.kind == "partition"
+                && (f.grudge.get(a).is_some_and(|v| v.iter().any(|x| x == b))
+                    || f.grudge.get(b).is_some_and(|v| v.iter().any(|x| x == a)))
+        })
+    }
+
+    /// Packets may be lost or late (loss, delay): reachability is not certain.
+    fn degraded(&self, t: i64) -> bool {
+        self.active(t)
+            .any(|f| matches!(f.kind.as_str(), "loss" | "delay" | "clock"))
+    }
+
+    /// Times at which the fault state can change, within [from, to].
+    fn bounds(&self, from: i64, to: i64) -> Vec<i64> {
+        let mut b: Vec<i64> = self
+            .d
+            .faults
+            .iter()
+            .flat_map(|f| [Some(f.start_ms), f.stop_ms])
+            .flatten()
+            .filter(|x| *x > from && *x < to)
+            .collect();
+        b.push(from);
+        b.sort_unstable();
+        b.dedup();
+        b
+    }
 }
 
 fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
-    let bound = liveness_bound_ms(d.node_timeout_ms);
+    // A test that pins hearsay-node's election delay moves every election by it.
+    let pinned = d.election_delay_ms.unwrap_or(0);
+    let bound = liveness_bound_ms(d.node_timeout_ms) + pinned;
     r.notes.push(format!(
-        "bound: 5 x node_timeout + 5 s = {bound} ms from the fault's start"
+        "bound: 6 x node_timeout + 5 s{} = {bound} ms from the moment a replica of the failed master can reach a majority of masters",
+        if pinned > 0 { " + the pinned election delay" } else { "" }
     ));
     let end = d.heal_ms.unwrap_or(i64::MAX);
-    for f in &d.faults {
-        if !matches!(f.kind.as_str(), "pause" | "kill" | "partition") {
-            continue;
-        }
-        let stop = f.stop_ms.unwrap_or(end).min(end);
-        if stop - f.start_ms < bound {
-            continue;
-        }
-        // Masters with slots and their replicas just before the fault, as most nodes saw.
+    let fs = Faults { d, end };
+    let mut judged: BTreeSet<(String, i64)> = BTreeSet::new();
+    for f in d
+        .faults
+        .iter()
+        .filter(|f| matches!(f.kind.as_str(), "pause" | "kill" | "partition"))
+    {
+        // Masters with slots and their replicas just before the fault, as the last
+        // answering snapshot saw.
         let Some(view) = d
             .snapshots
             .iter()
@@ -327,59 +381,67 @@ fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
         else {
             continue;
         };
-        let masters: Vec<&crate::run_data::NodeLine> = view
+        let masters: Vec<String> = view
             .iter()
             .filter(|n| n.master && n.slot_count() > 0)
+            .map(|n| d.name(&n.id))
             .collect();
         let needed = masters.len() / 2 + 1;
-        let down = |name: &str| match f.kind.as_str() {
-            "pause" | "kill" => f.targets.iter().any(|t| t == name),
-            _ => false,
-        };
-        let cut = |a: &str, b: &str| {
-            f.kind == "partition"
-                && (f.grudge.get(a).is_some_and(|v| v.iter().any(|x| x == b))
-                    || f.grudge.get(b).is_some_and(|v| v.iter().any(|x| x == a)))
-        };
-        for m in &masters {
+        for m in view.iter().filter(|n| n.master && n.slot_count() > 0) {
             let mname = d.name(&m.id);
-            let master_failed = down(&mname) || {
-                let reach = masters
-                    .iter()
-                    .filter(|o| o.id == m.id || !cut(&mname, &d.name(&o.id)))
-                    .count();
-                f.kind == "partition" && reach < needed
+            let failed = |t: i64| {
+                fs.down(&mname, t)
+                    || masters
+                        .iter()
+                        .filter(|o| **o == mname || !fs.cut(&mname, o, t))
+                        .count()
+                        < needed
             };
-            if !master_failed {
+            if !failed(f.start_ms) || !judged.insert((mname.clone(), f.start_ms)) {
                 continue;
             }
-            // A replica of it that is up and reaches a majority of the other masters.
-            let able: Vec<String> = view
+            let replicas: Vec<String> = view
                 .iter()
                 .filter(|n| n.master_of.as_deref() == Some(m.id.as_str()))
                 .map(|n| d.name(&n.id))
-                .filter(|rn| !down(rn))
-                .filter(|rn| {
-                    masters
-                        .iter()
-                        .filter(|o| o.id != m.id)
-                        .filter(|o| !down(&d.name(&o.id)) && !cut(rn, &d.name(&o.id)))
-                        .count()
-                        >= needed
-                })
                 .collect();
-            if able.is_empty() {
+            let able = |t: i64| {
+                !fs.degraded(t)
+                    && replicas.iter().any(|rn| {
+                        !fs.down(rn, t)
+                            && masters
+                                .iter()
+                                .filter(|o| **o != mname && !fs.down(o, t) && !fs.cut(rn, o, t))
+                                .count()
+                                >= needed
+                    })
+            };
+            // The master's failure: from the fault's start while it holds.
+            let horizon = f.start_ms + 4 * bound;
+            let pts = fs.bounds(f.start_ms, horizon.min(end));
+            let fail_end = pts
+                .iter()
+                .copied()
+                .find(|t| !failed(*t))
+                .unwrap_or(end.min(horizon));
+            // From when a replica can win, continuously for the bound.
+            let Some(t0) = pts.iter().copied().find(|t| able(*t) && *t < fail_end) else {
+                continue;
+            };
+            if fail_end - t0 < bound {
+                continue;
+            }
+            if pts.iter().any(|t| *t > t0 && *t < t0 + bound && !able(*t)) {
+                r.unjudged += 1;
                 continue;
             }
             r.cases += 1;
-            // Replaced: a replica of it won, or another node owns its first slot range,
-            // within the bound.
             let slot = m.slots.first().map(|(a, _)| *a);
             let replaced = d
                 .snapshots
                 .iter()
-                .filter(|s| s.t_ms > f.start_ms && s.t_ms <= f.start_ms + bound)
-                .filter(|s| !down(&s.node) && s.node != mname)
+                .filter(|s| s.t_ms > f.start_ms && s.t_ms <= t0 + bound)
+                .filter(|s| s.node != mname)
                 .filter_map(|s| s.lines.as_ref())
                 .any(|l| {
                     l.iter().any(|n| {
@@ -389,12 +451,14 @@ fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
                     })
                 });
             if !replaced {
+                let able_now: Vec<&String> = replicas.iter().filter(|_| able(t0)).collect();
                 r.violate(json!({
-                    "master": mname, "fault": f.kind, "fault_start_ms": f.start_ms,
-                    "fault_stop_ms": f.stop_ms, "replicas_able": able, "bound_ms": bound,
+                    "master": mname, "fault": f.kind, "failed_from_ms": f.start_ms,
+                    "failed_until_ms": fail_end, "replica_able_from_ms": t0,
+                    "replicas": able_now, "bound_ms": bound,
                     "effect": format!(
-                        "{mname} stayed failed for {} ms while {} could reach a majority of masters, and was not replaced within {bound} ms",
-                        stop - f.start_ms, able.join(", ")
+                        "{mname} stayed failed from {} to {fail_end} ms while a replica could reach a majority of masters from {t0} ms, and was not replaced within {bound} ms",
+                        f.start_ms
                     ),
                 }));
             }

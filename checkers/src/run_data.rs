@@ -285,6 +285,8 @@ pub struct RunData {
     pub damage: Vec<Damage>,
     /// The node count test.json asked for (None for stored runs without it).
     pub expected_nodes: Option<usize>,
+    /// hearsay-node's pinned election delay, when a test set one.
+    pub election_delay_ms: Option<i64>,
 }
 
 impl RunData {
@@ -406,6 +408,7 @@ impl RunData {
         };
         let target = test["options"]["target"].as_str().unwrap_or("");
         d.expected_nodes = test["options"]["nodes"].as_u64().map(|n| n as usize);
+        d.election_delay_ms = test["options"]["node_election_delay_ms"].as_i64();
         d.faults = fault_windows(history);
         for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
             let t = (op.time / 1_000_000) as i64;
@@ -416,33 +419,32 @@ impl RunData {
                 d.recovered_ms = Some(t);
             }
         }
-        match json_lines(snapshots) {
-            Ok(lines) => {
-                for (_, v) in lines {
-                    let node = v["node"].as_str().unwrap_or("").to_string();
-                    let t_ms = (v["time"].as_u64().unwrap_or(0) / 1_000_000) as i64;
-                    let lines = v["nodes"].as_str().map(parse_cluster_nodes);
-                    if let Some(me) = lines.as_ref().and_then(|l| l.iter().find(|n| n.myself)) {
-                        d.names.insert(me.id.clone(), node.clone());
-                    }
-                    let r = &v["replication"];
-                    if let (Some(role), Some(offset)) = (r["role"].as_str(), r["offset"].as_u64()) {
-                        d.offsets.push(OffsetSample {
-                            t_ms: (r["time"].as_u64().unwrap_or(0) / 1_000_000) as i64,
-                            node: node.clone(),
-                            role: role.to_string(),
-                            offset,
-                            replid: r["replid"].as_str().unwrap_or("").to_string(),
-                        });
-                    }
-                    d.snapshots.push(Snapshot { t_ms, node, lines });
-                }
-            }
-            Err(reason) => d.damage.push(Damage {
+        let (snap_lines, snap_broken) = json_lines_lenient(snapshots);
+        if let Some(reason) = snap_broken {
+            d.damage.push(Damage {
                 file: "snapshots.jsonl".into(),
                 reason,
                 node: None,
-            }),
+            });
+        }
+        for (_, v) in snap_lines {
+            let node = v["node"].as_str().unwrap_or("").to_string();
+            let t_ms = (v["time"].as_u64().unwrap_or(0) / 1_000_000) as i64;
+            let lines = v["nodes"].as_str().map(parse_cluster_nodes);
+            if let Some(me) = lines.as_ref().and_then(|l| l.iter().find(|n| n.myself)) {
+                d.names.insert(me.id.clone(), node.clone());
+            }
+            let r = &v["replication"];
+            if let (Some(role), Some(offset)) = (r["role"].as_str(), r["offset"].as_u64()) {
+                d.offsets.push(OffsetSample {
+                    t_ms: (r["time"].as_u64().unwrap_or(0) / 1_000_000) as i64,
+                    node: node.clone(),
+                    role: role.to_string(),
+                    offset,
+                    replid: r["replid"].as_str().unwrap_or("").to_string(),
+                });
+            }
+            d.snapshots.push(Snapshot { t_ms, node, lines });
         }
         let base_mono = timebase.and_then(|t| t["mono_ms"].as_i64());
         let base_wall = timebase.and_then(|t| t["wall_ms"].as_i64());
@@ -465,17 +467,16 @@ impl RunData {
                 });
                 continue;
             };
-            let lines = match json_lines(bytes).and_then(|l| complete_log(&l).map(|()| l)) {
-                Ok(l) => l,
-                Err(reason) => {
-                    d.damage.push(Damage {
-                        file,
-                        reason,
-                        node: Some(name.clone()),
-                    });
-                    continue;
-                }
-            };
+            // A damaged log is named in `damage` (so no rule judges from it); what
+            // parses is still kept for views such as the report.
+            let (lines, broken) = json_lines_lenient(bytes);
+            if let Some(reason) = broken.or_else(|| complete_log(&lines).err()) {
+                d.damage.push(Damage {
+                    file,
+                    reason,
+                    node: Some(name.clone()),
+                });
+            }
             let mut kind = "hearsay";
             for (seq, v) in lines {
                 let redis = v["source"] == "redis-log";
@@ -627,6 +628,33 @@ pub fn json_lines(bytes: &[u8]) -> Result<Vec<(usize, Value)>, String> {
         out.push((i - 1, v));
     }
     Ok(out)
+}
+
+/// Like [`json_lines`], but keeps every line that parses; the first problem is
+/// returned beside them.
+pub fn json_lines_lenient(bytes: &[u8]) -> (Vec<(usize, Value)>, Option<String>) {
+    let mut out = Vec::new();
+    let mut first = None;
+    for (i, chunk) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        match json_lines(chunk) {
+            Ok(mut l) => {
+                if let Some((_, v)) = l.pop() {
+                    out.push((i, v));
+                }
+            }
+            Err(e) => {
+                first.get_or_insert_with(|| e.replacen("line 1", &format!("line {}", i + 1), 1));
+                // A last line without its newline may still be a whole object: the
+                // view keeps it; the damage is recorded all the same.
+                if let Ok(v) = serde_json::from_slice::<Value>(chunk) {
+                    if v.is_object() && !chunk.ends_with(b"\n") {
+                        out.push((i, v));
+                    }
+                }
+            }
+        }
+    }
+    (out, first)
 }
 
 /// An event log written with `seq` numbers (hearsay-node, and the redis log adapter)

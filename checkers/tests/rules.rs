@@ -260,3 +260,28 @@ fn a_failed_master_with_a_reachable_replica_is_replaced_in_time() {
     let l = rule(&elections::check(&d), "failover-liveness").clone();
     assert_eq!((l.cases, l.status()), (0, "no cases"));
 }
+
+#[test]
+fn liveness_counts_from_when_a_replica_can_reach_a_majority() {
+    // n1 paused 2-34 s; until 8 s n2 hears only n4 and n4 does not hear n2, so n4
+    // reaches one master of the two it needs: the bound runs from 8 s.
+    let blind = json!({"refuses-from": {"n2": ["n1", "n3"], "n4": ["n2"]}, "verified": true});
+    let faults = [
+        (
+            2000,
+            "start-pause",
+            json!({"targets": ["n1"], "verified": true}),
+        ),
+        (2000, "start-partition", json!({"targets": blind})),
+        (8000, "stop-partition", json!({"verified": true})),
+        (34_000, "stop-pause", json!({"verified": true})),
+    ];
+    // Replaced at 24 s: 16 s after n4 could win, inside the 17 s bound.
+    let d = run(&[], Some(24_000), &faults);
+    let l = rule(&elections::check(&d), "failover-liveness").clone();
+    assert_eq!((l.valid, l.cases), (Valid::True, 1), "{l:?}");
+    // Replaced at 27 s: too late.
+    let d = run(&[], Some(27_000), &faults);
+    let l = rule(&elections::check(&d), "failover-liveness").clone();
+    assert_eq!(l.valid, Valid::False, "{l:?}");
+}

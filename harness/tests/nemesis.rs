@@ -21,6 +21,7 @@ fn planned(fault: Fault) -> Planned {
         stop_ms: 0,
         fault,
         draw: 11,
+        package: None,
     }
 }
 
@@ -66,6 +67,18 @@ async fn every_kind_takes_effect_and_heals(target: TargetChoice) {
         Fault::Partition {
             partition: PartitionSpec::OneWay,
         },
+        Fault::Partition {
+            partition: PartitionSpec::BlindVoter,
+        },
+        Fault::Partition {
+            partition: PartitionSpec::PrimaryRefusesOne,
+        },
+        Fault::Partition {
+            partition: PartitionSpec::IsolatePrimary { rank: 1 },
+        },
+        Fault::Pause {
+            targets: TargetSpec::Primary { rank: 0 },
+        },
         Fault::Pause {
             targets: TargetSpec::Primaries,
         },
@@ -74,6 +87,9 @@ async fn every_kind_takes_effect_and_heals(target: TargetChoice) {
         },
         Fault::Kill {
             targets: TargetSpec::Minority,
+        },
+        Fault::Kill {
+            targets: TargetSpec::FirstPrimaries { count: 2 },
         },
         Fault::ClockBump {
             targets: TargetSpec::All,
@@ -98,12 +114,12 @@ async fn every_kind_takes_effect_and_heals(target: TargetChoice) {
         },
     ];
     for f in faults {
-        let prim = if schedule::needs_primaries(&f) {
-            hearsay_harness::targets::cluster::primaries(&nem.nodes).await
+        let topo = if schedule::needs_topology(&f) {
+            hearsay_harness::targets::cluster::topology(&nem.nodes).await
         } else {
-            vec![]
+            schedule::Topology::default()
         };
-        let (resolved, ok) = nem.start(&planned(f.clone()), &prim).await;
+        let (resolved, ok) = nem.start(&planned(f.clone()), &topo).await;
         assert!(
             ok,
             "start of {f:?} (resolved {resolved:?}) not verified; see {}",
@@ -129,7 +145,7 @@ async fn every_kind_takes_effect_and_heals(target: TargetChoice) {
         .iter()
         .filter(|o| o.value.json().get("verified").and_then(|v| v.as_bool()) == Some(true))
         .count();
-    assert_eq!(verified, 15 * 2 + 1);
+    assert_eq!(verified, 20 * 2 + 1);
     for n in nem.nodes.iter_mut() {
         n.stop(Duration::from_secs(2)).await.unwrap();
     }

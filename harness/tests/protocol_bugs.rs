@@ -88,7 +88,17 @@ fn run_with_events(
     let sched_dir = dir.path().join("schedule");
     let sched = sched_dir.to_string_lossy().into_owned();
     if !schedule.is_empty() {
-        let lines: String = schedule.iter().map(|l| format!("{l}\n")).collect();
+        // A history in recorder order: by time, indexes 0, 1, 2, ...
+        let mut ops: Vec<Value> = schedule.to_vec();
+        ops.sort_by_key(|o| o["time"].as_u64().unwrap_or(0));
+        let lines: String = ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut o)| {
+                o["index"] = serde_json::json!(i);
+                format!("{o}\n")
+            })
+            .collect();
         std::fs::create_dir_all(&sched_dir).unwrap();
         std::fs::write(sched_dir.join("history.jsonl"), lines).unwrap();
         args.extend(["--schedule-from", &sched]);

@@ -4,14 +4,29 @@
 //! Every event serializes as one flat JSON object whose `event` field names the
 //! kind (snake case), e.g.
 //! `{"event":"pfail_set","node":"<40-char id>"}`. The shell adds the node's
-//! own ID and its wall-clock and monotonic times; the core does not.
+//! own ID, a sequence number and its wall-clock and monotonic times
+//! ([`EventLine`]); the core does not.
+//!
+//! Completeness, so a checker can tell a damaged log from a complete one:
+//! - every process start begins with `started` (`seq` 0) and numbers its
+//!   lines 0, 1, 2, ... without gaps;
+//! - a clean shutdown (SIGTERM/SIGINT) ends with `stopped`, flushed before exit;
+//! - the lines of a decision reach the file (a `write(2)`, so a SIGKILL
+//!   cannot lose them) before any effect of it can be seen outside the
+//!   process: bus messages, client replies, replication bytes (the shell runs
+//!   each batch of the core's actions by [`crate::cluster::Phase`]). nodes.conf
+//!   is written just before them, so a line never claims a vote or an epoch
+//!   that a restart would not remember.
 //!
 //! Conventions for every kind below:
 //! - node fields (`node`, `id`, `about`, `reporter`, `from`, `to`, `with`,
 //!   `master`, `replica`) hold 40-character node IDs as text;
 //! - roles (`role`, `previous`) are `master` or `replica`;
-//! - times inside an event (`time_ms`) are the core's wall-clock ms, the
-//!   same clock redis uses for the decision;
+//! - times inside an event (`time_ms`, `*_ms`) are the core's wall-clock
+//!   ms, the same clock redis uses for the decision (`now_ms` is that clock
+//!   at the decision, 0 in a time field means "never");
+//! - fields describing the state a decision was taken in report that state
+//!   as it was, also when a planted bug (`--bug`) bends the decision;
 //! - slot sets are lists of inclusive `[start, end]` ranges.
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +41,37 @@ pub struct Event {
 impl From<EventKind> for Event {
     fn from(kind: EventKind) -> Event {
         Event { kind }
+    }
+}
+
+/// One line of the event log as the shell writes it: the writing node's ID,
+/// the line's sequence number, its wall-clock and monotonic time, then the
+/// event's own fields.
+#[derive(Serialize)]
+pub struct EventLine<'a> {
+    /// The ID of the node writing the log (`node` is taken: events use it for
+    /// the node they are about).
+    pub me: &'a str,
+    /// 0, 1, 2, ... per process start (the `started` line is 0): within one
+    /// start a gap, a repeat or a step back means the log is damaged.
+    pub seq: u64,
+    pub wall_ms: u64,
+    pub mono_ms: u64,
+    #[serde(flatten)]
+    pub event: &'a Event,
+}
+
+impl EventLine<'_> {
+    /// Appends the line, newline included, to `out`. Serializing these types
+    /// cannot fail (string keys, no maps with non-string keys); a failure would
+    /// leave `out` unchanged.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, self).is_ok() {
+            out.push(b'\n');
+        } else {
+            out.truncate(start);
+        }
     }
 }
 
@@ -205,8 +251,13 @@ pub struct ReportRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    /// The node started (emitted by the shell). `id`: our ID.
+    /// The node started (emitted by the shell). `id`: our ID. Always the
+    /// first line of a process start (`seq` 0).
     Started { id: String },
+    /// Clean shutdown, emitted by the shell: the last line a process writes,
+    /// flushed before it exits. `reason`: `SIGTERM` or `SIGINT`. A start
+    /// whose lines end without it was killed (or its log was cut).
+    Stopped { reason: String },
     /// A node entered the table. `id` is random for `meet`/`handshake`;
     /// `ip`/`port`/`cport` are where we will connect.
     NodeAdded {
@@ -222,8 +273,20 @@ pub enum EventKind {
     HandshakeCompleted { id: String },
     /// A node left the table.
     NodeRemoved { id: String, reason: RemovedReason },
-    /// We could not reach `node` for node_timeout: local suspicion.
-    PfailSet { node: String },
+    /// We could not reach `node` for node_timeout: local suspicion. The
+    /// state the decision was taken in (redis 7.0 `clusterCron`: PFAIL when
+    /// a ping is outstanding, `ping_sent_ms` != 0, and
+    /// min(now - ping_sent, now - data_received) > node_timeout):
+    /// `ping_sent_ms`, our oldest unanswered PING to it (0 if none);
+    /// `data_received_ms`, the last packet we got from it (0 if never);
+    /// `now_ms`; `node_timeout_ms`.
+    PfailSet {
+        node: String,
+        ping_sent_ms: u64,
+        data_received_ms: u64,
+        now_ms: u64,
+        node_timeout_ms: u64,
+    },
     /// A PONG on our outbound link cleared PFAIL.
     PfailCleared { node: String },
     /// A master's gossip reported `about` as PFAIL/FAIL for the first time.
@@ -248,10 +311,20 @@ pub enum EventKind {
     },
     /// A FAIL message from `from` made us flag `about` as FAIL (no quorum check).
     FailReceived { from: String, about: String },
-    /// The FAIL flag of `about` was cleared.
+    /// The FAIL flag of `about` was cleared, on a PONG from it. The state
+    /// the decision was taken in (redis 7.0 `clearNodeFailureIfNeeded`: a
+    /// replica or a master without slots is cleared at once; a master with
+    /// slots only when now - fail_time > 2 x node_timeout): `role` and
+    /// `slots` (its slot count), both in our view; `fail_time_ms`, when we
+    /// flagged it FAIL (decided or received); `now_ms`; `node_timeout_ms`.
     FailCleared {
         about: String,
         reason: FailClearedReason,
+        role: Role,
+        slots: usize,
+        fail_time_ms: u64,
+        now_ms: u64,
+        node_timeout_ms: u64,
     },
     /// Our currentEpoch changed.
     CurrentEpochChanged {
@@ -350,18 +423,48 @@ pub enum EventKind {
     /// Replica: while waiting, our rank got worse; the delay grew by `added_delay_ms`.
     ElectionRankUpdated { rank: usize, added_delay_ms: i64 },
     /// Replica: we bumped currentEpoch to `epoch` and broadcast
-    /// FAILOVER_AUTH_REQUEST; `force_ack` is set during a manual failover.
+    /// FAILOVER_AUTH_REQUEST; `force_ack` is set during a manual failover;
+    /// `offset` is our replication offset at that moment.
     ElectionStarted {
         master: String,
         epoch: u64,
         force_ack: bool,
+        offset: u64,
     },
-    /// Master: we voted for replica `to` of failed master `master` in `epoch`
-    /// (our lastVoteEpoch, persisted with fsync before the ACK was queued).
+    /// Master: we voted for replica `to` of master `master` in `epoch` (our
+    /// currentEpoch, now our lastVoteEpoch, persisted with fsync before the
+    /// ACK was queued). The state the decision was taken in, enough to
+    /// re-check redis 7.0's `clusterSendFailoverAuthIfNeeded` from this line:
+    /// - `voter_is_master`, `voter_slots`: our role and slot count (only a
+    ///   master with slots may vote);
+    /// - `req_epoch`: the request's currentEpoch (not below `epoch`);
+    /// - `last_vote_epoch`: our lastVoteEpoch before this vote (one vote per
+    ///   epoch: it must differ from `epoch`);
+    /// - `master_fail`: `master` has FAIL in our view; `force_ack`: the
+    ///   request's FORCEACK (a manual failover; then `master_fail` may be false);
+    /// - `last_vote_for_master_ms`: when we last voted for a replica of
+    ///   `master` (0 if never): at least 2 x node_timeout before `now_ms`;
+    /// - `req_config_epoch`: the request's configEpoch, and
+    ///   `claimed_slots_max_epoch`: the greatest configEpoch, in our view, of
+    ///   the current owners of the slots the request claims (unassigned and
+    ///   unclaimed slots skipped, as redis does; 0 if none): not above
+    ///   `req_config_epoch`;
+    /// - `now_ms`, `node_timeout_ms`.
     VoteGranted {
         to: String,
         master: String,
         epoch: u64,
+        req_epoch: u64,
+        last_vote_epoch: u64,
+        master_fail: bool,
+        force_ack: bool,
+        voter_is_master: bool,
+        voter_slots: usize,
+        last_vote_for_master_ms: u64,
+        req_config_epoch: u64,
+        claimed_slots_max_epoch: u64,
+        now_ms: u64,
+        node_timeout_ms: u64,
     },
     /// Master: we refused replica `to`; `epoch` is our currentEpoch,
     /// `req_epoch` the request's.
@@ -381,12 +484,14 @@ pub enum EventKind {
         counted: bool,
     },
     /// Replica: `votes` >= `needed` = floor(size/2)+1 in `epoch`; we become
-    /// the master and take `master`'s slots.
+    /// the master and take `master`'s slots. `voters`: the masters whose ACKs
+    /// were counted in this election, in the order received (`votes` of them).
     ElectionWon {
         master: String,
         epoch: u64,
         votes: usize,
         needed: usize,
+        voters: Vec<String>,
     },
     /// Replica: the election of `epoch` got no majority within the auth
     /// timeout (`epoch` is 0 if no request went out).
@@ -476,6 +581,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\"reason\":\"add_slots\""), "{text}");
+    }
+
+    #[test]
+    fn a_line_carries_me_seq_and_both_clocks_before_the_event() {
+        let e = Event::from(EventKind::Stopped {
+            reason: "SIGTERM".into(),
+        });
+        let mut out = Vec::new();
+        EventLine {
+            me: "m",
+            seq: 7,
+            wall_ms: 5,
+            mono_ms: 6,
+            event: &e,
+        }
+        .write_to(&mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "{\"me\":\"m\",\"seq\":7,\"wall_ms\":5,\"mono_ms\":6,\"event\":\"stopped\",\"reason\":\"SIGTERM\"}\n"
+        );
     }
 
     #[test]

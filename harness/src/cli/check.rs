@@ -46,6 +46,34 @@ pub fn check(run_dir: &std::path::Path) -> i32 {
                     }
                 }
             }
+            if let Some(summary) = c.results["claims"]["summary"].as_str() {
+                println!("claims: {summary}");
+            }
+            if let Some(cov) = c.results["protocol"]["coverage"].as_array() {
+                let none: Vec<&str> = cov
+                    .iter()
+                    .filter(|r| r["status"] == "no cases")
+                    .filter_map(|r| r["rule"].as_str())
+                    .collect();
+                println!(
+                    "coverage: {} rules, {} without a case{}",
+                    cov.len(),
+                    none.len(),
+                    if none.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", none.join(", "))
+                    }
+                );
+            }
+            if let Some(why) = c.results["unknown-because"]
+                .as_array()
+                .filter(|w| !w.is_empty())
+            {
+                for w in why {
+                    println!("unknown because: {}", w.as_str().unwrap_or(""));
+                }
+            }
             let p = &c.results["protocol"];
             println!(
                 "protocol: fail-quorum {} ({} decisions), convergence {} ({} ms after heal), epochs {}",

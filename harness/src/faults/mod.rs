@@ -4,4 +4,5 @@
 pub mod clock;
 pub mod delay;
 pub mod nemesis;
+pub mod packages;
 pub mod schedule;

@@ -4,7 +4,7 @@
 use crate::env::net::{grudge::cut_pairs, Grudge, Network, Probe};
 use crate::env::process::Node;
 use crate::env::recorder::Recorder;
-use crate::faults::schedule::{self, Fault, PartitionSpec, Planned, TargetSpec};
+use crate::faults::schedule::{self, Fault, PartitionSpec, Planned, TargetSpec, Topology};
 use hearsay_checkers::{OpType, Process};
 use hearsay_workloads::conn::oneshot;
 use hearsay_workloads::resp::Value;
@@ -77,12 +77,12 @@ impl Nemesis {
     }
 
     /// Resolves and starts a planned fault; returns the concrete fault for `stop` and
-    /// whether its effect was verified. `prim` lists the current primaries (node
-    /// indices), as the target sees them, when the fault needs them
-    /// ([`schedule::needs_primaries`]).
-    pub async fn start(&mut self, p: &Planned, prim: &[usize]) -> (Fault, bool) {
-        let prim = prim.to_vec();
-        let f = schedule::resolve(p, self.nodes.len(), &prim);
+    /// whether its effect was verified. `topo` is the topology (primaries and their
+    /// replicas, node indices) as the target sees it, when the fault needs it
+    /// ([`schedule::needs_topology`]).
+    pub async fn start(&mut self, p: &Planned, topo: &Topology) -> (Fault, bool) {
+        let prim = topo.primaries.clone();
+        let f = schedule::resolve(p, self.nodes.len(), topo);
         let fname = format!("start-{}", f.kind().name());
         self.record(
             OpType::Info,

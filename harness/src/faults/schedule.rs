@@ -10,8 +10,10 @@ use hearsay_workloads::rng::{below, shuffle, stream, unit};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-/// A nemesis family, as named on the command line.
+/// A nemesis family, as named on the command line: a basic fault kind, or a package
+/// of faults aimed at a protocol rule (see `faults::packages`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NemesisKind {
@@ -21,16 +23,39 @@ pub enum NemesisKind {
     Clock,
     Loss,
     Delay,
+    /// A voter that never hears the FAIL: an election short of votes.
+    ElectionShort,
+    /// Two shards failing one after the other.
+    ShardsInTurn,
+    /// Two shards failing at once (simultaneous elections).
+    ShardsAtOnce,
+    /// A reporter isolated right after its report, so the report ages out.
+    ReportExpiry,
+    /// A voter killed and restarted right after voting.
+    VoterRestart,
+    /// A master returning while its failover runs.
+    MasterReturn,
 }
 
 impl NemesisKind {
-    pub const ALL: [NemesisKind; 6] = [
+    /// The basic fault kinds.
+    pub const BASIC: [NemesisKind; 6] = [
         NemesisKind::Partition,
         NemesisKind::Pause,
         NemesisKind::Kill,
         NemesisKind::Clock,
         NemesisKind::Loss,
         NemesisKind::Delay,
+    ];
+
+    /// The packages.
+    pub const PACKAGES: [NemesisKind; 6] = [
+        NemesisKind::ElectionShort,
+        NemesisKind::ShardsInTurn,
+        NemesisKind::ShardsAtOnce,
+        NemesisKind::ReportExpiry,
+        NemesisKind::VoterRestart,
+        NemesisKind::MasterReturn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,21 +66,46 @@ impl NemesisKind {
             NemesisKind::Clock => "clock",
             NemesisKind::Loss => "loss",
             NemesisKind::Delay => "delay",
+            NemesisKind::ElectionShort => "election-short",
+            NemesisKind::ShardsInTurn => "shards-in-turn",
+            NemesisKind::ShardsAtOnce => "shards-at-once",
+            NemesisKind::ReportExpiry => "report-expiry",
+            NemesisKind::VoterRestart => "voter-restart",
+            NemesisKind::MasterReturn => "master-return",
         }
     }
 
-    /// Parses the `--nemesis` list: comma separated kinds, `none`, or `all`.
+    pub fn is_package(self) -> bool {
+        NemesisKind::PACKAGES.contains(&self)
+    }
+
+    /// Parses the `--nemesis` list: comma separated kinds and packages, `none`, or
+    /// `all` (every kind and every package).
     pub fn parse_list(s: &str) -> Result<Vec<NemesisKind>, String> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "none" => {}
-                "all" => out.extend(NemesisKind::ALL),
+                "all" => {
+                    out.extend(NemesisKind::BASIC);
+                    out.extend(NemesisKind::PACKAGES);
+                }
                 other => out.push(
-                    *NemesisKind::ALL
+                    *NemesisKind::BASIC
                         .iter()
+                        .chain(&NemesisKind::PACKAGES)
                         .find(|k| k.name() == other)
-                        .ok_or_else(|| format!("unknown nemesis {other:?} (partition, pause, kill, clock, loss, delay, none, all)"))?,
+                        .ok_or_else(|| {
+                            let names: Vec<&str> = NemesisKind::BASIC
+                                .iter()
+                                .chain(&NemesisKind::PACKAGES)
+                                .map(|k| k.name())
+                                .collect();
+                            format!(
+                                "unknown nemesis {other:?} ({}, none, all)",
+                                names.join(", ")
+                            )
+                        })?,
                 ),
             }
         }
@@ -75,7 +125,18 @@ pub enum TargetSpec {
     All,
     Primaries,
     Replicas,
-    Nodes { nodes: Vec<usize> },
+    Nodes {
+        nodes: Vec<usize>,
+    },
+    /// The `rank`-th primary in the fault's draw order (faults of one package share
+    /// the draw and the topology, so a rank names the same node in each).
+    Primary {
+        rank: usize,
+    },
+    /// The first `count` primaries in the draw order.
+    FirstPrimaries {
+        count: usize,
+    },
 }
 
 /// How a partition is cut.
@@ -89,6 +150,16 @@ pub enum PartitionSpec {
     Bridge,
     PrimariesAlone,
     OneWay,
+    /// Primary 1 (draw order) hears only the first replica of primary 0, which does
+    /// not hear it: a voter that never learns primary 0's FAIL but gets its replica's
+    /// vote request.
+    BlindVoter,
+    /// Primary 0 refuses packets from one other node (it reports that node PFAIL).
+    PrimaryRefusesOne,
+    /// Primary `rank` cut off from everyone.
+    IsolatePrimary {
+        rank: usize,
+    },
     Grudge {
         #[serde(with = "grudge_serde")]
         grudge: Grudge,
@@ -197,6 +268,36 @@ pub struct Planned {
     pub fault: Fault,
     /// Fixes the random choices made when the fault is resolved at run time.
     pub draw: u64,
+    /// The package this fault belongs to (`election-short#2`: its name and its
+    /// number in the schedule); its faults share one draw and one topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+}
+
+/// What fault targets resolve against: the current primaries and their replicas
+/// (node indices), as the target reads them when a fault (or a package) starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    pub primaries: Vec<usize>,
+    pub replicas_of: BTreeMap<usize, Vec<usize>>,
+}
+
+impl Topology {
+    /// Primaries only (replicas unknown).
+    pub fn of_primaries(p: &[usize]) -> Topology {
+        Topology {
+            primaries: p.to_vec(),
+            replicas_of: BTreeMap::new(),
+        }
+    }
+
+    /// The primaries in a draw's order.
+    fn primaries_in(&self, draw: u64) -> Vec<usize> {
+        let mut r = ChaCha8Rng::seed_from_u64(draw ^ 0x5052_494d);
+        let mut v = self.primaries.clone();
+        shuffle(&mut r, &mut v);
+        v
+    }
 }
 
 /// One step of a schedule's timeline: start or heal fault `index` at `at_ms`.
@@ -287,24 +388,77 @@ fn pick<T: Clone>(r: &mut ChaCha8Rng, items: &[T]) -> Option<T> {
     items.get(below(r, items.len() as u64) as usize).cloned()
 }
 
-/// Draws the schedule. Faults do not overlap: each is healed before the next starts,
-/// so each one's effect can be verified and attributed. Gaps and durations are the
-/// interval times a factor in [0.5, 1.5).
+/// Draws the schedule. Basic faults do not overlap: each is healed before the next
+/// starts, so each one's effect can be verified and attributed. Gaps and durations are
+/// the interval times a factor in [0.5, 1.5). When packages are asked for, a package
+/// comes first, then basic faults and packages take turns; the packages rotate from
+/// one that depends on the seed (2 x seed, modulo their number), so three consecutive
+/// seeds whose runs hold two packages each (60 s at a 5 s interval) cover all six. A
+/// package's faults overlap each other by design (different kinds, or one after the
+/// other).
 pub fn generate(
     seed: u64,
     kinds: &[NemesisKind],
     interval_ms: u64,
     time_limit_ms: u64,
+    node_timeout_ms: u64,
 ) -> Vec<Planned> {
     let mut r = stream(seed, "nemesis");
     let mut out = Vec::new();
     if kinds.is_empty() || interval_ms == 0 {
         return out;
     }
+    let basic: Vec<NemesisKind> = kinds.iter().copied().filter(|k| !k.is_package()).collect();
+    let packages: Vec<NemesisKind> = kinds.iter().copied().filter(|k| k.is_package()).collect();
     let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
     let mut t = 0u64;
     // Leave the last half interval fault-free so the last heal is inside the limit.
     let end = time_limit_ms.saturating_sub(interval_ms / 2);
+    let mut next_package = if packages.is_empty() {
+        0
+    } else {
+        (seed.wrapping_mul(2) % packages.len() as u64) as usize
+    };
+    let mut package_turn = !packages.is_empty();
+    let mut count = 0usize;
+    loop {
+        if package_turn && !packages.is_empty() {
+            let gap = jitter(&mut r);
+            let kind = packages[next_package % packages.len()];
+            next_package += 1;
+            count += 1;
+            let draw = rand::Rng::next_u64(&mut r);
+            let faults = super::packages::plan(kind, &mut r, t + gap, node_timeout_ms, draw, count);
+            let span = super::packages::span(&faults);
+            // A package may run until a second before the limit: its own faults heal
+            // inside it.
+            if faults.is_empty() || t + gap + span > time_limit_ms.saturating_sub(1000) {
+                break;
+            }
+            out.extend(faults);
+            t += gap + span;
+        } else {
+            let Some(p) = draw_basic(&mut r, &basic, &mut t, end, interval_ms) else {
+                break;
+            };
+            out.push(p);
+        }
+        if !basic.is_empty() && !packages.is_empty() {
+            package_turn = !package_turn;
+        }
+    }
+    out
+}
+
+/// One basic fault after `t`, or None when none fits before `end`.
+fn draw_basic(
+    r: &mut ChaCha8Rng,
+    kinds: &[NemesisKind],
+    t: &mut u64,
+    end: u64,
+    interval_ms: u64,
+) -> Option<Planned> {
+    let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
     let node_specs = [
         TargetSpec::One,
         TargetSpec::Minority,
@@ -320,78 +474,77 @@ pub fn generate(
         TargetSpec::Primaries,
         TargetSpec::Majority,
     ];
-    loop {
-        let gap = jitter(&mut r);
-        let dur = jitter(&mut r).max(500);
-        let Some(kind) = pick(&mut r, kinds) else {
-            break;
-        };
-        if t + gap + dur > end {
-            break;
-        }
-        let start_ms = t + gap;
-        let stop_ms = start_ms + dur;
-        let fault = match kind {
-            NemesisKind::Partition => {
-                let specs = [
-                    PartitionSpec::IsolateOne,
-                    PartitionSpec::RandomHalves,
-                    PartitionSpec::MajorityMinority,
-                    PartitionSpec::MajoritiesRing,
-                    PartitionSpec::Bridge,
-                    PartitionSpec::PrimariesAlone,
-                    PartitionSpec::OneWay,
-                ];
-                Fault::Partition {
-                    partition: pick(&mut r, &specs).unwrap_or(PartitionSpec::IsolateOne),
-                }
-            }
-            NemesisKind::Pause => Fault::Pause {
-                targets: pick(&mut r, &proc_specs).unwrap_or(TargetSpec::One),
-            },
-            NemesisKind::Kill => Fault::Kill {
-                targets: pick(&mut r, &proc_specs).unwrap_or(TargetSpec::One),
-            },
-            NemesisKind::Clock => {
-                let targets = pick(&mut r, &node_specs).unwrap_or(TargetSpec::One);
-                // Exponential magnitudes, 1 s .. 256 s, either sign (Jepsen-like).
-                let mag = 1i64 << below(&mut r, 9);
-                let delta_s = if below(&mut r, 2) == 0 { mag } else { -mag };
-                if below(&mut r, 3) == 0 {
-                    Fault::ClockStrobe {
-                        targets,
-                        delta_s,
-                        period_ms: 200 + below(&mut r, 800),
-                    }
-                } else {
-                    Fault::ClockBump { targets, delta_s }
-                }
-            }
-            NemesisKind::Loss => Fault::Loss {
-                targets: pick(&mut r, &node_specs).unwrap_or(TargetSpec::One),
-                pct: 10 + 10 * below(&mut r, 5) as u32,
-            },
-            NemesisKind::Delay => Fault::Delay {
-                targets: pick(&mut r, &node_specs).unwrap_or(TargetSpec::One),
-                ms: 20 + 10 * below(&mut r, 9),
-            },
-        };
-        out.push(Planned {
-            start_ms,
-            stop_ms,
-            fault,
-            draw: rand::Rng::next_u64(&mut r),
-        });
-        t = stop_ms;
+    let gap = jitter(r);
+    let dur = jitter(r).max(500);
+    let kind = pick(r, kinds)?;
+    if *t + gap + dur > end {
+        return None;
     }
-    out
+    let start_ms = *t + gap;
+    let stop_ms = start_ms + dur;
+    let fault = match kind {
+        NemesisKind::Partition => {
+            let specs = [
+                PartitionSpec::IsolateOne,
+                PartitionSpec::RandomHalves,
+                PartitionSpec::MajorityMinority,
+                PartitionSpec::MajoritiesRing,
+                PartitionSpec::Bridge,
+                PartitionSpec::PrimariesAlone,
+                PartitionSpec::OneWay,
+            ];
+            Fault::Partition {
+                partition: pick(r, &specs).unwrap_or(PartitionSpec::IsolateOne),
+            }
+        }
+        NemesisKind::Pause => Fault::Pause {
+            targets: pick(r, &proc_specs).unwrap_or(TargetSpec::One),
+        },
+        NemesisKind::Kill => Fault::Kill {
+            targets: pick(r, &proc_specs).unwrap_or(TargetSpec::One),
+        },
+        NemesisKind::Clock => {
+            let targets = pick(r, &node_specs).unwrap_or(TargetSpec::One);
+            // Exponential magnitudes, 1 s .. 256 s, either sign (Jepsen-like).
+            let mag = 1i64 << below(r, 9);
+            let delta_s = if below(r, 2) == 0 { mag } else { -mag };
+            if below(r, 3) == 0 {
+                Fault::ClockStrobe {
+                    targets,
+                    delta_s,
+                    period_ms: 200 + below(r, 800),
+                }
+            } else {
+                Fault::ClockBump { targets, delta_s }
+            }
+        }
+        NemesisKind::Loss => Fault::Loss {
+            targets: pick(r, &node_specs).unwrap_or(TargetSpec::One),
+            pct: 10 + 10 * below(r, 5) as u32,
+        },
+        NemesisKind::Delay => Fault::Delay {
+            targets: pick(r, &node_specs).unwrap_or(TargetSpec::One),
+            ms: 20 + 10 * below(r, 9),
+        },
+        // Packages are planned by `packages::plan`.
+        _ => return None,
+    };
+    *t = stop_ms;
+    Some(Planned {
+        start_ms,
+        stop_ms,
+        fault,
+        draw: rand::Rng::next_u64(r),
+        package: None,
+    })
 }
 
-/// Resolves a spec to node indices. `primaries` are the current masters.
-pub fn resolve_targets(spec: &TargetSpec, n: usize, primaries: &[usize], draw: u64) -> Vec<usize> {
+/// Resolves a spec to node indices against the current topology.
+pub fn resolve_targets(spec: &TargetSpec, n: usize, topo: &Topology, draw: u64) -> Vec<usize> {
     let mut r = ChaCha8Rng::seed_from_u64(draw);
     let mut order: Vec<usize> = (0..n).collect();
     shuffle(&mut r, &mut order);
+    let primaries = &topo.primaries;
     let mut v = match spec {
         TargetSpec::One => order.into_iter().take(1).collect(),
         TargetSpec::Minority => order.into_iter().take(n.saturating_sub(1) / 2).collect(),
@@ -400,6 +553,15 @@ pub fn resolve_targets(spec: &TargetSpec, n: usize, primaries: &[usize], draw: u
         TargetSpec::Primaries => primaries.to_vec(),
         TargetSpec::Replicas => (0..n).filter(|i| !primaries.contains(i)).collect(),
         TargetSpec::Nodes { nodes } => nodes.iter().copied().filter(|i| *i < n).collect(),
+        TargetSpec::Primary { rank } => topo
+            .primaries_in(draw)
+            .get(*rank)
+            .copied()
+            .into_iter()
+            .collect(),
+        TargetSpec::FirstPrimaries { count } => {
+            topo.primaries_in(draw).into_iter().take(*count).collect()
+        }
     };
     v.sort_unstable();
     v.dedup();
@@ -407,14 +569,16 @@ pub fn resolve_targets(spec: &TargetSpec, n: usize, primaries: &[usize], draw: u
 }
 
 /// Resolves a partition spec to a grudge.
-pub fn resolve_partition(spec: &PartitionSpec, n: usize, primaries: &[usize], draw: u64) -> Grudge {
+pub fn resolve_partition(spec: &PartitionSpec, n: usize, topo: &Topology, draw: u64) -> Grudge {
     let mut r = ChaCha8Rng::seed_from_u64(draw);
     let mut order: Vec<usize> = (0..n).collect();
     shuffle(&mut r, &mut order);
+    let primaries = &topo.primaries;
     let split = |k: usize| -> Vec<Vec<usize>> {
         let (a, b) = order.split_at(k.min(order.len()));
         vec![a.to_vec(), b.to_vec()]
     };
+    let ranked = topo.primaries_in(draw);
     match spec {
         PartitionSpec::IsolateOne => grudge::complete(&split(1)),
         PartitionSpec::RandomHalves => grudge::complete(&split(n / 2)),
@@ -433,22 +597,50 @@ pub fn resolve_partition(spec: &PartitionSpec, n: usize, primaries: &[usize], dr
             let (from, to) = order.split_at(k.max(1).min(order.len()));
             grudge::one_way(from, to)
         }
+        PartitionSpec::BlindVoter => {
+            let (Some(p0), Some(voter)) = (ranked.first(), ranked.get(1)) else {
+                return Grudge::new();
+            };
+            let Some(r0) = topo.replicas_of.get(p0).and_then(|r| r.first()).copied() else {
+                return Grudge::new();
+            };
+            let mut g = Grudge::new();
+            g.insert(
+                *voter,
+                (0..n).filter(|i| *i != *voter && *i != r0).collect(),
+            );
+            g.insert(r0, vec![*voter]);
+            g
+        }
+        PartitionSpec::PrimaryRefusesOne => {
+            let Some(a) = ranked.first().copied() else {
+                return Grudge::new();
+            };
+            match order.iter().find(|x| **x != a) {
+                Some(x) => grudge::one_way(&[*x], &[a]),
+                None => Grudge::new(),
+            }
+        }
+        PartitionSpec::IsolatePrimary { rank } => match ranked.get(*rank) {
+            Some(a) => grudge::complete(&[vec![*a], (0..n).filter(|i| i != a).collect()]),
+            None => Grudge::new(),
+        },
         PartitionSpec::Grudge { grudge } => grudge.clone(),
     }
 }
 
 /// Makes a planned fault concrete: explicit nodes, explicit grudge.
-pub fn resolve(p: &Planned, n: usize, primaries: &[usize]) -> Fault {
+pub fn resolve(p: &Planned, n: usize, topo: &Topology) -> Fault {
     match &p.fault {
         Fault::Partition { partition } => Fault::Partition {
             partition: PartitionSpec::Grudge {
-                grudge: resolve_partition(partition, n, primaries, p.draw),
+                grudge: resolve_partition(partition, n, topo, p.draw),
             },
         },
         f => {
             let spec = f.targets().cloned().unwrap_or(TargetSpec::One);
             f.with_targets(TargetSpec::Nodes {
-                nodes: resolve_targets(&spec, n, primaries, p.draw),
+                nodes: resolve_targets(&spec, n, topo, p.draw),
             })
         }
     }
@@ -470,16 +662,24 @@ pub fn node_indices(f: &Fault) -> Vec<usize> {
     }
 }
 
-/// Whether resolving this fault needs the current primaries.
-pub fn needs_primaries(f: &Fault) -> bool {
+/// Whether resolving this fault needs the current topology (primaries, replicas).
+pub fn needs_topology(f: &Fault) -> bool {
     matches!(
         f,
         Fault::Partition {
             partition: PartitionSpec::PrimariesAlone
+                | PartitionSpec::BlindVoter
+                | PartitionSpec::PrimaryRefusesOne
+                | PartitionSpec::IsolatePrimary { .. }
         }
     ) || matches!(
         f.targets(),
-        Some(TargetSpec::Primaries) | Some(TargetSpec::Replicas)
+        Some(
+            TargetSpec::Primaries
+                | TargetSpec::Replicas
+                | TargetSpec::Primary { .. }
+                | TargetSpec::FirstPrimaries { .. }
+        )
     )
 }
 
@@ -534,11 +734,13 @@ mod tests {
                         partition: PartitionSpec::RandomHalves,
                     },
                     draw: 5,
+                    package: None,
                 },
                 6,
-                &[],
+                &Topology::default(),
             ),
             draw: 5,
+            package: None,
         };
         let v = serde_json::to_value(&p).unwrap();
         let back: Planned = serde_json::from_value(v).unwrap();
@@ -548,7 +750,7 @@ mod tests {
     #[test]
     fn parse_list() {
         assert_eq!(NemesisKind::parse_list("none").unwrap(), vec![]);
-        assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 6);
+        assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 12);
         assert_eq!(
             NemesisKind::parse_list("kill,partition,kill").unwrap(),
             vec![NemesisKind::Partition, NemesisKind::Kill]
@@ -559,23 +761,24 @@ mod tests {
     #[test]
     fn same_seed_same_schedule_different_seed_differs() {
         let k = NemesisKind::parse_list("partition,pause,kill,clock").unwrap();
-        let a = generate(7, &k, 5000, 60000);
-        let b = generate(7, &k, 5000, 60000);
-        let c = generate(8, &k, 5000, 60000);
+        let a = generate(7, &k, 5000, 60000, 2000);
+        let b = generate(7, &k, 5000, 60000, 2000);
+        let c = generate(8, &k, 5000, 60000, 2000);
         assert!(a.len() >= 3, "{a:?}");
         assert_eq!(a, b);
         assert_ne!(a, c);
         // Resolution is deterministic too.
-        let ra: Vec<Fault> = a.iter().map(|p| resolve(p, 6, &[0, 1, 2])).collect();
-        let rb: Vec<Fault> = b.iter().map(|p| resolve(p, 6, &[0, 1, 2])).collect();
+        let topo = Topology::of_primaries(&[0, 1, 2]);
+        let ra: Vec<Fault> = a.iter().map(|p| resolve(p, 6, &topo)).collect();
+        let rb: Vec<Fault> = b.iter().map(|p| resolve(p, 6, &topo)).collect();
         assert_eq!(ra, rb);
     }
 
     #[test]
-    fn schedule_respects_limits_and_does_not_overlap() {
-        let k = NemesisKind::parse_list("all").unwrap();
+    fn schedule_respects_limits_and_basic_faults_do_not_overlap() {
+        let k: Vec<NemesisKind> = NemesisKind::BASIC.to_vec();
         for seed in 0..20 {
-            let s = generate(seed, &k, 3000, 30000);
+            let s = generate(seed, &k, 3000, 30000, 2000);
             let mut last = 0;
             for p in &s {
                 assert!(p.start_ms >= last && p.stop_ms > p.start_ms);
@@ -583,7 +786,33 @@ mod tests {
                 last = p.stop_ms;
             }
         }
-        assert!(generate(1, &[], 3000, 30000).is_empty());
+        assert!(generate(1, &[], 3000, 30000, 2000).is_empty());
+    }
+
+    #[test]
+    fn packages_take_turns_compose_validly_and_rotate_over_seeds() {
+        let k = NemesisKind::parse_list("all").unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 7..10 {
+            let s = generate(seed, &k, 5000, 60_000, 2000);
+            assert!(timeline(&s).is_ok(), "seed {seed}: {:?}", timeline(&s));
+            assert!(s.iter().all(|p| p.stop_ms <= 60_000));
+            for p in s.iter().filter_map(|p| p.package.as_deref()) {
+                seen.insert(p.split('#').next().unwrap().to_string());
+            }
+            // A package's faults share the draw.
+            let mut by: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+            for p in &s {
+                if let Some(k) = &p.package {
+                    by.entry(k).or_default().push(p.draw);
+                }
+            }
+            assert!(by.values().all(|d| d.windows(2).all(|w| w[0] == w[1])));
+        }
+        assert_eq!(seen.len(), 6, "three seeds cover every package: {seen:?}");
+        // Only packages: one after another.
+        let s = generate(5, &[NemesisKind::MasterReturn], 3000, 60_000, 2000);
+        assert!(s.len() >= 5 && s.iter().all(|p| p.package.is_some()));
     }
 
     fn fixed(start_ms: u64, stop_ms: u64, fault: Fault) -> Planned {
@@ -592,6 +821,7 @@ mod tests {
             stop_ms,
             fault,
             draw: 0,
+            package: None,
         }
     }
 
@@ -647,7 +877,7 @@ mod tests {
 
     #[test]
     fn target_specs_resolve_to_expected_sizes() {
-        let prim = [0, 1, 2];
+        let prim = Topology::of_primaries(&[0, 1, 2]);
         assert_eq!(resolve_targets(&TargetSpec::One, 6, &prim, 1).len(), 1);
         assert_eq!(resolve_targets(&TargetSpec::Minority, 6, &prim, 1).len(), 2);
         assert_eq!(resolve_targets(&TargetSpec::Majority, 6, &prim, 1).len(), 4);
@@ -670,18 +900,56 @@ mod tests {
     }
 
     #[test]
+    fn package_specs_resolve_against_one_topology() {
+        let topo = Topology {
+            primaries: vec![0, 1, 2],
+            replicas_of: [(0, vec![3]), (1, vec![4]), (2, vec![5])]
+                .into_iter()
+                .collect(),
+        };
+        let draw = 11;
+        let p0 = resolve_targets(&TargetSpec::Primary { rank: 0 }, 6, &topo, draw);
+        let p1 = resolve_targets(&TargetSpec::Primary { rank: 1 }, 6, &topo, draw);
+        assert_eq!((p0.len(), p1.len()), (1, 1));
+        assert_ne!(p0, p1);
+        let two = resolve_targets(&TargetSpec::FirstPrimaries { count: 2 }, 6, &topo, draw);
+        assert_eq!(two, {
+            let mut v = vec![p0[0], p1[0]];
+            v.sort();
+            v
+        });
+        // The blind voter is primary 1, hearing only primary 0's replica.
+        let g = resolve_partition(&PartitionSpec::BlindVoter, 6, &topo, draw);
+        let r0 = topo.replicas_of[&p0[0]][0];
+        assert_eq!(g[&p1[0]].len(), 4);
+        assert!(!g[&p1[0]].contains(&r0));
+        assert_eq!(g[&r0], vec![p1[0]]);
+        let g = resolve_partition(&PartitionSpec::IsolatePrimary { rank: 0 }, 6, &topo, draw);
+        assert_eq!(g[&p0[0]].len(), 5);
+        // Without a topology a package fault resolves to nobody (and is never verified).
+        let none = Topology::default();
+        assert!(resolve_targets(&TargetSpec::Primary { rank: 0 }, 6, &none, draw).is_empty());
+        assert!(resolve_partition(&PartitionSpec::BlindVoter, 6, &none, draw).is_empty());
+    }
+
+    #[test]
     fn partitions_resolve() {
-        let g = resolve_partition(&PartitionSpec::IsolateOne, 6, &[], 3);
+        let g = resolve_partition(&PartitionSpec::IsolateOne, 6, &Topology::default(), 3);
         let isolated: Vec<usize> = g
             .iter()
             .filter(|(_, v)| v.len() == 5)
             .map(|(k, _)| *k)
             .collect();
         assert_eq!(isolated.len(), 1);
-        let g = resolve_partition(&PartitionSpec::PrimariesAlone, 6, &[0, 1, 2], 3);
+        let g = resolve_partition(
+            &PartitionSpec::PrimariesAlone,
+            6,
+            &Topology::of_primaries(&[0, 1, 2]),
+            3,
+        );
         assert_eq!(g[&0].len(), 5);
         assert_eq!(g[&3], vec![0, 1, 2]);
-        let g = resolve_partition(&PartitionSpec::OneWay, 5, &[], 3);
+        let g = resolve_partition(&PartitionSpec::OneWay, 5, &Topology::default(), 3);
         // one-way: the receivers refuse, the senders refuse nobody
         let senders: Vec<usize> = g.values().next().unwrap().clone();
         assert!(senders.iter().all(|s| !g.contains_key(s)));

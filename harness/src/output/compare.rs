@@ -218,6 +218,23 @@ pub fn rows(cols: &[Column]) -> Vec<Row> {
         });
     };
     push("verdict", &|_, s| verdict_text(s.verdict).to_string());
+    push("data under claims", &|_, s| match &s.claims {
+        Some(c) => c.summary.clone(),
+        None => "no claims judgement (judged by an older hearsay)".into(),
+    });
+    push("rules without cases", &|_, s| {
+        let none: Vec<&str> = s
+            .coverage
+            .iter()
+            .filter(|r| r.status == "no cases")
+            .map(|r| r.rule.as_str())
+            .collect();
+        match (s.coverage.is_empty(), none.is_empty()) {
+            (true, _) => "no coverage recorded".into(),
+            (false, true) => "none: every rule judged a case".into(),
+            (false, false) => none.join(", "),
+        }
+    });
     // Checker names in first-seen order over all columns.
     let mut names: Vec<String> = Vec::new();
     for c in cols {

@@ -130,6 +130,22 @@ fn run_properties(s: &Summary) -> Vec<(String, String)> {
         ),
         ("run_dir".into(), s.run_dir.clone()),
         ("reproduce".into(), s.reproduce.clone()),
+        (
+            "claims".into(),
+            s.claims
+                .as_ref()
+                .map(|c| c.summary.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            "rules_without_cases".into(),
+            s.coverage
+                .iter()
+                .filter(|r| r.status == "no cases")
+                .map(|r| r.rule.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ]
 }
 

@@ -7,7 +7,7 @@
 
 use hearsay_checkers::Valid;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -127,6 +127,34 @@ pub struct Figures {
     pub notes: Vec<String>,
 }
 
+/// The data verdict under the claims model, in brief.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClaimsFigures {
+    /// `redis-cluster` or `linearizable`: what the run's verdict uses.
+    pub model: String,
+    /// E.g. "valid under redis-cluster claims; 96 lost, all explained by 2 failover(s)
+    /// or documented windows; not linearizable".
+    pub summary: String,
+    pub anomalies: u64,
+    pub explained: u64,
+    pub unexplained: u64,
+    pub redis_cluster: Option<Valid>,
+    pub linearizable: Option<Valid>,
+    pub by_mechanism: BTreeMap<String, u64>,
+    /// What a linearizable (consensus) store would have ruled out, in words.
+    pub linearizable_contrast: String,
+}
+
+/// One protocol rule's coverage in the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleCoverage {
+    pub rule: String,
+    /// `held`, `violated`, `no cases`, `not judgeable`, `unknown`.
+    pub status: String,
+    pub cases: u64,
+    pub unjudged: u64,
+}
+
 /// summary.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -151,6 +179,15 @@ pub struct Summary {
     pub reproduce: String,
     /// Runs it again with every stored option (`hearsay replay`).
     pub replay: String,
+    /// The data verdict under the claims model (absent for runs judged before it).
+    #[serde(default)]
+    pub claims: Option<ClaimsFigures>,
+    /// Every protocol rule and how many cases it judged.
+    #[serde(default)]
+    pub coverage: Vec<RuleCoverage>,
+    /// Why the verdict is unknown (damaged evidence, a vacuous run...).
+    #[serde(default)]
+    pub unknown_because: Vec<String>,
 }
 
 pub(crate) fn read_json(path: &Path) -> Result<Value, SummaryError> {
@@ -285,7 +322,35 @@ pub fn checkers(results: &Value) -> Vec<CheckerVerdict> {
                 detail: s.clone(),
                 skipped: false,
             }),
-            Some(v) => out.push(entry(k, v)),
+            Some(v) => {
+                let mut e = entry(k, v);
+                // Judged under the run's claims model: an anomaly the model explains is
+                // reported, not a failure (the checker's own verdict stays in results.json).
+                if let Some(c) = results
+                    .get("claims")
+                    .filter(|c| c.get("data_valid").is_some())
+                {
+                    e.valid = verdict_of(&json!({"valid": c["data_valid"]}));
+                    e.detail = match e.valid {
+                        Valid::True => String::new(),
+                        _ => {
+                            let mut d = c["summary"].as_str().unwrap_or("").to_string();
+                            let ex =
+                                evidence_text(&json!({"unexplained": c["unexplained_examples"]}));
+                            if !ex.is_empty() {
+                                d.push('\n');
+                                d.push_str(&ex);
+                            }
+                            if e.valid == Valid::Unknown {
+                                d.push('\n');
+                                d.push_str(&evidence_text(v));
+                            }
+                            d
+                        }
+                    };
+                }
+                out.push(e);
+            }
             None => {}
         }
     }
@@ -296,6 +361,31 @@ pub fn checkers(results: &Value) -> Vec<CheckerVerdict> {
         Some(p) if p.get("fail-quorum").is_some() => {
             for k in ["fail-quorum", "convergence", "epochs"] {
                 out.push(entry(k, &p[k]));
+            }
+            // The rules of the detection and election checkers, one row each group.
+            for k in ["detection", "elections"] {
+                let Some(rules) = p.get(k).and_then(Value::as_array) else {
+                    continue;
+                };
+                let mut valid = Valid::True;
+                let mut detail = Vec::new();
+                for r in rules {
+                    let v = verdict_of(r);
+                    valid = valid.and(v);
+                    if v != Valid::True {
+                        detail.push(format!(
+                            "{}: {}",
+                            r["rule"].as_str().unwrap_or("?"),
+                            evidence_text(r)
+                        ));
+                    }
+                }
+                out.push(CheckerVerdict {
+                    name: k.into(),
+                    valid,
+                    detail: cut(&detail.join("\n"), EVIDENCE_CHARS),
+                    skipped: false,
+                });
             }
         }
         Some(p) => out.push(entry("protocol", p)),
@@ -318,6 +408,23 @@ pub fn checkers(results: &Value) -> Vec<CheckerVerdict> {
             } else {
                 cut(&Value::Array(c.clone()).to_string(), EVIDENCE_CHARS)
             },
+            skipped: false,
+        });
+    }
+    // Damaged evidence, a vacuous run: the verdict is unknown and says why.
+    if let Some(why) = results.get("unknown-because").and_then(Value::as_array) {
+        let reasons: Vec<String> = why
+            .iter()
+            .filter_map(|w| w.as_str().map(str::to_string))
+            .collect();
+        out.push(CheckerVerdict {
+            name: "evidence".into(),
+            valid: if reasons.is_empty() {
+                Valid::True
+            } else {
+                Valid::Unknown
+            },
+            detail: cut(&reasons.join("\n"), EVIDENCE_CHARS),
             skipped: false,
         });
     }
@@ -606,7 +713,54 @@ pub fn summarize_parts(run_dir: &Path, test: &Value, results: &Value, bus: &Valu
             "hearsay replay {}",
             shell_word(&run_dir.display().to_string())
         ),
+        claims: claims_figures(&results["claims"]),
+        coverage: coverage(&results["protocol"]["coverage"]),
+        unknown_because: results["unknown-because"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str().map(str::to_string))
+            .collect(),
     }
+}
+
+fn claims_figures(c: &Value) -> Option<ClaimsFigures> {
+    if !c.is_object() {
+        return None;
+    }
+    let verdict = |v: &Value| Valid::try_from(v.clone()).ok();
+    Some(ClaimsFigures {
+        model: c["model"].as_str().unwrap_or("").to_string(),
+        summary: c["summary"].as_str().unwrap_or("").to_string(),
+        anomalies: c["anomalies"].as_u64().unwrap_or(0),
+        explained: c["explained"].as_u64().unwrap_or(0),
+        unexplained: c["unexplained"].as_u64().unwrap_or(0),
+        redis_cluster: verdict(&c["redis_cluster"]),
+        linearizable: verdict(&c["linearizable"]),
+        by_mechanism: c["by_mechanism"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+            .collect(),
+        linearizable_contrast: c["linearizable_contrast"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    })
+}
+
+fn coverage(c: &Value) -> Vec<RuleCoverage> {
+    c.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| RuleCoverage {
+            rule: r["rule"].as_str().unwrap_or("").to_string(),
+            status: r["status"].as_str().unwrap_or("").to_string(),
+            cases: r["cases"].as_u64().unwrap_or(0),
+            unjudged: r["unjudged"].as_u64().unwrap_or(0),
+        })
+        .collect()
 }
 
 #[cfg(test)]

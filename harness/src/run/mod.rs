@@ -127,6 +127,7 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
         &kinds,
         (opts.nemesis_interval * 1000.0) as u64,
         (opts.time_limit * 1000.0) as u64,
+        opts.node_timeout,
     ))
 }
 

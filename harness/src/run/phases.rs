@@ -228,7 +228,16 @@ async fn drive_faults(
                     if let Some(p) = planned.get(index) {
                         let (f, _verified) = target.start_fault(p).await;
                         progress.faults.fetch_add(1, Ordering::Relaxed);
-                        started[index] = Some(f);
+                        if matches!(f, Fault::ClockStrobe { .. }) {
+                            // A strobe overlaps nothing (timeline() refuses that): it
+                            // flips the clocks until its stop, then heals.
+                            let until =
+                                (workload_start + Duration::from_millis(p.stop_ms)).min(deadline);
+                            target.hold_fault(&f, until, &obs.stop_rx).await;
+                            target.stop_fault(&f).await;
+                        } else {
+                            started[index] = Some(f);
+                        }
                     }
                 }
                 Step::Stop { index, .. } => {

@@ -12,7 +12,7 @@ use crate::env::process::Node;
 use crate::env::recorder::{JsonLines, Recorder};
 use crate::faults::delay::Delays;
 use crate::faults::nemesis::Nemesis;
-use crate::faults::schedule::{self, Fault, Planned};
+use crate::faults::schedule::{self, Fault, Planned, Topology};
 use crate::opts::RunOpts;
 use hearsay_workloads::conn::oneshot;
 use serde_json::{json, Value};
@@ -34,6 +34,8 @@ pub struct ClusterTarget {
     settings: NodeSettings,
     /// Network and processes, once started (the nemesis owns them).
     nemesis: Option<Nemesis>,
+    /// The topology each package's faults resolve against, read at its first fault.
+    package_topology: BTreeMap<String, Topology>,
 }
 
 impl ClusterTarget {
@@ -57,6 +59,7 @@ impl ClusterTarget {
             set_config_epochs: !opts.skip_config_epochs,
             settings,
             nemesis: None,
+            package_topology: BTreeMap::new(),
         }
     }
 
@@ -171,13 +174,22 @@ impl Target for ClusterTarget {
     }
 
     async fn start_fault(&mut self, p: &Planned) -> (Fault, bool) {
-        let prim = if schedule::needs_primaries(&p.fault) {
-            primaries(self.nodes()).await
-        } else {
-            vec![]
+        let cached = p
+            .package
+            .as_ref()
+            .and_then(|k| self.package_topology.get(k).cloned());
+        let topo = match cached {
+            Some(t) => t,
+            None if schedule::needs_topology(&p.fault) || p.package.is_some() => {
+                topology(self.nodes()).await
+            }
+            None => Topology::default(),
         };
+        if let Some(k) = &p.package {
+            self.package_topology.insert(k.clone(), topo.clone());
+        }
         match self.nemesis() {
-            Ok(n) => n.start(p, &prim).await,
+            Ok(n) => n.start(p, &topo).await,
             Err(_) => (p.fault.clone(), false),
         }
     }
@@ -264,9 +276,9 @@ impl Target for ClusterTarget {
     }
 }
 
-/// Indices of the current primaries (masters with slots), as the first answering
-/// node sees them.
-pub async fn primaries(nodes: &[Node]) -> Vec<usize> {
+/// The current topology, as the first answering node sees it: primaries (masters
+/// with slots, not failed) and the replicas of each (node indices).
+pub async fn topology(nodes: &[Node]) -> Topology {
     for n in nodes.iter().filter(|n| n.is_running()) {
         let Ok(v) = oneshot(
             n.addr(),
@@ -278,23 +290,39 @@ pub async fn primaries(nodes: &[Node]) -> Vec<usize> {
             continue;
         };
         let Some(text) = v.as_text() else { continue };
-        let mut out: Vec<usize> = form::parse_nodes(&text)
-            .iter()
-            .filter(|l| {
-                l.is_master() && !l.slots.is_empty() && !l.flags.iter().any(|f| f == "fail")
-            })
-            .filter_map(|l| {
-                nodes
+        let lines = form::parse_nodes(&text);
+        let index_of = |addr: &str| nodes.iter().position(|nd| nd.addr().to_string() == addr);
+        let mut topo = Topology::default();
+        for l in &lines {
+            let failed = l.flags.iter().any(|f| f == "fail");
+            if l.is_master() && !l.slots.is_empty() && !failed {
+                if let Some(i) = index_of(l.client_addr()) {
+                    topo.primaries.push(i);
+                }
+            }
+        }
+        for l in &lines {
+            let Some(master_id) = &l.master else { continue };
+            let (Some(m), Some(i)) = (
+                lines
                     .iter()
-                    .position(|nd| nd.addr().to_string() == l.client_addr())
-            })
-            .collect();
-        out.sort_unstable();
-        if !out.is_empty() {
-            return out;
+                    .find(|x| &x.id == master_id)
+                    .and_then(|x| index_of(x.client_addr())),
+                index_of(l.client_addr()),
+            ) else {
+                continue;
+            };
+            topo.replicas_of.entry(m).or_default().push(i);
+        }
+        topo.primaries.sort_unstable();
+        for r in topo.replicas_of.values_mut() {
+            r.sort_unstable();
+        }
+        if !topo.primaries.is_empty() {
+            return topo;
         }
     }
-    vec![]
+    Topology::default()
 }
 
 /// Waits until every node answers PING; fails at once, with the log tail, if a node

@@ -7,7 +7,7 @@ use crate::wire::msg_type;
 use crate::wire::node_flags::*;
 
 use super::node::{Ms, NodeRef};
-use super::{Action, Cluster, LogLevel, MAX_REJOIN_DELAY, MIN_REJOIN_DELAY, WRITABLE_DELAY};
+use super::{wall, Action, Cluster, LogLevel, MAX_REJOIN_DELAY, MIN_REJOIN_DELAY, WRITABLE_DELAY};
 
 /// `CLUSTER_TODO_*`: work deferred to `before_sleep`, so that many changes in
 /// one event-loop turn cost one state update and one config write.
@@ -100,8 +100,10 @@ impl Cluster {
                     this_replicas = ok;
                 }
             }
-            let ping_delay = now - n.ping_sent;
-            let data_delay = now - n.data_received;
+            // The state the PFAIL decision below is taken in (and reports).
+            let (ping_sent, data_received) = (n.ping_sent, n.data_received);
+            let ping_delay = now - ping_sent;
+            let data_delay = now - data_received;
             // A link with a long-pending ping and no traffic at all may be
             // wedged even though the node is alive: reconnect it.
             if let Some(l) = n.link {
@@ -135,7 +137,13 @@ impl Cluster {
             }
             // Any data from the node counts as a sign of life.
             let node_delay = ping_delay.min(data_delay);
-            if node_delay > timeout && !n.has(PFAIL | FAIL) {
+            // Planted bug `early-pfail`: suspicion after half the timeout.
+            let limit = if self.cfg.bug("early-pfail") {
+                timeout / 2
+            } else {
+                timeout
+            };
+            if node_delay > limit && !n.has(PFAIL | FAIL) {
                 let name = n.name;
                 if let Some(n) = self.node_mut(r) {
                     n.flags |= PFAIL;
@@ -143,6 +151,10 @@ impl Cluster {
                 self.log(LogLevel::Debug, format!("*** NODE {name} possibly failing"));
                 self.event(EventKind::PfailSet {
                     node: name.to_string(),
+                    ping_sent_ms: wall(ping_sent),
+                    data_received_ms: wall(data_received),
+                    now_ms: wall(now),
+                    node_timeout_ms: self.cfg.node_timeout,
                 });
                 update_state = true;
             }
@@ -246,9 +258,14 @@ impl Cluster {
             }
         }
         self.size = size;
-        // In a minority partition: refuse service.
+        // In a minority partition: refuse service. Planted bug
+        // `minority-writes`: a master keeps `ok` (and takes writes) however
+        // long it is cut off from the majority, writes that a failover on the
+        // majority side will discard, long after node_timeout.
         if reachable < size / 2 + 1 {
-            new_ok = false;
+            if !(self.cfg.bug("minority-writes") && self.me().is_master()) {
+                new_ok = false;
+            }
             self.among_minority_time = now;
         }
         if new_ok == self.state_ok {

@@ -20,7 +20,7 @@ use super::cron::{
     TODO_UPDATE_STATE,
 };
 use super::node::{Ms, NodeRef};
-use super::{Cluster, LinkId, LogLevel};
+use super::{wall, Cluster, LinkId, LogLevel};
 
 /// `CLUSTER_MF_TIMEOUT`: a manual failover must complete within this.
 const MF_TIMEOUT: Ms = 5000;
@@ -70,6 +70,8 @@ pub(crate) struct FailoverState {
     pub auth_time: Ms,
     /// Votes received in the current election.
     pub auth_count: usize,
+    /// The masters whose votes were counted, in order (for `election_won`).
+    pub auth_voters: Vec<String>,
     /// Whether we already asked for votes.
     pub auth_sent: bool,
     /// Our rank among our master's replicas for the current election.
@@ -326,6 +328,7 @@ impl Cluster {
 
         // Only masters with slots make up the cluster size, so only they vote.
         let me = self.me();
+        let (voter_is_master, voter_slots) = (me.is_master(), me.numslots);
         if me.is_replica() || me.numslots == 0 {
             self.refuse_vote(sender, VoteRefusedReason::NoRightToVote, req_epoch, None);
             return;
@@ -378,7 +381,9 @@ impl Cluster {
             );
             return;
         };
-        if !master_failed && !force_ack {
+        // Planted bug `vote-master-up`: vote although, in our view, the
+        // candidate's master is up (only this check is skipped).
+        if !master_failed && !force_ack && !self.cfg.bug("vote-master-up") {
             let text = "its master is up".to_string();
             self.refuse_vote(sender, VoteRefusedReason::MasterUp, req_epoch, Some(text));
             return;
@@ -399,6 +404,14 @@ impl Cluster {
             return;
         }
         // The replica's view of its master's slots must not be older than ours.
+        let claimed_slots_max_epoch = h
+            .myslots
+            .iter()
+            .filter(|&j| !self.slot_unclaimed(j))
+            .filter_map(|j| self.owner(j).and_then(|o| self.node(o)))
+            .map(|o| o.config_epoch)
+            .max()
+            .unwrap_or(0);
         let stale = h.myslots.iter().find_map(|j| {
             if self.slot_unclaimed(j) {
                 return None;
@@ -417,6 +430,7 @@ impl Cluster {
             return;
         }
 
+        let last_vote_epoch = self.last_vote_epoch;
         self.last_vote_epoch = self.current_epoch;
         if let Some(m) = self.node_mut(master) {
             m.voted_time = now;
@@ -443,6 +457,17 @@ impl Cluster {
             to: to.to_string(),
             master,
             epoch,
+            req_epoch,
+            last_vote_epoch,
+            master_fail: master_failed,
+            force_ack,
+            voter_is_master,
+            voter_slots,
+            last_vote_for_master_ms: wall(voted_time),
+            req_config_epoch,
+            claimed_slots_max_epoch,
+            now_ms: wall(now),
+            node_timeout_ms: self.cfg.node_timeout,
         });
     }
 
@@ -455,6 +480,7 @@ impl Cluster {
         let from = s.id();
         if counted {
             self.failover.auth_count += 1;
+            self.failover.auth_voters.push(from.clone());
             // Maybe the quorum is there: check before sleeping, not next tick.
             self.todo(TODO_HANDLE_FAILOVER);
         }
@@ -589,6 +615,7 @@ impl Cluster {
             };
             self.failover.auth_time = now + delay;
             self.failover.auth_count = 0;
+            self.failover.auth_voters.clear();
             self.failover.auth_sent = false;
             self.failover.expired_reported = false;
             self.failover.auth_rank = self.replica_rank();
@@ -599,6 +626,10 @@ impl Cluster {
                 self.failover.auth_time = now;
                 self.failover.auth_rank = 0;
                 self.todo(TODO_HANDLE_FAILOVER);
+            } else if self.cfg.bug("slow-failover") {
+                // Planted bug `slow-failover`: a failed master stays
+                // unreplaced for 10 x node_timeout longer (liveness).
+                self.failover.auth_time += timeout.saturating_mul(10);
             }
             let delay = self.failover.auth_time - now;
             let (rank, offset) = (self.failover.auth_rank, self.my_repl_offset);
@@ -691,22 +722,32 @@ impl Cluster {
                 master,
                 epoch,
                 force_ack,
+                offset: self.my_repl_offset,
             });
             return;
         }
 
-        if self.failover.auth_count >= needed {
+        // Planted bug `premature-win`: one vote short of a majority wins
+        // (when a majority is 2 or more); the event still names `needed`.
+        let enough = if self.cfg.bug("premature-win") && needed >= 2 {
+            needed - 1
+        } else {
+            needed
+        };
+        if self.failover.auth_count >= enough {
             self.log(
                 LogLevel::Warning,
                 "Failover election won: I'm the new master.".to_string(),
             );
             let epoch = self.failover.auth_epoch;
             let (votes, master_id) = (self.failover.auth_count, self.id_of(master));
+            let voters = self.failover.auth_voters.clone();
             self.event(EventKind::ElectionWon {
                 master: master_id,
                 epoch,
                 votes,
                 needed,
+                voters,
             });
             if self.me().config_epoch < epoch {
                 self.set_config_epoch(self.myself, epoch, EpochReason::Election);

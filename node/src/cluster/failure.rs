@@ -1,12 +1,12 @@
 //! Failure detection (reference section 3): failure reports, PFAIL -> FAIL by
 //! quorum of masters, and the FAIL clearing rules.
 
-use crate::events::{EventKind, FailClearedReason, ReportRef, ReportRemovedReason};
+use crate::events::{EventKind, FailClearedReason, ReportRef, ReportRemovedReason, Role};
 use crate::wire::node_flags::*;
 
 use super::cron::{TODO_SAVE_CONFIG, TODO_UPDATE_STATE};
 use super::node::{FailReport, Ms, NodeRef};
-use super::{Cluster, LogLevel, FAIL_UNDO_TIME_MULT, NODE_TIMEOUT_MULT_REPORT_VALIDITY};
+use super::{wall, Cluster, LogLevel, FAIL_UNDO_TIME_MULT, NODE_TIMEOUT_MULT_REPORT_VALIDITY};
 
 impl Cluster {
     /// `clusterNodeAddFailureReport`: true if the report is new, false if an
@@ -172,49 +172,58 @@ impl Cluster {
     /// `clearNodeFailureIfNeeded`: a PONG arrived from a node flagged FAIL.
     pub(super) fn clear_failure_if_needed(&mut self, now: Ms, node: NodeRef) {
         let undo_time = self.node_timeout().saturating_mul(FAIL_UNDO_TIME_MULT);
-        let Some(n) = self.node_mut(node) else { return };
+        let Some(n) = self.node(node) else { return };
         if !n.failed() {
             return;
         }
-        let name = n.name;
-        // Replicas and slotless masters have nothing to fail over: clear at once.
-        if n.is_replica() || n.numslots == 0 {
-            let what = if n.is_replica() {
-                "replica"
+        let (name, replica, master, slots, fail_time) = (
+            n.name,
+            n.is_replica(),
+            n.is_master(),
+            n.numslots,
+            n.fail_time,
+        );
+        let (reason, text) = if replica || slots == 0 {
+            // Replicas and slotless masters have nothing to fail over: clear at once.
+            let (reason, what) = if replica {
+                (FailClearedReason::ReplicaReachable, "replica")
             } else {
-                "master without slots"
+                (
+                    FailClearedReason::MasterWithoutSlotsReachable,
+                    "master without slots",
+                )
             };
-            let reason = if n.is_replica() {
-                FailClearedReason::ReplicaReachable
-            } else {
-                FailClearedReason::MasterWithoutSlotsReachable
-            };
-            n.flags &= !FAIL;
-            self.log(
-                LogLevel::Notice,
-                format!("Clear FAIL state for node {name}: {what} is reachable again."),
-            );
-            self.event(EventKind::FailCleared {
-                about: name.to_string(),
+            (
                 reason,
-            });
-            self.todo(TODO_UPDATE_STATE | TODO_SAVE_CONFIG);
-            return;
-        }
-        // A master still serving slots long after FAIL: nobody failed it over.
-        if n.is_master() && n.numslots > 0 && now - n.fail_time > undo_time {
-            n.flags &= !FAIL;
-            self.log(
-                LogLevel::Notice,
+                format!("Clear FAIL state for node {name}: {what} is reachable again."),
+            )
+        } else if master && (now - fail_time > undo_time || self.cfg.bug("early-fail-clear")) {
+            // A master still serving slots long after FAIL: nobody failed it
+            // over. Planted bug `early-fail-clear`: at once, while its
+            // replicas may still be electing one of them (two masters for
+            // the same slots).
+            (
+                FailClearedReason::NobodyServingSlots,
                 format!(
                     "Clear FAIL state for node {name}: is reachable again and nobody is serving its slots after some time."
                 ),
-            );
-            self.event(EventKind::FailCleared {
-                about: name.to_string(),
-                reason: FailClearedReason::NobodyServingSlots,
-            });
-            self.todo(TODO_UPDATE_STATE | TODO_SAVE_CONFIG);
+            )
+        } else {
+            return;
+        };
+        if let Some(n) = self.node_mut(node) {
+            n.flags &= !FAIL;
         }
+        self.log(LogLevel::Notice, text);
+        self.event(EventKind::FailCleared {
+            about: name.to_string(),
+            reason,
+            role: if replica { Role::Replica } else { Role::Master },
+            slots,
+            fail_time_ms: wall(fail_time),
+            now_ms: wall(now),
+            node_timeout_ms: self.cfg.node_timeout,
+        });
+        self.todo(TODO_UPDATE_STATE | TODO_SAVE_CONFIG);
     }
 }

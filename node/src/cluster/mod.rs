@@ -79,6 +79,40 @@ pub enum Action {
     Log { level: LogLevel, text: String },
 }
 
+/// The order in which the shell carries out one batch of actions (those
+/// queued when it drains the core). Within a phase the core's order is kept;
+/// the phases go in this order, so that an event line is on file before any
+/// other process can see an effect of its decision (a vote's ACK, a FAIL, a
+/// reply after a role change) and a SIGKILL never loses it, while nodes.conf
+/// goes first: redis too saves the config in `clusterBeforeSleep`, before the
+/// event loop writes the messages queued in the same turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// nodes.conf: what a restart reads back. Written before the event lines,
+    /// so a line never claims a vote or an epoch a restart would forget.
+    Persist,
+    /// Event and log lines, written and flushed to their files.
+    Record,
+    /// Everything another process can observe: connects, messages, closes,
+    /// key deletions (they reach replicas).
+    Effect,
+}
+
+impl Action {
+    /// Where this action goes in its batch (see [`Phase`]).
+    pub fn phase(&self) -> Phase {
+        match self {
+            Action::SaveConfig { .. } => Phase::Persist,
+            Action::Event(_) | Action::Log { .. } => Phase::Record,
+            Action::Connect { .. }
+            | Action::Send { .. }
+            | Action::Close { .. }
+            | Action::DeleteKeysInSlots { .. }
+            | Action::FlushAll => Phase::Effect,
+        }
+    }
+}
+
 /// Cluster options, named after redis's.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -100,7 +134,30 @@ pub struct ClusterConfig {
     pub replica_no_failover: bool,
     /// repl-ping-replica-period, seconds (part of the data-age limit).
     pub repl_ping_replica_period: u64,
-    /// Planted defects (`--bug NAME`), for proving checkers. Empty in normal runs.
+    /// Planted defects (`--bug NAME`), for proving checkers. Empty in normal
+    /// runs. Each is one minimal deviation from a redis 7.0 rule, marked
+    /// "Planted bug" where it acts; events still report the true state:
+    /// - `fail-without-quorum`: PFAIL -> FAIL without a majority of reports;
+    /// - `count-replica-reports`: failure reports from replicas are counted;
+    /// - `stale-reports`: failure reports never expire;
+    /// - `double-vote`: a master may vote twice in one epoch;
+    /// - `no-update`: claims taking slots from another owner, and UPDATE
+    ///   messages, are ignored (the slot map stays stale);
+    /// - `ignore-epoch-collision`: equal configEpochs are left as they are;
+    /// - `early-pfail`: PFAIL once node_delay > node_timeout / 2;
+    /// - `vote-master-up`: a vote although the candidate's master is not FAIL;
+    /// - `early-fail-clear`: FAIL of a reachable master with slots cleared at
+    ///   once, not after 2 x node_timeout;
+    /// - `premature-win`: an election won with one vote fewer than needed
+    ///   (when needed >= 2);
+    /// - `slow-failover`: an automatic election starts 10 x node_timeout late;
+    /// - `minority-writes`: a master cut off from the majority of masters
+    ///   stays `cluster_state:ok` (keeps taking writes).
+    ///
+    /// Outside the cluster core (the same `--bug` list, read by the command
+    /// layer through `Host::bug`):
+    /// - `migrate-delete-before-ack`: MIGRATE deletes its keys (and
+    ///   replicates the DEL) before the target acknowledged them.
     pub bugs: Vec<String>,
     /// Tests only: a fixed election delay replacing 500 ms + random 0..500 ms.
     pub test_election_delay_ms: Option<u64>,
@@ -251,6 +308,12 @@ const PORT_INCR: u32 = 10000;
 /// Converts the shell's clock to the core's signed ms.
 fn ms(now: Millis) -> Ms {
     i64::try_from(now).unwrap_or(i64::MAX)
+}
+
+/// A core time as an event field (before the Unix epoch, impossible but for
+/// a wildly wrong clock, reads as 0).
+fn wall(t: Ms) -> u64 {
+    u64::try_from(t).unwrap_or(0)
 }
 
 impl Cluster {

@@ -24,14 +24,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
-use crate::cluster::{Action, Cluster, LinkId, LogLevel};
+use crate::cluster::{Action, Cluster, LinkId, LogLevel, Phase};
 use crate::config::Config;
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, EventLine};
 use crate::store::Db;
 use log::Logger;
 
@@ -84,20 +83,11 @@ pub struct Stats {
     pub rdb: rdb::RdbStats,
 }
 
-/// The JSON-lines event log. Each line: the node's ID, its wall-clock and
-/// monotonic time, then the event's own fields.
+/// The JSON-lines event log (one `EventLine` per line).
 struct EventLog {
     out: BufWriter<File>,
-}
-
-#[derive(Serialize)]
-struct EventLine<'a> {
-    /// The ID of the node writing the log (`node` is taken: events use it for the node they are about).
-    me: &'a str,
-    wall_ms: u64,
-    mono_ms: u64,
-    #[serde(flatten)]
-    event: &'a Event,
+    /// `seq` of the next line: 0 at each process start.
+    next_seq: u64,
 }
 
 /// nodes.conf, opened and locked for the life of the process, written in place
@@ -189,22 +179,37 @@ impl Node {
             .as_ref()
             .map(|c| c.myself().to_string())
             .unwrap_or_default();
-        let line = EventLine {
+        let mut text = Vec::with_capacity(256);
+        EventLine {
             me: &node,
+            seq: log.next_seq,
             wall_ms: now_ms(),
             mono_ms: mono_ms(),
             event,
-        };
-        if let Ok(mut text) = serde_json::to_vec(&line) {
-            text.push(b'\n');
-            let _ = log.out.write_all(&text);
+        }
+        .write_to(&mut text);
+        log.next_seq += 1;
+        let _ = log.out.write_all(&text);
+    }
+
+    /// Hands buffered event lines to the kernel (a `write(2)`: from then on a
+    /// SIGKILL cannot lose them). Cheap when nothing is buffered.
+    fn flush_events(&mut self) {
+        if let Some(log) = self.events.as_mut() {
+            if !log.out.buffer().is_empty() {
+                let _ = log.out.flush();
+            }
         }
     }
 
-    fn flush_events(&mut self) {
-        if let Some(log) = self.events.as_mut() {
-            let _ = log.out.flush();
-        }
+    /// The last line of a clean shutdown: written, flushed, and the log closed
+    /// so that no task still running can add a line after it.
+    fn write_stopped(&mut self, reason: &str) {
+        self.write_event(&Event::from(EventKind::Stopped {
+            reason: reason.to_string(),
+        }));
+        self.flush_events();
+        self.events = None;
     }
 
     /// Runs the core's deferred work and executes every pending action, then
@@ -227,72 +232,86 @@ impl Node {
         self.flush_aof();
     }
 
+    /// Executes the core's queued actions, a batch at a time, by `Phase`:
+    /// nodes.conf, then the event lines (flushed), then what other processes
+    /// see. Replies to clients go out only after `drain` returns, so they
+    /// follow the flush too.
     fn run_actions(&mut self, shared: &Arc<Shared>, now: u64) {
-        let mut wrote_events = false;
-        while let Some(action) = self.cluster.as_mut().and_then(|c| c.poll_action()) {
-            match action {
-                Action::Connect { link, ip, port } => {
-                    bus::start_connect(shared, self, link, ip, port)
-                }
-                Action::Send { link, msg } => {
-                    if let Some(tx) = self.links.get(&link).and_then(|h| h.tx.as_ref()) {
-                        let mut bytes = Vec::with_capacity(crate::wire::HEADER_LEN + 512);
-                        crate::wire::encode(&msg, &mut bytes);
-                        // A send fails only if the writer task already ended; the
-                        // reader side reports the close to the core.
-                        let _ = tx.send(bytes);
-                    }
-                }
-                Action::Close { link } => {
-                    if let Some(h) = self.links.remove(&link) {
-                        h.abort();
-                    }
-                }
-                Action::SaveConfig { contents, fsync } => {
-                    if let Some(nc) = self.nodes_conf.as_mut() {
-                        if let Err(e) = nc.save(&contents, fsync) {
-                            self.log(
-                                LogLevel::Warning,
-                                &format!("Fatal: can't update cluster config file. ({e})"),
-                            );
-                            std::process::exit(1);
-                        }
-                    }
-                }
-                Action::DeleteKeysInSlots { slots } => {
-                    // Our replicas drop them too (redis `delKeysInSlot`
-                    // propagates a DEL per key), and so does our AOF
-                    // (`feed_deletes` appends to it; a replica, which
-                    // feeds no stream, appends them itself).
-                    let replica = self.repl.state.is_replica();
-                    if !replica || self.aof.is_some() {
-                        let keys: Vec<Bytes> = slots
-                            .iter()
-                            .flat_map(|&s| self.db.keys_in_slot(s, usize::MAX))
-                            .collect();
-                        if replica {
-                            for key in keys {
-                                self.aof_append(&[Bytes::from_static(b"DEL"), key]);
-                            }
-                        } else {
-                            self.feed_deletes(keys);
-                        }
-                    }
-                    self.db.delete_slots(&slots);
-                }
-                Action::FlushAll => {
-                    self.db.flush_all(now);
-                    self.feed_writes(&[vec![Bytes::from_static(b"FLUSHALL")]]);
-                }
-                Action::Event(e) => {
-                    self.write_event(&e);
-                    wrote_events = true;
-                }
-                Action::Log { level, text } => self.log(level, &text),
+        loop {
+            let mut batch = Vec::new();
+            while let Some(action) = self.cluster.as_mut().and_then(|c| c.poll_action()) {
+                batch.push(action);
             }
-        }
-        if wrote_events {
+            if batch.is_empty() {
+                break;
+            }
+            // Stable: the core's order holds within a phase.
+            batch.sort_by_key(Action::phase);
+            for action in batch {
+                if action.phase() == Phase::Effect {
+                    self.flush_events();
+                }
+                self.run_action(shared, now, action);
+            }
             self.flush_events();
+        }
+    }
+
+    fn run_action(&mut self, shared: &Arc<Shared>, now: u64, action: Action) {
+        match action {
+            Action::Connect { link, ip, port } => bus::start_connect(shared, self, link, ip, port),
+            Action::Send { link, msg } => {
+                if let Some(tx) = self.links.get(&link).and_then(|h| h.tx.as_ref()) {
+                    let mut bytes = Vec::with_capacity(crate::wire::HEADER_LEN + 512);
+                    crate::wire::encode(&msg, &mut bytes);
+                    // A send fails only if the writer task already ended; the
+                    // reader side reports the close to the core.
+                    let _ = tx.send(bytes);
+                }
+            }
+            Action::Close { link } => {
+                if let Some(h) = self.links.remove(&link) {
+                    h.abort();
+                }
+            }
+            Action::SaveConfig { contents, fsync } => {
+                if let Some(nc) = self.nodes_conf.as_mut() {
+                    if let Err(e) = nc.save(&contents, fsync) {
+                        self.log(
+                            LogLevel::Warning,
+                            &format!("Fatal: can't update cluster config file. ({e})"),
+                        );
+                        std::process::exit(1);
+                    }
+                }
+            }
+            Action::DeleteKeysInSlots { slots } => {
+                // Our replicas drop them too (redis `delKeysInSlot`
+                // propagates a DEL per key), and so does our AOF
+                // (`feed_deletes` appends to it; a replica, which
+                // feeds no stream, appends them itself).
+                let replica = self.repl.state.is_replica();
+                if !replica || self.aof.is_some() {
+                    let keys: Vec<Bytes> = slots
+                        .iter()
+                        .flat_map(|&s| self.db.keys_in_slot(s, usize::MAX))
+                        .collect();
+                    if replica {
+                        for key in keys {
+                            self.aof_append(&[Bytes::from_static(b"DEL"), key]);
+                        }
+                    } else {
+                        self.feed_deletes(keys);
+                    }
+                }
+                self.db.delete_slots(&slots);
+            }
+            Action::FlushAll => {
+                self.db.flush_all(now);
+                self.feed_writes(&[vec![Bytes::from_static(b"FLUSHALL")]]);
+            }
+            Action::Event(e) => self.write_event(&e),
+            Action::Log { level, text } => self.log(level, &text),
         }
     }
 
@@ -357,6 +376,7 @@ pub async fn run(config: Config) -> Result<()> {
             .with_context(|| format!("Can't open events-file {}", config.events_file()))?;
         Some(EventLog {
             out: BufWriter::new(f),
+            next_seq: 0,
         })
     };
 
@@ -429,6 +449,7 @@ pub async fn run(config: Config) -> Result<()> {
         // lose (e.g. a lazily saved currentEpoch) against what came before it.
         if let Some(id) = n.cluster.as_ref().map(|c| c.myself().to_string()) {
             n.write_event(&Event::from(EventKind::Started { id }));
+            n.flush_events();
         }
         let port = n.config.port();
         n.log(
@@ -479,10 +500,10 @@ pub async fn run(config: Config) -> Result<()> {
         LogLevel::Warning,
         "hearsay-node is now ready to exit, bye bye...",
     );
-    n.flush_events();
-    // Everything that must reach the disk has (AOF synced, RDB saved):
-    // exit now, as redis does, rather than free a big data set key by key
-    // and wait for background tasks.
+    n.write_stopped(which);
+    // Everything that must reach the disk has (AOF synced, RDB saved,
+    // events flushed): exit now, as redis does, rather than free a big
+    // data set key by key and wait for background tasks.
     std::process::exit(0)
 }
 

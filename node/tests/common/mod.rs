@@ -129,6 +129,24 @@ impl Server {
         }
     }
 
+    /// SIGTERM the process and wait (up to 10 s) for it to exit by itself.
+    /// Returns whether it did; if not, it is killed.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        unsafe_kill(c.id() as i32, "TERM");
+        let exited = wait_until(Duration::from_secs(10), || {
+            matches!(c.try_wait(), Ok(Some(_)))
+        })
+        .is_some();
+        if !exited {
+            let _ = c.kill();
+        }
+        let _ = c.wait();
+        exited
+    }
+
     /// Starts the process again with the same dir and options.
     pub fn restart(&mut self, node_timeout: u64) {
         self.kill9();

@@ -143,6 +143,12 @@ impl Loaded {
         if end_ms <= 0.0 {
             end_ms = 1000.0;
         }
+        for dmg in &run.damage {
+            notes.push(format!(
+                "{}: {} (the checkers that need it did not judge)",
+                dmg.file, dmg.reason
+            ));
+        }
         for n in &run.notes {
             notes.push(format!("node events: {n}"));
         }

@@ -7,6 +7,7 @@
 //! (`#convergence`) and every checker's evidence (`#evidence`). What the folder lacks
 //! is listed in `#notes` and the sections that needed it say so.
 
+pub mod claims;
 pub mod data;
 pub mod evidence;
 pub mod index;
@@ -39,13 +40,15 @@ pub enum ReportError {
 }
 
 /// Section ids, in page order (tests and the render check look for them).
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 9] = [
     "verdict",
     "timeline",
     "latency",
     "throughput",
     "detection",
     "convergence",
+    "claims",
+    "coverage",
     "evidence",
 ];
 
@@ -247,9 +250,24 @@ fn header(l: &Loaded) -> String {
     // Which checkers failed, at a glance.
     if let Some(r) = l.results.as_ref().and_then(Value::as_object) {
         let mut bad = Vec::new();
+        let claims = r.get("claims").filter(|c| c.get("data_valid").is_some());
+        if let Some(c) = claims {
+            let _ = write!(
+                out,
+                "<p><b>Data:</b> {}</p>",
+                esc(c["summary"].as_str().unwrap_or(""))
+            );
+        }
         for (k, v) in r {
-            let sub = v.get("valid");
-            if let Some(s) = sub.filter(|s| **s != Value::Bool(true)) {
+            // With a claims judgement, the data verdict is the claims one (the data
+            // checker's own is Jepsen's judgement, shown in its section).
+            let data_key = ["set", "linearizable", "counter", "list-append"].contains(&k.as_str());
+            let verdict = match (claims.is_some(), k.as_str()) {
+                (true, _) if data_key => None,
+                (_, "claims") => v.get("data_valid"),
+                _ => v.get("valid"),
+            };
+            if let Some(s) = verdict.filter(|s| **s != Value::Bool(true)) {
                 bad.push(format!("{k}: {s}"));
             }
             if k == "protocol" {
@@ -310,7 +328,7 @@ pub fn render(l: &Loaded) -> String {
         esc(&l.test["seed"].to_string())
     );
     out.push_str(&header(l));
-    out.push_str(r##"<nav><a href="#timeline">client ops</a><a href="#latency">latency</a><a href="#throughput">throughput</a><a href="#detection">failure detection</a><a href="#convergence">slot maps</a><a href="#evidence">checker evidence</a></nav>"##);
+    out.push_str(r##"<nav><a href="#timeline">client ops</a><a href="#latency">latency</a><a href="#throughput">throughput</a><a href="#detection">failure detection</a><a href="#convergence">slot maps</a><a href="#claims">claims</a><a href="#coverage">rule coverage</a><a href="#evidence">checker evidence</a></nav>"##);
     if !l.notes.is_empty() {
         out.push_str(r#"<section id="notes" class="missing"><b>Missing or unreadable in this run folder:</b><ul>"#);
         for n in l.notes.iter().take(40) {
@@ -350,6 +368,16 @@ pub fn render(l: &Loaded) -> String {
             r#"<section id="{id}"><h2>{title}</h2>{body}</section>"#
         );
     }
+    let _ = write!(
+        out,
+        r#"<section id="claims"><h2>Data verdict and claims</h2>{}</section>"#,
+        claims::claims(l.results.as_ref())
+    );
+    let _ = write!(
+        out,
+        r#"<section id="coverage"><h2>Rule coverage</h2>{}</section>"#,
+        claims::coverage(l.results.as_ref())
+    );
     let _ = write!(
         out,
         r#"<section id="evidence"><h2>Checker evidence</h2>{}</section>"#,

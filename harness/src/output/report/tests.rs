@@ -271,14 +271,16 @@ fn extracts_ops_faults_detection_and_slot_maps() {
         .any(|(_, m)| m.kind == MarkKind::ElectionWon));
     // n3 has no events.jsonl, and n2's bad line is reported.
     assert!(
-        l.notes.iter().any(|n| n.contains("n3: no events.jsonl")),
+        l.notes
+            .iter()
+            .any(|n| n.contains("nodes/n3/events.jsonl: missing")),
         "{:?}",
         l.notes
     );
     assert!(l
         .notes
         .iter()
-        .any(|n| n.contains("n2: unparseable event line 4")));
+        .any(|n| n.contains("nodes/n2/events.jsonl: line 4 is not JSON")));
 
     // Slot maps: 11 rounds; two maps at 5 s and 6 s; n3 silent at 6 s.
     let sm = data::slot_maps(&l.run);

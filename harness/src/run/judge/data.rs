@@ -133,5 +133,10 @@ pub fn judge_claims(
         (Valid::Unknown, _) => Valid::Unknown,
         (_, v) => v,
     };
-    (valid, json!(c))
+    let mut j = json!(c);
+    // The data verdict under the run's model (what the run's verdict uses), beside
+    // the checker's own (Jepsen's) in its section.
+    j["data_valid"] = json!(valid);
+    j["checker"] = json!(data.name);
+    (valid, j)
 }

@@ -146,3 +146,261 @@ fn double_vote_grants_two_votes_in_one_epoch() {
         "with the bug the second replica gets a vote in the same epoch"
     );
 }
+
+// ---- the bugs of the rules the events now let a checker judge ----
+//
+// Each test runs the same scenario without and with the bug: the clean run
+// keeps redis's rule, the bugged one breaks it, and the event line of the
+// bent decision still tells the truth, so a checker can judge it alone.
+
+use crate::cluster::ClusterConfig;
+use crate::events::{FailClearedReason, Role};
+use crate::wire::node_flags::{FAIL, PFAIL};
+
+use super::failover::{build, grants, refusals, replica_conf, slots, voter_conf, Hand, TIMEOUT};
+use crate::events::{ClusterStateName, VoteRefusedReason};
+
+fn bugged(names: &[&str]) -> impl Fn(usize, &mut ClusterConfig) {
+    let bugs: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    move |_, c| c.bugs = bugs.clone()
+}
+
+/// min(now - ping_sent, now - data_received) of node 0's PFAIL decisions
+/// about node 2, after node 2 was paused.
+fn pfail_delays(bugs: &[&str]) -> Vec<u64> {
+    let mut sim = build(3, &[], 41, bugged(bugs));
+    let c = sim.id(2);
+    sim.pause(2);
+    sim.run_until(10_000, |s| s.nodes[0].core.has_flag(&c, PFAIL | FAIL))
+        .expect("PFAIL");
+    sim.events(
+        0,
+        |e| matches!(e, EventKind::PfailSet { node, .. } if *node == c.to_string()),
+    )
+    .into_iter()
+    .filter_map(|e| match e {
+        EventKind::PfailSet {
+            ping_sent_ms,
+            data_received_ms,
+            now_ms,
+            ..
+        } => Some((now_ms - ping_sent_ms).min(now_ms - data_received_ms)),
+        _ => None,
+    })
+    .collect()
+}
+
+#[test]
+fn early_pfail_suspects_after_half_the_node_timeout() {
+    let clean = pfail_delays(&[]);
+    assert!(
+        !clean.is_empty() && clean.iter().all(|&d| d > TIMEOUT),
+        "{clean:?}"
+    );
+    let early = pfail_delays(&["early-pfail"]);
+    assert!(
+        !early.is_empty() && early.iter().all(|&d| d > TIMEOUT / 2 && d <= TIMEOUT),
+        "{early:?}"
+    );
+}
+
+#[test]
+fn vote_master_up_votes_while_the_candidates_master_is_up() {
+    // t is a replica of g, which is up in the voter's view.
+    let ask = |bugs: &[&str]| {
+        let mut h = Hand::load_with(&voter_conf(0), 1, |c| {
+            c.bugs = bugs.iter().map(|s| s.to_string()).collect()
+        });
+        h.tick(200);
+        h.take();
+        h.request('t', Some('g'), 4, 3, slots(8001, 16383), false);
+        h
+    };
+    let clean = ask(&[]);
+    assert_eq!(refusals(&clean), vec![VoteRefusedReason::MasterUp]);
+    assert_eq!(clean.acks(), 0);
+    let bad = ask(&["vote-master-up"]);
+    assert_eq!(bad.acks(), 1);
+    // The line says what the voter saw: g up, no FORCEACK.
+    assert!(matches!(
+        grants(&bad)[..],
+        [EventKind::VoteGranted {
+            master_fail: false,
+            force_ack: false,
+            voter_is_master: true,
+            ..
+        }]
+    ));
+}
+
+/// How long after node 0 set FAIL on paused master 2 (resumed at once) it
+/// cleared it, and the clearing line.
+fn fail_clear(bugs: &[&str]) -> (u64, EventKind) {
+    let mut sim = build(3, &[], 43, bugged(bugs));
+    let c = sim.id(2);
+    sim.pause(2);
+    sim.run_until(10_000, |s| s.nodes[0].core.has_flag(&c, FAIL))
+        .expect("FAIL");
+    sim.resume(2);
+    let took = sim
+        .run_until(10 * TIMEOUT, |s| !s.nodes[0].core.has_flag(&c, FAIL))
+        .expect("cleared");
+    let line = sim
+        .events(0, |e| matches!(e, EventKind::FailCleared { .. }))
+        .first()
+        .map(|e| (*e).clone())
+        .expect("fail_cleared");
+    (took, line)
+}
+
+#[test]
+fn early_fail_clear_clears_a_master_with_slots_at_once() {
+    let (took, _) = fail_clear(&[]);
+    assert!(
+        took > 2 * TIMEOUT - 100,
+        "clean run cleared after {took} ms"
+    );
+    let (took, line) = fail_clear(&["early-fail-clear"]);
+    assert!(took < TIMEOUT, "bugged run cleared after {took} ms");
+    let EventKind::FailCleared {
+        reason: FailClearedReason::NobodyServingSlots,
+        role: Role::Master,
+        slots,
+        fail_time_ms,
+        now_ms,
+        node_timeout_ms,
+        ..
+    } = line
+    else {
+        panic!("{line:?}")
+    };
+    assert!(slots > 0);
+    assert!(
+        now_ms - fail_time_ms <= 2 * node_timeout_ms,
+        "the line shows the early clear"
+    );
+}
+
+/// A replica of failed master f, in a cluster of three masters with slots
+/// (a majority is 2), that runs its election and gets g's vote only.
+fn one_vote(bugs: &[&str]) -> Hand {
+    let mut h = Hand::load_with(&replica_conf(), 9, |c| {
+        c.bugs = bugs.iter().map(|s| s.to_string()).collect()
+    });
+    h.core.set_repl_offset(100);
+    h.core.handle_master_link_up(h.now);
+    while !h
+        .events()
+        .iter()
+        .any(|e| matches!(e, EventKind::ElectionStarted { .. }))
+    {
+        assert!(h.now < T0 + 30_000, "no election");
+        h.tick(100);
+    }
+    h.take();
+    h.ack('g', None, 5);
+    h
+}
+
+#[test]
+fn premature_win_takes_over_with_one_vote_short() {
+    let clean = one_vote(&[]);
+    assert!(clean.core.is_replica(), "1 vote of 2 needed");
+    let bad = one_vote(&["premature-win"]);
+    assert!(!bad.core.is_replica());
+    assert!(bad.events().contains(&EventKind::ElectionWon {
+        master: fixed_id('f'),
+        epoch: 5,
+        votes: 1,
+        needed: 2,
+        voters: vec![fixed_id('g')],
+    }));
+}
+
+/// ms from the first failover check (master already FAIL) to the election.
+fn election_start(bugs: &[&str]) -> (u64, i64) {
+    let mut h = Hand::load_with(&replica_conf(), 9, |c| {
+        c.bugs = bugs.iter().map(|s| s.to_string()).collect()
+    });
+    h.core.set_repl_offset(100);
+    h.core.handle_master_link_up(h.now);
+    let from = h.now;
+    let mut delay = None;
+    loop {
+        h.tick(100);
+        if delay.is_none() {
+            delay = h.scheduled().first().map(|s| s.0);
+        }
+        if h.events()
+            .iter()
+            .any(|e| matches!(e, EventKind::ElectionStarted { .. }))
+        {
+            return (h.now - from, delay.unwrap_or(-1));
+        }
+        assert!(h.now - from < 60 * TIMEOUT, "no election");
+    }
+}
+
+#[test]
+fn slow_failover_waits_ten_node_timeouts_more() {
+    let (clean, delay) = election_start(&[]);
+    assert!(
+        clean < 1200 && (500..1000).contains(&delay),
+        "{clean} {delay}"
+    );
+    let (slow, delay) = election_start(&["slow-failover"]);
+    let extra = 10 * TIMEOUT;
+    assert!(slow >= extra + 500 && slow < extra + 1200, "{slow}");
+    // The scheduled delay it reports is the one it keeps.
+    assert!((500..1000).contains(&(delay - extra as i64)), "{delay}");
+}
+
+#[test]
+fn minority_writes_keeps_a_cut_off_master_ok() {
+    let cut_off = |bugs: &[&str]| {
+        let mut sim = build(3, &[], 44, bugged(bugs));
+        sim.isolate(2);
+        sim.run_for(5 * TIMEOUT);
+        sim
+    };
+    let clean = cut_off(&[]);
+    assert!(!clean.nodes[2].core.state_ok());
+    assert_eq!(
+        clean
+            .events(2, |e| matches!(
+                e,
+                EventKind::ClusterStateChanged {
+                    state: ClusterStateName::Fail
+                }
+            ))
+            .len(),
+        1
+    );
+    let bad = cut_off(&["minority-writes"]);
+    assert!(bad.nodes[2].core.state_ok(), "the minority master stays ok");
+    assert!(bad
+        .events(2, |e| matches!(
+            e,
+            EventKind::ClusterStateChanged {
+                state: ClusterStateName::Fail
+            }
+        ))
+        .is_empty());
+    // Its own lines still show it lost the majority: both peers suspected.
+    for peer in [0, 1] {
+        let id = bad.id(peer).to_string();
+        assert_eq!(
+            bad.events(
+                2,
+                |e| matches!(e, EventKind::PfailSet { node, .. } if *node == id)
+            )
+            .len(),
+            1
+        );
+    }
+    // Replicas are not masters: the bug leaves them alone.
+    let mut sim = build(3, &[2], 45, bugged(&["minority-writes"]));
+    sim.isolate(3);
+    sim.run_for(5 * TIMEOUT);
+    assert!(!sim.nodes[3].core.state_ok());
+}

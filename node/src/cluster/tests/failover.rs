@@ -12,13 +12,13 @@ use crate::wire::NodeName;
 
 use super::sim::{test_config, Sim};
 
-const TIMEOUT: u64 = 1000;
+pub(super) const TIMEOUT: u64 = 1000;
 
 /// `masters` masters splitting the slots evenly, then one replica per entry
 /// of `replica_of` (node `masters + k` replicates master `replica_of[k]`),
 /// fully meshed, state ok everywhere, every replica synced. `cfg` may adjust
 /// each node's config.
-fn build(
+pub(super) fn build(
     masters: usize,
     replica_of: &[usize],
     seed: u64,
@@ -103,32 +103,96 @@ fn scheduled(sim: &Sim, i: usize) -> Vec<(i64, usize, u64, bool)> {
         .collect()
 }
 
-/// Every voter granted at most one vote per epoch, and every win had a
-/// majority of grants behind it (the "epochs" checker's rules).
+/// redis 7.0's `clusterSendFailoverAuthIfNeeded`, re-judged from one
+/// `vote_granted` line alone.
+pub(super) fn vote_line_obeys_the_rules(e: &EventKind) {
+    let EventKind::VoteGranted {
+        to,
+        epoch,
+        req_epoch,
+        last_vote_epoch,
+        master_fail,
+        force_ack,
+        voter_is_master,
+        voter_slots,
+        last_vote_for_master_ms,
+        req_config_epoch,
+        claimed_slots_max_epoch,
+        now_ms,
+        node_timeout_ms,
+        ..
+    } = e
+    else {
+        return;
+    };
+    assert!(
+        *voter_is_master && *voter_slots > 0,
+        "{to}: no right to vote"
+    );
+    assert!(req_epoch >= epoch, "{to}: stale request");
+    assert_ne!(last_vote_epoch, epoch, "{to}: already voted in {epoch}");
+    assert!(*master_fail || *force_ack, "{to}: its master is up");
+    assert!(
+        *last_vote_for_master_ms == 0 || now_ms - last_vote_for_master_ms >= 2 * node_timeout_ms,
+        "{to}: voted about its master {} ms before",
+        now_ms - last_vote_for_master_ms
+    );
+    assert!(
+        claimed_slots_max_epoch <= req_config_epoch,
+        "{to}: claim at {req_config_epoch} older than {claimed_slots_max_epoch}"
+    );
+}
+
+/// Every voter granted at most one vote per epoch, each grant obeying the
+/// vote rules from its own line, and every win had a majority of grants
+/// behind it, from the voters it names (the "epochs" checker's rules); every
+/// PFAIL and FAIL clearing line obeys its rule too.
 fn assert_vote_safety(sim: &Sim) {
-    let mut grants: BTreeMap<u64, Vec<(usize, String)>> = BTreeMap::new();
+    let mut grants: BTreeMap<u64, Vec<(String, String)>> = BTreeMap::new();
     for i in 0..sim.nodes.len() {
         let mut mine: Vec<u64> = Vec::new();
         for e in sim.events(i, |e| matches!(e, EventKind::VoteGranted { .. })) {
+            vote_line_obeys_the_rules(e);
             if let EventKind::VoteGranted { to, epoch, .. } = e {
                 assert!(
                     !mine.contains(epoch),
                     "node {i} voted twice in epoch {epoch}"
                 );
                 mine.push(*epoch);
-                grants.entry(*epoch).or_default().push((i, to.clone()));
+                grants
+                    .entry(*epoch)
+                    .or_default()
+                    .push((sim.id(i).to_string(), to.clone()));
             }
         }
+        super::failure::pfail_lines_obey_the_rule(sim, i);
+        super::failure::fail_cleared_lines_obey_the_rule(sim, i);
     }
     for i in 0..sim.nodes.len() {
         let me = sim.id(i).to_string();
-        for (epoch, votes, needed) in elections_won(sim, i) {
+        for e in sim.events(i, |e| matches!(e, EventKind::ElectionWon { .. })) {
+            let EventKind::ElectionWon {
+                epoch,
+                votes,
+                needed,
+                voters,
+                ..
+            } = e
+            else {
+                continue;
+            };
             assert!(votes >= needed, "won with {votes}/{needed}");
-            let for_me = grants
-                .get(&epoch)
-                .map_or(0, |g| g.iter().filter(|(_, to)| *to == me).count());
+            assert_eq!(voters.len(), *votes, "one voter per counted vote");
+            let granted = grants.get(epoch).cloned().unwrap_or_default();
+            for v in voters {
+                assert!(
+                    granted.contains(&(v.clone(), me.clone())),
+                    "node {i} counted {v} in epoch {epoch} without its grant"
+                );
+            }
+            let for_me = granted.iter().filter(|(_, to)| *to == me).count();
             assert!(
-                for_me >= needed,
+                for_me >= *needed,
                 "node {i} won epoch {epoch} with {for_me} grants, {needed} needed"
             );
         }
@@ -262,7 +326,7 @@ fn paused_master_is_replaced_by_its_replica_which_it_then_follows() {
 
 use std::net::SocketAddr;
 
-use crate::cluster::{Action, Cluster, LinkId, LogLevel};
+use crate::cluster::{Action, Cluster, LinkId, LogLevel, Phase};
 use crate::events::VoteRefusedReason;
 use crate::slots::SlotSet;
 use crate::wire::{msg_flags, msg_type, Body, Header, Message};
@@ -270,11 +334,11 @@ use crate::wire::{msg_flags, msg_type, Body, Header, Message};
 use super::fixed_id;
 use super::sim::T0;
 
-fn nid(c: char) -> NodeName {
+pub(super) fn nid(c: char) -> NodeName {
     NodeName::parse(&fixed_id(c)).unwrap_or(NodeName::NULL)
 }
 
-fn slots(a: u16, b: u16) -> SlotSet {
+pub(super) fn slots(a: u16, b: u16) -> SlotSet {
     let mut s = SlotSet::new();
     for j in a..=b {
         s.insert(j);
@@ -284,13 +348,13 @@ fn slots(a: u16, b: u16) -> SlotSet {
 
 /// One core fed hand-made packets. Peers are named by one character; node
 /// `x` lives at 127.0.0.(x-'a'+1):(7000+x-'a').
-struct Hand {
-    core: Cluster,
-    now: u64,
+pub(super) struct Hand {
+    pub(super) core: Cluster,
+    pub(super) now: u64,
     /// Inbound links, one per peer, created on demand.
     inbound: BTreeMap<char, LinkId>,
     /// Everything the core produced, in order.
-    out: Vec<Action>,
+    pub(super) out: Vec<Action>,
     /// Outbound links by the IP they were opened to.
     outbound: BTreeMap<LinkId, String>,
 }
@@ -300,9 +364,15 @@ fn peer_index(c: char) -> u16 {
 }
 
 impl Hand {
-    fn load(conf: &str, seed: u64) -> Hand {
+    pub(super) fn load(conf: &str, seed: u64) -> Hand {
+        Self::load_with(conf, seed, |_| {})
+    }
+
+    /// `load` with the config adjusted by `f` (e.g. planted bugs).
+    pub(super) fn load_with(conf: &str, seed: u64, f: impl FnOnce(&mut ClusterConfig)) -> Hand {
         let mut cfg = test_config(0, TIMEOUT);
         cfg.announce_ip = Some("127.0.0.1".into());
+        f(&mut cfg);
         let mut core = Cluster::new(cfg, T0, seed, Some(conf)).expect("load");
         core.set_log_level(LogLevel::Verbose);
         let mut h = Hand {
@@ -336,12 +406,12 @@ impl Hand {
         }
     }
 
-    fn take(&mut self) -> Vec<Action> {
+    pub(super) fn take(&mut self) -> Vec<Action> {
         self.settle();
         std::mem::take(&mut self.out)
     }
 
-    fn tick(&mut self, ms: u64) {
+    pub(super) fn tick(&mut self, ms: u64) {
         let end = self.now + ms;
         while self.now < end {
             self.now += 100;
@@ -397,7 +467,7 @@ impl Hand {
     }
 
     /// FAILOVER_AUTH_REQUEST from replica `from` of `master`.
-    fn request(
+    pub(super) fn request(
         &mut self,
         from: char,
         master: Option<char>,
@@ -426,7 +496,7 @@ impl Hand {
             .any(|a| matches!(a, Action::Log { text: t, .. } if t.contains(text)))
     }
 
-    fn events(&self) -> Vec<EventKind> {
+    pub(super) fn events(&self) -> Vec<EventKind> {
         self.out
             .iter()
             .filter_map(|a| match a {
@@ -437,7 +507,7 @@ impl Hand {
     }
 
     /// Acks sent (as messages on some link).
-    fn acks(&self) -> usize {
+    pub(super) fn acks(&self) -> usize {
         self.out
             .iter()
             .filter(|a| matches!(a, Action::Send { msg, .. } if msg.header.msg_type == msg_type::FAILOVER_AUTH_ACK))
@@ -447,7 +517,7 @@ impl Hand {
 
 /// A voter `a` (master with slots) that knows failed master `f` (replicas `r`,
 /// `s`), healthy master `g` (replica `t`) and replica `u` of an unknown master.
-fn voter_conf(last_vote_epoch: u64) -> String {
+pub(super) fn voter_conf(last_vote_epoch: u64) -> String {
     format!(
         "{a} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-4000\n\
          {f} 127.0.0.6:7005@17005 master,fail - 0 0 2 connected 4001-8000\n\
@@ -465,7 +535,14 @@ fn voter_conf(last_vote_epoch: u64) -> String {
     )
 }
 
-fn refusals(h: &Hand) -> Vec<VoteRefusedReason> {
+pub(super) fn grants(h: &Hand) -> Vec<EventKind> {
+    h.events()
+        .into_iter()
+        .filter(|e| matches!(e, EventKind::VoteGranted { .. }))
+        .collect()
+}
+
+pub(super) fn refusals(h: &Hand) -> Vec<VoteRefusedReason> {
     h.events()
         .into_iter()
         .filter_map(|e| match e {
@@ -503,7 +580,35 @@ fn vote_rules_in_redis_order_with_verbatim_refusals() {
         "fsync before ACK: {save:?} {ack:?}"
     );
     assert!(out.iter().any(|a| matches!(a, Action::Log { text, .. } if *text == format!("Failover auth granted to {r} for epoch 4"))));
-    assert!(out.iter().any(|a| matches!(a, Action::Event(e) if e.kind == EventKind::VoteGranted { to: r.to_string(), master: fixed_id('f'), epoch: 4 })));
+    // The line re-checks every vote rule: f is FAIL, we are a master with
+    // 4001 slots, never voted, and f's slots are at epoch 2 = the request's.
+    let granted: Vec<&EventKind> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(e) if matches!(e.kind, EventKind::VoteGranted { .. }) => Some(&e.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        granted,
+        vec![&EventKind::VoteGranted {
+            to: r.to_string(),
+            master: fixed_id('f'),
+            epoch: 4,
+            req_epoch: 4,
+            last_vote_epoch: 0,
+            master_fail: true,
+            force_ack: false,
+            voter_is_master: true,
+            voter_slots: 4001,
+            last_vote_for_master_ms: 0,
+            req_config_epoch: 2,
+            claimed_slots_max_epoch: 2,
+            now_ms: h.now,
+            node_timeout_ms: TIMEOUT,
+        }]
+    );
+    let first_vote_at = h.now;
 
     // One vote per epoch, whoever asks.
     h.request('s', Some('f'), 4, 2, slots(4001, 8000), false);
@@ -544,6 +649,18 @@ fn vote_rules_in_redis_order_with_verbatim_refusals() {
     h.request('t', Some('g'), 8, 3, slots(8001, 16383), true);
     assert!(refusals(&h).is_empty());
     assert!(h.logged(&format!("Failover auth granted to {t} for epoch 8")));
+    // A manual failover's vote: g is up, FORCEACK stands in for its FAIL.
+    assert!(matches!(
+        grants(&h)[..],
+        [EventKind::VoteGranted {
+            master_fail: false,
+            force_ack: true,
+            last_vote_epoch: 4,
+            claimed_slots_max_epoch: 3,
+            req_config_epoch: 3,
+            ..
+        }]
+    ));
     h.take();
 
     // After 2 x node_timeout the same master may be voted on again.
@@ -552,6 +669,19 @@ fn vote_rules_in_redis_order_with_verbatim_refusals() {
     h.request('s', Some('f'), 9, 2, slots(4001, 8000), false);
     assert!(h.logged(&format!("Failover auth granted to {s} for epoch 9")));
     assert_eq!(h.acks(), 1);
+    // The previous vote about f is in the line: more than 2 x node_timeout ago.
+    match &grants(&h)[..] {
+        [EventKind::VoteGranted {
+            last_vote_for_master_ms,
+            now_ms,
+            node_timeout_ms,
+            ..
+        }] => {
+            assert_eq!(*last_vote_for_master_ms, first_vote_at);
+            assert!(now_ms - last_vote_for_master_ms >= 2 * node_timeout_ms);
+        }
+        other => panic!("{other:?}"),
+    }
     h.take();
 
     // lastVoteEpoch survives a restart: no second vote in epoch 9.
@@ -568,6 +698,35 @@ fn vote_rules_in_redis_order_with_verbatim_refusals() {
     assert!(again.logged(&format!(
         "Failover auth denied to {r}: already voted for epoch 9"
     )));
+}
+
+/// The shell runs a batch by `Phase`: a granted vote is on disk, then in the
+/// event log (flushed), and only then can its ACK leave, so a SIGKILL at any
+/// point never leaves a peer holding a vote our log does not show, nor a log
+/// showing a vote a restart would forget.
+#[test]
+fn a_vote_is_saved_then_logged_then_acked_in_shell_order() {
+    let mut h = Hand::load(&voter_conf(0), 1);
+    h.tick(200);
+    h.take();
+    h.request('r', Some('f'), 4, 2, slots(4001, 8000), false);
+    let mut batch = h.take();
+    batch.sort_by_key(Action::phase);
+    let save = batch.iter().position(
+        |a| matches!(a, Action::SaveConfig { contents, fsync: true } if contents.contains("lastVoteEpoch 4\n")),
+    );
+    let event = batch.iter().position(
+        |a| matches!(a, Action::Event(e) if matches!(e.kind, EventKind::VoteGranted { epoch: 4, .. })),
+    );
+    let ack = batch.iter().position(|a| matches!(a, Action::Send { msg, .. } if msg.header.msg_type == msg_type::FAILOVER_AUTH_ACK));
+    assert!(
+        save.is_some() && event.is_some() && ack.is_some(),
+        "{save:?} {event:?} {ack:?}"
+    );
+    assert!(save < event && event < ack, "{save:?} {event:?} {ack:?}");
+    // Every phase boundary holds for the whole batch.
+    let phases: Vec<Phase> = batch.iter().map(Action::phase).collect();
+    assert!(phases.windows(2).all(|w| w[0] <= w[1]), "{phases:?}");
 }
 
 #[test]
@@ -610,7 +769,7 @@ fn unknown_master_and_no_right_to_vote() {
 
 /// Replica `b` of failed master `f` (0-5000), sibling replica `s`, masters
 /// `g` and `h` with the other slots.
-fn replica_conf() -> String {
+pub(super) fn replica_conf() -> String {
     format!(
         "{b} 127.0.0.2:7001@17001 myself,slave {f} 0 0 2 connected\n\
          {f} 127.0.0.6:7005@17005 master,fail - 0 0 2 connected 0-5000\n\
@@ -643,12 +802,12 @@ impl Hand {
         );
     }
 
-    fn ack(&mut self, from: char, master: Option<char>, cur: u64) {
+    pub(super) fn ack(&mut self, from: char, master: Option<char>, cur: u64) {
         let hd = Self::header(msg_type::FAILOVER_AUTH_ACK, from, master, cur, 3);
         self.send(from, hd, Body::Empty);
     }
 
-    fn scheduled(&self) -> Vec<(i64, usize)> {
+    pub(super) fn scheduled(&self) -> Vec<(i64, usize)> {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
@@ -787,7 +946,8 @@ fn election_runs_expires_retries_and_counts_only_valid_acks() {
     assert!(h.events().contains(&EventKind::ElectionStarted {
         master: fixed_id('f'),
         epoch: 5,
-        force_ack: false
+        force_ack: false,
+        offset: 100,
     }));
     assert!(h.logged("Starting a failover election for epoch 5."));
     let reqs = h.sent(msg_type::FAILOVER_AUTH_REQUEST);
@@ -864,7 +1024,8 @@ fn election_runs_expires_retries_and_counts_only_valid_acks() {
         master: fixed_id('f'),
         epoch: 6,
         votes: 2,
-        needed: 2
+        needed: 2,
+        voters: vec![fixed_id('g'), fixed_id('h')],
     }));
     assert!(h.logged("configEpoch set to 6 after successful failover"));
     assert_eq!(h.core.my_epoch(), 6);
@@ -917,6 +1078,12 @@ fn of_two_replicas_the_one_with_more_data_wins_and_the_other_follows_it() {
     assert_eq!(sim.nodes[1].core.owner_id(0), Some(r3));
     let s3 = scheduled(&sim, 3);
     assert_eq!(s3.first().map(|s| (s.1, s.2)), Some((0, 1700)));
+    // The election names the data the winner had: every write it acked.
+    let started = sim.events(3, |e| matches!(e, EventKind::ElectionStarted { .. }));
+    assert!(matches!(
+        started[..],
+        [EventKind::ElectionStarted { offset: 1700, .. }]
+    ));
     // The laggard is ranked behind (at scheduling or by a rank update), so it
     // never even asks for votes.
     let s4 = scheduled(&sim, 4);

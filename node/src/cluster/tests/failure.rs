@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::cluster::{Action, Cluster, LogLevel};
-use crate::events::{EventKind, FailClearedReason, ReportRemovedReason};
+use crate::events::{EventKind, FailClearedReason, ReportRemovedReason, Role};
 use crate::wire::node_flags::*;
 use crate::wire::{ip_field, msg_type, Body, GossipEntry, Header, Message, NodeName};
 
@@ -58,6 +58,68 @@ fn fail_marked(sim: &Sim, i: usize, about: usize) -> Vec<EventKind> {
     .collect()
 }
 
+/// Every `pfail_set` line of node i, re-judged from its own fields by redis
+/// 7.0's rule: a ping outstanding and min(now - ping_sent, now - data_received)
+/// > node_timeout; `now_ms` is when the core decided. Returns how many.
+pub(super) fn pfail_lines_obey_the_rule(sim: &Sim, i: usize) -> usize {
+    let mut n = 0;
+    for (t, e) in &sim.nodes[i].events {
+        if let EventKind::PfailSet {
+            node,
+            ping_sent_ms,
+            data_received_ms,
+            now_ms,
+            node_timeout_ms,
+        } = &e.kind
+        {
+            assert_eq!(now_ms, t, "{node}: now_ms is the decision's time");
+            assert_eq!(*node_timeout_ms, sim.nodes[i].cfg.node_timeout);
+            assert_ne!(*ping_sent_ms, 0, "{node}: no ping outstanding");
+            let delay = (now_ms - ping_sent_ms).min(now_ms - data_received_ms);
+            assert!(delay > *node_timeout_ms, "{node}: PFAIL after {delay} ms");
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Every `fail_cleared` line of node i, re-judged from its own fields by
+/// redis 7.0's `clearNodeFailureIfNeeded`, reason included. Returns how many.
+pub(super) fn fail_cleared_lines_obey_the_rule(sim: &Sim, i: usize) -> usize {
+    let mut n = 0;
+    for (t, e) in &sim.nodes[i].events {
+        if let EventKind::FailCleared {
+            about,
+            reason,
+            role,
+            slots,
+            fail_time_ms,
+            now_ms,
+            node_timeout_ms,
+        } = &e.kind
+        {
+            assert_eq!(now_ms, t, "{about}");
+            assert_eq!(*node_timeout_ms, sim.nodes[i].cfg.node_timeout);
+            assert_ne!(*fail_time_ms, 0, "{about}: never flagged FAIL");
+            let expected = match (role, slots) {
+                (Role::Replica, _) => FailClearedReason::ReplicaReachable,
+                (Role::Master, 0) => FailClearedReason::MasterWithoutSlotsReachable,
+                (Role::Master, _) => {
+                    assert!(
+                        now_ms - fail_time_ms > 2 * node_timeout_ms,
+                        "{about}: a master with {slots} slots cleared {} ms after FAIL",
+                        now_ms - fail_time_ms
+                    );
+                    FailClearedReason::NobodyServingSlots
+                }
+            };
+            assert_eq!(*reason, expected, "{about}");
+            n += 1;
+        }
+    }
+    n
+}
+
 #[test]
 fn paused_master_goes_pfail_then_fail_with_majority_reports() {
     let mut sim = cluster(3, 0, 11);
@@ -70,7 +132,9 @@ fn paused_master_goes_pfail_then_fail_with_majority_reports() {
     let pfail_at = sim.nodes[0]
         .events
         .iter()
-        .find(|(_, e)| matches!(&e.kind, EventKind::PfailSet { node } if *node == c.to_string()))
+        .find(
+            |(_, e)| matches!(&e.kind, EventKind::PfailSet { node, .. } if *node == c.to_string()),
+        )
         .map(|(t, _)| *t)
         .expect("pfail_set event");
     assert!(
@@ -124,6 +188,26 @@ fn paused_master_goes_pfail_then_fail_with_majority_reports() {
     sim.run_until(1000, |s| !s.nodes[0].core.state_ok())
         .expect("state fail");
     assert!(sim.logged(0, "Cluster state changed: fail"));
+    // The PFAIL line carries the state it was decided in: our ping went out
+    // after the pause (a pong was due), and nothing came back since.
+    let pfail = sim.events(
+        0,
+        |e| matches!(e, EventKind::PfailSet { node, .. } if *node == c.to_string()),
+    );
+    let EventKind::PfailSet {
+        ping_sent_ms,
+        data_received_ms,
+        now_ms,
+        ..
+    } = pfail[0]
+    else {
+        unreachable!()
+    };
+    assert_eq!(*now_ms, pfail_at);
+    assert!(*ping_sent_ms >= paused_at && *data_received_ms <= paused_at);
+    for i in 0..2 {
+        assert!(pfail_lines_obey_the_rule(&sim, i) >= 1, "node {i}");
+    }
 }
 
 #[test]
@@ -142,6 +226,8 @@ fn minority_of_reports_does_not_reach_fail() {
             "node {i} must not reach FAIL alone"
         );
         assert!(fail_marked(&sim, i, 2).is_empty());
+        // Cut peers are suspected too: every line still obeys the rule.
+        assert!(pfail_lines_obey_the_rule(&sim, i) >= 2, "node {i}");
     }
     // Once they talk again the second opinion arrives and FAIL follows.
     sim.heal();
@@ -196,11 +282,16 @@ fn replica_fail_clears_at_once_when_reachable() {
             e,
             EventKind::FailCleared {
                 reason: FailClearedReason::ReplicaReachable,
+                role: Role::Replica,
+                slots: 0,
                 ..
             }
         )
     });
     assert_eq!(cleared.len(), 1);
+    for i in 0..3 {
+        assert_eq!(fail_cleared_lines_obey_the_rule(&sim, i), 1, "node {i}");
+    }
 }
 
 #[test]
@@ -227,6 +318,17 @@ fn slotless_master_fail_clears_at_once() {
         0,
         &format!("Clear FAIL state for node {d}: master without slots is reachable again.")
     ));
+    let cleared = sim.events(0, |e| matches!(e, EventKind::FailCleared { .. }));
+    assert!(matches!(
+        cleared[..],
+        [EventKind::FailCleared {
+            reason: FailClearedReason::MasterWithoutSlotsReachable,
+            role: Role::Master,
+            slots: 0,
+            ..
+        }]
+    ));
+    assert_eq!(fail_cleared_lines_obey_the_rule(&sim, 0), 1);
 }
 
 #[test]
@@ -250,6 +352,20 @@ fn master_with_slots_fail_clears_only_after_twice_node_timeout() {
         0,
         &format!("Clear FAIL state for node {c}: is reachable again and nobody is serving its slots after some time.")
     ));
+    // The line names the FAIL it undoes and the slots c still serves.
+    let cleared = sim.events(0, |e| matches!(e, EventKind::FailCleared { .. }));
+    let [EventKind::FailCleared {
+        role: Role::Master,
+        slots,
+        fail_time_ms,
+        ..
+    }] = cleared[..]
+    else {
+        panic!("{cleared:?}")
+    };
+    assert_eq!(*slots, 16384 - 2 * (16384 / 3));
+    assert!(*fail_time_ms <= fail_at && fail_at - fail_time_ms < 200);
+    assert_eq!(fail_cleared_lines_obey_the_rule(&sim, 0), 1);
     sim.run_until(10_000, |s| s.nodes.iter().all(|n| n.core.state_ok()))
         .expect("ok again");
 }

@@ -1,0 +1,154 @@
+//! Nemesis packages: a few faults composed to reach what a protocol rule judges,
+//! timed against node_timeout. Each package's faults share one draw (so a rank such
+//! as "primary 1" names the same node in each) and one topology, read when the
+//! package's first fault starts. Times are relative to the package's start.
+//!
+//! | package | faults | aims at |
+//! |---|---|---|
+//! | election-short | pause primary 0; primary 1 hears only primary 0's replica, which does not hear it | vote-conditions (a voter without the FAIL gets a vote request), won-with-grants (an election short of votes), failover-liveness |
+//! | shards-in-turn | kill primary 0, then primary 1 | failover twice in a row, liveness, epochs |
+//! | shards-at-once | kill primaries 0 and 1 together | simultaneous elections (one vote per epoch) |
+//! | report-expiry | primary 0 refuses one node, then is cut off from everyone | fail-quorum (a report that ages out), minority writes |
+//! | voter-restart | pause primary 0; kill primary 1 right after it voted, restart it | one vote per epoch across a restart, epochs never go back |
+//! | master-return | pause primary 0 until about its replica's election | FAIL clearing of a returning master, UPDATE, vote refusals |
+
+use super::schedule::{Fault, NemesisKind, PartitionSpec, Planned, TargetSpec};
+use hearsay_workloads::rng::below;
+use rand_chacha::ChaCha8Rng;
+
+/// The bound the failover-liveness rule allows (keep in step with the checker's
+/// `elections::liveness_bound_ms`): packages that want a liveness case hold a master
+/// down longer than this.
+fn liveness_bound(nt: u64) -> u64 {
+    6 * nt + 5000
+}
+
+/// The faults of one package starting at `t0` (ms after the workload starts); `n` is
+/// the package's number in the schedule (for its name).
+pub fn plan(
+    kind: NemesisKind,
+    r: &mut ChaCha8Rng,
+    t0: u64,
+    nt: u64,
+    draw: u64,
+    n: usize,
+) -> Vec<Planned> {
+    let name = format!("{}#{n}", kind.name());
+    let f = |start: u64, stop: u64, fault: Fault| Planned {
+        start_ms: t0 + start,
+        stop_ms: t0 + stop,
+        fault,
+        draw,
+        package: Some(name.clone()),
+    };
+    let primary = |rank| TargetSpec::Primary { rank };
+    match kind {
+        NemesisKind::ElectionShort => {
+            // FAIL comes about node_timeout after the pause, the first election up to
+            // ~1.5 s later; the blind voter hears the rest again after that, and the
+            // pause lasts until the retried election (2 x the auth timeout later) won.
+            let blind = nt + 4000;
+            vec![
+                f(
+                    0,
+                    7 * nt,
+                    Fault::Pause {
+                        targets: primary(0),
+                    },
+                ),
+                f(
+                    0,
+                    blind,
+                    Fault::Partition {
+                        partition: PartitionSpec::BlindVoter,
+                    },
+                ),
+            ]
+        }
+        NemesisKind::ShardsInTurn => {
+            let k = 3 * nt + 2000;
+            let gap = 500 + below(r, 1000);
+            vec![
+                f(
+                    0,
+                    k,
+                    Fault::Kill {
+                        targets: primary(0),
+                    },
+                ),
+                f(
+                    k + gap,
+                    2 * k + gap,
+                    Fault::Kill {
+                        targets: primary(1),
+                    },
+                ),
+            ]
+        }
+        NemesisKind::ShardsAtOnce => vec![f(
+            0,
+            3 * nt + 3000,
+            Fault::Kill {
+                targets: TargetSpec::FirstPrimaries { count: 2 },
+            },
+        )],
+        NemesisKind::ReportExpiry => {
+            let refuse = nt + 1500;
+            vec![
+                f(
+                    0,
+                    refuse,
+                    Fault::Partition {
+                        partition: PartitionSpec::PrimaryRefusesOne,
+                    },
+                ),
+                f(
+                    refuse,
+                    refuse + 3 * nt,
+                    Fault::Partition {
+                        partition: PartitionSpec::IsolatePrimary { rank: 0 },
+                    },
+                ),
+            ]
+        }
+        NemesisKind::VoterRestart => {
+            // The election starts ~node_timeout + 0.5..1.5 s after the pause; the voter
+            // is killed a little after it could have voted, and back 1.5 s later.
+            let at = nt + 1200 + below(r, 800);
+            vec![
+                f(
+                    0,
+                    liveness_bound(nt) + 1000,
+                    Fault::Pause {
+                        targets: primary(0),
+                    },
+                ),
+                f(
+                    at,
+                    at + 1500,
+                    Fault::Kill {
+                        targets: primary(1),
+                    },
+                ),
+            ]
+        }
+        NemesisKind::MasterReturn => {
+            let back = nt + 600 + below(r, 1500);
+            vec![f(
+                0,
+                back,
+                Fault::Pause {
+                    targets: primary(0),
+                },
+            )]
+        }
+        _ => vec![],
+    }
+}
+
+/// How long a package's faults last from its start.
+pub fn span(planned: &[Planned]) -> u64 {
+    let start = planned.iter().map(|p| p.start_ms).min().unwrap_or(0);
+    let stop = planned.iter().map(|p| p.stop_ms).max().unwrap_or(0);
+    stop.saturating_sub(start)
+}
