@@ -607,21 +607,41 @@ fn open_slots_through_restart_and_failover(kind: fn() -> Kind, ports: [u16; 3]) 
     let mut a = Server::start(kind(), ports[0], root.path(), TIMEOUT);
     let mut b = Server::start(kind(), ports[1], root.path(), TIMEOUT);
     let _r = Server::start(kind(), ports[2], root.path(), TIMEOUT);
-    assert_eq!(query(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]), Reply::ok());
-    assert_eq!(query(b.port, &["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]), Reply::ok());
+    assert_eq!(
+        query(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]),
+        Reply::ok()
+    );
+    assert_eq!(
+        query(b.port, &["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]),
+        Reply::ok()
+    );
     for &p in &ports[1..] {
-        assert_eq!(query(p, &["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()]), Reply::ok());
+        assert_eq!(
+            query(p, &["CLUSTER", "MEET", "127.0.0.1", &a.port.to_string()]),
+            Reply::ok()
+        );
     }
     let (aid, bid) = (myid(a.port), myid(b.port));
     must("three nodes, state ok", Duration::from_secs(20), || {
-        ports.iter().all(|&p| q(p, &["CLUSTER", "NODES"]).lines().count() == 3 && state_ok(p))
+        ports
+            .iter()
+            .all(|&p| q(p, &["CLUSTER", "NODES"]).lines().count() == 3 && state_ok(p))
     });
-    assert_eq!(query(ports[2], &["CLUSTER", "REPLICATE", &aid]), Reply::ok());
+    assert_eq!(
+        query(ports[2], &["CLUSTER", "REPLICATE", &aid]),
+        Reply::ok()
+    );
     must("the replica's link", Duration::from_secs(20), || {
         info_field(ports[2], "replication", "master_link_status") == "up"
     });
-    assert_eq!(query(b.port, &["CLUSTER", "SETSLOT", "100", "IMPORTING", &aid]), Reply::ok());
-    assert_eq!(query(a.port, &["CLUSTER", "SETSLOT", "100", "MIGRATING", &bid]), Reply::ok());
+    assert_eq!(
+        query(b.port, &["CLUSTER", "SETSLOT", "100", "IMPORTING", &aid]),
+        Reply::ok()
+    );
+    assert_eq!(
+        query(a.port, &["CLUSTER", "SETSLOT", "100", "MIGRATING", &bid]),
+        Reply::ok()
+    );
     assert_eq!(open_slots(a.port), format!("[100->-{bid}]"));
     assert_eq!(open_slots(b.port), format!("[100-<-{aid}]"));
     for s in [&mut a, &mut b] {
@@ -629,10 +649,24 @@ fn open_slots_through_restart_and_failover(kind: fn() -> Kind, ports: [u16; 3]) 
         s.restart(TIMEOUT);
         forget(s.port);
     }
-    must("state ok after restarts", Duration::from_secs(20), || ports.iter().all(|&p| state_ok(p)));
-    assert_eq!(open_slots(a.port), format!("[100->-{bid}]"), "kept through a restart");
-    assert_eq!(open_slots(b.port), format!("[100-<-{aid}]"), "kept through a restart");
-    assert_eq!(open_slots(ports[2]), "", "a replica holds none of its master's");
+    must("state ok after restarts", Duration::from_secs(20), || {
+        ports.iter().all(|&p| state_ok(p))
+    });
+    assert_eq!(
+        open_slots(a.port),
+        format!("[100->-{bid}]"),
+        "kept through a restart"
+    );
+    assert_eq!(
+        open_slots(b.port),
+        format!("[100-<-{aid}]"),
+        "kept through a restart"
+    );
+    assert_eq!(
+        open_slots(ports[2]),
+        "",
+        "a replica holds none of its master's"
+    );
     must("the replica's link again", Duration::from_secs(20), || {
         info_field(ports[2], "replication", "master_link_status") == "up"
     });
@@ -640,8 +674,16 @@ fn open_slots_through_restart_and_failover(kind: fn() -> Kind, ports: [u16; 3]) 
     must("the replica promoted", Duration::from_secs(20), || {
         info_field(ports[2], "replication", "role") == "master"
     });
-    assert_eq!(open_slots(ports[2]), "", "the new master has no migrating slot");
-    assert_eq!(open_slots(b.port), format!("[100-<-{aid}]"), "the importing side keeps its state");
+    assert_eq!(
+        open_slots(ports[2]),
+        "",
+        "the new master has no migrating slot"
+    );
+    assert_eq!(
+        open_slots(b.port),
+        format!("[100-<-{aid}]"),
+        "the importing side keeps its state"
+    );
 }
 
 #[test]

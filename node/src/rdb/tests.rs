@@ -369,6 +369,10 @@ proptest! {
         for t in 0..=20u8 {
             let mut r = codec::Reader::new(&data);
             let _ = object::read(&mut r, t);
+            let mut r = codec::Reader::new(&data);
+            let _ = object::read_hash(&mut r, t);
+            let mut r = codec::Reader::new(&data);
+            let _ = object::read_zset(&mut r, t);
         }
     }
 
@@ -420,4 +424,80 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn hashes_and_zsets_round_trip_in_every_encoding_redis_writes() {
+    let small: Vec<(&[u8], &[u8])> = vec![(b"f1", b"v1"), (b"n", b"42"), (b"e", b"")];
+    let long = vec![b'x'; 100];
+    let big: Vec<(Vec<u8>, Vec<u8>)> = (0..200)
+        .map(|i| {
+            (
+                format!("field{i}").into_bytes(),
+                format!("{i}").into_bytes(),
+            )
+        })
+        .collect();
+    for pairs in [
+        small.clone(),
+        vec![(&b"f"[..], &long[..])],
+        big.iter().map(|(f, v)| (&f[..], &v[..])).collect(),
+    ] {
+        let mut w = codec::Writer::new(true);
+        object::write_hash(&mut w, None, &pairs);
+        let t = w.buf[0];
+        assert!(t == types::HASH_LISTPACK || t == types::HASH);
+        let mut r = codec::Reader::new(&w.buf[1..]);
+        let back = object::read_hash(&mut r, t).unwrap();
+        let want: Vec<(Bytes, Bytes)> = pairs
+            .iter()
+            .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
+            .collect();
+        assert_eq!(back, want);
+    }
+    let z: Vec<(&[u8], f64)> = vec![
+        (b"a", 1.0),
+        (b"b", -2.5),
+        (b"c", 1e300),
+        (b"d", f64::INFINITY),
+        (b"e", 3.0),
+    ];
+    let many: Vec<(Vec<u8>, f64)> = (0..300)
+        .map(|i| (format!("m{i}").into_bytes(), i as f64 / 3.0))
+        .collect();
+    for members in [z.clone(), many.iter().map(|(m, s)| (&m[..], *s)).collect()] {
+        let mut w = codec::Writer::new(true);
+        object::write_zset(&mut w, None, &members);
+        let t = w.buf[0];
+        assert!(t == types::ZSET_LISTPACK || t == types::ZSET_2);
+        let mut r = codec::Reader::new(&w.buf[1..]);
+        let mut back = object::read_zset(&mut r, t).unwrap();
+        back.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut want: Vec<(Bytes, f64)> = members
+            .iter()
+            .map(|(m, s)| (Bytes::copy_from_slice(m), *s))
+            .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(back, want);
+    }
+    // redis-server 7.0.15's DUMP of HSET h a 1 b x and ZADD z 1 a 2.5 b (the
+    // object, footer cut), and ours byte for byte.
+    let h = hex("10121200000004008161020101816202817802ff");
+    let mut r = codec::Reader::new(&h[1..]);
+    assert_eq!(
+        object::read_hash(&mut r, h[0]).unwrap(),
+        vec![(b("a"), b("1")), (b("b"), b("x"))]
+    );
+    let mut w = codec::Writer::new(true);
+    object::write_hash(&mut w, None, &[(b"a", b"1"), (b"b", b"x")]);
+    assert_eq!(w.buf, h);
+    let z = hex("1114140000000400816102010181620283322e3504ff");
+    let mut r = codec::Reader::new(&z[1..]);
+    assert_eq!(
+        object::read_zset(&mut r, z[0]).unwrap(),
+        vec![(b("a"), 1.0), (b("b"), 2.5)]
+    );
+    let mut w = codec::Writer::new(true);
+    object::write_zset(&mut w, None, &[(b"b", 2.5), (b"a", 1.0)]);
+    assert_eq!(w.buf, z);
 }
