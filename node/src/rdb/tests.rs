@@ -429,7 +429,7 @@ proptest! {
 #[test]
 fn hashes_and_zsets_round_trip_in_every_encoding_redis_writes() {
     let small: Vec<(&[u8], &[u8])> = vec![(b"f1", b"v1"), (b"n", b"42"), (b"e", b"")];
-    let long = vec![b'x'; 100];
+    let long = [b'x'; 100];
     let big: Vec<(Vec<u8>, Vec<u8>)> = (0..200)
         .map(|i| {
             (
