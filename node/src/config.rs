@@ -446,6 +446,13 @@ const SPECS: &[Spec] = &[
         mutable: true,
     },
     Spec {
+        name: "rdb-key-save-delay",
+        aliases: &[],
+        kind: int(i32::MIN as i64, i32::MAX as i64),
+        default: "0",
+        mutable: true,
+    },
+    Spec {
         name: "rdb-del-sync-files",
         aliases: &[],
         kind: Kind::Bool,

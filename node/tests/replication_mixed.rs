@@ -612,3 +612,102 @@ fn interleaved_mixed_cluster_pairs_replicas_across_kinds_in_sync() {
         }
     }
 }
+
+/// redis's cluster test 17 (diskless load swapdb), without its CONFIG
+/// REWRITE: a replica whose full sync fails half-way keeps its old data
+/// and its keys-to-slots map.
+fn failed_full_sync_keeps_old_data(mkind: Kind, rkind: Kind, mport: u16, rport: u16) {
+    let label = format!(
+        "{} master, {} replica",
+        kind_name(&mkind),
+        kind_name(&rkind)
+    );
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut master = start(mkind, mport, root.path(), &[]);
+    let mut replica = start(
+        rkind,
+        rport,
+        root.path(),
+        &[
+            "--cluster-replica-no-failover",
+            "yes",
+            "--repl-diskless-load",
+            "swapdb",
+        ],
+    );
+    let mid = pair(mport, rport);
+    assert_eq!(query(rport, &["CLUSTER", "REPLICATE", &mid]), Reply::ok());
+    must(
+        &format!("{label}: link up"),
+        Duration::from_secs(20),
+        || link_up(rport),
+    );
+    for (k, v) in [
+        ("repl-backlog-size", "1024"),
+        ("rdb-key-save-delay", "10000"),
+        ("rdbcompression", "no"),
+    ] {
+        assert_eq!(
+            query(mport, &["CONFIG", "SET", k, v]),
+            Reply::ok(),
+            "{label}: {k}"
+        );
+    }
+    // A key of slot 0.
+    assert_eq!(query(mport, &["SET", "06S", "1"]), Reply::ok());
+    must(
+        &format!("{label}: replicated"),
+        Duration::from_secs(10),
+        || offsets_agree(mport, rport),
+    );
+    assert_eq!(readonly(rport, &["GET", "06S"]).text(), "1");
+    assert_eq!(query(rport, &["SAVE"]), Reply::ok());
+    forget(rport);
+    replica.kill9();
+    assert_eq!(query(mport, &["DEL", "06S"]), Reply::Int(1));
+    let value = "A".repeat(1024);
+    let mut c = Conn::open(mport);
+    // 10 MB, as redis's test: a loading redis-server answers clients only
+    // every 2 MB (`loading-process-events-interval-bytes`).
+    for j in 0..10_000 {
+        assert_eq!(c.call(&["SET", &format!("k{j}"), &value]), Reply::ok());
+    }
+    // Too far behind for the 1 KB backlog: a full sync, slowed down.
+    replica.restart(TIMEOUT);
+    forget(rport);
+    if wait_until(Duration::from_secs(60), || {
+        info_field(rport, "persistence", "async_loading") == "1"
+    })
+    .is_none()
+    {
+        panic!("{label}: no async loading; replica log:\n{}", replica.log());
+    }
+    forget(mport);
+    master.kill9();
+    must(
+        &format!("{label}: the load aborted"),
+        Duration::from_secs(20),
+        || info_field(rport, "persistence", "async_loading") == "0",
+    );
+    assert_eq!(
+        readonly(rport, &["GET", "06S"]).text(),
+        "1",
+        "{label}: old data kept"
+    );
+    assert_eq!(
+        q(rport, &["CLUSTER", "GETKEYSINSLOT", "0", "1"]),
+        "06S",
+        "{label}"
+    );
+}
+
+#[test]
+fn a_failed_full_sync_keeps_the_replicas_old_data() {
+    if have("redis-server") {
+        failed_full_sync_keeps_old_data(Kind::Hearsay, Kind::Redis, 21645, 21646);
+    }
+    failed_full_sync_keeps_old_data(Kind::Hearsay, Kind::Hearsay, 21641, 21642);
+    if have("redis-server") {
+        failed_full_sync_keeps_old_data(Kind::Redis, Kind::Hearsay, 21643, 21644);
+    }
+}

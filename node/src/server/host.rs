@@ -115,6 +115,17 @@ impl<'a> HostCtx<'a> {
         Frame::Simple("Background append only file rewriting started".into())
     }
 
+    /// INFO's `async_loading`: a full sync under `repl-diskless-load
+    /// swapdb` is under way while the old data keeps being served (hearsay
+    /// always works that way; redis says so only in that mode).
+    fn async_loading(&self) -> bool {
+        self.config.get("repl-diskless-load") == Some("swapdb")
+            && self
+                .repl
+                .upstream()
+                .is_some_and(|u| u.state == crate::replication::LinkState::Transfer)
+    }
+
     /// BGSAVE [SCHEDULE]: the shell starts it at the end of the pass.
     fn bgsave(&mut self, args: &[Bytes]) -> Frame {
         match args {
@@ -241,7 +252,12 @@ impl<'a> HostCtx<'a> {
         );
         section(
             "Persistence",
-            persistence_info(&self.stats.aof, &self.stats.rdb, db.dirty()),
+            persistence_info(
+                &self.stats.aof,
+                &self.stats.rdb,
+                db.dirty(),
+                self.async_loading(),
+            ),
         );
         section(
             "Stats",
@@ -435,6 +451,7 @@ fn persistence_info(
     aof: &crate::persist::AofInfo,
     rdb: &super::rdb::RdbStats,
     dirty: u64,
+    async_loading: bool,
 ) -> String {
     let ok = |b: bool| if b { "ok" } else { "err" };
     let current_bgsave = if rdb.bgsave_in_progress {
@@ -443,7 +460,7 @@ fn persistence_info(
         -1
     };
     let mut s = format!(
-        "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n\
+        "loading:0\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n\
          current_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
          rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n\
          rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current_bgsave}\r\n\
@@ -451,6 +468,7 @@ fn persistence_info(
          aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
          aof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\n\
          aof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
+        u8::from(async_loading),
         dirty.saturating_sub(rdb.dirty_at_save),
         u8::from(rdb.bgsave_in_progress),
         rdb.last_save_s,

@@ -80,6 +80,8 @@ enum LinkError {
 /// What the writer task sends.
 enum Out {
     Data(Bytes),
+    /// A pause (`rdb-key-save-delay`, a test knob that slows full syncs).
+    Sleep(Duration),
     /// The snapshot has been written: the replica is online.
     BulkEnd,
 }
@@ -364,6 +366,15 @@ impl Node {
             info.as_ref(),
         ));
         let (replid, offset) = self.repl.state.snapshot_taken(&ids);
+        // redis sleeps `rdb-key-save-delay` us per key while saving (a test
+        // knob): here the payload goes out in pieces with that much delay.
+        let delay_us = self
+            .config
+            .get("rdb-key-save-delay")
+            .and_then(|d| d.parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0) as u64;
+        let total_delay = Duration::from_micros(delay_us.saturating_mul(self.db.len() as u64));
         self.log(
             LogLevel::Notice,
             &format!(
@@ -384,9 +395,21 @@ impl Node {
                 format!("+FULLRESYNC {replid} {offset}\r\n")
             };
             head.push_str(&format!("${}\r\n", payload.len()));
-            let ok = h.send(Bytes::from(head)).is_some()
-                && h.send(payload.clone()).is_some()
-                && h.tx.send(Out::BulkEnd).is_ok();
+            let mut ok = h.send(Bytes::from(head)).is_some();
+            if total_delay.is_zero() {
+                ok &= h.send(payload.clone()).is_some();
+            } else {
+                let pieces = 100usize;
+                let step = payload.len().div_ceil(pieces).max(1);
+                let mut at = 0;
+                while at < payload.len() && ok {
+                    let end = (at + step).min(payload.len());
+                    ok &= h.tx.send(Out::Sleep(total_delay / pieces as u32)).is_ok();
+                    ok &= h.send(payload.slice(at..end)).is_some();
+                    at = end;
+                }
+            }
+            ok &= h.tx.send(Out::BulkEnd).is_ok();
             h.streaming = ok;
         }
     }
@@ -628,6 +651,12 @@ async fn write_replica(
                         break 'outer;
                     }
                     bulk_sent(&shared, id);
+                }
+                Out::Sleep(d) => {
+                    if !write_all(&mut wr, &mut batch, &queued).await {
+                        break 'outer;
+                    }
+                    tokio::time::sleep(d).await;
                 }
             }
         }
