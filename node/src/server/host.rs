@@ -329,14 +329,30 @@ impl<'a> HostCtx<'a> {
                 Frame::ok()
             }
             "resetstat" if args.len() == 1 => Frame::ok(),
-            "rewrite" if args.len() == 1 => {
-                if self.config.config_file.is_none() {
-                    Frame::error("ERR The server is running without a config file")
-                } else {
-                    // Runtime changes are not written back to the file; say so rather than pretend.
-                    Frame::error("ERR CONFIG REWRITE is not supported by hearsay-node")
+            "rewrite" if args.len() == 1 => match self.config.config_file.clone() {
+                None => Frame::error("ERR The server is running without a config file"),
+                Some(path) => {
+                    let original = std::fs::read_to_string(&path).unwrap_or_default();
+                    let text = self.config.rewrite(&original);
+                    let temp = format!("{path}.tmp-{}", std::process::id());
+                    let written = std::fs::write(&temp, text.as_bytes())
+                        .and_then(|()| std::fs::rename(&temp, &path));
+                    match written {
+                        Ok(()) => {
+                            self.logger.log(
+                                crate::cluster::LogLevel::Notice,
+                                false,
+                                "CONFIG REWRITE executed with success.",
+                            );
+                            Frame::ok()
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&temp);
+                            Frame::Error(format!("ERR Rewriting config file: {e}"))
+                        }
+                    }
                 }
-            }
+            },
             "help" => Frame::Array(
                 [
                     "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
