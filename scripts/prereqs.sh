@@ -3,7 +3,9 @@
 # redis-server/redis-tools: the reference implementation and redis-cli/redis-benchmark;
 # nftables/iptables/iproute2: partitions, loss and delay inside the run's namespaces;
 # libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime.
-# With --tests also chromium, for the test that renders a run's report.html headless.
+# With --tests also chromium, for the test that renders a run's report.html headless,
+# and what scripts/redis-suite and the client-library tests need: tclsh (tcl) and
+# dpkg-dev (apt-get source of redis's test suite), python3-venv (redis-py in a venv).
 set -euo pipefail
 need=()
 for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptables:iptables \
@@ -13,6 +15,10 @@ for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptable
 done
 if [ "${1:-}" = --tests ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v tclsh >/dev/null 2>&1 || need+=(tcl)
+  command -v dpkg-source >/dev/null 2>&1 || need+=(dpkg-dev)
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+  [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 fi
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(libfaketime)
 if [ ${#need[@]} -gt 0 ]; then

@@ -623,6 +623,23 @@ fn judge_one(f: &Facts, a: Anomaly) -> Attribution {
                     }
                 }
             };
+            // A read that missed writes each explained as lost by a documented
+            // mechanism shows that loss, nothing more.
+            if a.kind == "stale-read" && !a.acks.is_empty() {
+                let lost: Vec<(Option<&'static str>, Value)> = a
+                    .acks
+                    .iter()
+                    .map(|ack| explain_lost_ack(f, &a.key, *ack))
+                    .collect();
+                if let Some(m) = lost.iter().map(|(m, _)| *m).collect::<Option<Vec<_>>>() {
+                    return Attribution {
+                        explained: true,
+                        mechanism: m.first().copied(),
+                        evidence: Value::Array(lost.into_iter().map(|(_, e)| e).take(5).collect()),
+                        anomaly: a,
+                    };
+                }
+            }
             // The reader or a writer in a minority window also splits the history.
             let minority =
                 a.at.and_then(|i| f.ops.get(&i))
@@ -712,7 +729,14 @@ pub fn judge(model: Model, target: &str, anomalies: Vec<Anomaly>, f: &Facts) -> 
     for a in &atts {
         *kinds.entry(a.anomaly.kind.clone()).or_default() += 1;
     }
-    let summary = summary_line(redis_cluster, total, unexplained, &kinds, failovers.len());
+    let summary = summary_line(
+        redis_cluster,
+        total,
+        unexplained,
+        &kinds,
+        &by_mechanism,
+        failovers.len(),
+    );
     ClaimsResult {
         model,
         valid,
@@ -755,6 +779,7 @@ fn summary_line(
     total: usize,
     unexplained: usize,
     kinds: &BTreeMap<String, usize>,
+    by_mechanism: &BTreeMap<String, usize>,
     failovers: usize,
 ) -> String {
     let what = kinds
@@ -762,13 +787,24 @@ fn summary_line(
         .map(|(k, n)| format!("{n} {k}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let how = by_mechanism
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let via = if failovers > 0 {
+        format!(" across {failovers} failover(s)")
+    } else {
+        String::new()
+    };
     match (rc, total) {
         (_, 0) => "valid under redis-cluster claims; no anomaly; linearizable".into(),
         (Valid::True, _) => format!(
-            "valid under redis-cluster claims; {what}, all explained by {failovers} failover(s) or documented windows; not linearizable"
+            "valid under redis-cluster claims; {what}, all explained ({how}){via}; not linearizable"
         ),
         _ => format!(
-            "INVALID under redis-cluster claims: {unexplained} of {total} anomalies unexplained ({what}); not linearizable"
+            "INVALID under redis-cluster claims: {unexplained} of {total} anomalies unexplained ({what}){}; not linearizable",
+            if how.is_empty() { String::new() } else { format!("; explained: {how}") }
         ),
     }
 }

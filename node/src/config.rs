@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 
 use crate::cluster::ClusterConfig;
 
+mod redis_options;
+mod rewrite;
+
 /// What kind of value an option takes.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -18,11 +21,12 @@ enum Kind {
     Str,
     /// One or more words, stored joined by a space (bind, save).
     Words,
-    /// A byte count with redis's units (`1mb`, `64k`), printed in bytes.
-    Memory {
-        min: u64,
-    },
     Enum(&'static [&'static str]),
+    /// A byte count with redis's units (`64mb`, `1gb`, `100k`), kept in bytes.
+    Memory {
+        min: i64,
+        max: i64,
+    },
 }
 
 /// One option: its name, aliases, kind, default, and whether CONFIG SET may change it.
@@ -273,7 +277,10 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "auto-aof-rewrite-min-size",
         aliases: &[],
-        kind: Kind::Str,
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
         default: "64mb",
         mutable: true,
     },
@@ -310,153 +317,6 @@ const SPECS: &[Spec] = &[
         aliases: &[],
         kind: int(0, i32::MAX as i64),
         default: "5",
-        mutable: true,
-    },
-    Spec {
-        name: "repl-diskless-sync",
-        aliases: &[],
-        kind: Kind::Bool,
-        default: "yes",
-        mutable: true,
-    },
-    Spec {
-        name: "repl-diskless-sync-max-replicas",
-        aliases: &[],
-        kind: int(0, i32::MAX as i64),
-        default: "0",
-        mutable: true,
-    },
-    Spec {
-        name: "repl-diskless-load",
-        aliases: &[],
-        kind: Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
-        default: "disabled",
-        mutable: true,
-    },
-    Spec {
-        name: "repl-backlog-size",
-        aliases: &[],
-        kind: Kind::Memory { min: 1 },
-        default: "1048576",
-        mutable: true,
-    },
-    Spec {
-        name: "repl-backlog-ttl",
-        aliases: &[],
-        kind: int(0, i32::MAX as i64),
-        default: "3600",
-        mutable: true,
-    },
-    Spec {
-        name: "repl-timeout",
-        aliases: &[],
-        kind: int(1, i32::MAX as i64),
-        default: "60",
-        mutable: true,
-    },
-    Spec {
-        name: "repl-disable-tcp-nodelay",
-        aliases: &[],
-        kind: Kind::Bool,
-        default: "no",
-        mutable: true,
-    },
-    Spec {
-        name: "masterauth",
-        aliases: &[],
-        kind: Kind::Str,
-        default: "",
-        mutable: true,
-    },
-    Spec {
-        name: "masteruser",
-        aliases: &[],
-        kind: Kind::Str,
-        default: "",
-        mutable: true,
-    },
-    Spec {
-        name: "min-replicas-to-write",
-        aliases: &["min-slaves-to-write"],
-        kind: int(0, i32::MAX as i64),
-        default: "0",
-        mutable: true,
-    },
-    Spec {
-        name: "min-replicas-max-lag",
-        aliases: &["min-slaves-max-lag"],
-        kind: int(0, i32::MAX as i64),
-        default: "10",
-        mutable: true,
-    },
-    Spec {
-        name: "replica-announce-ip",
-        aliases: &["slave-announce-ip"],
-        kind: Kind::Str,
-        default: "",
-        mutable: true,
-    },
-    Spec {
-        name: "replica-serve-stale-data",
-        aliases: &["slave-serve-stale-data"],
-        kind: Kind::Bool,
-        default: "yes",
-        mutable: true,
-    },
-    Spec {
-        name: "replica-read-only",
-        aliases: &["slave-read-only"],
-        kind: Kind::Enum(&["yes"]),
-        default: "yes",
-        mutable: true,
-    },
-    Spec {
-        name: "replica-priority",
-        aliases: &["slave-priority"],
-        kind: int(0, i32::MAX as i64),
-        default: "100",
-        mutable: true,
-    },
-    Spec {
-        name: "dbfilename",
-        aliases: &[],
-        kind: Kind::Str,
-        default: "dump.rdb",
-        mutable: true,
-    },
-    Spec {
-        name: "rdbcompression",
-        aliases: &[],
-        kind: Kind::Bool,
-        default: "yes",
-        mutable: true,
-    },
-    Spec {
-        name: "rdbchecksum",
-        aliases: &[],
-        kind: Kind::Bool,
-        default: "yes",
-        mutable: false,
-    },
-    Spec {
-        name: "stop-writes-on-bgsave-error",
-        aliases: &[],
-        kind: Kind::Bool,
-        default: "yes",
-        mutable: true,
-    },
-    Spec {
-        name: "rdb-key-save-delay",
-        aliases: &[],
-        kind: int(i32::MIN as i64, i32::MAX as i64),
-        default: "0",
-        mutable: true,
-    },
-    Spec {
-        name: "rdb-del-sync-files",
-        aliases: &[],
-        kind: Kind::Bool,
-        default: "no",
         mutable: true,
     },
     Spec {
@@ -511,7 +371,10 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "maxmemory",
         aliases: &[],
-        kind: Kind::Str,
+        kind: Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
         default: "0",
         mutable: true,
     },
@@ -533,9 +396,17 @@ const SPECS: &[Spec] = &[
 
 fn find_spec(name: &str) -> Option<&'static Spec> {
     let lower = name.to_ascii_lowercase();
-    SPECS
-        .iter()
-        .find(|s| s.name == lower || s.aliases.contains(&lower.as_str()))
+    all_specs().find(|s| s.name == lower || s.aliases.contains(&lower.as_str()))
+}
+
+/// Every option: ours first, then the rest of redis's table (an option in both
+/// is ours).
+fn all_specs() -> impl Iterator<Item = &'static Spec> {
+    SPECS.iter().chain(
+        redis_options::SPECS
+            .iter()
+            .filter(|r| !SPECS.iter().any(|s| s.name == r.name)),
+    )
 }
 
 /// A configuration error, reported the way redis reports a bad config file.
@@ -561,6 +432,9 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// Planted defects (`--bug NAME`, hidden from help), passed to the cluster core.
     pub bugs: Vec<String>,
+    /// A `save` line was read: further ones add save points (redis reads
+    /// `save 900 1` and `save 300 10` on two lines as one list).
+    save_seen: bool,
     /// `--test-election-delay-ms N` (hidden, tests only): every election starts N ms
     /// (plus the rank's delay) after the master is seen failing, instead of redis's
     /// 500 ms + random 0..500 ms, so a test can time faults around elections.
@@ -572,11 +446,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            values: SPECS
-                .iter()
-                .map(|s| (s.name, s.default.to_string()))
-                .collect(),
+            values: all_specs().map(|s| (s.name, default_value(s))).collect(),
             bugs: Vec::new(),
+            save_seen: false,
             test_election_delay_ms: None,
             config_file: None,
         }
@@ -659,7 +531,17 @@ impl Config {
                     source,
                 })?;
                 cfg.load_text(&text)?;
-                cfg.config_file = Some(first.clone());
+                // Absolute, as redis keeps it: the node chdirs to `dir` before
+                // CONFIG REWRITE writes the file back.
+                let path = std::path::Path::new(first);
+                let abs = if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    std::env::current_dir()
+                        .map(|d| d.join(path))
+                        .unwrap_or_else(|_| path.to_path_buf())
+                };
+                cfg.config_file = Some(abs.to_string_lossy().into_owned());
                 rest = &args[1..];
             }
         }
@@ -709,78 +591,6 @@ impl Config {
         Ok(())
     }
 
-    /// CONFIG REWRITE (redis `rewriteConfig`): the config file's text with
-    /// each option's line replaced by its current value (the first line of
-    /// an option; later ones dropped), options that differ from their
-    /// defaults and have no line appended, everything else (comments,
-    /// unknown lines) kept as it was.
-    pub fn rewrite(&self, original: &str) -> String {
-        let mut out: Vec<String> = Vec::new();
-        let mut done: Vec<&'static str> = Vec::new();
-        for raw in original.lines() {
-            let words = split_args(raw.trim()).unwrap_or_default();
-            let spec = words
-                .first()
-                .filter(|_| !raw.trim_start().starts_with('#'))
-                .and_then(|w| find_spec(w));
-            match spec {
-                None => out.push(raw.to_string()),
-                Some(spec) if done.contains(&spec.name) => {}
-                Some(spec) => {
-                    done.push(spec.name);
-                    out.extend(self.config_lines(spec));
-                }
-            }
-        }
-        let mut appended = false;
-        for spec in SPECS {
-            if done.contains(&spec.name) {
-                continue;
-            }
-            let value = self.values.get(spec.name).map(String::as_str).unwrap_or("");
-            if value == spec.default {
-                continue;
-            }
-            if !appended {
-                out.push("# Generated by CONFIG REWRITE".to_string());
-                appended = true;
-            }
-            out.extend(self.config_lines(spec));
-        }
-        let mut text = out.join("\n");
-        text.push('\n');
-        text
-    }
-
-    /// An option as config-file lines (`save` one line per point).
-    fn config_lines(&self, spec: &Spec) -> Vec<String> {
-        let value = self.values.get(spec.name).cloned().unwrap_or_default();
-        let quote = |v: &str| {
-            if !v.is_empty()
-                && v.bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\')
-            {
-                v.to_string()
-            } else {
-                format!("{v:?}")
-            }
-        };
-        if spec.name == "save" {
-            let nums: Vec<&str> = value.split_whitespace().collect();
-            if nums.is_empty() {
-                return vec!["save \"\"".to_string()];
-            }
-            return nums
-                .chunks(2)
-                .map(|c| format!("save {}", c.join(" ")))
-                .collect();
-        }
-        match spec.kind {
-            Kind::Words => vec![format!("{} {}", spec.name, value)],
-            _ => vec![format!("{} {}", spec.name, quote(&value))],
-        }
-    }
-
     fn apply_words(&mut self, words: &[String]) -> Result<(), String> {
         let Some((name, values)) = words.split_first() else {
             return Ok(());
@@ -814,8 +624,17 @@ impl Config {
                 }
                 values.join(" ")
             }
-            // `save ""` and `save 3600 1 ...` are both valid.
-            Kind::Str if spec.name == "save" => values.join(" "),
+            // `save ""` and `save 3600 1 ...` are both valid; redis reads
+            // several `save` lines as one list.
+            Kind::Str if spec.name == "save" => {
+                let joined = values.join(" ");
+                match self.values.get("save") {
+                    Some(prev) if self.save_seen && !prev.is_empty() && !joined.is_empty() => {
+                        format!("{prev} {joined}")
+                    }
+                    _ => joined,
+                }
+            }
             _ => {
                 if values.len() != 1 {
                     return Err(format!("wrong number of arguments for '{}'", spec.name));
@@ -824,6 +643,9 @@ impl Config {
             }
         };
         let normalized = validate(spec, &value).map_err(|e| format!("{e} for '{}'", spec.name))?;
+        if spec.name == "save" {
+            self.save_seen = true;
+        }
         self.values.insert(spec.name, normalized);
         Ok(())
     }
@@ -837,10 +659,17 @@ impl Config {
     /// CONFIG GET: every option whose name matches the glob, in table order.
     pub fn get_matching(&self, pattern: &str) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for spec in SPECS {
+        let lower = pattern.to_ascii_lowercase();
+        for spec in all_specs() {
             let names = std::iter::once(spec.name).chain(spec.aliases.iter().copied());
             for n in names {
-                if glob_match(pattern.as_bytes(), n.as_bytes()) {
+                // Hidden (debug) options answer only to their exact name.
+                let matched = if redis_options::HIDDEN.contains(&spec.name) {
+                    lower == n
+                } else {
+                    glob_match(lower.as_bytes(), n.as_bytes())
+                };
+                if matched {
                     let v = self.values.get(spec.name).cloned().unwrap_or_default();
                     out.push((n, v));
                 }
@@ -989,6 +818,9 @@ impl Config {
             repl_ping_replica_period: self.int("repl-ping-replica-period").max(1) as u64,
             bugs: self.bugs.clone(),
             test_election_delay_ms: self.test_election_delay_ms,
+            preferred_endpoint: crate::cluster::EndpointType::parse(
+                &self.text("cluster-preferred-endpoint-type"),
+            ),
         })
     }
 }
@@ -1023,23 +855,44 @@ fn validate(spec: &Spec, value: &str) -> Result<String, String> {
                 ))
             }
         }
-        Kind::Memory { min } => match parse_memory(value) {
-            Some(n) if n >= min => Ok(n.to_string()),
-            Some(_) => Err(format!("argument must be at least {min}")),
-            None => Err("argument must be a memory value".into()),
-        },
+        Kind::Memory { min, max } => {
+            let n = parse_memory(value).ok_or("argument must be a memory value")?;
+            if n < min || n > max {
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
+            }
+            Ok(n.to_string())
+        }
         Kind::Str | Kind::Words => Ok(value.to_string()),
     }
 }
 
-/// A byte count with redis's units (`memtoull`): `k`/`m`/`g` are powers of
-/// 1000, `kb`/`mb`/`gb` powers of 1024.
-pub fn parse_memory(text: &str) -> Option<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mul: u64 = match unit {
+/// An option's default as CONFIG GET prints it (memory defaults in bytes).
+fn default_value(spec: &Spec) -> String {
+    match spec.kind {
+        Kind::Memory { .. } => parse_memory(spec.default)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| spec.default.to_string()),
+        _ => spec.default.to_string(),
+    }
+}
+
+/// redis `memtoull`: an integer with an optional unit: `b`, `k` (1000), `kb`
+/// (1024), `m`, `mb`, `g`, `gb`, case-insensitive. A `%` (maxmemory-clients)
+/// is kept as redis keeps it: a negative number.
+pub fn parse_memory(text: &str) -> Option<i64> {
+    let lower = text.to_ascii_lowercase();
+    if let Some(pct) = lower.strip_suffix('%') {
+        let n: i64 = pct.parse().ok()?;
+        return (0..=100).contains(&n).then_some(-n);
+    }
+    let digits_end = lower
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && *c == '-')))
+        .map_or(lower.len(), |(i, _)| i);
+    let (num, unit) = lower.split_at(digits_end);
+    let mul: i64 = match unit {
         "" | "b" => 1,
         "k" => 1000,
         "kb" => 1024,
@@ -1049,7 +902,7 @@ pub fn parse_memory(text: &str) -> Option<u64> {
         "gb" => 1024 * 1024 * 1024,
         _ => return None,
     };
-    n.checked_mul(mul)
+    num.parse::<i64>().ok()?.checked_mul(mul)
 }
 
 /// redis's rule for cluster-announce-hostname.
@@ -1218,33 +1071,6 @@ mod tests {
             vec!["a", "b c\n", "d e"]
         );
         assert!(split_args(r#"a "b"#).is_none());
-    }
-
-    #[test]
-    fn config_rewrite_keeps_the_file_and_writes_current_values() {
-        let file = "# my config\nport 7000\nsave 900 1\nsave 300 10\nrepl-diskless-load disabled\nbug double-vote\n\nloglevel notice\n";
-        let mut c = Config::default();
-        c.load_text(file).expect("valid");
-        c.set("repl-diskless-load", "swapdb").expect("set");
-        c.set("save", "").expect("set");
-        c.set("masterauth", "a b").expect("set");
-        let out = c.rewrite(file);
-        assert_eq!(
-            out,
-            "# my config\nport 7000\nsave \"\"\nrepl-diskless-load swapdb\nbug double-vote\n\nloglevel notice\n# Generated by CONFIG REWRITE\nmasterauth \"a b\"\n"
-        );
-        // What it wrote loads back to the same values.
-        let mut back = Config::default();
-        back.load_text(&out).expect("valid");
-        for name in [
-            "port",
-            "save",
-            "repl-diskless-load",
-            "masterauth",
-            "loglevel",
-        ] {
-            assert_eq!(back.get(name), c.get(name), "{name}");
-        }
     }
 
     #[test]

@@ -80,6 +80,8 @@ fn start_redis() -> Option<Redis> {
             "no",
             "--daemonize",
             "no",
+            "--enable-debug-command",
+            "yes",
         ])
         .arg("--dir")
         .arg(dir.path())
@@ -191,7 +193,10 @@ impl Conn {
 }
 
 /// Our side: all slots served here, real clock (redis uses it too).
-struct LocalHost;
+struct LocalHost {
+    /// Scripts and functions survive across requests, as in a server.
+    scripts: Option<Box<hearsay_node::commands::scripting::Engine>>,
+}
 
 impl Host for LocalHost {
     fn cluster_enabled(&self) -> bool {
@@ -217,6 +222,12 @@ impl Host for LocalHost {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+    fn take_scripts(&mut self) -> Option<Box<hearsay_node::commands::scripting::Engine>> {
+        self.scripts.take()
+    }
+    fn put_scripts(&mut self, engine: Box<hearsay_node::commands::scripting::Engine>) {
+        self.scripts = Some(engine);
     }
     fn server_command(
         &mut self,
@@ -250,7 +261,7 @@ fn show(b: &[u8]) -> String {
 /// connection and an empty keyspace.
 fn run_scripts(redis: &Redis, scripts: &[&[(&str, Cmp)]]) -> Vec<String> {
     let mut failures = Vec::new();
-    let mut host = LocalHost;
+    let mut host = LocalHost { scripts: None };
     let mut db = Db::new();
     for script in scripts {
         let mut conn = Conn::new(redis.port);
@@ -637,6 +648,270 @@ const MULTI: &[(&str, Cmp)] = &[
     ("quit", E),
 ];
 
+const HASHES: &[(&str, Cmp)] = &[
+    ("hset h a 1 b 2 c 3", E),
+    ("hset h a 9", E),
+    ("hset h a", E),
+    ("hset h a 1 b", E),
+    ("hmset h d 4", E),
+    ("hsetnx h a x", E),
+    ("hsetnx h e 5", E),
+    ("hget h a", E),
+    ("hget h nope", E),
+    ("hget nok a", E),
+    ("hmget h a nope b", E),
+    ("hgetall h", E),
+    ("hkeys h", E),
+    ("hvals h", E),
+    ("hlen h", E),
+    ("hexists h a", E),
+    ("hexists h z", E),
+    ("hstrlen h a", E),
+    ("hincrby h a 10", E),
+    ("hincrby h a x", E),
+    ("hincrby h new -3", E),
+    ("hset h s notanumber", E),
+    ("hincrby h s 1", E),
+    ("hincrbyfloat h f 1.5", E),
+    ("hincrbyfloat h f 0.25", E),
+    ("hincrbyfloat h f x", E),
+    ("hincrbyfloat h s 1", E),
+    ("hdel h a nope", E),
+    ("hdel h b c d e f new s", E),
+    ("exists h", E),
+    ("set str x", E),
+    ("hget str a", E),
+    ("hset str a 1", E),
+    ("hgetall nok", E),
+    ("hscan h x", E),
+    ("hset h2 a 1", E),
+    ("hscan h2 0", E),
+    ("hscan h2 0 match a* count 5", E),
+    ("hrandfield nok", E),
+    ("hrandfield h2 2", E),
+    ("hrandfield h2 -2 withvalues", E),
+    ("hrandfield h2 1 foo", E),
+    ("object encoding h2", E),
+    ("type h2", E),
+    ("debug digest-value h2", E),
+    ("hello 3", E),
+    ("hgetall h2", E),
+];
+
+const ZSETS: &[(&str, Cmp)] = &[
+    ("zadd z 1 a 2 b 3 c", E),
+    ("zadd z 1.5 a", E),
+    ("zadd z nx 9 a 4 d", E),
+    ("zadd z xx ch 7 a 5 e", E),
+    ("zadd z gt ch 1 a", E),
+    ("zadd z lt ch 1 a", E),
+    ("zadd z incr 2 a", E),
+    ("zadd z nx xx 1 a", E),
+    ("zadd z gt lt 1 a", E),
+    ("zadd z incr 1 a 2 b", E),
+    ("zadd z x a", E),
+    ("zadd z 1", E),
+    ("zadd z 1 a 2", E),
+    ("zincrby z 2.5 b", E),
+    ("zincrby z x b", E),
+    ("zscore z a", E),
+    ("zscore z nope", E),
+    ("zmscore z a nope b", E),
+    ("zcard z", E),
+    ("zcard nok", E),
+    ("zrank z a", E),
+    ("zrevrank z a", E),
+    ("zrank z nope", E),
+    ("zrange z 0 -1", E),
+    ("zrange z 0 -1 withscores", E),
+    ("zrange z 1 2 rev", E),
+    ("zrange z -2 100", E),
+    ("zrange z 5 1", E),
+    ("zrange z (1 +inf byscore", E),
+    ("zrange z +inf -inf byscore rev limit 0 2 withscores", E),
+    ("zrange z - + bylex", E),
+    ("zrange z 0 -1 limit 0 1", E),
+    ("zrange z - + bylex withscores", E),
+    ("zrange z x 1", E),
+    ("zrange z 0 1 foo", E),
+    ("zrangebyscore z -inf +inf withscores limit 1 1", E),
+    ("zrangebyscore z x 1", E),
+    ("zrevrangebyscore z 3 1", E),
+    ("zrevrange z 0 1 withscores", E),
+    ("zcount z 2 (4", E),
+    ("zcount z a b", E),
+    ("zadd lex 0 a 0 b 0 c 0 d", E),
+    ("zrangebylex lex [b (d", E),
+    ("zrevrangebylex lex + [b limit 0 2", E),
+    ("zrangebylex lex b d", E),
+    ("zlexcount lex - +", E),
+    ("zremrangebylex lex [a [b", E),
+    ("zremrangebyrank z 0 0", E),
+    ("zremrangebyscore z -inf 4", E),
+    ("zrange z 0 -1 withscores", E),
+    ("zpopmin z", E),
+    ("zadd z 1 a 2 b 3 c", E),
+    ("zpopmax z 2", E),
+    ("zpopmin z -1", E),
+    ("zpopmin nok", E),
+    ("zrem z a nope", E),
+    ("zrem z e", E),
+    ("exists z", E),
+    ("zscan lex 0", E),
+    ("zrandmember nok", E),
+    ("zrandmember lex 5 withscores", T),
+    ("object encoding lex", E),
+    ("type lex", E),
+    ("debug digest-value lex", E),
+    ("set str x", E),
+    ("zadd str 1 a", E),
+    ("zscore str a", E),
+    ("hello 3", E),
+    ("zrange lex 0 -1 withscores", E),
+    ("zscore lex c", E),
+    ("zpopmin lex", E),
+    ("zpopmin lex 1", E),
+];
+
+const STREAMS: &[(&str, Cmp)] = &[
+    ("xadd s 1-1 f v", E),
+    ("xadd s 1-1 f v", E),
+    ("xadd s 1-* g w", E),
+    ("xadd s 2 a b c d", E),
+    ("xadd s 0-0 f v", E),
+    ("xadd s 3-0 f", E),
+    ("xadd s bad f v", E),
+    ("xadd nok nomkstream * f v", E),
+    ("xlen s", E),
+    ("xlen nok", E),
+    ("xrange s - +", E),
+    ("xrange s - + count 2", E),
+    ("xrange s (1-1 +", E),
+    ("xrange s 2 2", E),
+    ("xrevrange s + - count 1", E),
+    ("xrange s x +", E),
+    ("xrange nok - +", E),
+    ("xread count 1 streams s 0", E),
+    ("xread streams s 1-2", E),
+    ("xread streams s", E),
+    ("xread streams s nok 0 0", E),
+    ("xread streams s $", E),
+    ("xread count x streams s 0", E),
+    ("xread block -1 streams s 0", E),
+    ("xdel s 1-1 9-9", E),
+    ("xadd s maxlen 2 4-0 x y", E),
+    ("xrange s - +", E),
+    ("xtrim s maxlen 1", E),
+    ("xtrim s minid 5", E),
+    ("xtrim s foo 1", E),
+    ("xsetid s 9-9", E),
+    ("xsetid s 1-1", E),
+    ("xsetid nok 1-1", E),
+    ("xadd s * f v", T),
+    ("type s", E),
+    ("object encoding s", E),
+    ("debug digest-value nok", E),
+];
+
+const KEYSPACE: &[(&str, Cmp)] = &[
+    ("mset {k}a 1 {k}b 2", E),
+    ("rename {k}a {k}c", E),
+    ("rename {k}a {k}d", E),
+    ("renamenx {k}b {k}c", E),
+    ("renamenx {k}b {k}e", E),
+    ("mget {k}a {k}b {k}c {k}e", E),
+    ("rename {k}c {k}c", E),
+    ("touch {k}c {k}e nope", E),
+    ("keys *", T),
+    ("keys {k}c", E),
+    ("scan 0 count x", E),
+    ("scan x", E),
+    ("scan 0 foo", E),
+    ("scan 0 count 0", E),
+    ("randomkey", T),
+    ("incrbyfloat f 1.5", E),
+    ("incrbyfloat f 0.1", E),
+    ("incrbyfloat f x", E),
+    ("incrbyfloat {k}c 2", E),
+    ("object encoding f", E),
+    ("set n 1", E),
+    ("set big 12345678", E),
+    ("object encoding n", E),
+    ("object encoding big", E),
+    ("object encoding nok", E),
+    ("object refcount n", E),
+    ("object refcount big", E),
+    ("object help", T),
+    ("debug digest-value {k}c f", E),
+    ("shutdown foo", E),
+    ("debug foo", E),
+    ("debug sleep 0", E),
+];
+
+const SCRIPTS: &[(&str, Cmp)] = &[
+    ("eval 'return 1' 0", E),
+    ("eval 'return {1,2,{3,\"x\"},nil,4}' 0", E),
+    ("eval 'return redis.call(\"set\", KEYS[1], ARGV[1])' 1 k v", E),
+    ("eval 'return redis.call(\"get\", KEYS[1])' 1 k", E),
+    ("eval 'return redis.call(\"nosuch\")' 0", E),
+    ("eval 'return redis.pcall(\"incr\", KEYS[1])' 1 k", E),
+    ("eval 'return redis.call(\"incr\", KEYS[1])' 1 k", E),
+    ("eval 'error(\"boom\")' 0", E),
+    ("eval 'return redis.error_reply(\"MY err\")' 0", E),
+    ("eval 'return redis.status_reply(\"FINE\")' 0", E),
+    ("eval 'return redis.sha1hex(\"abc\")' 0", E),
+    ("eval 'return true' 0", E),
+    ("eval 'return false' 0", E),
+    ("eval 'return 3.99' 0", E),
+    ("eval 'return KEYS[1] .. ARGV[1]' 1 a b", E),
+    ("eval 'return 1' -1", E),
+    ("eval 'return 1' 2 a", E),
+    ("eval 'return 1' x", E),
+    ("eval 'return' 0", E),
+    ("eval 'retur 1' 0", E),
+    ("eval '#!lua flags=no-writes\nreturn redis.call(\"set\",\"k\",\"v\")' 0", E),
+    ("eval '#!lua flags=no-writes\nreturn redis.call(\"get\",\"k\")' 0", E),
+    ("eval '#!lua flags=bogus\nreturn 1' 0", E),
+    ("eval '#!nope\nreturn 1' 0", E),
+    ("eval '#!lua flags=no-cluster\nreturn 1' 0", E),
+    ("eval_ro '#!lua\nreturn 1' 0", E),
+    ("eval_ro 'return redis.call(\"set\",\"k\",\"v\")' 0", E),
+    ("eval 'return redis.call(\"multi\")' 0", E),
+    ("eval 'return redis.call(\"get\")' 0", E),
+    ("eval 'return redis.call()' 0", E),
+    ("eval 'return redis.call(\"get\", {})' 0", E),
+    ("eval 'return redis.call(\"hgetall\", \"nok\")' 0", E),
+    ("script load 'return 42'", E),
+    ("evalsha 1fa00e76656cc152ad327c13fe365858fd7be306 0", E),
+    ("evalsha 1fa00e76656cc152ad327c13fe365858fd7be300 0", E),
+    ("script exists 1fa00e76656cc152ad327c13fe365858fd7be306 ffff", E),
+    ("script flush", E),
+    ("script flush foo", E),
+    ("script exists 1fa00e76656cc152ad327c13fe365858fd7be306", E),
+    ("script kill", E),
+    ("function flush", E),
+    ("function load '#!lua name=lib1\nredis.register_function(\"f1\", function(keys, args) return args[1] end)'", E),
+    ("function load '#!lua name=lib1\nredis.register_function(\"f1\", function() return 1 end)'", E),
+    ("function load replace '#!lua name=lib1\nredis.register_function{function_name=\"f1\", callback=function() return redis.call(\"ping\") end, flags={\"no-writes\"}}'", E),
+    ("function load '#!lua name=lib2\nredis.register_function(\"f1\", function() return 1 end)'", E),
+    ("function load '#!lua name=lib3\nreturn 1'", E),
+    ("function load 'return 1'", E),
+    ("function load '#!lua\nreturn 1'", E),
+    ("function load '#!py name=x\nreturn 1'", E),
+    ("function load '#!lua name=a-b\nreturn 1'", E),
+    ("fcall f1 0", E),
+    ("fcall_ro f1 0", E),
+    ("fcall nope 0", E),
+    ("function list", E),
+    ("function list withcode", E),
+    ("function list libraryname lib*", E),
+    ("function stats", E),
+    ("function delete lib1", E),
+    ("function delete lib1", E),
+    ("function list", E),
+    ("function kill", E),
+];
+
 const COMMAND: &[(&str, Cmp)] = &[
     ("command getkeys", E),
     ("command getkeys foo a", E),
@@ -678,7 +953,8 @@ fn replies_match_redis_server() {
     let mut failures = run_scripts(
         &redis,
         &[
-            CONNECTION, RESP3, STRINGS, KEYS, LISTS, SETS, MULTI, COMMAND,
+            CONNECTION, RESP3, STRINGS, KEYS, LISTS, SETS, MULTI, COMMAND, HASHES, ZSETS, STREAMS,
+            KEYSPACE, SCRIPTS,
         ],
     );
 
@@ -754,7 +1030,7 @@ fn protocol_errors_match_redis_server() {
             }
         }
 
-        let mut host = LocalHost;
+        let mut host = LocalHost { scripts: None };
         let mut db = Db::new();
         let mut client = ClientState::new(1);
         let mut ours = BytesMut::new();

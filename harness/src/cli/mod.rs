@@ -81,6 +81,12 @@ enum Cmd {
 
 /// Parses the command line and runs it; returns the exit code.
 pub fn main() -> i32 {
+    // Printing into a closed pipe (`hearsay check ... | head`) ends the process
+    // quietly, as Unix tools do, instead of panicking in println!.
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -7,10 +7,10 @@
 //! |---|---|---|
 //! | election-short | pause primary 0; primary 1 hears only primary 0's replica, which does not hear it | vote-conditions (a voter without the FAIL gets a vote request), won-with-grants (an election short of votes), failover-liveness |
 //! | shards-in-turn | kill primary 0, then primary 1 | failover twice in a row, liveness, epochs |
-//! | shards-at-once | kill primaries 0 and 1 together | simultaneous elections (one vote per epoch) |
+//! | shards-at-once | kill primaries 0 and 1 together, their replicas not hearing each other | simultaneous elections in one epoch (one vote per epoch) |
 //! | report-expiry | primary 0 refuses one node, then is cut off from everyone | fail-quorum (a report that ages out), minority writes |
 //! | voter-restart | pause primary 0; kill primary 1 right after it voted, restart it | one vote per epoch across a restart, epochs never go back |
-//! | master-return | pause primary 0 until about its replica's election | FAIL clearing of a returning master, UPDATE, vote refusals |
+//! | master-return | pause primary 0 past its FAIL while its replicas are cut off a little longer | FAIL of a returning master kept 2 x node_timeout, an election while the master is back, UPDATE |
 
 use super::schedule::{Fault, NemesisKind, PartitionSpec, Planned, TargetSpec};
 use hearsay_workloads::rng::below;
@@ -46,12 +46,13 @@ pub fn plan(
         NemesisKind::ElectionShort => {
             // FAIL comes about node_timeout after the pause, the first election up to
             // ~1.5 s later; the blind voter hears the rest again after that, and the
-            // pause lasts until the retried election (2 x the auth timeout later) won.
+            // pause outlasts the liveness bound counted from then, so the failover
+            // (a retried election) is judged too.
             let blind = nt + 4000;
             vec![
                 f(
                     0,
-                    7 * nt,
+                    blind + liveness_bound(nt) + 1000,
                     Fault::Pause {
                         targets: primary(0),
                     },
@@ -85,13 +86,27 @@ pub fn plan(
                 ),
             ]
         }
-        NemesisKind::ShardsAtOnce => vec![f(
-            0,
-            3 * nt + 3000,
-            Fault::Kill {
-                targets: TargetSpec::FirstPrimaries { count: 2 },
-            },
-        )],
+        NemesisKind::ShardsAtOnce => {
+            // Their replicas do not hear each other, so both elections can pick the
+            // same epoch: each voter must then refuse the second request.
+            let k = 3 * nt + 3000;
+            vec![
+                f(
+                    0,
+                    k,
+                    Fault::Kill {
+                        targets: TargetSpec::FirstPrimaries { count: 2 },
+                    },
+                ),
+                f(
+                    0,
+                    k,
+                    Fault::Partition {
+                        partition: PartitionSpec::ReplicasApart { count: 2 },
+                    },
+                ),
+            ]
+        }
         NemesisKind::ReportExpiry => {
             let refuse = nt + 1500;
             vec![
@@ -133,14 +148,28 @@ pub fn plan(
             ]
         }
         NemesisKind::MasterReturn => {
-            let back = nt + 600 + below(r, 1500);
-            vec![f(
-                0,
-                back,
-                Fault::Pause {
-                    targets: primary(0),
-                },
-            )]
+            // Primary 0 is FAIL everywhere (after ~node_timeout + gossip) and returns
+            // with its slots while its replicas, cut off until a second later, could
+            // not fail it over yet: every node must keep the FAIL for 2 x node_timeout
+            // (nobody took the slots), then the replicas' election runs while their
+            // master is back (the FAIL still stands).
+            let back = nt + 1500 + below(r, 1000);
+            vec![
+                f(
+                    0,
+                    back,
+                    Fault::Pause {
+                        targets: primary(0),
+                    },
+                ),
+                f(
+                    0,
+                    back + 1000,
+                    Fault::Partition {
+                        partition: PartitionSpec::IsolateReplicasOf { rank: 0 },
+                    },
+                ),
+            ]
         }
         _ => vec![],
     }

@@ -48,14 +48,15 @@ impl NemesisKind {
         NemesisKind::Delay,
     ];
 
-    /// The packages.
+    /// The packages, in rotation order: consecutive pairs share a run, so a long one
+    /// is followed by a short one (both fit in 60 s at a 5 s interval).
     pub const PACKAGES: [NemesisKind; 6] = [
         NemesisKind::ElectionShort,
+        NemesisKind::MasterReturn,
+        NemesisKind::VoterRestart,
+        NemesisKind::ReportExpiry,
         NemesisKind::ShardsInTurn,
         NemesisKind::ShardsAtOnce,
-        NemesisKind::ReportExpiry,
-        NemesisKind::VoterRestart,
-        NemesisKind::MasterReturn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -159,6 +160,15 @@ pub enum PartitionSpec {
     /// Primary `rank` cut off from everyone.
     IsolatePrimary {
         rank: usize,
+    },
+    /// The replicas of primary `rank` cut off from everyone (no failover can win).
+    IsolateReplicasOf {
+        rank: usize,
+    },
+    /// The replicas of the first `count` primaries do not hear each other (their
+    /// elections cannot see each other's epochs).
+    ReplicasApart {
+        count: usize,
     },
     Grudge {
         #[serde(with = "grudge_serde")]
@@ -409,7 +419,8 @@ pub fn generate(
         return out;
     }
     let basic: Vec<NemesisKind> = kinds.iter().copied().filter(|k| !k.is_package()).collect();
-    let packages: Vec<NemesisKind> = kinds.iter().copied().filter(|k| k.is_package()).collect();
+    let mut packages: Vec<NemesisKind> = kinds.iter().copied().filter(|k| k.is_package()).collect();
+    packages.sort_by_key(|k| NemesisKind::PACKAGES.iter().position(|p| p == k));
     let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
     let mut t = 0u64;
     // Leave the last half interval fault-free so the last heal is inside the limit.
@@ -625,6 +636,41 @@ pub fn resolve_partition(spec: &PartitionSpec, n: usize, topo: &Topology, draw: 
             Some(a) => grudge::complete(&[vec![*a], (0..n).filter(|i| i != a).collect()]),
             None => Grudge::new(),
         },
+        PartitionSpec::IsolateReplicasOf { rank } => {
+            let reps = ranked
+                .get(*rank)
+                .and_then(|p| topo.replicas_of.get(p))
+                .cloned()
+                .unwrap_or_default();
+            if reps.is_empty() {
+                return Grudge::new();
+            }
+            grudge::complete(&[reps.clone(), (0..n).filter(|i| !reps.contains(i)).collect()])
+        }
+        PartitionSpec::ReplicasApart { count } => {
+            let groups: Vec<Vec<usize>> = ranked
+                .iter()
+                .take(*count)
+                .filter_map(|p| topo.replicas_of.get(p).cloned())
+                .filter(|r| !r.is_empty())
+                .collect();
+            if groups.len() < 2 {
+                return Grudge::new();
+            }
+            let mut g = Grudge::new();
+            for (i, a) in groups.iter().enumerate() {
+                let others: Vec<usize> = groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .flat_map(|(_, b)| b.iter().copied())
+                    .collect();
+                for x in a {
+                    g.insert(*x, others.clone());
+                }
+            }
+            g
+        }
         PartitionSpec::Grudge { grudge } => grudge.clone(),
     }
 }
@@ -671,6 +717,8 @@ pub fn needs_topology(f: &Fault) -> bool {
                 | PartitionSpec::BlindVoter
                 | PartitionSpec::PrimaryRefusesOne
                 | PartitionSpec::IsolatePrimary { .. }
+                | PartitionSpec::IsolateReplicasOf { .. }
+                | PartitionSpec::ReplicasApart { .. }
         }
     ) || matches!(
         f.targets(),

@@ -13,7 +13,7 @@ use crate::wire::{msg_type, node_flags::*};
 use super::cron::{TODO_FSYNC_CONFIG, TODO_SAVE_CONFIG, TODO_UPDATE_STATE};
 use super::node::{Ms, Node, NodeRef};
 use super::slots::all_slots;
-use super::{Action, Cluster, Keyspace, LogLevel, BLACKLIST_TTL_SECS, PORT_INCR};
+use super::{Action, Cluster, EndpointType, Keyspace, LogLevel, BLACKLIST_TTL_SECS, PORT_INCR};
 
 /// Subcommands and their arity as in `src/commands/cluster-*.json` (7.0.15):
 /// positive = exact argc, negative = minimum argc, argc counting "CLUSTER".
@@ -709,14 +709,36 @@ impl Cluster {
         self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
     }
 
-    /// A node as CLUSTER SLOTS lists it: [ip, port, id, metadata].
-    fn slot_node_entry(n: &Node) -> Frame {
+    /// A node's address for clients (redis `getPreferredEndpoint`): its IP,
+    /// its hostname (`?` when it has none), or empty.
+    pub(super) fn preferred_endpoint(&self, n: &Node) -> String {
+        match self.config().preferred_endpoint {
+            EndpointType::Ip => n.ip.clone(),
+            EndpointType::Hostname if n.hostname.is_empty() => "?".into(),
+            EndpointType::Hostname => n.hostname.clone(),
+            EndpointType::UnknownEndpoint => String::new(),
+        }
+    }
+
+    /// A node as CLUSTER SLOTS lists it (redis `addNodeToNodeReply`): the
+    /// preferred endpoint, port, id, and the other endpoints as metadata.
+    fn slot_node_entry(&self, n: &Node) -> Frame {
+        let pref = self.config().preferred_endpoint;
+        let endpoint = match pref {
+            EndpointType::Ip => bulk_str(&n.ip),
+            EndpointType::Hostname if n.hostname.is_empty() => bulk_str("?"),
+            EndpointType::Hostname => bulk_str(&n.hostname),
+            EndpointType::UnknownEndpoint => Frame::Null,
+        };
         let mut meta = Vec::new();
-        if !n.hostname.is_empty() {
+        if pref != EndpointType::Ip {
+            meta.push(pair("ip", bulk_str(&n.ip)));
+        }
+        if pref != EndpointType::Hostname && !n.hostname.is_empty() {
             meta.push(pair("hostname", bulk_str(&n.hostname)));
         }
         Frame::Array(vec![
-            bulk_str(&n.ip),
+            endpoint,
             int(n.port),
             Frame::Bulk(Bytes::copy_from_slice(&n.name.0)),
             Frame::Map(meta),
@@ -741,11 +763,11 @@ impl Cluster {
         let emit = |run: Option<(NodeRef, u16, u16)>, out: &mut Vec<Frame>| {
             let Some((r, start, end)) = run else { return };
             let Some(n) = self.node(r) else { return };
-            let mut entry = vec![int(start), int(end), Self::slot_node_entry(n)];
+            let mut entry = vec![int(start), int(end), self.slot_node_entry(n)];
             for &rep in &n.replicas {
                 if self.replica_available(rep) {
                     if let Some(rn) = self.node(rep) {
-                        entry.push(Self::slot_node_entry(rn));
+                        entry.push(self.slot_node_entry(rn));
                     }
                 }
             }
@@ -774,7 +796,7 @@ impl Cluster {
             m.push(pair("port", int(n.port)));
         }
         m.push(pair("ip", bulk_str(&n.ip)));
-        m.push(pair("endpoint", bulk_str(&n.ip)));
+        m.push(pair("endpoint", bulk_str(&self.preferred_endpoint(n))));
         if !n.hostname.is_empty() {
             m.push(pair("hostname", bulk_str(&n.hostname)));
         }

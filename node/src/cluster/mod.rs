@@ -161,6 +161,28 @@ pub struct ClusterConfig {
     pub bugs: Vec<String>,
     /// Tests only: a fixed election delay replacing 500 ms + random 0..500 ms.
     pub test_election_delay_ms: Option<u64>,
+    /// `cluster-preferred-endpoint-type`: what CLUSTER SLOTS/SHARDS and
+    /// MOVED/ASK give clients as a node's address.
+    pub preferred_endpoint: EndpointType,
+}
+
+/// `cluster-preferred-endpoint-type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EndpointType {
+    #[default]
+    Ip,
+    Hostname,
+    UnknownEndpoint,
+}
+
+impl EndpointType {
+    pub fn parse(text: &str) -> EndpointType {
+        match text {
+            "hostname" => EndpointType::Hostname,
+            "unknown-endpoint" => EndpointType::UnknownEndpoint,
+            _ => EndpointType::Ip,
+        }
+    }
 }
 
 impl ClusterConfig {
@@ -187,6 +209,7 @@ impl Default for ClusterConfig {
             repl_ping_replica_period: 10,
             bugs: Vec::new(),
             test_election_delay_ms: None,
+            preferred_endpoint: EndpointType::Ip,
         }
     }
 }
@@ -426,6 +449,36 @@ impl Cluster {
         self.flush_slot_events();
     }
 
+    /// A packet of type `t` arrived but could not be decoded: redis counts
+    /// every packet it reads before its sanity checks
+    /// (`cluster_stats_messages_received`).
+    pub fn count_undecodable(&mut self, t: u16) {
+        if let Some(c) = self.stats_received.get_mut(usize::from(t)) {
+            *c += 1;
+        }
+    }
+
+    /// The shell found an outbound link's send queue over
+    /// `cluster-link-sendbuf-limit`: free it and count it (redis
+    /// `clusterNodeCronFreeLinkOnBufferLimitReached`; inbound links are left
+    /// alone). Returns whether the link was freed.
+    pub fn free_link_over_limit(&mut self, link: LinkId) -> bool {
+        let outbound = self
+            .links
+            .get(&link)
+            .is_some_and(|l| !l.inbound && l.node.is_some());
+        if !outbound {
+            return false;
+        }
+        self.log(
+            LogLevel::Verbose,
+            "Freeing cluster link's memory due to link send buffer limit reached".to_string(),
+        );
+        self.free_link(link, "send buffer limit");
+        self.links_buffer_limit_exceeded += 1;
+        true
+    }
+
     /// The 100 ms `clusterCron`.
     pub fn tick(&mut self, now: Millis) {
         self.cron(ms(now));
@@ -467,7 +520,7 @@ impl Cluster {
         let owner_ref = self.owner(slot);
         let owner = owner_ref
             .and_then(|r| self.node(r))
-            .map(|n| (n.name, n.ip.clone(), n.port));
+            .map(|n| (n.name, self.preferred_endpoint(n), n.port));
         let my_master = self.me().replica_of;
         let migrating_to = self
             .migrating_to
@@ -475,7 +528,7 @@ impl Cluster {
             .copied()
             .flatten()
             .and_then(|r| self.node(r))
-            .map(|n| (n.ip.clone(), n.port));
+            .map(|n| (self.preferred_endpoint(n), n.port));
         SlotRoute {
             owner,
             owner_is_me: owner_ref == Some(self.myself),
@@ -564,6 +617,29 @@ impl Cluster {
     /// `DEBUG DROP-CLUSTER-PACKET-FILTER <type|-1>`: `None` drops nothing.
     pub fn set_drop_packet_filter(&mut self, msg_type: Option<u16>) {
         self.drop_packet_filter = msg_type;
+    }
+
+    /// `DEBUG CLUSTERLINK KILL to|from|all <node-id>`: frees the chosen links
+    /// with that node (the core reconnects as after any broken link). The
+    /// error is redis's reply text, without `ERR `.
+    pub fn debug_kill_link(&mut self, direction: &[u8], node: &[u8]) -> Result<(), String> {
+        let Some(r) = self.lookup_arg(node) else {
+            return Err(format!("Unknown node {}", String::from_utf8_lossy(node)));
+        };
+        let Some(n) = self.node(r) else {
+            return Err(format!("Unknown node {}", String::from_utf8_lossy(node)));
+        };
+        let (to, from) = (n.link, n.inbound_link);
+        let kill: Vec<LinkId> = match &direction.to_ascii_lowercase()[..] {
+            b"to" => to.into_iter().collect(),
+            b"from" => from.into_iter().collect(),
+            b"all" => to.into_iter().chain(from).collect(),
+            _ => return Err("Unknown direction".into()),
+        };
+        for id in kill {
+            self.free_link(id, "debug clusterlink kill");
+        }
+        Ok(())
     }
 
     /// Whom we replicate from, if we are a replica with a known master that

@@ -52,6 +52,8 @@ pub struct ClientState {
     pub created_ms: u64,
     /// Full name of the last command run (`cmd=` in CLIENT INFO).
     pub last_command: &'static str,
+    /// AUTH succeeded (or none is required): redis `c->authenticated`.
+    pub authenticated: bool,
     /// CLIENT SETINFO values.
     pub lib_name: Option<Bytes>,
     pub lib_ver: Option<Bytes>,
@@ -73,6 +75,7 @@ impl ClientState {
             fd: -1,
             created_ms: 0,
             last_command: "NULL",
+            authenticated: false,
             lib_name: None,
             lib_ver: None,
         }

@@ -40,11 +40,9 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let more = args.len() - 1 - j;
         let opt = &args[j];
         if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
-            // Only the passwordless `default` user exists.
-            if &args[j + 1][..] != b"default" {
-                return Frame::error(
-                    "WRONGPASS invalid username-password pair or user is disabled.",
-                );
+            // Only the `default` user exists.
+            if !check_password(ctx, &args[j + 1], &args[j + 2]) {
+                return Frame::error(WRONGPASS);
             }
             j += 3;
         } else if opt.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
@@ -58,6 +56,9 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 super::truncated(opt, usize::MAX)
             ));
         }
+    }
+    if !ctx.client.authenticated && ctx.host.requirepass().is_some() {
+        return Frame::error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(v) = ver {
         ctx.client.resp3 = v == 3;
@@ -107,15 +108,44 @@ pub(crate) fn quit(ctx: &mut Ctx<'_>) -> Frame {
     Frame::ok()
 }
 
-/// AUTH [username] password, with no password configured (redis defaults).
-pub(crate) fn auth(args: &[Bytes]) -> Frame {
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks `user`/`password` against the `default` user, the only one, and
+/// marks the client authenticated when they match (redis `ACLAuthenticateUser`).
+fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> bool {
+    if user != b"default" {
+        return false;
+    }
+    // Without requirepass the default user is `nopass`: any password works.
+    let ok = match ctx.host.requirepass() {
+        None => true,
+        Some(p) => p.as_bytes() == password,
+    };
+    if ok {
+        ctx.client.authenticated = true;
+    }
+    ok
+}
+
+/// AUTH [username] password (redis `authCommand`).
+pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     match args.len() {
-        2 => Frame::error(
+        2 if ctx.host.requirepass().is_none() => Frame::error(
             "ERR AUTH <password> called without any password configured for the default user. \
 Are you sure your configuration is correct?",
         ),
-        3 if &args[1][..] == b"default" => Frame::ok(),
-        3 => Frame::error("WRONGPASS invalid username-password pair or user is disabled."),
+        2 | 3 => {
+            let (user, pass): (&[u8], &[u8]) = if args.len() == 2 {
+                (b"default", &args[1])
+            } else {
+                (&args[1], &args[2])
+            };
+            if check_password(ctx, user, pass) {
+                Frame::ok()
+            } else {
+                Frame::error(WRONGPASS)
+            }
+        }
         _ => err::syntax(),
     }
 }
@@ -127,6 +157,7 @@ pub(crate) fn reset(ctx: &mut Ctx<'_>) -> Frame {
     ctx.client.name = None;
     ctx.client.asking = false;
     ctx.client.readonly = false;
+    ctx.client.authenticated = false;
     Frame::Simple("RESET".into())
 }
 

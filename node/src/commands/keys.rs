@@ -142,3 +142,110 @@ pub(crate) fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     ctx.propagate_as_is = removed;
     Frame::Integer(i64::from(removed))
 }
+
+/// RENAME / RENAMENX key newkey (redis `renameGenericCommand`): the value and
+/// its TTL move; both names hash to one slot (routing checked it).
+pub(crate) fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let nx = ctx.spec.id == Id::Renamenx;
+    let (from, to) = (&args[1], &args[2]);
+    let now = ctx.expire_now;
+    if ctx.db.get(from, now).is_none() {
+        return Frame::error("ERR no such key");
+    }
+    if from == to {
+        return if nx { Frame::Integer(0) } else { Frame::ok() };
+    }
+    if ctx.db.get(to, now).is_some() {
+        if nx {
+            return Frame::Integer(0);
+        }
+        ctx.db.remove(to, now);
+    }
+    ctx.db.rename(from, to.clone(), now);
+    ctx.propagate_as_is = true;
+    if nx {
+        Frame::Integer(1)
+    } else {
+        Frame::ok()
+    }
+}
+
+/// TOUCH key [key ...]: how many exist.
+pub(crate) fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let now = ctx.expire_now;
+    let n = args[1..]
+        .iter()
+        .filter(|k| ctx.db.get(k, now).is_some())
+        .count();
+    Frame::Integer(n as i64)
+}
+
+/// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key, OBJECT HELP. Encodings are
+/// the ones redis 7.0 would report for the same value.
+pub(crate) fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    if ctx.spec.id == Id::ObjectHelp {
+        return Frame::Array(
+            [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "FREQ <key>",
+                "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
+                "IDLETIME <key>",
+                "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .iter()
+            .map(|l| Frame::Simple((*l).to_string()))
+            .collect(),
+        );
+    }
+    let id = ctx.spec.id;
+    let Some(entry) = ctx.db.get(&args[2], ctx.expire_now) else {
+        return Frame::Null;
+    };
+    match id {
+        Id::ObjectEncoding => Frame::bulk_str(encoding_name(&entry.value)),
+        Id::ObjectFreq => Frame::error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."),
+        Id::ObjectIdletime => Frame::Integer(0),
+        _ => {
+            // Small integers are shared objects in redis.
+            let shared = matches!(&entry.value, crate::store::Value::Str(v)
+                if parse_i64(v).is_some_and(|n| (0..10000).contains(&n)));
+            Frame::Integer(if shared { i64::from(i32::MAX) } else { 1 })
+        }
+    }
+}
+
+pub(crate) fn encoding_name(v: &crate::store::Value) -> &'static str {
+    use crate::store::Value;
+    match v {
+        Value::Str(s) => {
+            if s.len() <= 20 && parse_i64(s).is_some() {
+                "int"
+            } else if s.len() <= 44 {
+                "embstr"
+            } else {
+                "raw"
+            }
+        }
+        Value::List(_) => "quicklist",
+        Value::Set(s) => {
+            if s.len() <= 512 && s.iter().all(|m| parse_i64(m).is_some()) {
+                "intset"
+            } else {
+                "hashtable"
+            }
+        }
+        Value::Hash(h) => h.encoding(),
+        Value::ZSet(z) => z.encoding(),
+        Value::Stream(_) => "stream",
+    }
+}

@@ -20,19 +20,27 @@
 
 mod client;
 mod connection;
+mod debug;
 mod dump;
+mod hashes;
 mod keys;
 mod lists;
 pub mod migrate;
 mod multi;
 pub mod route;
+mod scan;
+pub mod scripting;
 mod server;
 mod sets;
+mod streams;
 mod strings;
 pub mod table;
+mod zsets;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_more;
 
 use bytes::Bytes;
 
@@ -72,6 +80,33 @@ pub trait Host {
     fn migrate(&mut self, _x: migrate::MigrateExchange<'_>) -> migrate::MigrateOutcome {
         migrate::MigrateOutcome::ConnectFailed
     }
+    /// SHUTDOWN: stop the server once this pass is over. `save`: SAVE
+    /// (`Some(true)`), NOSAVE (`Some(false)`), or as configured.
+    fn request_shutdown(&mut self, save: Option<bool>) -> Result<(), String> {
+        let _ = save;
+        Err("ERR Errors trying to SHUTDOWN. Check logs.".into())
+    }
+    /// DEBUG subcommands that act on the server rather than the dataset
+    /// (DROP-CLUSTER-PACKET-FILTER, SET-ACTIVE-EXPIRE, CLUSTERLINK...), and
+    /// the `enable-debug-command` gate. `None`: the command layer serves it.
+    fn debug(&mut self, args: &[Bytes], client: &ClientState) -> Option<Frame> {
+        let _ = (args, client);
+        None
+    }
+    /// The Lua engine (scripts and functions), lent to a script command for
+    /// its run and given back with [`Host::put_scripts`]. `None`: the host
+    /// keeps none, and each script command gets a fresh one.
+    fn take_scripts(&mut self) -> Option<Box<scripting::Engine>> {
+        None
+    }
+    #[allow(clippy::boxed_local)]
+    fn put_scripts(&mut self, engine: Box<scripting::Engine>) {
+        let _ = engine;
+    }
+    /// `requirepass`, when set: clients must AUTH before other commands.
+    fn requirepass(&self) -> Option<String> {
+        None
+    }
     /// Server-level commands this layer does not implement itself: CLUSTER, INFO,
     /// CONFIG (and later REPLICAOF/ROLE/WAIT...). `name` is lowercase; `args`
     /// excludes the command name. `None` means "unknown command".
@@ -92,6 +127,22 @@ pub struct Outcome {
     pub close: bool,
     /// Write commands that were applied, in order (for replication).
     pub applied_writes: Vec<Vec<Bytes>>,
+    /// The command has to wait for data (XREAD BLOCK): the reply is a
+    /// placeholder, and the shell runs `retry` again when a key is written,
+    /// until it returns data or the timeout passes.
+    pub block: Option<BlockRequest>,
+}
+
+/// A blocking command's wait (redis `blockForKeys`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockRequest {
+    /// Keys whose writes wake the client.
+    pub keys: Vec<Bytes>,
+    /// Milliseconds; 0 waits forever.
+    pub timeout_ms: u64,
+    /// The request to run again, in a form that means the same later
+    /// (XREAD's `$` replaced by the IDs it stood for).
+    pub retry: Vec<Bytes>,
 }
 
 /// Error replies shared by several commands, with redis's exact texts.
@@ -134,9 +185,19 @@ pub(crate) struct Ctx<'a> {
     /// Set by handlers whose request is to be replicated unchanged.
     pub propagate_as_is: bool,
     pub close: bool,
+    /// Set by a command that has to wait (see [`Outcome::block`]).
+    pub block: Option<BlockRequest>,
+    /// Running inside EXEC or a script: nothing may block there.
+    pub nested: bool,
 }
 
 impl Ctx<'_> {
+    /// Whether a blocking command may wait here (not inside EXEC or a
+    /// script, not on the replication link).
+    pub fn can_block(&self) -> bool {
+        !self.nested && !self.client.is_master_link
+    }
+
     /// Records a write to replicate, after any lazy-expiry deletions seen so far.
     pub fn propagate(&mut self, args: Vec<Bytes>) {
         self.drain_expired();
@@ -161,7 +222,7 @@ pub fn execute(
 ) -> Outcome {
     let now = host.now_ms();
     let expire_now = if client.is_master_link { 0 } else { now };
-    let (reply, spec, writes, close) = process(host, db, client, args, now, expire_now);
+    let (reply, spec, writes, close, block) = process(host, db, client, args, now, expire_now);
     // redis resetClient: ASKING lasts for one command, or for a whole MULTI.
     if client.multi.is_none() && spec.map(|s| s.id) != Some(Id::Asking) {
         client.asking = false;
@@ -173,6 +234,7 @@ pub fn execute(
         reply,
         close,
         applied_writes: writes,
+        block,
     }
 }
 
@@ -195,7 +257,13 @@ pub fn disconnect(db: &mut Db, client: &mut ClientState) {
     client.multi = None;
 }
 
-type Processed = (Frame, Option<&'static CommandSpec>, Vec<Vec<Bytes>>, bool);
+type Processed = (
+    Frame,
+    Option<&'static CommandSpec>,
+    Vec<Vec<Bytes>>,
+    bool,
+    Option<BlockRequest>,
+);
 
 fn process(
     host: &mut dyn Host,
@@ -213,7 +281,7 @@ fn process(
                 truncated(&args[1], 128),
                 String::from_utf8_lossy(&args[0]).to_uppercase()
             );
-            return (reject(client, text), None, Vec::new(), false);
+            return (reject(client, text), None, Vec::new(), false, None);
         }
         table::Lookup::UnknownCommand => {
             return (
@@ -221,6 +289,7 @@ fn process(
                 None,
                 Vec::new(),
                 false,
+                None,
             )
         }
     };
@@ -231,6 +300,22 @@ fn process(
             Some(spec),
             Vec::new(),
             false,
+            None,
+        );
+    }
+    // redis `authRequired`: only NO_AUTH commands (AUTH, HELLO, QUIT, RESET)
+    // before a client authenticates.
+    if !client.authenticated
+        && !client.is_master_link
+        && spec.flags & table::flag::NO_AUTH == 0
+        && host.requirepass().is_some()
+    {
+        return (
+            reject(client, "NOAUTH Authentication required.".into()),
+            Some(spec),
+            Vec::new(),
+            false,
+            None,
         );
     }
     let in_multi = client.multi.is_some();
@@ -243,10 +328,18 @@ fn process(
             Some(spec),
             Vec::new(),
             false,
+            None,
         );
     }
 
     let obey = client.is_master_link;
+    // Scripts declare whether they write (redis `evalGetCommandFlags`).
+    let run_flags = match spec.id {
+        Id::Eval | Id::EvalRo | Id::Evalsha | Id::EvalshaRo | Id::Fcall | Id::FcallRo => {
+            scripting::command_flags(host, spec.id, &args, spec.flags)
+        }
+        _ => spec.flags,
+    };
     if host.cluster_enabled() && !obey && (spec.has_keys() || spec.id == Id::Exec) {
         let verdict = {
             let single = [(spec, &args[..])];
@@ -265,8 +358,9 @@ fn process(
                 .is_some_and(|m| m.flags & table::flag::WRITE != 0);
             let query = route::Query {
                 commands: queued,
-                command_flags: spec.flags,
-                is_write: spec.is_write() || (spec.id == Id::Exec && exec_writes),
+                command_flags: run_flags,
+                is_write: run_flags & table::flag::WRITE != 0
+                    || (spec.id == Id::Exec && exec_writes),
                 asking: client.asking || spec.flags & table::flag::ASKING != 0,
                 readonly: client.readonly,
                 migrate: spec.id == Id::Migrate,
@@ -284,7 +378,7 @@ fn process(
             } else {
                 flag_transaction(client);
             }
-            return (redirect.to_frame(), Some(spec), Vec::new(), false);
+            return (redirect.to_frame(), Some(spec), Vec::new(), false, None);
         }
     }
 
@@ -294,12 +388,16 @@ fn process(
         .multi
         .as_ref()
         .is_some_and(|m| m.flags & table::flag::WRITE != 0);
-    if host.is_replica() && !obey && (spec.is_write() || (spec.id == Id::Exec && exec_writes)) {
+    if host.is_replica()
+        && !obey
+        && (run_flags & table::flag::WRITE != 0 || (spec.id == Id::Exec && exec_writes))
+    {
         return (
             reject_command(db, client, spec, err::READONLY_REPLICA.into()),
             Some(spec),
             Vec::new(),
             false,
+            None,
         );
     }
 
@@ -315,6 +413,7 @@ fn process(
             Some(spec),
             Vec::new(),
             false,
+            None,
         );
     }
 
@@ -328,10 +427,12 @@ fn process(
         writes: Vec::new(),
         propagate_as_is: false,
         close: false,
+        block: None,
+        nested: false,
     };
     let reply = call(&mut ctx, args);
     ctx.drain_expired();
-    (reply, Some(spec), ctx.writes, ctx.close)
+    (reply, Some(spec), ctx.writes, ctx.close, ctx.block)
 }
 
 /// Runs a command that passed all checks (also used for each command of EXEC).
@@ -353,7 +454,7 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Hello => connection::hello(ctx, args),
         Select => connection::select(ctx, args),
         Quit => connection::quit(ctx),
-        Auth => connection::auth(args),
+        Auth => connection::auth(ctx, args),
         Reset => connection::reset(ctx),
         Asking => connection::asking(ctx),
         Readonly => connection::readonly(ctx, true),
@@ -401,6 +502,64 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Smembers => sets::smembers(ctx, args),
         Scard => sets::scard(ctx, args),
         Sismember => sets::sismember(ctx, args),
+        Hset | Hmset => hashes::hset(ctx, args),
+        Hsetnx => hashes::hsetnx(ctx, args),
+        Hget => hashes::hget(ctx, args),
+        Hmget => hashes::hmget(ctx, args),
+        Hdel => hashes::hdel(ctx, args),
+        Hlen => hashes::hlen(ctx, args),
+        Hexists => hashes::hexists(ctx, args),
+        Hstrlen => hashes::hstrlen(ctx, args),
+        Hgetall | Hkeys | Hvals => hashes::hgetall(ctx, args),
+        Hincrby => hashes::hincrby(ctx, args),
+        Hincrbyfloat => hashes::hincrbyfloat(ctx, args),
+        Hrandfield => hashes::hrandfield(ctx, args),
+        Hscan => hashes::hscan(ctx, args),
+        Zadd | Zincrby => zsets::zadd(ctx, args),
+        Zrem => zsets::zrem(ctx, args),
+        Zcard => zsets::zcard(ctx, args),
+        Zscore => zsets::zscore(ctx, args),
+        Zmscore => zsets::zmscore(ctx, args),
+        Zrank | Zrevrank => zsets::zrank(ctx, args),
+        Zcount => zsets::zcount(ctx, args),
+        Zlexcount => zsets::zlexcount(ctx, args),
+        Zrange | Zrangebyscore | Zrevrangebyscore | Zrevrange | Zrangebylex | Zrevrangebylex => {
+            zsets::zrange(ctx, args)
+        }
+        Zpopmin | Zpopmax => zsets::zpop(ctx, args),
+        Zremrangebyrank | Zremrangebyscore | Zremrangebylex => zsets::zremrange(ctx, args),
+        Zrandmember => zsets::zrandmember(ctx, args),
+        Zscan => zsets::zscan(ctx, args),
+        Xadd => streams::xadd(ctx, args),
+        Xlen => streams::xlen(ctx, args),
+        Xrange | Xrevrange => streams::xrange(ctx, args),
+        Xread => streams::xread(ctx, args),
+        Xdel => streams::xdel(ctx, args),
+        Xtrim => streams::xtrim(ctx, args),
+        Xsetid => streams::xsetid(ctx, args),
+        Scan => scan::scan(ctx, args),
+        Keys => scan::keys(ctx, args),
+        Randomkey => scan::randomkey(ctx, args),
+        Rename | Renamenx => keys::rename(ctx, args),
+        Touch => keys::touch(ctx, args),
+        Object => Frame::wrong_arity("object"),
+        ObjectEncoding | ObjectFreq | ObjectHelp | ObjectIdletime | ObjectRefcount => {
+            keys::object(ctx, args)
+        }
+        Incrbyfloat => strings::incrbyfloat(ctx, args),
+        Debug => debug::debug(ctx, args),
+        Shutdown => server::shutdown(ctx, args),
+        Eval | EvalRo | Evalsha | EvalshaRo => scripting::eval(ctx, args),
+        Fcall | FcallRo => scripting::fcall(ctx, args),
+        Script => Frame::wrong_arity("script"),
+        ScriptDebug | ScriptExists | ScriptFlush | ScriptHelp | ScriptKill | ScriptLoad => {
+            scripting::script(ctx, args)
+        }
+        Function => Frame::wrong_arity("function"),
+        FunctionDelete | FunctionDump | FunctionFlush | FunctionHelp | FunctionKill
+        | FunctionList | FunctionLoad | FunctionRestore | FunctionStats => {
+            scripting::function(ctx, args)
+        }
         Multi => multi::multi(ctx),
         Exec => multi::exec(ctx),
         Discard => multi::discard_command(ctx),
@@ -475,6 +634,45 @@ fn truncated(b: &[u8], max: usize) -> String {
         .position(|&c| c == 0)
         .unwrap_or(b.len().min(max));
     String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// redis `getDoubleFromObject`: a float argument (`inf` and `-inf` allowed,
+/// no spaces, never NaN).
+pub(crate) fn parse_f64(b: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(b).ok()?;
+    if text.is_empty()
+        || text.starts_with(|c: char| c.is_whitespace())
+        || text.ends_with(|c: char| c.is_whitespace())
+    {
+        return None;
+    }
+    let v: f64 = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        t if t.contains("nan") || t.contains("inf") => return None,
+        t => t.parse().ok()?,
+    };
+    (!v.is_nan()).then_some(v)
+}
+
+/// INCRBYFLOAT's and HINCRBYFLOAT's result text (redis `ld2string` in human
+/// mode: no exponent, no trailing zeros). redis computes in long double; the
+/// shortest text that reads back as the same double is what it prints for
+/// the values clients use.
+pub(crate) fn format_long_double(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let mut s = format!("{v}");
+    if s.contains('.') {
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
+    s
 }
 
 /// redis `getLongLongFromObject`: strict integer parsing of an argument.

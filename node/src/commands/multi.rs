@@ -48,10 +48,12 @@ pub(crate) fn exec(ctx: &mut Ctx<'_>) -> Frame {
     unwatch_all(ctx.db, ctx.client);
     let exec_spec = ctx.spec;
     let mut replies = Vec::with_capacity(state.queue.len());
+    let nested = std::mem::replace(&mut ctx.nested, true);
     for q in state.queue {
         ctx.spec = q.spec;
         replies.push(call(ctx, q.args));
     }
+    ctx.nested = nested;
     ctx.spec = exec_spec;
     Frame::Array(replies)
 }

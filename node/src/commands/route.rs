@@ -78,7 +78,7 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
 
     for (spec, args) in q.commands {
         let mut error = None;
-        spec.for_each_key(args, |pos, _| {
+        spec.for_each_key_in(args, args.len(), |pos, _| {
             if error.is_some() {
                 return;
             }

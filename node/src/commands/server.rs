@@ -286,3 +286,33 @@ pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     }
     pattern[p..].iter().all(|&c| c == b'*')
 }
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT] (redis `shutdownCommand`):
+/// the host stops the server after this pass; the client gets no reply.
+pub(crate) fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let mut save = None;
+    let mut abort = false;
+    for a in &args[1..] {
+        match &a.to_ascii_lowercase()[..] {
+            b"nosave" if save.is_none() => save = Some(false),
+            b"save" if save.is_none() => save = Some(true),
+            b"now" | b"force" => {}
+            b"abort" => abort = true,
+            _ => return err::syntax(),
+        }
+    }
+    if abort {
+        if args.len() > 2 {
+            return err::syntax();
+        }
+        return Frame::error("ERR No shutdown in progress.");
+    }
+    match ctx.host.request_shutdown(save) {
+        Ok(()) => {
+            ctx.close = true;
+            // Never sent: the connection closes with the server.
+            Frame::ok()
+        }
+        Err(e) => Frame::Error(e),
+    }
+}

@@ -354,3 +354,34 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Frame::ok()
     }
 }
+
+/// INCRBYFLOAT key increment: replicated as `SET key result KEEPTTL`, as
+/// redis does, so replicas never redo float arithmetic.
+pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = &args[1];
+    let Some(by) = super::parse_f64(&args[2]) else {
+        return Frame::error("ERR value is not a valid float");
+    };
+    let current = match get_string(ctx, key) {
+        Ok(None) => 0.0,
+        Ok(Some(v)) => match super::parse_f64(&v) {
+            Some(n) => n,
+            None => return Frame::error("ERR value is not a valid float"),
+        },
+        Err(e) => return e,
+    };
+    let value = current + by;
+    if !value.is_finite() {
+        return Frame::error("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(super::format_long_double(value));
+    ctx.db
+        .set(key.clone(), Value::Str(text.clone()), true, ctx.expire_now);
+    ctx.propagate(vec![
+        Bytes::from_static(b"SET"),
+        key.clone(),
+        text.clone(),
+        Bytes::from_static(b"KEEPTTL"),
+    ]);
+    Frame::Bulk(text)
+}

@@ -29,19 +29,29 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 12;
     pub const MOVABLEKEYS: u32 = 1 << 13;
     pub const ALLOW_BUSY: u32 = 1 << 14;
+    pub const PUBSUB: u32 = 1 << 15;
+    pub const BLOCKING: u32 = 1 << 16;
+    pub const SKIP_MONITOR: u32 = 1 << 17;
+    pub const MAY_REPLICATE: u32 = 1 << 18;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 19;
 
     pub(super) const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
         (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
         (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        // MAY_REPLICATE is hidden from COMMAND, as in redis.
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (MOVABLEKEYS, "movablekeys"),
@@ -63,20 +73,38 @@ pub mod acl {
     pub const DANGEROUS: u32 = 1 << 9;
     pub const CONNECTION: u32 = 1 << 10;
     pub const TRANSACTION: u32 = 1 << 11;
+    pub const SORTEDSET: u32 = 1 << 12;
+    pub const HASH: u32 = 1 << 13;
+    pub const BITMAP: u32 = 1 << 14;
+    pub const HYPERLOGLOG: u32 = 1 << 15;
+    pub const GEO: u32 = 1 << 16;
+    pub const STREAM: u32 = 1 << 17;
+    pub const PUBSUB: u32 = 1 << 18;
+    pub const BLOCKING: u32 = 1 << 19;
+    pub const SCRIPTING: u32 = 1 << 20;
 
     pub(super) const NAMES: &[(u32, &str)] = &[
         (KEYSPACE, "@keyspace"),
         (READ, "@read"),
         (WRITE, "@write"),
         (SET, "@set"),
+        (SORTEDSET, "@sortedset"),
         (LIST, "@list"),
+        (HASH, "@hash"),
         (STRING, "@string"),
+        (BITMAP, "@bitmap"),
+        (HYPERLOGLOG, "@hyperloglog"),
+        (GEO, "@geo"),
+        (STREAM, "@stream"),
+        (PUBSUB, "@pubsub"),
         (ADMIN, "@admin"),
         (FAST, "@fast"),
         (SLOW, "@slow"),
+        (BLOCKING, "@blocking"),
         (DANGEROUS, "@dangerous"),
         (CONNECTION, "@connection"),
         (TRANSACTION, "@transaction"),
+        (SCRIPTING, "@scripting"),
     ];
 }
 
@@ -91,7 +119,8 @@ pub mod key {
     pub const INSERT: u32 = 1 << 6;
     pub const DELETE: u32 = 1 << 7;
     pub const VARIABLE_FLAGS: u32 = 1 << 8;
-    pub const INCOMPLETE: u32 = 1 << 9;
+    pub const NOT_KEY: u32 = 1 << 9;
+    pub const INCOMPLETE: u32 = 1 << 10;
 
     pub(super) const NAMES: &[(u32, &str)] = &[
         (RO, "RO"),
@@ -102,6 +131,7 @@ pub mod key {
         (UPDATE, "update"),
         (INSERT, "insert"),
         (DELETE, "delete"),
+        (NOT_KEY, "not_key"),
         (INCOMPLETE, "incomplete"),
         (VARIABLE_FLAGS, "variable_flags"),
     ];
@@ -110,6 +140,7 @@ pub mod key {
 /// What runs a command. `Delegate` goes to [`super::Host::server_command`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Id {
+    // Hashes, sorted sets, streams, keyspace, scripting, DEBUG (issue 17).,
     Append,
     Asking,
     Auth,
@@ -130,6 +161,7 @@ pub enum Id {
     CommandInfo,
     CommandList,
     Dbsize,
+    Debug,
     Decr,
     Decrby,
     Del,
@@ -137,18 +169,52 @@ pub enum Id {
     Discard,
     Dump,
     Echo,
+    Eval,
+    EvalRo,
+    Evalsha,
+    EvalshaRo,
     Exec,
     Exists,
     Expire,
     Expireat,
+    Fcall,
+    FcallRo,
     Flushall,
     Flushdb,
+    Function,
+    FunctionDelete,
+    FunctionDump,
+    FunctionFlush,
+    FunctionHelp,
+    FunctionKill,
+    FunctionList,
+    FunctionLoad,
+    FunctionRestore,
+    FunctionStats,
     Get,
     Getdel,
     Getset,
+    Hdel,
     Hello,
+    Hexists,
+    Hget,
+    Hgetall,
+    Hincrby,
+    Hincrbyfloat,
+    Hkeys,
+    Hlen,
+    Hmget,
+    Hmset,
+    Hrandfield,
+    Hscan,
+    Hset,
+    Hsetnx,
+    Hstrlen,
+    Hvals,
     Incr,
     Incrby,
+    Incrbyfloat,
+    Keys,
     Llen,
     Lpop,
     Lpush,
@@ -158,6 +224,12 @@ pub enum Id {
     Mset,
     Msetnx,
     Multi,
+    Object,
+    ObjectEncoding,
+    ObjectFreq,
+    ObjectHelp,
+    ObjectIdletime,
+    ObjectRefcount,
     Persist,
     Pexpire,
     Pexpireat,
@@ -165,46 +237,113 @@ pub enum Id {
     Psetex,
     Pttl,
     Quit,
+    Randomkey,
     Readonly,
     Readwrite,
+    Rename,
+    Renamenx,
     Reset,
     Restore,
     RestoreAsking,
     Rpop,
     Rpush,
     Sadd,
+    Scan,
     Scard,
+    Script,
+    ScriptDebug,
+    ScriptExists,
+    ScriptFlush,
+    ScriptHelp,
+    ScriptKill,
+    ScriptLoad,
     Select,
     Set,
     Setex,
     Setnx,
+    Shutdown,
     Sismember,
     Smembers,
     Srem,
     Strlen,
     Time,
+    Touch,
     Ttl,
     Type,
     Unlink,
     Unwatch,
     Watch,
+    Xadd,
+    Xdel,
+    Xlen,
+    Xrange,
+    Xread,
+    Xrevrange,
+    Xsetid,
+    Xtrim,
+    Zadd,
+    Zcard,
+    Zcount,
+    Zincrby,
+    Zlexcount,
+    Zmscore,
+    Zpopmax,
+    Zpopmin,
+    Zrandmember,
+    Zrange,
+    Zrangebylex,
+    Zrangebyscore,
+    Zrank,
+    Zrem,
+    Zremrangebylex,
+    Zremrangebyrank,
+    Zremrangebyscore,
+    Zrevrange,
+    Zrevrangebylex,
+    Zrevrangebyscore,
+    Zrevrank,
+    Zscan,
+    Zscore,
 }
 
-/// A key spec with a `range` find_keys: keys start at argument `begin_index`
-/// (or, with `keyword`, after that keyword, searched from `begin_index`,
-/// backwards if negative); `lastkey` is relative to it when `>= 0`, else
-/// counted from the end (-1 = last argument).
+/// Where a key spec starts looking (redis `begin_search`).
+#[derive(Debug)]
+pub enum BeginSearch {
+    /// At this argument.
+    Index(i32),
+    /// After the first `keyword` found scanning from `startfrom` (negative:
+    /// from the end, backwards).
+    Keyword {
+        keyword: &'static str,
+        startfrom: i32,
+    },
+}
+
+/// Which arguments are keys from there (redis `find_keys`).
+#[derive(Debug)]
+pub enum FindKeys {
+    /// Up to `lastkey` (relative when `>= 0`, else from the end; with `limit`,
+    /// a fraction of what remains), every `keystep`.
+    Range {
+        lastkey: i32,
+        keystep: i32,
+        limit: i32,
+    },
+    /// The count is the argument at `keynumidx`; keys start `firstkey` after it.
+    Keynum {
+        keynumidx: i32,
+        firstkey: i32,
+        keystep: i32,
+    },
+}
+
+/// One key spec.
 #[derive(Debug)]
 pub struct KeySpec {
     pub notes: Option<&'static str>,
     pub flags: u32,
-    /// `begin_search` by keyword (only MIGRATE's `KEYS`, whose keys routing
-    /// takes from [`super::migrate::key_positions`], as redis's getkeys proc).
-    pub keyword: Option<&'static str>,
-    pub begin_index: i32,
-    pub lastkey: i32,
-    pub keystep: i32,
-    pub limit: i32,
+    pub begin: BeginSearch,
+    pub find: FindKeys,
 }
 
 /// One command or subcommand.
@@ -251,15 +390,36 @@ const fn c(
     }
 }
 
+/// The common spec: keys from argument 1, `lastkey`/`keystep` as in `range`.
 const fn ks(flags: u32, lastkey: i32, keystep: i32) -> KeySpec {
+    ksb(flags, 1).range(lastkey, keystep, 0)
+}
+
+/// A spec beginning at argument `index` (finish it with `range` or `keynum`).
+const fn ksb(flags: u32, index: i32) -> KeySpec {
     KeySpec {
         notes: None,
         flags,
-        keyword: None,
-        begin_index: 1,
-        lastkey,
-        keystep,
-        limit: 0,
+        begin: BeginSearch::Index(index),
+        find: FindKeys::Range {
+            lastkey: 0,
+            keystep: 1,
+            limit: 0,
+        },
+    }
+}
+
+/// A spec beginning after `keyword`.
+const fn ksw(flags: u32, keyword: &'static str, startfrom: i32) -> KeySpec {
+    KeySpec {
+        notes: None,
+        flags,
+        begin: BeginSearch::Keyword { keyword, startfrom },
+        find: FindKeys::Range {
+            lastkey: 0,
+            keystep: 1,
+            limit: 0,
+        },
     }
 }
 
@@ -269,14 +429,21 @@ impl KeySpec {
         self
     }
 
-    const fn at(mut self, begin_index: i32) -> KeySpec {
-        self.begin_index = begin_index;
+    const fn range(mut self, lastkey: i32, keystep: i32, limit: i32) -> KeySpec {
+        self.find = FindKeys::Range {
+            lastkey,
+            keystep,
+            limit,
+        };
         self
     }
 
-    const fn after_keyword(mut self, keyword: &'static str, startfrom: i32) -> KeySpec {
-        self.keyword = Some(keyword);
-        self.begin_index = startfrom;
+    const fn keynum(mut self, keynumidx: i32, firstkey: i32, keystep: i32) -> KeySpec {
+        self.find = FindKeys::Keynum {
+            keynumidx,
+            firstkey,
+            keystep,
+        };
         self
     }
 }
@@ -327,16 +494,24 @@ impl CommandSpec {
     }
 
     /// Positions of the key arguments of a request (redis
-    /// `getKeysUsingKeySpecs` for range specs), with each spec's flags.
+    /// `getKeysUsingKeySpecs`), with each spec's flags.
     pub fn key_positions(&self, args: &[Bytes]) -> Vec<(usize, u32)> {
         let mut out = Vec::new();
-        self.for_each_key(args, |pos, flags| out.push((pos, flags)));
+        self.for_each_key_in(args, args.len(), |pos, flags| out.push((pos, flags)));
         out
     }
 
-    /// Calls `f(position, key_flags)` for every key argument, in order.
-    pub fn for_each_key(&self, args: &[Bytes], mut f: impl FnMut(usize, u32)) {
-        if self.id == Id::Migrate {
+    /// Calls `f(position, key_flags)` for every key argument, in order
+    /// (redis `getKeysUsingKeySpecs`). A malformed request (a key count out of
+    /// range, too few arguments) yields no keys: the command reports it.
+    pub fn for_each_key(&self, argc: usize, f: impl FnMut(usize, u32)) {
+        self.for_each_key_in(&[], argc, f)
+    }
+
+    /// [`CommandSpec::for_each_key`] for specs that read the arguments
+    /// (keywords, key counts): `args` is the whole request.
+    pub fn for_each_key_in(&self, args: &[Bytes], argc: usize, mut f: impl FnMut(usize, u32)) {
+        if self.id == Id::Migrate && !args.is_empty() {
             // An incomplete spec: redis falls back to `migrateGetKeys`.
             let flags = self.key_specs.first().map_or(0, |s| s.flags);
             for pos in super::migrate::key_positions(args) {
@@ -344,18 +519,77 @@ impl CommandSpec {
             }
             return;
         }
-        let argc = args.len() as i64;
-        for spec in self.key_specs.iter().filter(|s| s.keyword.is_none()) {
-            let first = i64::from(spec.begin_index);
-            let last = if spec.lastkey >= 0 {
-                first + i64::from(spec.lastkey)
-            } else {
-                argc + i64::from(spec.lastkey)
+        let argc = argc as i64;
+        for spec in self.key_specs {
+            let first = match spec.begin {
+                BeginSearch::Index(i) => i64::from(i),
+                BeginSearch::Keyword { keyword, startfrom } => {
+                    let start = i64::from(startfrom);
+                    let (mut i, end, step) = if start > 0 {
+                        (start, argc - 1, 1)
+                    } else {
+                        (argc + start, 1, -1)
+                    };
+                    let mut found = None;
+                    while i >= 1 && i < argc && (step > 0 && i <= end || step < 0 && i >= end) {
+                        if args
+                            .get(i as usize)
+                            .is_some_and(|a| a.eq_ignore_ascii_case(keyword.as_bytes()))
+                        {
+                            found = Some(i + 1);
+                            break;
+                        }
+                        i += step;
+                    }
+                    match found {
+                        Some(i) => i,
+                        None => continue,
+                    }
+                }
             };
-            let step = i64::from(spec.keystep.max(1));
+            let (first, last, step) = match spec.find {
+                FindKeys::Range {
+                    lastkey,
+                    keystep,
+                    limit,
+                } => {
+                    let last = if lastkey >= 0 {
+                        first + i64::from(lastkey)
+                    } else if limit <= 1 {
+                        argc + i64::from(lastkey)
+                    } else {
+                        first + ((argc - first) / i64::from(limit) + i64::from(lastkey))
+                    };
+                    (first, last, i64::from(keystep.max(1)))
+                }
+                FindKeys::Keynum {
+                    keynumidx,
+                    firstkey,
+                    keystep,
+                } => {
+                    let idx = first + i64::from(keynumidx);
+                    let Some(n) = args
+                        .get(idx as usize)
+                        .and_then(|a| crate::resp::string2ll(a))
+                    else {
+                        continue;
+                    };
+                    if n <= 0 {
+                        continue;
+                    }
+                    let step = i64::from(keystep.max(1));
+                    let first = first + i64::from(firstkey);
+                    // A huge count is a malformed request, not an overflow.
+                    let Some(last) = (n - 1).checked_mul(step).and_then(|x| x.checked_add(first))
+                    else {
+                        continue;
+                    };
+                    (first, last, step)
+                }
+            };
             // Out of bounds means a malformed request: no keys, and the
             // command reports the error itself.
-            if last >= argc || last < first || first >= argc {
+            if last >= argc || last < first || first >= argc || first < 1 {
                 continue;
             }
             let mut i = first;
@@ -401,43 +635,59 @@ impl KeySpec {
             map.push(kv("notes", Frame::bulk_str(notes)));
         }
         map.push(kv("flags", flag_set(self.flags, key::NAMES)));
-        let begin = match self.keyword {
-            None => Frame::Map(vec![
+        let begin = match self.begin {
+            BeginSearch::Index(i) => Frame::Map(vec![
                 kv("type", Frame::bulk_str("index")),
                 kv(
                     "spec",
-                    Frame::Map(vec![kv(
-                        "index",
-                        Frame::Integer(i64::from(self.begin_index)),
-                    )]),
+                    Frame::Map(vec![kv("index", Frame::Integer(i64::from(i)))]),
                 ),
             ]),
-            Some(word) => Frame::Map(vec![
+            BeginSearch::Keyword { keyword, startfrom } => Frame::Map(vec![
                 kv("type", Frame::bulk_str("keyword")),
                 kv(
                     "spec",
                     Frame::Map(vec![
-                        kv("keyword", Frame::bulk_str(word)),
-                        kv("startfrom", Frame::Integer(i64::from(self.begin_index))),
+                        kv("keyword", Frame::bulk_str(keyword)),
+                        kv("startfrom", Frame::Integer(i64::from(startfrom))),
                     ]),
                 ),
             ]),
         };
         map.push(kv("begin_search", begin));
-        map.push(kv(
-            "find_keys",
-            Frame::Map(vec![
+        let find = match self.find {
+            FindKeys::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => Frame::Map(vec![
                 kv("type", Frame::bulk_str("range")),
                 kv(
                     "spec",
                     Frame::Map(vec![
-                        kv("lastkey", Frame::Integer(i64::from(self.lastkey))),
-                        kv("keystep", Frame::Integer(i64::from(self.keystep))),
-                        kv("limit", Frame::Integer(i64::from(self.limit))),
+                        kv("lastkey", Frame::Integer(i64::from(lastkey))),
+                        kv("keystep", Frame::Integer(i64::from(keystep))),
+                        kv("limit", Frame::Integer(i64::from(limit))),
                     ]),
                 ),
             ]),
-        ));
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => Frame::Map(vec![
+                kv("type", Frame::bulk_str("keynum")),
+                kv(
+                    "spec",
+                    Frame::Map(vec![
+                        kv("keynumidx", Frame::Integer(i64::from(keynumidx))),
+                        kv("firstkey", Frame::Integer(i64::from(firstkey))),
+                        kv("keystep", Frame::Integer(i64::from(keystep))),
+                    ]),
+                ),
+            ]),
+        };
+        map.push(kv("find_keys", find));
         Frame::Map(map)
     }
 
@@ -624,7 +874,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("dump", 2, flag::READONLY, 1, 1, 1, acl::KEYSPACE | acl::READ | acl::SLOW, Id::Dump).tips(&["nondeterministic_output"]).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
     c("restore", -4, flag::WRITE | flag::DENYOOM, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Restore).keys(&[ks(key::OW | key::UPDATE, 0, 1)]),
     c("restore-asking", -4, flag::WRITE | flag::DENYOOM | flag::ASKING, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::RestoreAsking).keys(&[ks(key::OW | key::UPDATE, 0, 1)]),
-    c("migrate", -6, flag::WRITE | flag::MOVABLEKEYS, 3, 3, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Migrate).tips(&["nondeterministic_output"]).keys(&[ks(key::RW | key::ACCESS | key::DELETE, 0, 1).at(3), ks(key::RW | key::ACCESS | key::DELETE | key::INCOMPLETE, -1, 1).after_keyword("KEYS", -2)]),
+    c("migrate", -6, flag::WRITE | flag::MOVABLEKEYS, 3, 3, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Migrate).tips(&["nondeterministic_output"]).keys(&[ksb(key::RW | key::ACCESS | key::DELETE, 3).range(0, 1, 0), ksw(key::RW | key::ACCESS | key::DELETE | key::INCOMPLETE, "KEYS", -2).range(-1, 1, 0)]),
     c("persist", 2, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Persist).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
     c("rpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Rpush).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
     c("lpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Lpush).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
@@ -693,4 +943,93 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("sync", 1, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
     c("psync", -3, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
     c("replconf", -1, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::ALLOW_BUSY, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    // Hashes, sorted sets, streams, keyspace, scripting, DEBUG: as redis 7.0.15 declares them.
+    c("hset", -4, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::HASH | acl::FAST, Id::Hset).keys(&[ksb(key::RW | key::UPDATE, 1).range(0, 1, 0)]),
+    c("hsetnx", 4, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::HASH | acl::FAST, Id::Hsetnx).keys(&[ksb(key::RW | key::INSERT, 1).range(0, 1, 0)]),
+    c("hget", 3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::HASH | acl::FAST, Id::Hget).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("hmget", -3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::HASH | acl::FAST, Id::Hmget).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("hmset", -4, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::HASH | acl::FAST, Id::Hmset).keys(&[ksb(key::RW | key::UPDATE, 1).range(0, 1, 0)]),
+    c("hdel", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::HASH | acl::FAST, Id::Hdel).keys(&[ksb(key::RW | key::DELETE, 1).range(0, 1, 0)]),
+    c("hlen", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::HASH | acl::FAST, Id::Hlen).keys(&[ksb(key::RO, 1).range(0, 1, 0)]),
+    c("hexists", 3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::HASH | acl::FAST, Id::Hexists).keys(&[ksb(key::RO, 1).range(0, 1, 0)]),
+    c("hgetall", 2, flag::READONLY, 1, 1, 1, acl::READ | acl::HASH | acl::SLOW, Id::Hgetall).tips(&["nondeterministic_output_order"]).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("hkeys", 2, flag::READONLY, 1, 1, 1, acl::READ | acl::HASH | acl::SLOW, Id::Hkeys).tips(&["nondeterministic_output_order"]).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("hvals", 2, flag::READONLY, 1, 1, 1, acl::READ | acl::HASH | acl::SLOW, Id::Hvals).tips(&["nondeterministic_output_order"]).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("hincrby", 4, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::HASH | acl::FAST, Id::Hincrby).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 1).range(0, 1, 0)]),
+    c("hincrbyfloat", 4, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::HASH | acl::FAST, Id::Hincrbyfloat).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 1).range(0, 1, 0)]),
+    c("hstrlen", 3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::HASH | acl::FAST, Id::Hstrlen).keys(&[ksb(key::RO, 1).range(0, 1, 0)]),
+    c("hrandfield", -2, flag::READONLY, 1, 1, 1, acl::READ | acl::HASH | acl::SLOW, Id::Hrandfield).tips(&["nondeterministic_output"]).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("hscan", -3, flag::READONLY, 1, 1, 1, acl::READ | acl::HASH | acl::SLOW, Id::Hscan).tips(&["nondeterministic_output"]).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zadd", -4, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::SORTEDSET | acl::FAST, Id::Zadd).keys(&[ksb(key::RW | key::UPDATE, 1).range(0, 1, 0)]),
+    c("zincrby", 4, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::SORTEDSET | acl::FAST, Id::Zincrby).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 1).range(0, 1, 0)]),
+    c("zrem", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::SORTEDSET | acl::FAST, Id::Zrem).keys(&[ksb(key::RW | key::DELETE, 1).range(0, 1, 0)]),
+    c("zcard", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::FAST, Id::Zcard).keys(&[ksb(key::RO, 1).range(0, 1, 0)]),
+    c("zscore", 3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::FAST, Id::Zscore).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zmscore", -3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::FAST, Id::Zmscore).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrank", 3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::FAST, Id::Zrank).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrevrank", 3, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::FAST, Id::Zrevrank).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zcount", 4, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::FAST, Id::Zcount).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrange", -4, flag::READONLY, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::SLOW, Id::Zrange).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrangebyscore", -4, flag::READONLY, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::SLOW, Id::Zrangebyscore).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrevrangebyscore", -4, flag::READONLY, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::SLOW, Id::Zrevrangebyscore).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrevrange", -4, flag::READONLY, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::SLOW, Id::Zrevrange).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrangebylex", -4, flag::READONLY, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::SLOW, Id::Zrangebylex).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrevrangebylex", -4, flag::READONLY, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::SLOW, Id::Zrevrangebylex).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zlexcount", 4, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::FAST, Id::Zlexcount).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zpopmin", -2, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::SORTEDSET | acl::FAST, Id::Zpopmin).keys(&[ksb(key::RW | key::ACCESS | key::DELETE, 1).range(0, 1, 0)]),
+    c("zpopmax", -2, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::SORTEDSET | acl::FAST, Id::Zpopmax).keys(&[ksb(key::RW | key::ACCESS | key::DELETE, 1).range(0, 1, 0)]),
+    c("zremrangebyrank", 4, flag::WRITE, 1, 1, 1, acl::WRITE | acl::SORTEDSET | acl::SLOW, Id::Zremrangebyrank).keys(&[ksb(key::RW | key::DELETE, 1).range(0, 1, 0)]),
+    c("zremrangebyscore", 4, flag::WRITE, 1, 1, 1, acl::WRITE | acl::SORTEDSET | acl::SLOW, Id::Zremrangebyscore).keys(&[ksb(key::RW | key::DELETE, 1).range(0, 1, 0)]),
+    c("zremrangebylex", 4, flag::WRITE, 1, 1, 1, acl::WRITE | acl::SORTEDSET | acl::SLOW, Id::Zremrangebylex).keys(&[ksb(key::RW | key::DELETE, 1).range(0, 1, 0)]),
+    c("zscan", -3, flag::READONLY, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::SLOW, Id::Zscan).tips(&["nondeterministic_output"]).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("zrandmember", -2, flag::READONLY, 1, 1, 1, acl::READ | acl::SORTEDSET | acl::SLOW, Id::Zrandmember).tips(&["nondeterministic_output"]).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("xadd", -5, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STREAM | acl::FAST, Id::Xadd).tips(&["nondeterministic_output"]).keys(&[ksb(key::RW | key::UPDATE, 1).range(0, 1, 0).notes("UPDATE instead of INSERT because of the optional trimming feature")]),
+    c("xlen", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::READ | acl::STREAM | acl::FAST, Id::Xlen).keys(&[ksb(key::RO, 1).range(0, 1, 0)]),
+    c("xrange", -4, flag::READONLY, 1, 1, 1, acl::READ | acl::STREAM | acl::SLOW, Id::Xrange).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("xrevrange", -4, flag::READONLY, 1, 1, 1, acl::READ | acl::STREAM | acl::SLOW, Id::Xrevrange).keys(&[ksb(key::RO | key::ACCESS, 1).range(0, 1, 0)]),
+    c("xread", -4, flag::READONLY | flag::BLOCKING | flag::MOVABLEKEYS, 0, 0, 0, acl::READ | acl::STREAM | acl::SLOW | acl::BLOCKING, Id::Xread).keys(&[ksw(key::RO | key::ACCESS, "STREAMS", 1).range(-1, 1, 2)]),
+    c("xdel", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::WRITE | acl::STREAM | acl::FAST, Id::Xdel).keys(&[ksb(key::RW | key::DELETE, 1).range(0, 1, 0)]),
+    c("xtrim", -4, flag::WRITE, 1, 1, 1, acl::WRITE | acl::STREAM | acl::SLOW, Id::Xtrim).tips(&["nondeterministic_output"]).keys(&[ksb(key::RW | key::DELETE, 1).range(0, 1, 0)]),
+    c("xsetid", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STREAM | acl::FAST, Id::Xsetid).keys(&[ksb(key::RW | key::UPDATE, 1).range(0, 1, 0)]),
+    c("scan", -2, flag::READONLY, 0, 0, 0, acl::KEYSPACE | acl::READ | acl::SLOW, Id::Scan).tips(&["nondeterministic_output", "request_policy:special"]),
+    c("keys", 2, flag::READONLY, 0, 0, 0, acl::KEYSPACE | acl::READ | acl::SLOW | acl::DANGEROUS, Id::Keys).tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
+    c("rename", 3, flag::WRITE, 1, 2, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW, Id::Rename).keys(&[ksb(key::RW | key::ACCESS | key::DELETE, 1).range(0, 1, 0), ksb(key::OW | key::UPDATE, 2).range(0, 1, 0)]),
+    c("renamenx", 3, flag::WRITE | flag::FAST, 1, 2, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Renamenx).keys(&[ksb(key::RW | key::ACCESS | key::DELETE, 1).range(0, 1, 0), ksb(key::OW | key::INSERT, 2).range(0, 1, 0)]),
+    c("randomkey", 1, flag::READONLY, 0, 0, 0, acl::KEYSPACE | acl::READ | acl::SLOW, Id::Randomkey).tips(&["request_policy:all_shards", "nondeterministic_output"]),
+    c("object", -2, 0, 0, 0, 0, acl::SLOW, Id::Object).subs(&[
+        c("object|encoding", 3, flag::READONLY, 2, 2, 1, acl::KEYSPACE | acl::READ | acl::SLOW, Id::ObjectEncoding).tips(&["nondeterministic_output"]).keys(&[ksb(key::RO, 2).range(0, 1, 0)]),
+        c("object|freq", 3, flag::READONLY, 2, 2, 1, acl::KEYSPACE | acl::READ | acl::SLOW, Id::ObjectFreq).tips(&["nondeterministic_output"]).keys(&[ksb(key::RO, 2).range(0, 1, 0)]),
+        c("object|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::KEYSPACE | acl::SLOW, Id::ObjectHelp),
+        c("object|idletime", 3, flag::READONLY, 2, 2, 1, acl::KEYSPACE | acl::READ | acl::SLOW, Id::ObjectIdletime).tips(&["nondeterministic_output"]).keys(&[ksb(key::RO, 2).range(0, 1, 0)]),
+        c("object|refcount", 3, flag::READONLY, 2, 2, 1, acl::KEYSPACE | acl::READ | acl::SLOW, Id::ObjectRefcount).tips(&["nondeterministic_output"]).keys(&[ksb(key::RO, 2).range(0, 1, 0)]),
+    ]),
+    c("touch", -2, flag::READONLY | flag::FAST, 1, -1, 1, acl::KEYSPACE | acl::READ | acl::FAST, Id::Touch).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).keys(&[ksb(key::RO, 1).range(-1, 1, 0)]),
+    c("debug", -2, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Debug),
+    c("shutdown", -1, flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::NO_MULTI | flag::ALLOW_BUSY, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Shutdown),
+    c("eval", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::MAY_REPLICATE | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Eval).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")]),
+    c("evalsha", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::MAY_REPLICATE | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Evalsha).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1)]),
+    c("eval_ro", -3, flag::READONLY | flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::EvalRo).keys(&[ksb(key::RO | key::ACCESS, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")]),
+    c("evalsha_ro", -3, flag::READONLY | flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::EvalshaRo).keys(&[ksb(key::RO | key::ACCESS, 2).keynum(0, 1, 1)]),
+    c("script", -2, 0, 0, 0, 0, acl::SLOW, Id::Script).subs(&[
+        c("script|debug", 3, flag::NOSCRIPT, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::ScriptDebug),
+        c("script|exists", -3, flag::NOSCRIPT, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::ScriptExists).tips(&["request_policy:all_shards", "response_policy:agg_logical_and"]),
+        c("script|flush", -2, flag::NOSCRIPT, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::ScriptFlush).tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+        c("script|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::ScriptHelp),
+        c("script|kill", 2, flag::NOSCRIPT | flag::ALLOW_BUSY, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::ScriptKill).tips(&["request_policy:all_shards", "response_policy:one_succeeded"]),
+        c("script|load", 3, flag::NOSCRIPT | flag::STALE, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::ScriptLoad).tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+    ]),
+    c("function", -2, 0, 0, 0, 0, acl::SLOW, Id::Function).subs(&[
+        c("function|delete", 3, flag::WRITE | flag::NOSCRIPT, 0, 0, 0, acl::WRITE | acl::SLOW | acl::SCRIPTING, Id::FunctionDelete).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+        c("function|dump", 2, flag::NOSCRIPT, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::FunctionDump),
+        c("function|flush", -2, flag::WRITE | flag::NOSCRIPT, 0, 0, 0, acl::WRITE | acl::SLOW | acl::SCRIPTING, Id::FunctionFlush).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+        c("function|help", 2, flag::LOADING | flag::STALE, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::FunctionHelp),
+        c("function|kill", 2, flag::NOSCRIPT | flag::ALLOW_BUSY, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::FunctionKill).tips(&["request_policy:all_shards", "response_policy:one_succeeded"]),
+        c("function|list", -2, flag::NOSCRIPT, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::FunctionList).tips(&["nondeterministic_output_order"]),
+        c("function|load", -3, flag::WRITE | flag::DENYOOM | flag::NOSCRIPT, 0, 0, 0, acl::WRITE | acl::SLOW | acl::SCRIPTING, Id::FunctionLoad).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+        c("function|restore", -3, flag::WRITE | flag::DENYOOM | flag::NOSCRIPT, 0, 0, 0, acl::WRITE | acl::SLOW | acl::SCRIPTING, Id::FunctionRestore).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+        c("function|stats", 2, flag::NOSCRIPT | flag::ALLOW_BUSY, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::FunctionStats).tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+    ]),
+    c("fcall", -3, flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::MAY_REPLICATE | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::Fcall).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")]),
+    c("fcall_ro", -3, flag::READONLY | flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::MOVABLEKEYS, 0, 0, 0, acl::SLOW | acl::SCRIPTING, Id::FcallRo).keys(&[ksb(key::RO | key::ACCESS, 2).keynum(0, 1, 1).notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")]),
+    c("incrbyfloat", 3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::STRING | acl::FAST, Id::Incrbyfloat).keys(&[ksb(key::RW | key::ACCESS | key::UPDATE, 1).range(0, 1, 0)]),
 ];

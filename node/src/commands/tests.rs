@@ -22,6 +22,8 @@ pub(crate) struct TestHost {
     /// Slots not listed here are owned by this node.
     pub routes: HashMap<u16, SlotRoute>,
     pub server_calls: Vec<(String, Vec<Bytes>)>,
+    /// Scripts and functions, kept across requests as a server keeps them.
+    pub scripts: Option<Box<scripting::Engine>>,
 }
 
 impl TestHost {
@@ -34,6 +36,7 @@ impl TestHost {
             now: 1_700_000_000_000,
             routes: HashMap::new(),
             server_calls: Vec::new(),
+            scripts: None,
         }
     }
 
@@ -101,6 +104,12 @@ impl Host for TestHost {
     }
     fn is_replica(&self) -> bool {
         self.replica
+    }
+    fn take_scripts(&mut self) -> Option<Box<scripting::Engine>> {
+        self.scripts.take()
+    }
+    fn put_scripts(&mut self, engine: Box<scripting::Engine>) {
+        self.scripts = Some(engine);
     }
     fn server_command(
         &mut self,

@@ -191,7 +191,25 @@ pub fn parse(data: &Bytes) -> Result<Parsed, FormatError> {
     })
 }
 
-pub use crate::config::parse_memory;
+/// redis memory units (`64mb`, `1gb`, `100k`, plain bytes), for
+/// `auto-aof-rewrite-min-size`.
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
 
 #[cfg(test)]
 mod tests {

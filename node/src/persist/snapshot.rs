@@ -67,6 +67,66 @@ pub fn encode_entry(key: &Bytes, entry: &Entry, out: &mut Vec<u8>) {
             let members: Vec<Bytes> = members.iter().cloned().collect();
             encode_chunks(b"SADD", key, &members, out);
         }
+        Value::Hash(h) => {
+            let pairs: Vec<Bytes> = h.iter().flat_map(|(f, v)| [f.clone(), v.clone()]).collect();
+            // Chunks of whole field/value pairs.
+            for chunk in pairs.chunks(CHUNK * 2) {
+                let mut args = vec![Bytes::from_static(b"HSET"), key.clone()];
+                args.extend(chunk.iter().cloned());
+                encode_command(&args, out);
+            }
+        }
+        Value::ZSet(z) => {
+            let pairs: Vec<Bytes> = z
+                .iter()
+                .flat_map(|(m, s)| [Bytes::from(crate::resp::format_double(s)), m.clone()])
+                .collect();
+            for chunk in pairs.chunks(CHUNK * 2) {
+                let mut args = vec![Bytes::from_static(b"ZADD"), key.clone()];
+                args.extend(chunk.iter().cloned());
+                encode_command(&args, out);
+            }
+        }
+        Value::Stream(st) => {
+            if st.entries.is_empty() && st.last_id != crate::store::StreamId::MIN {
+                // An empty stream is created by adding and trimming an entry
+                // (redis's AOF rewrite does the same).
+                encode_command(
+                    &[
+                        Bytes::from_static(b"XADD"),
+                        key.clone(),
+                        Bytes::from_static(b"MAXLEN"),
+                        Bytes::from_static(b"0"),
+                        Bytes::from(st.last_id.to_string()),
+                        Bytes::from_static(b"x"),
+                        Bytes::from_static(b"y"),
+                    ],
+                    out,
+                );
+            }
+            for (id, fields) in &st.entries {
+                let mut args = vec![
+                    Bytes::from_static(b"XADD"),
+                    key.clone(),
+                    Bytes::from(id.to_string()),
+                ];
+                args.extend(fields.iter().cloned());
+                encode_command(&args, out);
+            }
+            // The stream's own bookkeeping (an empty stream is created here too).
+            encode_command(
+                &[
+                    Bytes::from_static(b"XSETID"),
+                    key.clone(),
+                    Bytes::from(st.last_id.to_string()),
+                    Bytes::from_static(b"ENTRIESADDED"),
+                    Bytes::from(st.entries_added.to_string()),
+                    Bytes::from_static(b"MAXDELETEDID"),
+                    Bytes::from(st.max_deleted_id.to_string()),
+                ],
+                out,
+            );
+        }
     }
     if let Some(at) = expire {
         encode_command(&[Bytes::from_static(b"PEXPIREAT"), key.clone(), at], out);

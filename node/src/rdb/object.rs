@@ -3,11 +3,14 @@
 //! back (every encoding redis 7.0 still loads). Adding a value type means
 //! adding its arm to [`write`] and its RDB type codes to [`read`].
 //!
-//! | value  | written as (redis 7.0)                      | also read                   |
-//! |--------|---------------------------------------------|-----------------------------|
-//! | string | `STRING` (int, LZF or raw)                   |                             |
-//! | list   | `LIST_QUICKLIST_2` (listpack nodes <= 8 KB) | `LIST`, `LIST_ZIPLIST`, `LIST_QUICKLIST` |
-//! | set    | `SET_INTSET` (<= 512 integers), else `SET`   |                             |
+//! | value  | written as (redis 7.0)                        | also read                   |
+//! |--------|-----------------------------------------------|-----------------------------|
+//! | string | `STRING` (int, LZF or raw)                     |                             |
+//! | list   | `LIST_QUICKLIST_2` (listpack nodes <= 8 KB)   | `LIST`, `LIST_ZIPLIST`, `LIST_QUICKLIST` |
+//! | set    | `SET_INTSET` (<= 512 integers), else `SET`     |                             |
+//! | hash   | `HASH_LISTPACK` while small, else `HASH`       | `HASH_ZIPMAP`, `HASH_ZIPLIST` |
+//! | zset   | `ZSET_LISTPACK` while small, else `ZSET_2`     | `ZSET`, `ZSET_ZIPLIST`      |
+//! | stream | `STREAM_LISTPACKS_2` (no consumer groups)      | `STREAM_LISTPACKS`          |
 
 use std::collections::{HashSet, VecDeque};
 
@@ -16,7 +19,7 @@ use bytes::Bytes;
 use super::codec::{int_bytes, Reader, Writer};
 use super::listpack::{self, Entry};
 use super::{intset, types, ziplist, RdbError};
-use crate::store::Value;
+use crate::store::{Hash, Stream, StreamId, Value, ZSet};
 
 /// redis `list-max-listpack-size -2`: quicklist nodes of at most 8 KB.
 const LIST_NODE_BYTES: usize = 8192;
@@ -40,6 +43,15 @@ pub fn write(w: &mut Writer, key: Option<&[u8]>, value: &Value) {
         }
         Value::List(items) => write_list(w, key, items),
         Value::Set(members) => write_set(w, key, members),
+        Value::Hash(h) => {
+            let pairs: Vec<(&[u8], &[u8])> = h.iter().map(|(f, v)| (&f[..], &v[..])).collect();
+            write_hash(w, key, &pairs, h.encoding() == "listpack");
+        }
+        Value::ZSet(z) => {
+            let members: Vec<(&[u8], f64)> = z.iter().map(|(m, s)| (&m[..], s)).collect();
+            write_zset(w, key, &members, z.encoding() == "listpack");
+        }
+        Value::Stream(st) => write_stream(w, key, st),
     }
 }
 
@@ -88,21 +100,32 @@ pub fn read(r: &mut Reader<'_>, rdb_type: u8) -> Result<Option<Value>, RdbError>
             Value::Set(intset::decode(&blob)?.into_iter().map(int_bytes).collect())
         }
         types::HASH | types::HASH_ZIPMAP | types::HASH_ZIPLIST | types::HASH_LISTPACK => {
-            return Err(RdbError::UnsupportedType("hash"))
+            let mut h = Hash::new();
+            for (f, v) in read_hash(r, rdb_type)? {
+                h.insert(f, v);
+            }
+            Value::Hash(h)
         }
         types::ZSET | types::ZSET_2 | types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
-            return Err(RdbError::UnsupportedType("zset"))
+            let mut z = ZSet::new();
+            for (m, score) in read_zset(r, rdb_type)? {
+                z.insert(m, score);
+            }
+            Value::ZSet(z)
         }
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
-            return Err(RdbError::UnsupportedType("stream"))
+            Value::Stream(read_stream(r, rdb_type)?)
         }
         types::MODULE | types::MODULE_2 => return Err(RdbError::UnsupportedType("module")),
         t => return Err(RdbError::Corrupt(format!("Unknown RDB encoding type {t}"))),
     };
     let empty = match &value {
-        Value::Str(_) => false,
+        // An empty stream is a value of its own (XADD .. MAXLEN 0).
+        Value::Str(_) | Value::Stream(_) => false,
         Value::List(l) => l.is_empty(),
         Value::Set(s) => s.is_empty(),
+        Value::Hash(h) => h.is_empty(),
+        Value::ZSet(z) => z.is_empty(),
     };
     Ok((!empty).then_some(value))
 }
@@ -199,26 +222,12 @@ fn write_set(w: &mut Writer, key: Option<&[u8]>, members: &HashSet<Bytes>) {
 }
 
 // ---- hashes and sorted sets ----
-//
-// The store holds no hashes or sorted sets yet; their encodings are ready
-// here, both ways, so that adding the value types is wiring an arm in
-// `write` and `read` to these.
 
-/// redis `hash-max-listpack-entries` / `hash-max-listpack-value`.
-const HASH_MAX_LISTPACK_ENTRIES: usize = 128;
-const HASH_MAX_LISTPACK_VALUE: usize = 64;
-/// redis `zset-max-listpack-entries` / `zset-max-listpack-value`.
-const ZSET_MAX_LISTPACK_ENTRIES: usize = 128;
-const ZSET_MAX_LISTPACK_VALUE: usize = 64;
-
-/// A hash as redis 7.0 writes it: a listpack of field, value, ... while
-/// small, else `HASH` (count, then field and value strings).
-pub fn write_hash(w: &mut Writer, key: Option<&[u8]>, pairs: &[(&[u8], &[u8])]) {
-    let small = pairs.len() <= HASH_MAX_LISTPACK_ENTRIES
-        && pairs
-            .iter()
-            .all(|(f, v)| f.len() <= HASH_MAX_LISTPACK_VALUE && v.len() <= HASH_MAX_LISTPACK_VALUE);
-    if small {
+/// A hash as redis 7.0 writes it: in its in-memory encoding, a listpack of
+/// field, value, ... (`listpack`), else `HASH` (count, then field and value
+/// strings).
+pub fn write_hash(w: &mut Writer, key: Option<&[u8]>, pairs: &[(&[u8], &[u8])], listpack: bool) {
+    if listpack {
         let mut lp = listpack::Builder::new();
         for (f, v) in pairs {
             lp.push(f);
@@ -278,17 +287,13 @@ pub fn read_hash(r: &mut Reader<'_>, rdb_type: u8) -> Result<Vec<(Bytes, Bytes)>
     Ok(pairs)
 }
 
-/// A sorted set as redis 7.0 writes it: a listpack of member, score, ...
-/// in (score, member) order while small, else `ZSET_2` (count, then member
-/// and binary score, highest first).
-pub fn write_zset(w: &mut Writer, key: Option<&[u8]>, members: &[(&[u8], f64)]) {
+/// A sorted set as redis 7.0 writes it: in its in-memory encoding, a
+/// listpack of member, score, ... in (score, member) order (`listpack`),
+/// else `ZSET_2` (count, then member and binary score, highest first).
+pub fn write_zset(w: &mut Writer, key: Option<&[u8]>, members: &[(&[u8], f64)], listpack: bool) {
     let mut sorted: Vec<(&[u8], f64)> = members.to_vec();
     sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
-    let small = sorted.len() <= ZSET_MAX_LISTPACK_ENTRIES
-        && sorted
-            .iter()
-            .all(|(m, _)| m.len() <= ZSET_MAX_LISTPACK_VALUE);
-    if small {
+    if listpack {
         let mut lp = listpack::Builder::new();
         for (m, score) in &sorted {
             lp.push_entry(Entry::Str(m));
@@ -371,4 +376,216 @@ pub fn read_zset(r: &mut Reader<'_>, rdb_type: u8) -> Result<Vec<(Bytes, f64)>, 
         return Err(RdbError::Corrupt("Duplicate zset fields detected".into()));
     }
     Ok(members)
+}
+
+// ---- streams ----
+
+/// redis `stream-node-max-bytes` / `stream-node-max-entries` defaults.
+const STREAM_NODE_MAX_BYTES: usize = 4096;
+const STREAM_NODE_MAX_ENTRIES: usize = 100;
+/// Stream entry flags (redis `STREAM_ITEM_FLAG_*`).
+const STREAM_ITEM_DELETED: i64 = 1;
+const STREAM_ITEM_SAMEFIELDS: i64 = 2;
+
+/// One radix-tree node of a stream: its master ID and listpack.
+struct StreamNode {
+    master: StreamId,
+    fields: Vec<Bytes>,
+    lp: listpack::Builder,
+    count: usize,
+}
+
+/// A stream as redis 7.0 writes it (`STREAM_LISTPACKS_2`, redis
+/// `streamAppendItem`'s node layout): listpack nodes of at most 100 entries
+/// and about 4 KB, each led by a master entry whose fields later entries
+/// share (delta-encoded IDs), then length, last ID, first ID, max deleted
+/// ID, entries added, and no consumer groups.
+pub fn write_stream(w: &mut Writer, key: Option<&[u8]>, st: &Stream) {
+    let mut nodes: Vec<(StreamId, Vec<u8>)> = Vec::new();
+    let mut cur: Option<StreamNode> = None;
+    let close = |n: StreamNode, nodes: &mut Vec<(StreamId, Vec<u8>)>| {
+        let mut lp = n.lp.finish();
+        // The master entry's count, written as 1 when the node began: a
+        // count of at most 100 is one byte (a 7-bit integer) either way.
+        lp[6] = n.count as u8;
+        nodes.push((n.master, lp));
+    };
+    for (&id, fv) in &st.entries {
+        let fields: Vec<&Bytes> = fv.iter().step_by(2).collect();
+        let values: Vec<&Bytes> = fv.iter().skip(1).step_by(2).collect();
+        let total: usize = fv.iter().map(|b| b.len()).sum();
+        if let Some(n) = &cur {
+            if n.lp.bytes() + total >= STREAM_NODE_MAX_BYTES || n.count >= STREAM_NODE_MAX_ENTRIES {
+                if let Some(n) = cur.take() {
+                    close(n, &mut nodes);
+                }
+            }
+        }
+        let node = cur.get_or_insert_with(|| {
+            let mut lp = listpack::Builder::new();
+            lp.push_entry(Entry::Int(1));
+            lp.push_entry(Entry::Int(0));
+            lp.push_entry(Entry::Int(fields.len() as i64));
+            for f in &fields {
+                lp.push(f);
+            }
+            lp.push_entry(Entry::Int(0));
+            StreamNode {
+                master: id,
+                fields: fields.iter().map(|f| (*f).clone()).collect(),
+                lp,
+                count: 0,
+            }
+        });
+        let same = node.fields.len() == fields.len()
+            && node.fields.iter().zip(&fields).all(|(a, b)| a == *b);
+        let flags = if same { STREAM_ITEM_SAMEFIELDS } else { 0 };
+        node.lp.push_entry(Entry::Int(flags));
+        node.lp
+            .push_entry(Entry::Int(id.ms.wrapping_sub(node.master.ms) as i64));
+        node.lp
+            .push_entry(Entry::Int(id.seq.wrapping_sub(node.master.seq) as i64));
+        if !same {
+            node.lp.push_entry(Entry::Int(fields.len() as i64));
+        }
+        for (f, v) in fields.iter().zip(&values) {
+            if !same {
+                node.lp.push(f);
+            }
+            node.lp.push(v);
+        }
+        let lp_count = fields.len() + 3 + if same { 0 } else { fields.len() + 1 };
+        node.lp.push_entry(Entry::Int(lp_count as i64));
+        node.count += 1;
+    }
+    if let Some(n) = cur.take() {
+        close(n, &mut nodes);
+    }
+    head(w, types::STREAM_LISTPACKS_2, key);
+    w.len(nodes.len() as u64);
+    for (master, lp) in &nodes {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&master.ms.to_be_bytes());
+        k[8..].copy_from_slice(&master.seq.to_be_bytes());
+        w.string(&k);
+        w.string(lp);
+    }
+    w.len(st.entries.len() as u64);
+    w.len(st.last_id.ms);
+    w.len(st.last_id.seq);
+    let first = st.entries.keys().next().copied().unwrap_or_default();
+    w.len(first.ms);
+    w.len(first.seq);
+    w.len(st.max_deleted_id.ms);
+    w.len(st.max_deleted_id.seq);
+    w.len(st.entries_added);
+    w.len(0); // consumer groups
+}
+
+/// The next listpack element, which must be an integer.
+fn next_int<'a>(it: &mut impl Iterator<Item = Entry<'a>>, what: &str) -> Result<i64, RdbError> {
+    match it.next() {
+        Some(Entry::Int(v)) => Ok(v),
+        _ => Err(RdbError::Corrupt(format!(
+            "Stream integrity check failed: {what}"
+        ))),
+    }
+}
+
+/// A stream of either format redis 7.0 loads. Deleted entries are skipped;
+/// consumer groups can't be kept here, so a stream with any is refused
+/// rather than loaded without them.
+pub fn read_stream(r: &mut Reader<'_>, rdb_type: u8) -> Result<Stream, RdbError> {
+    let bad = |why: &str| RdbError::Corrupt(format!("Stream integrity check failed: {why}"));
+    let mut st = Stream::new();
+    let nodes = r.count("stream nodes", 2)?;
+    for _ in 0..nodes {
+        let key = r.string("stream node key")?;
+        if key.len() != 16 {
+            return Err(bad("node key is not 16 bytes"));
+        }
+        let master = StreamId {
+            ms: u64::from_be_bytes(key[..8].try_into().map_err(|_| bad("node key"))?),
+            seq: u64::from_be_bytes(key[8..].try_into().map_err(|_| bad("node key"))?),
+        };
+        let blob = r.string("stream listpack")?;
+        let entries = listpack::decode(&blob)?;
+        let mut it = entries.into_iter();
+        let count = next_int(&mut it, "count")?;
+        let deleted = next_int(&mut it, "deleted")?;
+        let nfields = next_int(&mut it, "master field count")?;
+        if count < 0 || deleted < 0 || !(0..=1 << 20).contains(&nfields) {
+            return Err(bad("bad master entry"));
+        }
+        let mut master_fields = Vec::with_capacity(nfields as usize);
+        for _ in 0..nfields {
+            master_fields.push(it.next().ok_or_else(|| bad("master field"))?.to_bytes());
+        }
+        if it.next() != Some(Entry::Int(0)) {
+            return Err(bad("master entry terminator"));
+        }
+        for _ in 0..(count + deleted) {
+            let flags = next_int(&mut it, "entry flags")?;
+            let ms = next_int(&mut it, "entry ms")?;
+            let seq = next_int(&mut it, "entry seq")?;
+            let id = StreamId {
+                ms: master.ms.wrapping_add(ms as u64),
+                seq: master.seq.wrapping_add(seq as u64),
+            };
+            let same = flags & STREAM_ITEM_SAMEFIELDS != 0;
+            let n = if same {
+                master_fields.len() as i64
+            } else {
+                next_int(&mut it, "entry field count")?
+            };
+            if !(0..=1 << 20).contains(&n) {
+                return Err(bad("entry field count"));
+            }
+            let mut fv = Vec::with_capacity(2 * n as usize);
+            let mut shared_fields = master_fields.iter();
+            for _ in 0..n {
+                let field = if same {
+                    shared_fields
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| bad("entry field"))?
+                } else {
+                    it.next().ok_or_else(|| bad("entry field"))?.to_bytes()
+                };
+                let value = it.next().ok_or_else(|| bad("entry value"))?.to_bytes();
+                fv.push(field);
+                fv.push(value);
+            }
+            next_int(&mut it, "entry lp-count")?;
+            if flags & STREAM_ITEM_DELETED == 0 && st.entries.insert(id, fv).is_some() {
+                return Err(bad("duplicate entry ID"));
+            }
+        }
+        if it.next().is_some() {
+            return Err(bad("bytes after the last entry"));
+        }
+    }
+    let length = r.len("stream length")?;
+    if length != st.entries.len() as u64 {
+        return Err(bad("length does not match the entries"));
+    }
+    st.last_id = StreamId {
+        ms: r.len("stream last id")?,
+        seq: r.len("stream last id")?,
+    };
+    if rdb_type == types::STREAM_LISTPACKS_2 {
+        r.len("stream first id")?;
+        r.len("stream first id")?;
+        st.max_deleted_id = StreamId {
+            ms: r.len("stream max deleted id")?,
+            seq: r.len("stream max deleted id")?,
+        };
+        st.entries_added = r.len("stream entries added")?;
+    } else {
+        st.entries_added = length;
+    }
+    if r.len("stream consumer groups")? > 0 {
+        return Err(RdbError::UnsupportedType("stream with consumer groups"));
+    }
+    Ok(st)
 }

@@ -134,6 +134,20 @@ fn sample_values() -> Vec<Value> {
         set(&["1", "2", "99999999999"]),
         set(&["1", "x"]),
         Value::Set(many_ints),
+        Value::Hash({
+            let mut h = crate::store::Hash::new();
+            h.insert(b("f"), b("v"));
+            h.insert(b("n"), b("12"));
+            h
+        }),
+        Value::ZSet({
+            let mut z = crate::store::ZSet::new();
+            for i in 0..300 {
+                z.insert(Bytes::from(format!("m{i}")), f64::from(i) / 7.0);
+            }
+            z
+        }),
+        Value::Stream(stream(&[((1, 0), &["k", "v"])], (0, 0))),
     ]
 }
 
@@ -444,7 +458,8 @@ fn hashes_and_zsets_round_trip_in_every_encoding_redis_writes() {
         big.iter().map(|(f, v)| (&f[..], &v[..])).collect(),
     ] {
         let mut w = codec::Writer::new(true);
-        object::write_hash(&mut w, None, &pairs);
+        let small = pairs.len() <= 128 && pairs.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64);
+        object::write_hash(&mut w, None, &pairs, small);
         let t = w.buf[0];
         assert!(t == types::HASH_LISTPACK || t == types::HASH);
         let mut r = codec::Reader::new(&w.buf[1..]);
@@ -467,7 +482,7 @@ fn hashes_and_zsets_round_trip_in_every_encoding_redis_writes() {
         .collect();
     for members in [z.clone(), many.iter().map(|(m, s)| (&m[..], *s)).collect()] {
         let mut w = codec::Writer::new(true);
-        object::write_zset(&mut w, None, &members);
+        object::write_zset(&mut w, None, &members, members.len() <= 128);
         let t = w.buf[0];
         assert!(t == types::ZSET_LISTPACK || t == types::ZSET_2);
         let mut r = codec::Reader::new(&w.buf[1..]);
@@ -489,7 +504,7 @@ fn hashes_and_zsets_round_trip_in_every_encoding_redis_writes() {
         vec![(b("a"), b("1")), (b("b"), b("x"))]
     );
     let mut w = codec::Writer::new(true);
-    object::write_hash(&mut w, None, &[(b"a", b"1"), (b"b", b"x")]);
+    object::write_hash(&mut w, None, &[(b"a", b"1"), (b"b", b"x")], true);
     assert_eq!(w.buf, h);
     let z = hex("1114140000000400816102010181620283322e3504ff");
     let mut r = codec::Reader::new(&z[1..]);
@@ -498,6 +513,66 @@ fn hashes_and_zsets_round_trip_in_every_encoding_redis_writes() {
         vec![(b("a"), 1.0), (b("b"), 2.5)]
     );
     let mut w = codec::Writer::new(true);
-    object::write_zset(&mut w, None, &[(b"b", 2.5), (b"a", 1.0)]);
+    object::write_zset(&mut w, None, &[(b"b", 2.5), (b"a", 1.0)], true);
     assert_eq!(w.buf, z);
+}
+
+fn stream(entries: &[((u64, u64), &[&str])], deleted: (u64, u64)) -> crate::store::Stream {
+    use crate::store::{Stream, StreamId};
+    let mut st = Stream::new();
+    for &((ms, seq), fv) in entries {
+        st.entries
+            .insert(StreamId { ms, seq }, fv.iter().map(|s| b(s)).collect());
+        st.last_id = StreamId { ms, seq };
+        st.entries_added += 1;
+    }
+    st.max_deleted_id = StreamId {
+        ms: deleted.0,
+        seq: deleted.1,
+    };
+    st
+}
+
+#[test]
+fn streams_dump_as_redis_does_and_round_trip() {
+    // redis-server 7.0.15: XADD s 1-1 a 1 b 2; XADD s 1-2 a 3 b 4; XADD s 2-0 c 5.
+    let s_dump = "130110000000000000000100000000000000013d3d0000001900030100010201816102816202000102010001000101010201050102010001010103010401050100010101dfff02010181630205010601ff0302000101000003000a00f022942e09714305";
+    let want = stream(
+        &[
+            ((1, 1), &["a", "1", "b", "2"]),
+            ((1, 2), &["a", "3", "b", "4"]),
+            ((2, 0), &["c", "5"]),
+        ],
+        (0, 0),
+    );
+    assert_eq!(restore(&hex(s_dump)), Ok(Value::Stream(want.clone())));
+    assert_eq!(dump(&Value::Stream(want), Options::default()), hex(s_dump));
+    // XADD e 5-5 f v; XDEL e 5-5: an empty stream that remembers its IDs.
+    let e_dump = "13000005050000050501000a002ec29e198cf64e24";
+    let mut empty = stream(&[], (5, 5));
+    empty.last_id = crate::store::StreamId { ms: 5, seq: 5 };
+    empty.entries_added = 1;
+    assert_eq!(restore(&hex(e_dump)), Ok(Value::Stream(empty.clone())));
+    assert_eq!(dump(&Value::Stream(empty), Options::default()), hex(e_dump));
+    // Many entries: several nodes, mixed fields, big values.
+    let big: Vec<((u64, u64), Vec<String>)> = (0..700u64)
+        .map(|i| {
+            (
+                (1000 + i / 3, i % 3),
+                if i % 7 == 0 {
+                    vec!["x".into(), "y".repeat((i % 200) as usize)]
+                } else {
+                    vec!["a".into(), i.to_string(), "b".into(), "v".into()]
+                },
+            )
+        })
+        .collect();
+    let refs: Vec<((u64, u64), Vec<&str>)> = big
+        .iter()
+        .map(|(id, fv)| (*id, fv.iter().map(String::as_str).collect()))
+        .collect();
+    let entries: Vec<((u64, u64), &[&str])> = refs.iter().map(|(id, fv)| (*id, &fv[..])).collect();
+    let st = Value::Stream(stream(&entries, (3, 3)));
+    let p = dump(&st, Options::default());
+    assert_eq!(restore(&p), Ok(st));
 }

@@ -108,6 +108,7 @@ pub(super) fn start_connect(
         LinkHandle {
             tx: None,
             tasks: vec![task.abort_handle()],
+            queued: Default::default(),
         },
     );
 }
@@ -124,13 +125,15 @@ fn connect_failed(n: &mut Node, link: LinkId, error: &str) {
 fn spawn_link(shared: &Arc<Shared>, node: &mut Node, link: LinkId, stream: TcpStream) {
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
+    let queued: Arc<std::sync::atomic::AtomicUsize> = Default::default();
     let reader = tokio::spawn(read_link(shared.clone(), link, rd));
-    let writer = tokio::spawn(write_link(shared.clone(), link, wr, rx));
+    let writer = tokio::spawn(write_link(shared.clone(), link, wr, rx, queued.clone()));
     node.links.insert(
         link,
         LinkHandle {
             tx: Some(tx),
             tasks: vec![reader.abort_handle(), writer.abort_handle()],
+            queued,
         },
     );
 }
@@ -140,9 +143,12 @@ async fn write_link(
     link: LinkId,
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     while let Some(bytes) = rx.recv().await {
-        if let Err(e) = wr.write_all(&bytes).await {
+        let result = wr.write_all(&bytes).await;
+        queued.fetch_sub(bytes.len(), std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = result {
             let mut n = shared.node.lock();
             n.log(
                 LogLevel::Debug,
@@ -252,9 +258,18 @@ fn deliver(n: &mut Node, link: LinkId, frames: &[BytesMut]) {
                     c.handle_packet(now_ms(), link, msg);
                 }
             }
-            // redis ignores packets of another protocol version without a word.
-            Err(DecodeError::Version(_)) => {}
-            Err(e) => n.log(LogLevel::Warning, &e.to_string()),
+            Err(e) => {
+                if frame.len() >= 14 {
+                    let t = (&frame[12..14]).get_u16();
+                    if let Some(c) = n.cluster.as_mut() {
+                        c.count_undecodable(t);
+                    }
+                }
+                // redis ignores packets of another protocol version without a word.
+                if !matches!(e, DecodeError::Version(_)) {
+                    n.log(LogLevel::Warning, &e.to_string());
+                }
+            }
         }
     }
 }

@@ -51,6 +51,10 @@ enum Stop {
     Paused,
     /// `PSYNC`/`SYNC`: the connection may become a replication link.
     Sync(Vec<Bytes>),
+    /// A blocking command (XREAD BLOCK) waits for data.
+    Block(commands::BlockRequest),
+    /// SHUTDOWN: the server stops; this client gets no reply.
+    Shutdown,
 }
 
 /// Per-connection state the shell keeps beside the command layer's.
@@ -128,6 +132,17 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                 Stop::Wait(req) => {
                     let reply = blocking::wait_for_acks(&shared, req).await;
                     resp::encode(&reply, conn.client.resp3, &mut outbuf);
+                }
+                Stop::Block(req) => {
+                    match block_until(&shared, &mut conn, req, &mut stream, &mut inbuf).await {
+                        Some(reply) => resp::encode(&reply, conn.client.resp3, &mut outbuf),
+                        None => break 'conn,
+                    }
+                }
+                Stop::Shutdown => {
+                    shared.shutdown.notify_one();
+                    close = true;
+                    queue.clear();
                 }
                 Stop::Paused => blocking::wait_unpaused(&shared).await,
                 Stop::Sync(args) => {
@@ -242,28 +257,16 @@ fn run_batch(
             continue;
         }
         n.stats.total_commands += 1;
-        let may_block = conn.client.multi.is_none()
-            && args
-                .first()
-                .is_some_and(|a| a.eq_ignore_ascii_case(b"wait"));
-        let mut host = HostCtx::new(
-            &mut n.cluster,
-            &mut n.config,
-            &mut n.stats,
-            &mut n.logger,
-            &mut n.repl.state,
-            &mut n.migrate,
-        )
-        .for_client(conn.woff, may_block);
-        let outcome = commands::execute(&mut host, &mut n.db, &mut conn.client, args);
-        let wait = host.take_pending_wait();
-        if !outcome.applied_writes.is_empty() {
-            n.feed_request(&outcome.applied_writes);
-            conn.woff = n.repl.state.offset();
-        }
+        let (outcome, wait) = run_one(n, conn, args);
         if let Some(req) = wait {
             n.repl.getack_wanted = true;
             return Some(Stop::Wait(req));
+        }
+        if n.stats.shutdown.is_some() {
+            return Some(Stop::Shutdown);
+        }
+        if let Some(req) = outcome.block {
+            return Some(Stop::Block(req));
         }
         resp::encode(&outcome.reply, conn.client.resp3, outbuf);
         if outcome.close {
@@ -273,17 +276,104 @@ fn run_batch(
     None
 }
 
+/// Runs one request under the lock and feeds its writes to replication.
+fn run_one(
+    n: &mut Node,
+    conn: &mut Conn,
+    args: Vec<Bytes>,
+) -> (commands::Outcome, Option<WaitRequest>) {
+    let may_block = conn.client.multi.is_none()
+        && args
+            .first()
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"wait"));
+    let mut host = HostCtx::new(
+        &mut n.cluster,
+        &mut n.config,
+        &mut n.stats,
+        &mut n.logger,
+        &mut n.repl.state,
+        &mut n.migrate,
+    )
+    .for_client(conn.woff, may_block);
+    let outcome = commands::execute(&mut host, &mut n.db, &mut conn.client, args);
+    let wait = host.take_pending_wait();
+    if !outcome.applied_writes.is_empty() {
+        n.feed_request(&outcome.applied_writes);
+        conn.woff = n.repl.state.offset();
+    }
+    (outcome, wait)
+}
+
+/// Serves a blocked command: reruns it whenever one of its keys is written,
+/// until it has data or its timeout passes (then the null reply redis sends
+/// on a timeout). `None` if the client went away meanwhile; what it pipelined
+/// behind the blocked command stays in `inbuf`.
+async fn block_until(
+    shared: &Arc<Shared>,
+    conn: &mut Conn,
+    req: commands::BlockRequest,
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+) -> Option<Frame> {
+    let deadline = (req.timeout_ms > 0)
+        .then(|| tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms));
+    {
+        let mut n = shared.node.lock();
+        n.db.block_on(&req.keys);
+        n.stats.blocked_clients += 1;
+    }
+    let mut gone = false;
+    let reply = loop {
+        let notified = shared.keys_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut n = shared.node.lock();
+            let (outcome, _) = run_one(&mut n, conn, req.retry.clone());
+            n.drain(shared);
+            if outcome.block.is_none() {
+                break outcome.reply;
+            }
+        }
+        let readable = async {
+            loop {
+                match stream.read_buf(inbuf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = readable => {
+                gone = true;
+                break Frame::NullArray;
+            }
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => break Frame::NullArray,
+        }
+    };
+    let mut n = shared.node.lock();
+    n.db.unblock(&req.keys);
+    n.stats.blocked_clients -= 1;
+    (!gone).then_some(reply)
+}
+
 /// Would this request write (redis's pause test: a write command, or an EXEC
 /// whose queue holds one)?
 fn is_write_request(args: &[Bytes], client: &ClientState) -> bool {
     match commands::lookup(args) {
+        // redis pauses "may replicate" commands too (EVAL, FCALL...).
         Lookup::Found(spec) => {
-            spec.is_write()
+            spec.flags & (table::flag::WRITE | table::flag::MAY_REPLICATE) != 0
                 || (spec.id == Id::Exec
-                    && client
-                        .multi
-                        .as_ref()
-                        .is_some_and(|m| m.flags & table::flag::WRITE != 0))
+                    && client.multi.as_ref().is_some_and(|m| {
+                        m.flags & (table::flag::WRITE | table::flag::MAY_REPLICATE) != 0
+                    }))
         }
         _ => false,
     }

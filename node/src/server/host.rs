@@ -242,8 +242,8 @@ impl<'a> HostCtx<'a> {
         section(
             "Clients",
             format!(
-                "connected_clients:{}\r\nblocked_clients:0\r\n",
-                self.stats.connected_clients
+                "connected_clients:{}\r\nblocked_clients:{}\r\n",
+                self.stats.connected_clients, self.stats.blocked_clients
             ),
         );
         section(
@@ -329,28 +329,22 @@ impl<'a> HostCtx<'a> {
                 Frame::ok()
             }
             "resetstat" if args.len() == 1 => Frame::ok(),
-            "rewrite" if args.len() == 1 => match self.config.config_file.clone() {
-                None => Frame::error("ERR The server is running without a config file"),
-                Some(path) => {
-                    let original = std::fs::read_to_string(&path).unwrap_or_default();
-                    let text = self.config.rewrite(&original);
-                    let temp = format!("{path}.tmp-{}", std::process::id());
-                    let written = std::fs::write(&temp, text.as_bytes())
-                        .and_then(|()| std::fs::rename(&temp, &path));
-                    match written {
-                        Ok(()) => {
-                            self.logger.log(
-                                crate::cluster::LogLevel::Notice,
-                                false,
-                                "CONFIG REWRITE executed with success.",
-                            );
-                            Frame::ok()
-                        }
-                        Err(e) => {
-                            let _ = std::fs::remove_file(&temp);
-                            Frame::Error(format!("ERR Rewriting config file: {e}"))
-                        }
-                    }
+            "rewrite" if args.len() == 1 => match self.config.rewrite_file() {
+                Ok(()) => {
+                    self.logger.log(
+                        LogLevel::Notice,
+                        false,
+                        "CONFIG REWRITE executed with success.",
+                    );
+                    Frame::ok()
+                }
+                Err(e) => {
+                    self.logger.log(
+                        LogLevel::Warning,
+                        false,
+                        &format!("CONFIG REWRITE failed: {e}"),
+                    );
+                    Frame::Error(format!("ERR {e}"))
                 }
             },
             "help" => Frame::Array(
@@ -424,6 +418,88 @@ impl Host for HostCtx<'_> {
         x: crate::commands::migrate::MigrateExchange<'_>,
     ) -> crate::commands::migrate::MigrateOutcome {
         self.migrate.exchange(&x, now_ms() / 1000)
+    }
+
+    fn take_scripts(&mut self) -> Option<Box<crate::commands::scripting::Engine>> {
+        if self.stats.scripts.is_none() {
+            match crate::commands::scripting::Engine::new() {
+                Ok(e) => self.stats.scripts = Some(Box::new(e)),
+                Err(e) => {
+                    self.logger.log(
+                        LogLevel::Warning,
+                        false,
+                        &format!("Failed creating the Lua engine: {e}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        self.stats.scripts.take()
+    }
+
+    fn put_scripts(&mut self, engine: Box<crate::commands::scripting::Engine>) {
+        self.stats.scripts = Some(engine);
+    }
+
+    fn request_shutdown(&mut self, save: Option<bool>) -> Result<(), String> {
+        self.stats.shutdown = Some(save);
+        Ok(())
+    }
+
+    fn debug(&mut self, args: &[Bytes], client: &ClientState) -> Option<Frame> {
+        // redis `enable-debug-command`: yes, local (loopback clients), or no.
+        let allowed = match self.config.get("enable-debug-command") {
+            Some("yes") => true,
+            Some("local") => {
+                client.addr.starts_with("127.")
+                    || client.addr.starts_with("[::1]")
+                    || client.addr.is_empty()
+            }
+            _ => false,
+        };
+        if !allowed {
+            return Some(Frame::error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."));
+        }
+        let sub = args.get(1)?.to_ascii_lowercase();
+        match (&sub[..], args.len()) {
+            (b"drop-cluster-packet-filter", 3) => {
+                let Some(t) = crate::resp::string2ll(&args[2]) else {
+                    return Some(Frame::error("ERR value is not an integer or out of range"));
+                };
+                if let Some(c) = self.cluster.as_mut() {
+                    c.set_drop_packet_filter(u16::try_from(t).ok());
+                }
+                Some(Frame::ok())
+            }
+            (b"set-active-expire", 3) => {
+                self.stats.active_expire_off = &args[2][..] == b"0";
+                Some(Frame::ok())
+            }
+            (b"clusterlink", 5) if args[2].eq_ignore_ascii_case(b"kill") => {
+                let Some(c) = self.cluster.as_mut() else {
+                    return Some(Frame::error(
+                        "ERR Debug option only available for cluster mode enabled setup!",
+                    ));
+                };
+                Some(match c.debug_kill_link(&args[3], &args[4]) {
+                    Ok(()) => Frame::ok(),
+                    Err(e) => Frame::Error(format!("ERR {e}")),
+                })
+            }
+            (b"log", 3) => {
+                let text = format!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
+                self.logger.log(LogLevel::Warning, false, &text);
+                Some(Frame::ok())
+            }
+            _ => None,
+        }
+    }
+
+    fn requirepass(&self) -> Option<String> {
+        self.config
+            .get("requirepass")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
     }
 
     fn server_command(

@@ -47,6 +47,18 @@ impl Logger {
         })
     }
 
+    /// Writes text as is, without the line prefix (redis `serverLogRaw`: the
+    /// startup logo), if `level` passes the filter.
+    pub fn log_raw(&mut self, level: LogLevel, text: &str) {
+        if level < self.level {
+            return;
+        }
+        let _ = match &mut self.out {
+            Some(f) => f.write_all(text.as_bytes()),
+            None => io::stdout().write_all(text.as_bytes()),
+        };
+    }
+
     /// Logs one line if `level` passes the filter. `replica` picks the role letter.
     pub fn log(&mut self, level: LogLevel, replica: bool, text: &str) {
         if level < self.level {

@@ -56,6 +56,9 @@ struct LinkHandle {
     /// `None` while the outbound connection is still being established.
     tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
     tasks: Vec<AbortHandle>,
+    /// Bytes handed to the writer and not yet written (redis's link send
+    /// queue, checked against `cluster-link-sendbuf-limit`).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl LinkHandle {
@@ -81,6 +84,16 @@ pub struct Stats {
     pub aof_rewrite_requested: bool,
     /// dump.rdb: saves, BGSAVE requests, INFO persistence's RDB fields.
     pub rdb: rdb::RdbStats,
+    /// DEBUG SET-ACTIVE-EXPIRE 0 turns the expiry sweep off (not `Default`:
+    /// see `Stats::new`).
+    pub active_expire_off: bool,
+    /// SHUTDOWN asked the server to stop: `Some(save)` (SAVE / NOSAVE / as configured).
+    pub shutdown: Option<Option<bool>>,
+    /// Clients waiting in a blocking command (INFO `blocked_clients`).
+    pub blocked_clients: u64,
+    /// The Lua engine (EVAL script cache, FUNCTION libraries), created on
+    /// first use. Kept here because `HostCtx` lends `Stats` to commands.
+    pub scripts: Option<Box<crate::commands::scripting::Engine>>,
 }
 
 /// The JSON-lines event log (one `EventLine` per line).
@@ -158,6 +171,10 @@ pub struct Shared {
     node: Mutex<Node>,
     /// Woken whenever a replica acks: WAITing clients recount.
     acks: Notify,
+    /// Woken when a key some client blocks on was written.
+    keys_ready: Notify,
+    /// Woken by SHUTDOWN.
+    shutdown: Notify,
 }
 
 impl Node {
@@ -224,6 +241,10 @@ impl Node {
         // Telling the core about a broken replication link may have queued more.
         self.run_actions(shared, now);
         self.send_getack(now);
+        // Blocked clients (XREAD BLOCK) recheck when one of their keys changed.
+        if self.db.take_ready_keys() {
+            shared.keys_ready.notify_waiters();
+        }
         // Every pass ends here before its replies go out: the writes it
         // applied reach the AOF first.
         if std::mem::take(&mut self.stats.aof_rewrite_requested) {
@@ -257,13 +278,47 @@ impl Node {
         }
     }
 
+    /// redis `clusterNodeCronFreeLinkOnBufferLimitReached`: an outbound link
+    /// whose unsent bytes exceed `cluster-link-sendbuf-limit` is freed (the
+    /// cron reconnects it).
+    fn free_links_over_sendbuf_limit(&mut self) {
+        let limit = self
+            .config
+            .get("cluster-link-sendbuf-limit")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        if limit == 0 {
+            return;
+        }
+        let over: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, h)| h.queued.load(std::sync::atomic::Ordering::Relaxed) > limit)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in over {
+            let freed = self
+                .cluster
+                .as_mut()
+                .is_some_and(|c| c.free_link_over_limit(id));
+            if freed {
+                if let Some(h) = self.links.remove(&id) {
+                    h.abort();
+                }
+            }
+        }
+    }
+
     fn run_action(&mut self, shared: &Arc<Shared>, now: u64, action: Action) {
         match action {
             Action::Connect { link, ip, port } => bus::start_connect(shared, self, link, ip, port),
             Action::Send { link, msg } => {
-                if let Some(tx) = self.links.get(&link).and_then(|h| h.tx.as_ref()) {
+                if let Some(h) = self.links.get(&link) {
+                    let Some(tx) = h.tx.as_ref() else { return };
                     let mut bytes = Vec::with_capacity(crate::wire::HEADER_LEN + 512);
                     crate::wire::encode(&msg, &mut bytes);
+                    h.queued
+                        .fetch_add(bytes.len(), std::sync::atomic::Ordering::Relaxed);
                     // A send fails only if the writer task already ended; the
                     // reader side reports the close to the core.
                     let _ = tx.send(bytes);
@@ -361,9 +416,25 @@ pub async fn run(config: Config) -> Result<()> {
         false,
         "oO0OoO0OoO0Oo hearsay-node is starting oO0OoO0OoO0Oo",
     );
+    logger.log(
+        LogLevel::Notice,
+        false,
+        &format!(
+            "hearsay-node version={} (Redis 7.0.15 compatible), bits=64, pid={}, just started",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ),
+    );
+    logger.log(LogLevel::Notice, false, "Configuration loaded");
     if !config.pidfile().is_empty() {
-        std::fs::write(config.pidfile(), format!("{}\n", std::process::id()))
-            .context("Can't write the pidfile")?;
+        // As redis: a PID file that cannot be written is a warning, not fatal.
+        if let Err(e) = std::fs::write(config.pidfile(), format!("{}\n", std::process::id())) {
+            logger.log(
+                LogLevel::Warning,
+                false,
+                &format!("Failed to write PID file: {e}"),
+            );
+        }
     }
 
     let events = if config.events_file().is_empty() {
@@ -442,6 +513,8 @@ pub async fn run(config: Config) -> Result<()> {
     let shared = Arc::new(Shared {
         node: Mutex::new(node),
         acks: Notify::new(),
+        keys_ready: Notify::new(),
+        shutdown: Notify::new(),
     });
     {
         let mut n = shared.node.lock();
@@ -452,10 +525,26 @@ pub async fn run(config: Config) -> Result<()> {
             n.flush_events();
         }
         let port = n.config.port();
-        n.log(
-            LogLevel::Notice,
-            &format!("Running mode=cluster, port={port}."),
-        );
+        let mode = if n.cluster.is_some() {
+            "cluster"
+        } else {
+            "standalone"
+        };
+        if n.config.get("always-show-logo") == Some("yes") {
+            // redis's logo carries the port and PID (its test suite waits for
+            // " PID: <pid>"); ours is plainer, with the same facts.
+            let logo = format!(
+                "\n    hearsay-node {} (Redis 7.0.15 compatible) 64 bit\n\n    Running in {mode} mode\n    Port: {port}\n    PID: {}\n\n",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            );
+            n.logger.log_raw(LogLevel::Notice, &logo);
+        } else {
+            n.log(
+                LogLevel::Notice,
+                &format!("Running mode={mode}, port={port}."),
+            );
+        }
         n.log(LogLevel::Notice, "Server initialized");
         // The data set is loaded before any client or peer is served: the
         // AOF if it is on, else dump.rdb (redis `loadDataFromDisk`).
@@ -485,22 +574,31 @@ pub async fn run(config: Config) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let which = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+        _ = term.recv() => Some("SIGTERM"),
+        _ = int.recv() => Some("SIGINT"),
+        _ = shared.shutdown.notified() => None,
     };
     let mut n = shared.node.lock();
-    n.log(
-        LogLevel::Warning,
-        &format!("Received {which} scheduling shutdown..."),
-    );
+    match which {
+        Some(sig) => n.log(
+            LogLevel::Warning,
+            &format!("Received {sig} scheduling shutdown..."),
+        ),
+        None => n.log(LogLevel::Warning, "User requested shutdown..."),
+    }
     n.drain(&shared);
     n.aof_shutdown();
-    n.rdb_shutdown();
+    let save = n.stats.shutdown.flatten();
+    n.rdb_shutdown(save);
+    if !n.config.pidfile().is_empty() {
+        n.log(LogLevel::Notice, "Removing the pid file.");
+        let _ = std::fs::remove_file(n.config.pidfile());
+    }
     n.log(
         LogLevel::Warning,
         "hearsay-node is now ready to exit, bye bye...",
     );
-    n.write_stopped(which);
+    n.write_stopped(which.unwrap_or("SHUTDOWN"));
     // Everything that must reach the disk has (AOF synced, RDB saved,
     // events flushed): exit now, as redis does, rather than free a big
     // data set key by key and wait for background tasks.
@@ -516,13 +614,16 @@ async fn cron(shared: Arc<Shared>) {
         interval.tick().await;
         let mut n = shared.node.lock();
         let now = now_ms();
+        n.free_links_over_sendbuf_limit();
         if let Some(c) = n.cluster.as_mut() {
             c.tick(now);
         }
         // Deletes nothing on a replica or while paused (see refresh_expire_mode).
         n.refresh_expire_mode(now);
-        let expired = n.db.active_expire(now, 200);
-        n.feed_deletes(expired);
+        if !n.stats.active_expire_off {
+            let expired = n.db.active_expire(now, 200);
+            n.feed_deletes(expired);
+        }
         n.replication_cron(&shared, now);
         n.rdb_cron(&shared, now);
         n.migrate.close_idle(now / 1000);

@@ -269,10 +269,12 @@ impl Node {
         }
     }
 
-    /// At shutdown with save points configured: a final synchronous save
+    /// At shutdown: a final synchronous save when save points are
+    /// configured, or SHUTDOWN SAVE asked for one, and not SHUTDOWN NOSAVE
     /// (redis `prepareForShutdown`).
-    pub(super) fn rdb_shutdown(&mut self) {
-        if save_points(self.config.get("save").unwrap_or_default()).is_empty() {
+    pub(super) fn rdb_shutdown(&mut self, save: Option<bool>) {
+        let points = !save_points(self.config.get("save").unwrap_or_default()).is_empty();
+        if !save.unwrap_or(points) {
             return;
         }
         self.log(

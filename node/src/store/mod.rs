@@ -19,12 +19,23 @@ use bytes::Bytes;
 
 use crate::slots::{key_slot, CLUSTER_SLOTS};
 
+mod hash;
+mod stream;
+mod zset;
+
+pub use hash::Hash;
+pub use stream::{Stream, StreamId};
+pub use zset::{Score, ZSet};
+
 /// A stored value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     Str(Bytes),
     List(VecDeque<Bytes>),
     Set(HashSet<Bytes>),
+    Hash(Hash),
+    ZSet(ZSet),
+    Stream(Stream),
 }
 
 impl Value {
@@ -34,6 +45,21 @@ impl Value {
             Value::Str(_) => "string",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::Hash(_) => "hash",
+            Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
+        }
+    }
+
+    /// redis's type number (`OBJ_STRING`...), which DEBUG DIGEST mixes in.
+    pub fn type_code(&self) -> u32 {
+        match self {
+            Value::Str(_) => 0,
+            Value::List(_) => 1,
+            Value::Set(_) => 2,
+            Value::ZSet(_) => 3,
+            Value::Hash(_) => 4,
+            Value::Stream(_) => 6,
         }
     }
 }
@@ -106,6 +132,10 @@ pub struct Db {
     expired_log: Vec<Bytes>,
     /// Writes that changed the dataset (redis `server.dirty`).
     dirty: u64,
+    /// Keys blocked clients wait on, with how many wait on each.
+    blocking: HashMap<Bytes, usize>,
+    /// One of `blocking`'s keys was modified since the last check.
+    ready: bool,
 }
 
 impl Default for Db {
@@ -138,6 +168,8 @@ impl Db {
             mode: ExpireMode::Delete,
             expired_log: Vec::new(),
             dirty: 0,
+            blocking: HashMap::new(),
+            ready: false,
         }
     }
 
@@ -299,6 +331,9 @@ impl Db {
         let empty = match self.slots[slot].get(key).map(|e| &e.value) {
             Some(Value::List(l)) => l.is_empty(),
             Some(Value::Set(s)) => s.is_empty(),
+            Some(Value::Hash(h)) => h.is_empty(),
+            Some(Value::ZSet(z)) => z.is_empty(),
+            // An empty stream stays (redis keeps it, with its last ID).
             _ => false,
         };
         if empty {
@@ -362,6 +397,9 @@ impl Db {
     /// watch counter (redis `signalModifiedKey` + `server.dirty++`).
     pub fn modified(&mut self, key: &[u8]) {
         self.dirty += 1;
+        if !self.blocking.is_empty() && self.blocking.contains_key(key) {
+            self.ready = true;
+        }
         if self.watched.is_empty() {
             return;
         }
@@ -525,6 +563,32 @@ impl Db {
         !self.expired_log.is_empty()
     }
 
+    // ---- blocked clients ----
+
+    /// A client starts waiting for writes to `keys` (redis `blockForKeys`).
+    pub fn block_on(&mut self, keys: &[Bytes]) {
+        for k in keys {
+            *self.blocking.entry(k.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// The client stopped waiting.
+    pub fn unblock(&mut self, keys: &[Bytes]) {
+        for k in keys {
+            if let Some(n) = self.blocking.get_mut(&k[..]) {
+                *n -= 1;
+                if *n == 0 {
+                    self.blocking.remove(&k[..]);
+                }
+            }
+        }
+    }
+
+    /// Whether a key someone waits on changed since the last call.
+    pub fn take_ready_keys(&mut self) -> bool {
+        std::mem::take(&mut self.ready)
+    }
+
     // ---- WATCH ----
 
     /// Starts watching `key` for one client.
@@ -588,6 +652,43 @@ impl Db {
             .get(usize::from(slot))
             .map(|m| m.keys().take(count).cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Every entry, expired ones not yet deleted included, slot by slot.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.slots.iter().flat_map(|m| m.iter())
+    }
+
+    /// The keys of one slot (for SCAN), unordered.
+    pub fn slot_entries(&self, slot: u16) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.slots
+            .get(usize::from(slot))
+            .into_iter()
+            .flat_map(|m| m.iter())
+    }
+
+    /// Moves a key's value and TTL to a new name (RENAME), replacing what the
+    /// new name held. Both names must exist / be checked by the caller.
+    pub fn rename(&mut self, from: &[u8], to: Bytes, now: u64) -> bool {
+        let slot = slot_index(from);
+        if self.expired(slot, from, now) {
+            return false;
+        }
+        let Some((k, entry)) = self.remove_entry_in(slot, from) else {
+            return false;
+        };
+        self.modified(&k);
+        let to_slot = slot_index(&to);
+        self.expired(to_slot, &to, now);
+        if self.remove_entry_in(to_slot, &to).is_some() {
+            // Replaced: the new name's watchers see a change too.
+        }
+        let expire = entry.expire_at;
+        self.insert_in(to_slot, to.clone(), entry.value);
+        if let Some(at) = expire {
+            self.set_expire(&to, at, now);
+        }
+        true
     }
 
     /// Slots that hold at least one key, ascending.
