@@ -197,6 +197,54 @@ fn fill(port: u16) {
         ],
         [vec!["SADD".into(), "manyints".into()], many].concat(),
         vec!["PEXPIRE".into(), "set".into(), "700000".into()],
+        vec![
+            "HSET".into(),
+            "hash".into(),
+            "f".into(),
+            "v".into(),
+            "n".into(),
+            "12".into(),
+        ],
+        [
+            vec!["HSET".into(), "bighash".into()],
+            (0..300)
+                .flat_map(|i| [format!("f{i}"), "x".repeat(i % 90)])
+                .collect(),
+        ]
+        .concat(),
+        vec![
+            "ZADD".into(),
+            "zset".into(),
+            "1".into(),
+            "a".into(),
+            "2.5".into(),
+            "b".into(),
+            "-inf".into(),
+            "c".into(),
+        ],
+        [
+            vec!["ZADD".into(), "bigzset".into()],
+            (0..300)
+                .flat_map(|i| [format!("{}", f64::from(i) / 7.0), format!("m{i}")])
+                .collect(),
+        ]
+        .concat(),
+        vec![
+            "XADD".into(),
+            "stream".into(),
+            "1-1".into(),
+            "a".into(),
+            "1".into(),
+            "b".into(),
+            "2".into(),
+        ],
+        vec![
+            "XADD".into(),
+            "stream".into(),
+            "2-0".into(),
+            "c".into(),
+            "3".into(),
+        ],
     ];
     for c in cmds {
         let a: Vec<&[u8]> = c.iter().map(|s| s.as_bytes()).collect();
@@ -212,6 +260,7 @@ fn fill(port: u16) {
 
 const KEYS: &[&str] = &[
     "str", "int", "bigint", "long", "bin", "ttl", "list", "biglist", "intset", "set", "manyints",
+    "hash", "bighash", "zset", "bigzset", "stream",
 ];
 
 /// A key's value in a comparable form (collections sorted), and whether it
@@ -222,6 +271,12 @@ fn value(port: u16, key: &str) -> (String, Vec<u8>, bool) {
         "+string" | "string" => call(port, &[b"GET", key.as_bytes()]),
         "+list" | "list" => call(port, &[b"LRANGE", key.as_bytes(), b"0", b"-1"]),
         "+set" | "set" => call(port, &[b"SMEMBERS", key.as_bytes()]),
+        "+hash" | "hash" => call(port, &[b"HGETALL", key.as_bytes()]),
+        "+zset" | "zset" => call(
+            port,
+            &[b"ZRANGE", key.as_bytes(), b"0", b"-1", b"WITHSCORES"],
+        ),
+        "+stream" | "stream" => call(port, &[b"XRANGE", key.as_bytes(), b"-", b"+"]),
         other => other.as_bytes().to_vec(),
     };
     let ttl: i64 = text(port, &["PTTL", key])
@@ -360,7 +415,7 @@ fn dump_rdb_moves_between_hearsay_and_redis_server_both_ways() {
         "{log}"
     );
     assert!(
-        log.contains("Done loading RDB, keys loaded: 11, keys expired: 1."),
+        log.contains("Done loading RDB, keys loaded: 16, keys expired: 1."),
         "{log}"
     );
 }
@@ -439,7 +494,7 @@ fn shutdown_saves_with_save_points_and_a_restart_loads_it() {
     let after: Vec<_> = KEYS.iter().map(|k| value(h.port, k)).collect();
     assert_eq!(before, after);
     let info = text(h.port, &["INFO", "persistence"]);
-    assert!(info.contains("rdb_last_load_keys_loaded:11\r\n"), "{info}");
+    assert!(info.contains("rdb_last_load_keys_loaded:16\r\n"), "{info}");
     assert_eq!(text(h.port, &["BGSAVE"]), "+Background saving started");
     wait_until(Duration::from_secs(10), || {
         text(h.port, &["INFO", "persistence"])
