@@ -138,6 +138,8 @@ pub enum TargetSpec {
     FirstPrimaries {
         count: usize,
     },
+    /// Every primary but the first `skip` in the draw order.
+    OtherPrimaries { skip: usize },
 }
 
 /// How a partition is cut.
@@ -573,6 +575,9 @@ pub fn resolve_targets(spec: &TargetSpec, n: usize, topo: &Topology, draw: u64) 
         TargetSpec::FirstPrimaries { count } => {
             topo.primaries_in(draw).into_iter().take(*count).collect()
         }
+        TargetSpec::OtherPrimaries { skip } => {
+            topo.primaries_in(draw).into_iter().skip(*skip).collect()
+        }
     };
     v.sort_unstable();
     v.dedup();
@@ -727,6 +732,7 @@ pub fn needs_topology(f: &Fault) -> bool {
                 | TargetSpec::Replicas
                 | TargetSpec::Primary { .. }
                 | TargetSpec::FirstPrimaries { .. }
+                | TargetSpec::OtherPrimaries { .. }
         )
     )
 }
