@@ -138,16 +138,11 @@ impl MigrateSockets {
             Some(_) => Some(next(c).map_err(first)?),
             None => None,
         };
+        // A failed AUTH or SELECT read, or no first RESTORE reply, is a
+        // socket error that may retry (redis `goto socket_err`, and its
+        // `j == 0` test): nothing was processed yet.
         let select_reply = if select {
-            let got = next(c);
-            Some(match (got, &auth) {
-                (Ok(l), _) => l,
-                (Err(e), None) => return Err(first(e)),
-                (Err(_), Some(_)) => {
-                    self.cache.remove(&key);
-                    return Ok(MigrateOutcome::Io { writing: false });
-                }
-            })
+            Some(next(c).map_err(first)?)
         } else {
             None
         };
@@ -157,7 +152,7 @@ impl MigrateSockets {
             match next(c) {
                 Ok(l) => restores.push(l),
                 Err(e) => {
-                    if i == 0 && auth.is_none() && select_reply.is_none() {
+                    if i == 0 {
                         return Err(first(e));
                     }
                     socket_error = true;
