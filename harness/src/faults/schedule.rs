@@ -139,7 +139,9 @@ pub enum TargetSpec {
         count: usize,
     },
     /// Every primary but the first `skip` in the draw order.
-    OtherPrimaries { skip: usize },
+    OtherPrimaries {
+        skip: usize,
+    },
 }
 
 /// How a partition is cut.
