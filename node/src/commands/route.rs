@@ -62,6 +62,9 @@ pub struct Query<'a> {
     pub asking: bool,
     /// The client sent READONLY.
     pub readonly: bool,
+    /// The command is MIGRATE (not inside EXEC): it runs here whenever the
+    /// slot is migrating or importing, so keys can move freely.
+    pub migrate: bool,
 }
 
 /// `Ok(())` if this node serves the request, else the redirection.
@@ -134,6 +137,10 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
         if q.command_flags & super::table::flag::WRITE != 0 {
             return Err(Redirect::DownReadOnly);
         }
+    }
+
+    if q.migrate && (migrating || importing) {
+        return Ok(());
     }
 
     if migrating && missing > 0 {

@@ -4,8 +4,8 @@
 //!
 //! Three things stop a batch early and are served without the lock, the rest
 //! of the pipeline staying queued behind them: a WAIT that has to block, a
-//! write command while a manual failover pauses writes, and `HEARSAY.SYNC`,
-//! which turns the connection into a replication link.
+//! write command while a manual failover pauses writes, and `PSYNC`/`SYNC`,
+//! which turn the connection into a replication link.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,12 +15,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::blocking::{self, WaitRequest};
 use super::host::HostCtx;
-use super::replication::{self, WaitRequest};
+use super::replication::{self, ReplConf};
 use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
 use crate::commands::{self, table, ClientState, Id, Lookup};
-use crate::replication::protocol;
 use crate::resp::{self, Frame, RequestLimits};
 
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
@@ -49,7 +49,7 @@ enum Stop {
     Wait(WaitRequest),
     /// The request at the front of the queue is a write held by the pause.
     Paused,
-    /// `HEARSAY.SYNC`: the connection becomes a replication link.
+    /// `PSYNC`/`SYNC`: the connection may become a replication link.
     Sync(Vec<Bytes>),
     /// A blocking command (XREAD BLOCK) waits for data.
     Block(commands::BlockRequest),
@@ -63,6 +63,8 @@ struct Conn {
     /// The master offset right after this client's last replicated write
     /// (redis `c->woff`): what its WAIT waits for.
     woff: u64,
+    /// What it announced with `REPLCONF` (a replica-to-be).
+    repl: ReplConf,
 }
 
 async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
@@ -74,7 +76,11 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
         n.stats.next_client_id += 1;
         ClientState::new(id)
     };
-    let mut conn = Conn { client, woff: 0 };
+    let mut conn = Conn {
+        client,
+        woff: 0,
+        repl: ReplConf::default(),
+    };
     let limits = RequestLimits::default();
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut outbuf = BytesMut::with_capacity(16 * 1024);
@@ -124,7 +130,7 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                     queue.clear();
                 }
                 Stop::Wait(req) => {
-                    let reply = replication::wait_for_acks(&shared, req).await;
+                    let reply = blocking::wait_for_acks(&shared, req).await;
                     resp::encode(&reply, conn.client.resp3, &mut outbuf);
                 }
                 Stop::Block(req) => {
@@ -138,15 +144,22 @@ async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
                     close = true;
                     queue.clear();
                 }
-                Stop::Paused => replication::wait_unpaused(&shared).await,
+                Stop::Paused => blocking::wait_unpaused(&shared).await,
                 Stop::Sync(args) => {
-                    {
-                        let mut n = shared.node.lock();
-                        n.stats.connected_clients -= 1;
-                        commands::disconnect(&mut n.db, &mut conn.client);
+                    queue.clear();
+                    match replication::start_replica(&shared, stream, inbuf, &args, &conn.repl) {
+                        Ok(()) => {
+                            let mut n = shared.node.lock();
+                            n.stats.connected_clients -= 1;
+                            commands::disconnect(&mut n.db, &mut conn.client);
+                            return;
+                        }
+                        Err((s, b, reply)) => {
+                            stream = s;
+                            inbuf = b;
+                            resp::encode(&reply, conn.client.resp3, &mut outbuf);
+                        }
                     }
-                    replication::serve_replica(shared, stream, inbuf, args).await;
-                    return;
                 }
             }
         }
@@ -190,8 +203,28 @@ fn run_batch(
     n.refresh_expire_mode(now);
     let paused = n.paused(now);
     while let Some(args) = queue.pop_front() {
-        if protocol::is_sync_request(&args) {
-            return Some(Stop::Sync(args));
+        if conn.client.multi.is_none() {
+            let is = |name: &[u8]| args[0].eq_ignore_ascii_case(name);
+            if (is(b"psync") && args.len() == 3) || (is(b"sync") && args.len() == 1) {
+                n.stats.total_commands += 1;
+                return Some(Stop::Sync(args));
+            }
+            if is(b"save") && args.len() == 1 {
+                n.stats.total_commands += 1;
+                let reply = match n.rdb_save() {
+                    Ok(()) => Frame::ok(),
+                    Err(e) => Frame::Error(e),
+                };
+                resp::encode(&reply, conn.client.resp3, outbuf);
+                continue;
+            }
+            if is(b"replconf") {
+                n.stats.total_commands += 1;
+                if let Some(reply) = replication::replconf(&mut conn.repl, &args) {
+                    resp::encode(&reply, conn.client.resp3, outbuf);
+                }
+                continue;
+            }
         }
         if paused && is_write_request(&args, &conn.client) {
             queue.push_front(args);
@@ -204,9 +237,29 @@ fn run_batch(
                 continue;
             }
         }
+        if n.repl.state.writes_refused() && is_write_request(&args, &conn.client) {
+            // redis `rejectCommand`: a rejected EXEC aborts the transaction,
+            // a rejected queued command dooms it.
+            n.stats.total_commands += 1;
+            const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+            let reply = if args[0].eq_ignore_ascii_case(b"exec") {
+                commands::discard_transaction(&mut n.db, &mut conn.client);
+                Frame::Error(format!(
+                    "EXECABORT Transaction discarded because of: {NOREPLICAS}"
+                ))
+            } else {
+                if let Some(m) = conn.client.multi.as_mut() {
+                    m.dirty_exec = true;
+                }
+                Frame::error(NOREPLICAS)
+            };
+            resp::encode(&reply, conn.client.resp3, outbuf);
+            continue;
+        }
         n.stats.total_commands += 1;
         let (outcome, wait) = run_one(n, conn, args);
         if let Some(req) = wait {
+            n.repl.getack_wanted = true;
             return Some(Stop::Wait(req));
         }
         if n.stats.shutdown.is_some() {
@@ -239,6 +292,7 @@ fn run_one(
         &mut n.stats,
         &mut n.logger,
         &mut n.repl.state,
+        &mut n.migrate,
     )
     .for_client(conn.woff, may_block);
     let outcome = commands::execute(&mut host, &mut n.db, &mut conn.client, args);

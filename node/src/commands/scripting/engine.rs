@@ -1037,6 +1037,7 @@ fn check_and_call(ctx: &mut Ctx<'_>, run: &mut Run, argv: Vec<Bytes>) -> Result<
             is_write: spec.is_write(),
             asking: ctx.client.asking,
             readonly: ctx.client.readonly,
+            migrate: false,
         };
         if let Err(r) = route::check(&q, &*ctx.host, ctx.db, ctx.expire_now) {
             return Err(match r {
