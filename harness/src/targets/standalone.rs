@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn data_config_sets_replication_and_write_guard() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::create_in(dir.path(), "hsdeadbeef").unwrap();
+        let reg = Registry::create_in(dir.path(), "hsdeadbe").unwrap();
         let node = Node::new(
             1,
             "redis",
