@@ -122,7 +122,7 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
         return Ok(planned);
     }
     let kinds = NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
-    Ok(schedule::generate_with(
+    Ok(crate::faults::generate::generate_with(
         seed,
         &kinds,
         (opts.nemesis_interval * 1000.0) as u64,
