@@ -2,7 +2,9 @@
 # Installs the system packages hearsay needs (Debian/Ubuntu, as root), once.
 # redis-server/redis-tools: the reference implementation and redis-cli/redis-benchmark;
 # nftables/iptables/iproute2: partitions, loss and delay inside the run's namespaces;
-# libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime.
+# libfaketime: per-process clock skew; gcc: the malloc shim redis needs under libfaketime;
+# redis-sentinel and nutcracker (twemproxy): the sentinel and twemproxy targets (their
+# Debian services are never used: the harness starts its own processes).
 # With --tests also chromium, for the test that renders a run's report.html headless,
 # and what scripts/redis-suite and the client-library tests need: tclsh (tcl) and
 # dpkg-dev (apt-get source of redis's test suite), python3-venv (redis-py in a venv).
@@ -10,9 +12,10 @@
 set -euo pipefail
 need=()
 for pair in redis-server:redis-server redis-cli:redis-tools nft:nftables iptables:iptables \
-            ip:iproute2 faketime:faketime gcc:gcc ps:procps; do
+            ip:iproute2 faketime:faketime gcc:gcc ps:procps redis-sentinel:redis-sentinel \
+            nutcracker:nutcracker; do
   cmd=${pair%%:*}; pkg=${pair##*:}
-  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
 if [ "${1:-}" = --tests ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)

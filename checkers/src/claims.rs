@@ -96,11 +96,80 @@ pub const REDIS_CLUSTER: &[Mechanism] = &[
     },
 ];
 
+/// Redis Sentinel's documented mechanisms (sentinel docs, "Consistency under
+/// partitions"; replication docs, "Allow writes only with N attached replicas").
+pub const SENTINEL: &[Mechanism] = &[
+    Mechanism {
+        name: "async-replication",
+        documented: "replication is asynchronous: a failover promotes a replica that may \
+                     not have every write the old master acknowledged; those writes are lost",
+        evidence: "the write acknowledged by the master of the time; the sentinels' majority \
+                   naming another master after the ack; no offset evidence that the promoted \
+                   replica had it",
+    },
+    Mechanism {
+        name: "partitioned-master",
+        documented: "a master partitioned away from the majority of sentinels keeps accepting \
+                     writes (clients that still reach it write on); the majority fails it over \
+                     and, when the partition heals, turns it into a replica of the new master, \
+                     discarding those writes. With min-replicas-to-write N it stops within \
+                     min-replicas-max-lag (10 s) once its replicas are cut off",
+        evidence: "the acknowledging master cut off from the majority of sentinels at the ack \
+                   (partition, pause or kill windows); another master named after it; with \
+                   min-replicas-to-write, the ack within 10 s (plus slack) of losing its replicas",
+    },
+    Mechanism {
+        name: "stale-master-rejoin",
+        documented: "an old master that comes back (restart, healed partition, resumed pause) is \
+                     a master until a sentinel reconfigures it as a replica; what it acknowledges \
+                     meanwhile is lost",
+        evidence: "at the ack the sentinels' majority named another master, or the acknowledging \
+                   node came back from a fault shortly before the ack and was demoted after it",
+    },
+    Mechanism {
+        name: "no-persistence",
+        documented: "without appendonly a killed master restarts empty (and its replicas resync \
+                     from it if it comes back before a failover)",
+        evidence: "appendonly no; the acknowledging node killed after the ack",
+    },
+];
+
+/// twemproxy's documented mechanisms (nutcracker's README and notes/recommendation.md:
+/// no replication, `auto_eject_hosts` reshards keys while a server is ejected).
+pub const TWEMPROXY: &[Mechanism] = &[
+    Mechanism {
+        name: "no-persistence",
+        documented: "twemproxy does not replicate: a shard that restarts without persistence \
+                     has lost every key it held",
+        evidence: "appendonly no; the shard that held the key killed after the ack",
+    },
+    Mechanism {
+        name: "auto-eject-remap",
+        documented: "with auto_eject_hosts a failing shard leaves the hash ring for \
+                     server_retry_timeout; its keys map to other shards meanwhile and back \
+                     when it returns, so writes of either period are not seen in the other \
+                     (documented as a cache's behaviour)",
+        evidence: "auto_eject_hosts on; the key held by more than one shard over the run's \
+                   snapshots, with a fault on a shard that held it",
+    },
+];
+
 /// The mechanisms a target's documentation admits.
 pub fn table(target: &str) -> &'static [Mechanism] {
     match target {
         "redis" | "hearsay" | "mixed" | "sim" => REDIS_CLUSTER,
+        "sentinel" => SENTINEL,
+        "twemproxy" => TWEMPROXY,
         _ => &[],
+    }
+}
+
+/// The name of a target's documented claims, for verdict lines.
+pub fn claims_name(target: &str) -> &'static str {
+    match target {
+        "sentinel" => "sentinel",
+        "twemproxy" => "twemproxy",
+        _ => "redis-cluster",
     }
 }
 
@@ -166,24 +235,39 @@ type OffsetAt<'s> = Option<(u64, &'s str)>;
 
 /// The facts of a run the mechanisms look at, indexed once.
 pub struct Facts<'a> {
-    d: &'a RunData,
+    pub(crate) d: &'a RunData,
     /// Ops by history index.
-    ops: HashMap<u64, &'a Op>,
+    pub(crate) ops: HashMap<u64, &'a Op>,
     /// Completion index -> invocation index.
-    invoke_of: HashMap<u64, u64>,
+    pub(crate) invoke_of: HashMap<u64, u64>,
     /// Node name -> ID (every ID it had), and ID -> name.
     ids: HashMap<String, Vec<String>>,
-    appendonly: bool,
+    pub(crate) appendonly: bool,
     /// Per slot: the majority owner (ID) in each snapshot round, in time order.
     owners: std::cell::RefCell<HashMap<u16, OwnerTimeline>>,
     /// Slack on node_timeout windows (cron period, gossip, client latency).
-    slack_ms: i64,
+    pub(crate) slack_ms: i64,
     /// Snapshot rounds, computed once.
     rounds: Vec<Vec<&'a crate::run_data::Snapshot>>,
+    /// Sentinel: the data nodes' `min-replicas-to-write`.
+    pub(crate) min_replicas_to_write: u32,
+    /// twemproxy: `auto_eject_hosts`.
+    pub(crate) auto_eject: bool,
 }
 
 impl<'a> Facts<'a> {
     pub fn new(d: &'a RunData, history: &'a History, appendonly: bool) -> Facts<'a> {
+        Facts::with_options(d, history, appendonly, 0, false)
+    }
+
+    /// With the Sentinel and twemproxy options the claims depend on.
+    pub fn with_options(
+        d: &'a RunData,
+        history: &'a History,
+        appendonly: bool,
+        min_replicas_to_write: u32,
+        auto_eject: bool,
+    ) -> Facts<'a> {
         let mut ops = HashMap::new();
         let mut invoke_of = HashMap::new();
         for op in &history.ops {
@@ -207,10 +291,12 @@ impl<'a> Facts<'a> {
             owners: Default::default(),
             slack_ms: d.node_timeout_ms / 2 + 1000,
             rounds: rounds(&d.snapshots),
+            min_replicas_to_write,
+            auto_eject,
         }
     }
 
-    fn time_ms(&self, index: u64) -> Option<i64> {
+    pub(crate) fn time_ms(&self, index: u64) -> Option<i64> {
         self.ops.get(&index).map(|o| (o.time / 1_000_000) as i64)
     }
 
@@ -283,7 +369,7 @@ impl<'a> Facts<'a> {
     }
 
     /// Whether `a` and `b` (names) could exchange packets at `t`, by the fault windows.
-    fn reachable(&self, a: &str, b: &str, t: i64) -> bool {
+    pub(crate) fn reachable(&self, a: &str, b: &str, t: i64) -> bool {
         !self.active(t).any(|f| match f.kind.as_str() {
             "partition" => {
                 f.grudge.get(a).is_some_and(|v| v.iter().any(|x| x == b))
@@ -294,7 +380,7 @@ impl<'a> Facts<'a> {
         })
     }
 
-    fn active(&self, t: i64) -> impl Iterator<Item = &FaultWindow> + '_ {
+    pub(crate) fn active(&self, t: i64) -> impl Iterator<Item = &FaultWindow> + '_ {
         self.d
             .faults
             .iter()
@@ -373,7 +459,7 @@ impl<'a> Facts<'a> {
 
     /// The end of the last pause/kill/partition touching `node` that ended at or
     /// before `t`.
-    fn back_from_fault(&self, node: &str, t: i64) -> Option<i64> {
+    pub(crate) fn back_from_fault(&self, node: &str, t: i64) -> Option<i64> {
         self.d
             .faults
             .iter()
@@ -401,7 +487,7 @@ impl<'a> Facts<'a> {
     /// A node's sampled offset: the first sample at or after `t` (an upper bound on
     /// what it had written by `t`) and the last before `t` (a lower bound), with the
     /// replication ID of each.
-    fn offset_around(&self, node: &str, t: i64) -> (OffsetAt<'_>, OffsetAt<'_>) {
+    pub(crate) fn offset_around(&self, node: &str, t: i64) -> (OffsetAt<'_>, OffsetAt<'_>) {
         let mine = self.d.offsets.iter().filter(|o| o.node == node);
         let before = mine
             .clone()
@@ -414,7 +500,7 @@ impl<'a> Facts<'a> {
         (before, after)
     }
 
-    fn replid_before(&self, node: &str, t: i64) -> Option<&str> {
+    pub(crate) fn replid_before(&self, node: &str, t: i64) -> Option<&str> {
         self.d
             .offsets
             .iter()
@@ -442,6 +528,11 @@ fn slot_of(key: &str) -> u16 {
 /// Why one acknowledged write might be lost: the mechanism and its evidence, or the
 /// evidence against every mechanism.
 fn explain_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'static str>, Value) {
+    match f.d.target.as_str() {
+        "sentinel" => return crate::claims_standalone::sentinel_lost_ack(f, key, ack),
+        "twemproxy" => return crate::claims_standalone::twemproxy_lost_ack(f, key, ack),
+        _ => {}
+    }
     let slot = slot_of(key);
     let Some(op) = f.ops.get(&ack) else {
         return (None, json!({"why": format!("op {ack} not in the history")}));
@@ -554,6 +645,11 @@ fn explain_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'static str>, Va
 /// window, within `[from, to]` (for anomalies that show a split history rather than
 /// one lost write).
 fn split_within(f: &Facts, key: &str, from: i64, to: i64) -> Option<(&'static str, Value)> {
+    match f.d.target.as_str() {
+        "sentinel" => return crate::claims_standalone::sentinel_split(f, from, to),
+        "twemproxy" => return crate::claims_standalone::twemproxy_split(f, key),
+        _ => {}
+    }
     let slot = slot_of(key);
     if let Some((t, prev, new)) = f
         .changes_after(slot, from)
@@ -641,10 +737,12 @@ fn judge_one(f: &Facts, a: Anomaly) -> Attribution {
                 }
             }
             // The reader or a writer in a minority window also splits the history.
-            let minority =
-                a.at.and_then(|i| f.ops.get(&i))
-                    .and_then(|o| o.node.clone())
-                    .and_then(|n| f.cut_since(&n, to).map(|c| (n, c)));
+            let minority = (!f.d.is_standalone())
+                .then_some(())
+                .and(a.at)
+                .and_then(|i| f.ops.get(&i))
+                .and_then(|o| o.node.clone())
+                .and_then(|n| f.cut_since(&n, to).map(|c| (n, c)));
             match (split_within(f, &a.key, from, to), minority) {
                 (Some((m, e)), _) => Attribution {
                     anomaly: a,
@@ -730,6 +828,7 @@ pub fn judge(model: Model, target: &str, anomalies: Vec<Anomaly>, f: &Facts) -> 
         *kinds.entry(a.anomaly.kind.clone()).or_default() += 1;
     }
     let summary = summary_line(
+        claims_name(target),
         redis_cluster,
         total,
         unexplained,
@@ -775,6 +874,7 @@ pub fn judge(model: Model, target: &str, anomalies: Vec<Anomaly>, f: &Facts) -> 
 }
 
 fn summary_line(
+    claims: &str,
     rc: Valid,
     total: usize,
     unexplained: usize,
@@ -798,12 +898,12 @@ fn summary_line(
         String::new()
     };
     match (rc, total) {
-        (_, 0) => "valid under redis-cluster claims; no anomaly; linearizable".into(),
+        (_, 0) => format!("valid under {claims} claims; no anomaly; linearizable"),
         (Valid::True, _) => format!(
-            "valid under redis-cluster claims; {what}, all explained ({how}){via}; not linearizable"
+            "valid under {claims} claims; {what}, all explained ({how}){via}; not linearizable"
         ),
         _ => format!(
-            "INVALID under redis-cluster claims: {unexplained} of {total} anomalies unexplained ({what}){}; not linearizable",
+            "INVALID under {claims} claims: {unexplained} of {total} anomalies unexplained ({what}){}; not linearizable",
             if how.is_empty() { String::new() } else { format!("; explained: {how}") }
         ),
     }

@@ -4,6 +4,7 @@
 //! stored run can be judged again offline with `hearsay check RUN_DIR`.
 
 pub mod claims;
+mod claims_standalone;
 pub mod convergence;
 pub mod counter;
 pub mod detection;
@@ -19,6 +20,8 @@ pub mod perf;
 pub mod protocol;
 pub mod redis_log;
 pub mod run_data;
+pub mod sentinel;
+pub mod sentinel_log;
 pub mod set;
 pub mod set_full;
 pub mod stats;

@@ -287,6 +287,27 @@ pub struct RunData {
     pub expected_nodes: Option<usize>,
     /// hearsay-node's pinned election delay, when a test set one.
     pub election_delay_ms: Option<i64>,
+    /// The target (`redis`, `sentinel`, `twemproxy`, ...) test.json names.
+    pub target: String,
+    /// Sentinel: what each sentinel named as the master per snapshot (time,
+    /// sentinel, the master's node name or None when it did not answer).
+    pub sentinel_views: Vec<(i64, String, Option<String>)>,
+    /// twemproxy: the workload keys each shard held per snapshot (time, shard,
+    /// keys; None when it did not answer).
+    pub shard_keys: Vec<(i64, String, Option<Vec<String>>)>,
+}
+
+impl RunData {
+    /// A target without Redis Cluster's event logs and CLUSTER NODES (Sentinel,
+    /// twemproxy): its own checkers read its evidence.
+    pub fn is_standalone(&self) -> bool {
+        is_standalone(&self.target)
+    }
+}
+
+/// Whether `target` is one of the targets that are not a Redis Cluster.
+pub fn is_standalone(target: &str) -> bool {
+    matches!(target, "sentinel" | "twemproxy")
 }
 
 impl RunData {
@@ -407,7 +428,17 @@ impl RunData {
             ..RunData::default()
         };
         let target = test["options"]["target"].as_str().unwrap_or("");
-        d.expected_nodes = test["options"]["nodes"].as_u64().map(|n| n as usize);
+        d.target = target.to_string();
+        // Sentinel and twemproxy nodes write no event log: nothing to expect or load.
+        let node_logs = if is_standalone(target) {
+            &[][..]
+        } else {
+            node_logs
+        };
+        d.expected_nodes = test["options"]["nodes"]
+            .as_u64()
+            .map(|n| n as usize)
+            .filter(|_| !is_standalone(target));
         d.election_delay_ms = test["options"]["node_election_delay_ms"].as_i64();
         d.faults = fault_windows(history);
         for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
@@ -427,9 +458,33 @@ impl RunData {
                 node: None,
             });
         }
+        // Sentinel and twemproxy snapshot lines carry each node's address.
+        let addr_names: HashMap<String, String> = snap_lines
+            .iter()
+            .filter_map(|(_, v)| {
+                Some((
+                    v["addr"].as_str()?.to_string(),
+                    v["node"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
         for (_, v) in snap_lines {
             let node = v["node"].as_str().unwrap_or("").to_string();
             let t_ms = (v["time"].as_u64().unwrap_or(0) / 1_000_000) as i64;
+            if v["kind"] == "sentinel" {
+                let named = v["sentinel"]["master"]
+                    .as_str()
+                    .map(|a| addr_names.get(a).cloned().unwrap_or_else(|| a.to_string()));
+                d.sentinel_views.push((t_ms, node.clone(), named));
+            }
+            if v["kind"] == "shard" {
+                let keys = v["keys"].as_array().map(|ks| {
+                    ks.iter()
+                        .filter_map(|k| k.as_str().map(str::to_string))
+                        .collect()
+                });
+                d.shard_keys.push((t_ms, node.clone(), keys));
+            }
             let lines = v["nodes"].as_str().map(parse_cluster_nodes);
             if let Some(me) = lines.as_ref().and_then(|l| l.iter().find(|n| n.myself)) {
                 d.names.insert(me.id.clone(), node.clone());

@@ -14,6 +14,10 @@ pub enum TargetChoice {
     Redis,
     Hearsay,
     Mixed,
+    /// Redis Sentinel: one redis-server master, two replicas, three redis-sentinel.
+    Sentinel,
+    /// twemproxy (nutcracker) in front of three redis-server shards.
+    Twemproxy,
 }
 
 impl TargetChoice {
@@ -22,7 +26,23 @@ impl TargetChoice {
             TargetChoice::Redis => "redis",
             TargetChoice::Hearsay => "hearsay",
             TargetChoice::Mixed => "mixed",
+            TargetChoice::Sentinel => "sentinel",
+            TargetChoice::Twemproxy => "twemproxy",
         }
+    }
+
+    /// Targets of a fixed shape: their node count (`--nodes` is set to it).
+    pub fn fixed_nodes(self) -> Option<usize> {
+        match self {
+            TargetChoice::Sentinel => Some(6),
+            TargetChoice::Twemproxy => Some(4),
+            _ => None,
+        }
+    }
+
+    /// Whether the target is a Redis Cluster (slot map, cluster bus, its checkers).
+    pub fn is_cluster(self) -> bool {
+        self.fixed_nodes().is_none()
     }
 }
 
@@ -108,6 +128,27 @@ pub struct RunOpts {
     /// The same as `--claims linearizable` (kept for older commands and test.json files).
     #[arg(long, hide = true)]
     pub linearizable: bool,
+    /// Draw partitions of these shapes only, comma-separated (`isolate-one`,
+    /// `random-halves`, `majority-minority`, `majorities-ring`, `bridge`,
+    /// `primaries-alone`, `one-way`, `primary-with-minority`).
+    #[arg(long)]
+    #[serde(default)]
+    pub partitions: Option<String>,
+    /// Sentinel target: `min-replicas-to-write` on the data nodes (0: off, redis's
+    /// default; N: a master refuses writes with fewer than N replicas acknowledging
+    /// within 10 s).
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub min_replicas_to_write: u32,
+    /// twemproxy target: `auto_eject_hosts` (a failing shard leaves the hash ring
+    /// and its keys move to the others).
+    #[arg(long, default_value = "no", value_parser = ["yes", "no"])]
+    #[serde(default = "no")]
+    pub auto_eject: String,
+    /// nutcracker binary (twemproxy target).
+    #[arg(long, default_value = "nutcracker")]
+    #[serde(default = "nutcracker")]
+    pub nutcracker: PathBuf,
     /// Write test.json and schedule.json, print the schedule, start nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -136,6 +177,14 @@ pub struct RunOpts {
 
 fn redis_cluster() -> String {
     "redis-cluster".into()
+}
+
+fn no() -> String {
+    "no".into()
+}
+
+fn nutcracker() -> PathBuf {
+    "nutcracker".into()
 }
 
 fn yes() -> String {

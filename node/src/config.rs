@@ -806,6 +806,30 @@ impl Config {
     }
 
     /// The cluster core's view of the options.
+    /// The replication options (redis's names).
+    pub fn repl_config(&self) -> crate::replication::ReplConfig {
+        let u = |name: &str| self.int(name).max(0) as u64;
+        crate::replication::ReplConfig {
+            backlog_size: u("repl-backlog-size"),
+            backlog_ttl_s: u("repl-backlog-ttl"),
+            ping_period_s: u("repl-ping-replica-period").max(1),
+            timeout_s: u("repl-timeout").max(1),
+            min_replicas_to_write: u("min-replicas-to-write"),
+            min_replicas_max_lag_s: u("min-replicas-max-lag"),
+            diskless_sync: self.flag("repl-diskless-sync"),
+            diskless_sync_delay_s: u("repl-diskless-sync-delay"),
+            diskless_sync_max_replicas: u("repl-diskless-sync-max-replicas"),
+        }
+    }
+
+    /// `rdbcompression` and `rdbchecksum`.
+    pub fn rdb_options(&self) -> crate::rdb::Options {
+        crate::rdb::Options {
+            compression: self.flag("rdbcompression"),
+            checksum: self.flag("rdbchecksum"),
+        }
+    }
+
     pub fn cluster_config(&self) -> Result<ClusterConfig, String> {
         let announce_port = match self.int("cluster-announce-port") {
             0 => self.port(),

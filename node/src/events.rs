@@ -532,9 +532,13 @@ pub enum EventKind {
         offset: u64,
         keys: u64,
     },
-    /// Master side (emitted by the shell): `replica` finished its full sync at
-    /// `offset` and now receives the stream.
+    /// Master side (emitted by the shell): `replica` (its node ID if known,
+    /// else `ip:port`) finished its full sync at `offset` and now receives
+    /// the stream.
     ReplicaSynced { replica: String, offset: u64 },
+    /// Replica side (emitted by the shell): `master` accepted a partial
+    /// resync (`+CONTINUE`); we continue from `offset`.
+    PartialSync { master: String, offset: u64 },
 }
 
 #[cfg(test)]

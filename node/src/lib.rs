@@ -9,6 +9,7 @@
 //! - [`commands`]: the command table;
 //! - [`replication`]: the master -> replica stream, snapshot and offsets;
 //! - [`persist`]: the append-only file (`appendonly yes`);
+//! - [`rdb`]: the RDB format (dump.rdb, full-sync payloads, DUMP/RESTORE);
 //! - [`events`]: the structured event log a checker reads;
 //! - [`config`]: redis-style configuration;
 //! - [`server`]: the tokio shell that drives all of the above.
@@ -20,6 +21,7 @@ pub mod events;
 pub mod mem;
 pub mod persist;
 pub mod pubsub;
+pub mod rdb;
 pub mod replication;
 pub mod resp;
 pub mod server;

@@ -115,28 +115,55 @@ impl SlotSet {
         self.0.iter().map(|b| b.count_ones() as usize).sum()
     }
 
-    /// Slots in ascending order.
+    /// Slots in ascending order (empty bytes skipped: these bitmaps are
+    /// walked on every config save and state update).
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        self.0.iter().enumerate().flat_map(|(i, &byte)| {
-            (0..8).filter_map(move |bit| {
-                if byte & (1 << bit) != 0 {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b != 0)
+            .flat_map(|(i, &byte)| {
+                let mut rest = byte;
+                std::iter::from_fn(move || {
+                    if rest == 0 {
+                        return None;
+                    }
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
                     Some((i * 8 + bit) as u16)
-                } else {
-                    None
-                }
+                })
             })
-        })
     }
 
     /// Maximal runs of consecutive slots, ascending, as inclusive (start, end) pairs.
     pub fn ranges(&self) -> Vec<(u16, u16)> {
         let mut out: Vec<(u16, u16)> = Vec::new();
-        for s in self.iter() {
-            match out.last_mut() {
-                Some((_, end)) if *end + 1 == s => *end = s,
-                _ => out.push((s, s)),
+        let mut run: Option<(u16, u16)> = None;
+        let mut extend = |run: &mut Option<(u16, u16)>, from: u16, to: u16| {
+            *run = match *run {
+                Some((a, e)) if e + 1 == from => Some((a, to)),
+                Some(r) => {
+                    out.push(r);
+                    Some((from, to))
+                }
+                None => Some((from, to)),
+            };
+        };
+        for (i, &byte) in self.0.iter().enumerate() {
+            let base = (i * 8) as u16;
+            match byte {
+                0 => {}
+                0xFF => extend(&mut run, base, base + 7),
+                _ => {
+                    for bit in 0..8u16 {
+                        if byte & (1 << bit) != 0 {
+                            extend(&mut run, base + bit, base + bit);
+                        }
+                    }
+                }
             }
         }
+        out.extend(run);
         out
     }
 
@@ -209,5 +236,12 @@ mod tests {
         s.remove(9);
         assert!(!s.contains(9));
         assert!(s.contains(10));
+        // Whole bytes and partial ones join into one run.
+        let mut s = SlotSet::new();
+        for slot in (3..=40).chain(48..=55).chain([100, 16383]) {
+            s.insert(slot);
+        }
+        assert_eq!(s.ranges_text(), "3-40 48-55 100 16383");
+        assert_eq!(s.iter().count(), 38 + 8 + 2);
     }
 }

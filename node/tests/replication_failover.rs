@@ -178,13 +178,25 @@ fn manual_failover_under_writes_loses_no_acknowledged_write() {
         "the old master did not resync"
     );
 
-    // Both sides logged the switch of roles.
+    // Both sides logged the switch of roles. A manual failover leaves the
+    // two at the same offset, so the old master continues partially
+    // (`+CONTINUE` under the new master's ID, its own kept as replid2).
     assert!(
-        wait_until(Duration::from_secs(5), || replica.events().iter().any(
-            |e| e["event"] == "replica_synced" && e["replica"] == mid.as_str()
-        ))
+        wait_until(Duration::from_secs(5), || master
+            .events()
+            .iter()
+            .any(
+                |e| e["event"] == "partial_sync" && e["master"] == rid.as_str()
+            ))
         .is_some(),
-        "no replica_synced event"
+        "no partial_sync event"
+    );
+    assert!(
+        !master
+            .events()
+            .iter()
+            .any(|e| e["event"] == "full_sync" && e["master"] == rid.as_str()),
+        "the old master needed a full sync"
     );
     let old_events = master.events();
     assert!(old_events

@@ -220,7 +220,14 @@ fn replica_follows_the_stream_and_reports_roles_offsets_and_acks() {
         || info_field(rport, "replication", "slave_repl_offset") == moff.to_string(),
     );
 
-    // INFO replication, both sides.
+    // INFO replication, both sides. The master learns the replica's offset
+    // from its once-a-second ACK (redis replicas ack every second and on
+    // GETACK, not after each write).
+    must(
+        "the master to see the replica's ack",
+        Duration::from_secs(5),
+        || q(mport, &["INFO", "replication"]).contains(&format!("state=online,offset={moff},")),
+    );
     let minfo = q(mport, &["INFO", "replication"]);
     for want in [
         "role:master\r\n".to_string(),

@@ -51,7 +51,21 @@ pub struct Completion {
     pub node: Option<SocketAddr>,
 }
 
-/// The cluster client. Not shared between processes: each process owns one, so that
+/// How a client finds the node that serves a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routing {
+    /// Redis Cluster: a slot map from CLUSTER SLOTS, MOVED/ASK followed.
+    Cluster,
+    /// Redis Sentinel: the master's address from the sentinels (`seeds`), asked in
+    /// order with `SENTINEL GET-MASTER-ADDR-BY-NAME <master>` on connect and after
+    /// every error, then confirmed with ROLE, as the Sentinel client guidelines say
+    /// (the sentinel that answered moves to the front of the list).
+    Sentinel { master: String },
+    /// A proxy (twemproxy): every command goes to the first seed, which shards.
+    Proxy,
+}
+
+/// The client. Not shared between processes: each process owns one, so that
 /// an unknown outcome can retire the process together with its connections.
 pub struct ClusterClient {
     seeds: Vec<SocketAddr>,
@@ -59,6 +73,9 @@ pub struct ClusterClient {
     conns: HashMap<SocketAddr, Conn>,
     cfg: ClientConfig,
     map_stale: bool,
+    routing: Routing,
+    /// Sentinel routing: the master the sentinels named and ROLE confirmed.
+    master: Option<SocketAddr>,
 }
 
 /// Parses a CLUSTER SLOTS reply into (start, end, master address) ranges. An empty or
@@ -105,18 +122,34 @@ fn redirect_target(msg: &str, prefix: &str, fallback_ip: std::net::IpAddr) -> Op
 
 impl ClusterClient {
     pub fn new(seeds: Vec<SocketAddr>, cfg: ClientConfig) -> ClusterClient {
+        ClusterClient::with_routing(seeds, cfg, Routing::Cluster)
+    }
+
+    /// A client that routes by `routing`; `seeds` are the cluster nodes, the
+    /// sentinels, or the proxy.
+    pub fn with_routing(
+        seeds: Vec<SocketAddr>,
+        cfg: ClientConfig,
+        routing: Routing,
+    ) -> ClusterClient {
         ClusterClient {
             seeds,
             slots: vec![None; SLOTS as usize],
             conns: HashMap::new(),
             cfg,
             map_stale: true,
+            routing,
+            master: None,
         }
     }
 
     /// The master this client currently believes owns `slot`.
     pub fn owner(&self, slot: u16) -> Option<SocketAddr> {
-        self.slots.get(slot as usize).copied().flatten()
+        match self.routing {
+            Routing::Cluster => self.slots.get(slot as usize).copied().flatten(),
+            Routing::Sentinel { .. } => self.master,
+            Routing::Proxy => self.seeds.first().copied(),
+        }
     }
 
     async fn conn(&mut self, addr: SocketAddr) -> Result<&mut Conn, ConnError> {
@@ -148,8 +181,17 @@ impl ClusterClient {
     }
 
     /// Reloads the slot map from the first seed (or known master) that answers
-    /// CLUSTER SLOTS. Returns whether a map was loaded.
+    /// CLUSTER SLOTS; under Sentinel asks the sentinels for the master. Returns
+    /// whether a map (a master) was loaded.
     pub async fn refresh(&mut self) -> bool {
+        match self.routing.clone() {
+            Routing::Cluster => {}
+            Routing::Sentinel { master } => return self.refresh_sentinel(&master).await,
+            Routing::Proxy => {
+                self.map_stale = false;
+                return true;
+            }
+        }
         let mut candidates: Vec<SocketAddr> = self.seeds.clone();
         for a in self.slots.iter().flatten() {
             if !candidates.contains(a) {
@@ -180,10 +222,45 @@ impl ClusterClient {
         false
     }
 
+    /// Asks the sentinels in order for `name`'s master and confirms it with ROLE; the
+    /// sentinel that answered moves to the front. A sentinel that names a node which
+    /// is not (or no longer) a master is skipped, as the client guidelines say.
+    async fn refresh_sentinel(&mut self, name: &str) -> bool {
+        self.master = None;
+        for i in 0..self.seeds.len() {
+            let Some(&sentinel) = self.seeds.get(i) else {
+                break;
+            };
+            let reply = self
+                .request(
+                    sentinel,
+                    &[b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", name.as_bytes()],
+                )
+                .await;
+            let Some(addr) = reply.ok().as_ref().and_then(parse_master_addr) else {
+                continue;
+            };
+            let role = self.request(addr, &[b"ROLE"]).await;
+            let is_master = matches!(&role, Ok(Value::Array(Some(items)))
+                if items.first().and_then(|r| r.as_text()).as_deref() == Some("master"));
+            if !is_master {
+                continue;
+            }
+            self.seeds.swap(0, i);
+            self.master = Some(addr);
+            self.map_stale = false;
+            return true;
+        }
+        false
+    }
+
     /// Runs one single-key command. `key` decides the slot.
     pub async fn call(&mut self, key: &[u8], args: &[&[u8]]) -> Completion {
         if self.map_stale {
             self.refresh().await;
+        }
+        if self.routing != Routing::Cluster {
+            return self.call_direct(key, args).await;
         }
         let slot = key_slot(key);
         let Some(mut addr) = self.owner(slot).or_else(|| self.seeds.first().copied()) else {
@@ -269,9 +346,61 @@ impl ClusterClient {
     }
 }
 
+impl ClusterClient {
+    /// Sentinel and proxy routing: one node serves every key; no redirects. Under
+    /// Sentinel every error (an error reply such as READONLY from a demoted master, a
+    /// refused connection, a timeout) makes the next call ask the sentinels again.
+    async fn call_direct(&mut self, key: &[u8], args: &[&[u8]]) -> Completion {
+        let Some(addr) = self.owner(key_slot(key)) else {
+            self.map_stale = true;
+            return Completion {
+                outcome: Outcome::Fail("no-master-known".into()),
+                node: None,
+            };
+        };
+        let outcome = match self.request(addr, args).await {
+            Ok(Value::Error(e)) => Outcome::Fail(e),
+            Ok(v) => Outcome::Ok(v),
+            Err(e) if e.certainly_not_applied() => Outcome::Fail(e.tag()),
+            Err(e) => Outcome::Info(e.tag()),
+        };
+        if !matches!(outcome, Outcome::Ok(_)) && matches!(self.routing, Routing::Sentinel { .. }) {
+            self.map_stale = true;
+        }
+        Completion {
+            outcome,
+            node: Some(addr),
+        }
+    }
+}
+
+/// Parses a `SENTINEL GET-MASTER-ADDR-BY-NAME` reply: `[ip, port]` (nil when the
+/// sentinel does not know the master).
+pub fn parse_master_addr(v: &Value) -> Option<SocketAddr> {
+    let items = v.as_array()?;
+    let ip = items.first()?.as_text()?;
+    let port: u16 = items.get(1)?.as_text()?.parse().ok()?;
+    Some(SocketAddr::new(ip.parse().ok()?, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_master_addr() {
+        let v = Value::Array(Some(vec![
+            Value::Bulk(Some(b"10.1.2.3".to_vec())),
+            Value::Bulk(Some(b"7001".to_vec())),
+        ]));
+        assert_eq!(
+            parse_master_addr(&v),
+            Some("10.1.2.3:7001".parse().unwrap())
+        );
+        assert_eq!(parse_master_addr(&Value::Array(None)), None);
+        let bad = Value::Array(Some(vec![Value::Bulk(Some(b"x".to_vec()))]));
+        assert_eq!(parse_master_addr(&bad), None);
+    }
 
     #[test]
     fn parses_slots_reply() {

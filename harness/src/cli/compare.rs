@@ -24,6 +24,12 @@ pub struct CompareOpts {
     /// Add a third column: a mixed cluster (redis-server and hearsay-node nodes).
     #[arg(long)]
     pub with_mixed: bool,
+    /// The targets, comma-separated, in run order (default hearsay,redis, plus mixed
+    /// with --with-mixed). Redis Cluster targets replay the first one's faults by
+    /// node index; a Sentinel or twemproxy column draws its faults from the same
+    /// seed against its own topology (node indices mean different roles there).
+    #[arg(long = "targets", value_delimiter = ',')]
+    pub targets: Vec<TargetChoice>,
     /// The run options, as for `hearsay run` (`--target` and `--test-count` are ignored:
     /// the targets are hearsay, redis and, with --with-mixed, mixed; one seed).
     #[command(flatten)]
@@ -37,6 +43,21 @@ pub fn targets(with_mixed: bool) -> Vec<TargetChoice> {
         t.push(TargetChoice::Mixed);
     }
     t
+}
+
+impl CompareOpts {
+    /// `--targets`, else [`targets`].
+    pub fn columns(&self) -> Vec<TargetChoice> {
+        if self.targets.is_empty() {
+            targets(self.with_mixed)
+        } else {
+            let mut t = self.targets.clone();
+            if self.with_mixed && !t.contains(&TargetChoice::Mixed) {
+                t.push(TargetChoice::Mixed);
+            }
+            t
+        }
+    }
 }
 
 /// What the comparison wrote.
@@ -59,19 +80,27 @@ pub async fn compare(opts: &CompareOpts) -> Result<Compared, RunError> {
     let mut dirs: Vec<Option<PathBuf>> = Vec::new();
     let mut first: Option<PathBuf> = opts.run.schedule_from.clone();
     let mut notes = Vec::new();
-    for (i, t) in targets(opts.with_mixed).into_iter().enumerate() {
-        let mut o = opts.run.clone();
+    let columns = opts.columns();
+    let mixed_architectures = columns.iter().any(|t| !t.is_cluster());
+    for (i, t) in columns.iter().copied().enumerate() {
+        let mut o = crate::run::fixed_shape(&opts.run);
         o.target = t;
+        o = crate::run::fixed_shape(&o);
         o.seed = Some(seed);
         o.test_count = 1;
         o.dry_run = false;
-        o.schedule_from = first.clone();
+        // Node indices name the same roles only between Redis Cluster targets.
+        o.schedule_from = if mixed_architectures {
+            opts.run.schedule_from.clone().filter(|_| t.is_cluster())
+        } else {
+            first.clone()
+        };
         eprintln!(
             "[hearsay compare] {} ({} of {}), seed {seed}{}",
             t.name(),
             i + 1,
-            targets(opts.with_mixed).len(),
-            first
+            columns.len(),
+            o.schedule_from
                 .as_ref()
                 .map(|d| format!(", faults replayed from {}", d.display()))
                 .unwrap_or_default()
@@ -93,6 +122,10 @@ pub async fn compare(opts: &CompareOpts) -> Result<Compared, RunError> {
         }
     }
     match (&opts.run.schedule_from, dirs.first()) {
+        _ if mixed_architectures => notes.push(format!(
+            "architectures differ ({}): every column drew its faults from seed {seed} against its own topology (same kinds and times; Sentinel adds the master-with-a-minority-of-sentinels partition to the draw)",
+            columns.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+        )),
         (Some(d), _) => notes.push(format!(
             "every column replays the faults of {} (by node index)",
             d.display()

@@ -100,6 +100,31 @@ pub fn doctor() -> i32 {
         fix: "apt-get install redis-server, or pass --redis-server PATH",
         required: false,
     });
+    let sentinel = sys::which("redis-sentinel");
+    checks.push(Check {
+        name: "redis-sentinel (target sentinel)",
+        ok: sentinel.is_some(),
+        detail: sentinel
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| {
+                "not on PATH (the target falls back to redis-server --sentinel)".into()
+            }),
+        fix: "apt-get install redis-sentinel",
+        required: false,
+    });
+    let nutcracker = sys::which("nutcracker").or_else(|| {
+        let p = std::path::PathBuf::from("/usr/sbin/nutcracker");
+        p.is_file().then_some(p)
+    });
+    checks.push(Check {
+        name: "nutcracker (target twemproxy)",
+        ok: nutcracker.is_some(),
+        detail: nutcracker
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not found".into()),
+        fix: "apt-get install nutcracker, or pass --nutcracker PATH",
+        required: false,
+    });
     let node = crate::targets::server::find_hearsay_node(None);
     checks.push(Check {
         name: "hearsay-node build (target hearsay/mixed)",

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod delay;
+pub mod generate;
 pub mod nemesis;
 pub mod packages;
 pub mod schedule;

@@ -602,16 +602,31 @@ async fn wait_state(n: &Node, done: impl Fn(Option<char>) -> bool) -> Option<cha
     }
 }
 
-/// Node wall clock minus harness wall clock, in ms, from the node's TIME reply.
+/// Node wall clock minus harness wall clock, in ms, from the node's TIME reply (or,
+/// where TIME is not a command, as in redis-sentinel, INFO server's
+/// `server_time_usec`).
 pub async fn node_clock_offset_ms(n: &Node) -> Option<i64> {
     let v = oneshot(n.addr(), &[b"TIME"], Duration::from_millis(500))
         .await
         .ok()?;
+    let node_ms = match v.as_array() {
+        Some(items) => {
+            let parse = |x: &Value| x.as_text()?.parse::<i64>().ok();
+            let secs = parse(items.first()?)?;
+            let usecs = parse(items.get(1)?)?;
+            secs * 1000 + usecs / 1000
+        }
+        None => {
+            let info = oneshot(n.addr(), &[b"INFO", b"server"], Duration::from_millis(500))
+                .await
+                .ok()?
+                .as_text()?;
+            info.lines()
+                .find_map(|l| l.trim().strip_prefix("server_time_usec:"))
+                .and_then(|u| u.parse::<i64>().ok())?
+                / 1000
+        }
+    };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
-    let items = v.as_array()?;
-    let parse = |x: &Value| x.as_text()?.parse::<i64>().ok();
-    let secs = parse(items.first()?)?;
-    let usecs = parse(items.get(1)?)?;
-    let node_ms = secs * 1000 + usecs / 1000;
     Some(node_ms - now.as_millis() as i64)
 }

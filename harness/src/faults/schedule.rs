@@ -6,7 +6,7 @@
 //! list is recorded, so `--schedule-from` can replay exactly what happened.
 
 use crate::env::net::{grudge, Grudge};
-use hearsay_workloads::rng::{below, shuffle, stream, unit};
+use hearsay_workloads::rng::shuffle;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -174,6 +174,10 @@ pub enum PartitionSpec {
     ReplicasApart {
         count: usize,
     },
+    /// Primary 0 (draw order) with a minority of the failover voters (the sentinels;
+    /// the masters under Redis Cluster), cut off from every other node: Jepsen's 2013
+    /// Sentinel partition, where the old master keeps a client-reachable minority.
+    PrimaryWithMinority,
     Grudge {
         #[serde(with = "grudge_serde")]
         grudge: Grudge,
@@ -294,6 +298,10 @@ pub struct Planned {
 pub struct Topology {
     pub primaries: Vec<usize>,
     pub replicas_of: BTreeMap<usize, Vec<usize>>,
+    /// The nodes that vote on a failover when they are not the primaries (Sentinel's
+    /// sentinels); empty under Redis Cluster, whose masters vote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<usize>,
 }
 
 impl Topology {
@@ -302,6 +310,7 @@ impl Topology {
         Topology {
             primaries: p.to_vec(),
             replicas_of: BTreeMap::new(),
+            voters: vec![],
         }
     }
 
@@ -398,160 +407,52 @@ pub fn timeline(planned: &[Planned]) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-fn pick<T: Clone>(r: &mut ChaCha8Rng, items: &[T]) -> Option<T> {
-    items.get(below(r, items.len() as u64) as usize).cloned()
+impl PartitionSpec {
+    /// Parses `--partitions`: comma-separated shape names as schedule.json spells
+    /// them (`isolate-one`, `majority-minority`, `primary-with-minority`, ...).
+    pub fn parse_list(s: &str) -> Result<Vec<PartitionSpec>, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                serde_json::from_value::<PartitionSpec>(serde_json::json!({"spec": p}))
+                    .map_err(|_| format!("unknown partition shape {p:?}"))
+                    .and_then(|spec| match spec {
+                        PartitionSpec::Grudge { .. } => Err("grudge is not a shape".into()),
+                        s => Ok(s),
+                    })
+            })
+            .collect()
+    }
 }
 
-/// Draws the schedule. Basic faults do not overlap: each is healed before the next
-/// starts, so each one's effect can be verified and attributed. Gaps and durations are
-/// the interval times a factor in [0.5, 1.5). When packages are asked for, a package
-/// comes first, then basic faults and packages take turns; the packages rotate from
-/// one that depends on the seed (2 x seed, modulo their number), so three consecutive
-/// seeds whose runs hold two packages each (60 s at a 5 s interval) cover all six. A
-/// package's faults overlap each other by design (different kinds, or one after the
-/// other).
-pub fn generate(
-    seed: u64,
-    kinds: &[NemesisKind],
-    interval_ms: u64,
-    time_limit_ms: u64,
-    node_timeout_ms: u64,
-) -> Vec<Planned> {
-    let mut r = stream(seed, "nemesis");
-    let mut out = Vec::new();
-    if kinds.is_empty() || interval_ms == 0 {
-        return out;
-    }
-    let basic: Vec<NemesisKind> = kinds.iter().copied().filter(|k| !k.is_package()).collect();
-    let mut packages: Vec<NemesisKind> = kinds.iter().copied().filter(|k| k.is_package()).collect();
-    packages.sort_by_key(|k| NemesisKind::PACKAGES.iter().position(|p| p == k));
-    let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
-    let mut t = 0u64;
-    // Leave the last half interval fault-free so the last heal is inside the limit.
-    let end = time_limit_ms.saturating_sub(interval_ms / 2);
-    let mut next_package = if packages.is_empty() {
-        0
-    } else {
-        (seed.wrapping_mul(2) % packages.len() as u64) as usize
-    };
-    let mut package_turn = !packages.is_empty();
-    let mut count = 0usize;
-    loop {
-        if package_turn && !packages.is_empty() {
-            let gap = jitter(&mut r);
-            let kind = packages[next_package % packages.len()];
-            next_package += 1;
-            count += 1;
-            let draw = rand::Rng::next_u64(&mut r);
-            let faults = super::packages::plan(kind, &mut r, t + gap, node_timeout_ms, draw, count);
-            let span = super::packages::span(&faults);
-            // A package may run until a second before the limit: its own faults heal
-            // inside it.
-            if faults.is_empty() || t + gap + span > time_limit_ms.saturating_sub(1000) {
-                break;
-            }
-            out.extend(faults);
-            t += gap + span;
-        } else {
-            let Some(p) = draw_basic(&mut r, &basic, &mut t, end, interval_ms) else {
-                break;
-            };
-            out.push(p);
-        }
-        if !basic.is_empty() && !packages.is_empty() {
-            package_turn = !package_turn;
-        }
-    }
-    out
+/// Which partition shapes a schedule draws from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shapes {
+    /// The default seven plus these (a target's own, e.g. Sentinel's).
+    Add(Vec<PartitionSpec>),
+    /// These alone (`--partitions`).
+    Only(Vec<PartitionSpec>),
 }
 
-/// One basic fault after `t`, or None when none fits before `end`.
-fn draw_basic(
-    r: &mut ChaCha8Rng,
-    kinds: &[NemesisKind],
-    t: &mut u64,
-    end: u64,
-    interval_ms: u64,
-) -> Option<Planned> {
-    let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
-    let node_specs = [
-        TargetSpec::One,
-        TargetSpec::Minority,
-        TargetSpec::Majority,
-        TargetSpec::All,
-        TargetSpec::Primaries,
-        TargetSpec::Replicas,
-    ];
-    // Pausing or killing everyone says little; keep those to proper subsets mostly.
-    let proc_specs = [
-        TargetSpec::One,
-        TargetSpec::Minority,
-        TargetSpec::Primaries,
-        TargetSpec::Majority,
-    ];
-    let gap = jitter(r);
-    let dur = jitter(r).max(500);
-    let kind = pick(r, kinds)?;
-    if *t + gap + dur > end {
-        return None;
-    }
-    let start_ms = *t + gap;
-    let stop_ms = start_ms + dur;
-    let fault = match kind {
-        NemesisKind::Partition => {
-            let specs = [
-                PartitionSpec::IsolateOne,
-                PartitionSpec::RandomHalves,
-                PartitionSpec::MajorityMinority,
-                PartitionSpec::MajoritiesRing,
-                PartitionSpec::Bridge,
-                PartitionSpec::PrimariesAlone,
-                PartitionSpec::OneWay,
-            ];
-            Fault::Partition {
-                partition: pick(r, &specs).unwrap_or(PartitionSpec::IsolateOne),
-            }
-        }
-        NemesisKind::Pause => Fault::Pause {
-            targets: pick(r, &proc_specs).unwrap_or(TargetSpec::One),
-        },
-        NemesisKind::Kill => Fault::Kill {
-            targets: pick(r, &proc_specs).unwrap_or(TargetSpec::One),
-        },
-        NemesisKind::Clock => {
-            let targets = pick(r, &node_specs).unwrap_or(TargetSpec::One);
-            // Exponential magnitudes, 1 s .. 256 s, either sign (Jepsen-like).
-            let mag = 1i64 << below(r, 9);
-            let delta_s = if below(r, 2) == 0 { mag } else { -mag };
-            if below(r, 3) == 0 {
-                Fault::ClockStrobe {
-                    targets,
-                    delta_s,
-                    period_ms: 200 + below(r, 800),
-                }
-            } else {
-                Fault::ClockBump { targets, delta_s }
-            }
-        }
-        NemesisKind::Loss => Fault::Loss {
-            targets: pick(r, &node_specs).unwrap_or(TargetSpec::One),
-            pct: 10 + 10 * below(r, 5) as u32,
-        },
-        NemesisKind::Delay => Fault::Delay {
-            targets: pick(r, &node_specs).unwrap_or(TargetSpec::One),
-            ms: 20 + 10 * below(r, 9),
-        },
-        // Packages are planned by `packages::plan`.
-        _ => return None,
+/// The partition shapes a draw picks from.
+pub fn partition_draw(shapes: &Shapes) -> Vec<PartitionSpec> {
+    let extra = match shapes {
+        Shapes::Only(only) if !only.is_empty() => return only.clone(),
+        Shapes::Only(_) => &[][..],
+        Shapes::Add(extra) => extra.as_slice(),
     };
-    *t = stop_ms;
-    Some(Planned {
-        start_ms,
-        stop_ms,
-        fault,
-        draw: rand::Rng::next_u64(r),
-        package: None,
-    })
+    let mut specs = vec![
+        PartitionSpec::IsolateOne,
+        PartitionSpec::RandomHalves,
+        PartitionSpec::MajorityMinority,
+        PartitionSpec::MajoritiesRing,
+        PartitionSpec::Bridge,
+        PartitionSpec::PrimariesAlone,
+        PartitionSpec::OneWay,
+    ];
+    specs.extend_from_slice(extra);
+    specs
 }
 
 /// Resolves a spec to node indices against the current topology.
@@ -678,6 +579,33 @@ pub fn resolve_partition(spec: &PartitionSpec, n: usize, topo: &Topology, draw: 
             }
             g
         }
+        PartitionSpec::PrimaryWithMinority => {
+            let Some(p0) = ranked.first().copied() else {
+                return Grudge::new();
+            };
+            // The voters in the draw's order; under Redis Cluster the masters (p0
+            // among them), else the target's own voters.
+            let mut voters = if topo.voters.is_empty() {
+                ranked.clone()
+            } else {
+                let mut v = topo.voters.clone();
+                shuffle(&mut r, &mut v);
+                v
+            };
+            // A minority of the voters on p0's side: p0 counts when it votes itself.
+            let minority = voters.len().saturating_sub(1) / 2;
+            let others = if topo.voters.is_empty() {
+                minority.saturating_sub(1)
+            } else {
+                minority
+            };
+            voters.retain(|v| *v != p0);
+            let side_a: Vec<usize> = std::iter::once(p0)
+                .chain(voters.into_iter().take(others))
+                .collect();
+            let side_b: Vec<usize> = (0..n).filter(|i| !side_a.contains(i)).collect();
+            grudge::complete(&[side_a, side_b])
+        }
         PartitionSpec::Grudge { grudge } => grudge.clone(),
     }
 }
@@ -721,6 +649,7 @@ pub fn needs_topology(f: &Fault) -> bool {
         f,
         Fault::Partition {
             partition: PartitionSpec::PrimariesAlone
+                | PartitionSpec::PrimaryWithMinority
                 | PartitionSpec::BlindVoter
                 | PartitionSpec::PrimaryRefusesOne
                 | PartitionSpec::IsolatePrimary { .. }
@@ -814,63 +743,6 @@ mod tests {
         assert!(NemesisKind::parse_list("flood").is_err());
     }
 
-    #[test]
-    fn same_seed_same_schedule_different_seed_differs() {
-        let k = NemesisKind::parse_list("partition,pause,kill,clock").unwrap();
-        let a = generate(7, &k, 5000, 60000, 2000);
-        let b = generate(7, &k, 5000, 60000, 2000);
-        let c = generate(8, &k, 5000, 60000, 2000);
-        assert!(a.len() >= 3, "{a:?}");
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        // Resolution is deterministic too.
-        let topo = Topology::of_primaries(&[0, 1, 2]);
-        let ra: Vec<Fault> = a.iter().map(|p| resolve(p, 6, &topo)).collect();
-        let rb: Vec<Fault> = b.iter().map(|p| resolve(p, 6, &topo)).collect();
-        assert_eq!(ra, rb);
-    }
-
-    #[test]
-    fn schedule_respects_limits_and_basic_faults_do_not_overlap() {
-        let k: Vec<NemesisKind> = NemesisKind::BASIC.to_vec();
-        for seed in 0..20 {
-            let s = generate(seed, &k, 3000, 30000, 2000);
-            let mut last = 0;
-            for p in &s {
-                assert!(p.start_ms >= last && p.stop_ms > p.start_ms);
-                assert!(p.stop_ms <= 30000);
-                last = p.stop_ms;
-            }
-        }
-        assert!(generate(1, &[], 3000, 30000, 2000).is_empty());
-    }
-
-    #[test]
-    fn packages_take_turns_compose_validly_and_rotate_over_seeds() {
-        let k = NemesisKind::parse_list("all").unwrap();
-        let mut seen = std::collections::BTreeSet::new();
-        for seed in 7..10 {
-            let s = generate(seed, &k, 5000, 60_000, 2000);
-            assert!(timeline(&s).is_ok(), "seed {seed}: {:?}", timeline(&s));
-            assert!(s.iter().all(|p| p.stop_ms <= 60_000));
-            for p in s.iter().filter_map(|p| p.package.as_deref()) {
-                seen.insert(p.split('#').next().unwrap().to_string());
-            }
-            // A package's faults share the draw.
-            let mut by: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-            for p in &s {
-                if let Some(k) = &p.package {
-                    by.entry(k).or_default().push(p.draw);
-                }
-            }
-            assert!(by.values().all(|d| d.windows(2).all(|w| w[0] == w[1])));
-        }
-        assert_eq!(seen.len(), 6, "three seeds cover every package: {seen:?}");
-        // Only packages: one after another.
-        let s = generate(5, &[NemesisKind::MasterReturn], 3000, 60_000, 2000);
-        assert!(s.len() >= 5 && s.iter().all(|p| p.package.is_some()));
-    }
-
     fn fixed(start_ms: u64, stop_ms: u64, fault: Fault) -> Planned {
         Planned {
             start_ms,
@@ -956,12 +828,46 @@ mod tests {
     }
 
     #[test]
+    fn primary_with_minority_keeps_a_minority_of_voters_with_the_master() {
+        // Sentinel: data nodes 0..3 (master 1), sentinels 3..6.
+        let topo = Topology {
+            primaries: vec![1],
+            replicas_of: [(1, vec![0, 2])].into_iter().collect(),
+            voters: vec![3, 4, 5],
+        };
+        for draw in 0..20 {
+            let g = resolve_partition(&PartitionSpec::PrimaryWithMinority, 6, &topo, draw);
+            let side_a: Vec<usize> = (0..6)
+                .filter(|i| g.get(i).is_some_and(|v| v.contains(&0)))
+                .collect();
+            assert!(side_a.contains(&1), "{g:?}");
+            let sentinels = side_a.iter().filter(|i| **i >= 3).count();
+            assert_eq!((side_a.len(), sentinels), (2, 1), "{g:?}");
+        }
+        // Redis Cluster: three masters, so the primary alone is the minority.
+        let topo = Topology {
+            primaries: vec![0, 1, 2],
+            replicas_of: [(0, vec![3]), (1, vec![4]), (2, vec![5])]
+                .into_iter()
+                .collect(),
+            voters: vec![],
+        };
+        let g = resolve_partition(&PartitionSpec::PrimaryWithMinority, 6, &topo, 3);
+        let alone: Vec<usize> = (0..6)
+            .filter(|i| g.get(i).is_some_and(|v| v.len() == 5))
+            .collect();
+        assert_eq!(alone.len(), 1);
+        assert!(topo.primaries.contains(&alone[0]));
+    }
+
+    #[test]
     fn package_specs_resolve_against_one_topology() {
         let topo = Topology {
             primaries: vec![0, 1, 2],
             replicas_of: [(0, vec![3]), (1, vec![4]), (2, vec![5])]
                 .into_iter()
                 .collect(),
+            voters: vec![],
         };
         let draw = 11;
         let p0 = resolve_targets(&TargetSpec::Primary { rank: 0 }, 6, &topo, draw);

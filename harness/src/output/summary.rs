@@ -388,6 +388,13 @@ pub fn checkers(results: &Value) -> Vec<CheckerVerdict> {
                 });
             }
         }
+        // Sentinel: one row per rule, judged from the sentinels' logs.
+        Some(p) if p.get("rules").is_some_and(Value::is_array) => {
+            for r in p["rules"].as_array().into_iter().flatten() {
+                let name = format!("sentinel {}", r["rule"].as_str().unwrap_or("?"));
+                out.push(entry(&name, r));
+            }
+        }
         Some(p) => out.push(entry("protocol", p)),
         None => {}
     }
@@ -617,7 +624,7 @@ fn figures(results: &Value, bus: &Value) -> Figures {
     f.availability_during_faults = (all > 0).then(|| ok as f64 / all as f64);
     f.data = data_figures(results);
     let p = &results["protocol"];
-    if p.get("fail-quorum").is_none() {
+    if p.get("fail-quorum").is_none() && p.get("rules").is_none() {
         f.notes.push(format!(
             "protocol checkers did not run: {}",
             evidence_text(p)

@@ -13,7 +13,7 @@ pub mod workload;
 
 use crate::env::registry::{self, Registry};
 use crate::faults::schedule::{self, NemesisKind, Planned};
-use crate::opts::RunOpts;
+use crate::opts::{RunOpts, TargetChoice};
 use crate::targets::{self, TargetError};
 use hearsay_checkers::Valid;
 use hearsay_workloads::any::Workload;
@@ -122,23 +122,68 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
         return Ok(planned);
     }
     let kinds = NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
-    Ok(schedule::generate(
+    Ok(crate::faults::generate::generate_with(
         seed,
         &kinds,
         (opts.nemesis_interval * 1000.0) as u64,
         (opts.time_limit * 1000.0) as u64,
         opts.node_timeout,
+        &partition_shapes(opts)?,
     ))
+}
+
+/// The options with a fixed-shape target's node count in `nodes` (test.json then
+/// records what ran; `--nodes` and `--replicas` describe Redis Cluster layouts).
+pub fn fixed_shape(opts: &RunOpts) -> RunOpts {
+    let mut o = opts.clone();
+    if let Some(n) = o.target.fixed_nodes() {
+        o.nodes = n;
+        o.replicas = if o.target == TargetChoice::Sentinel {
+            2
+        } else {
+            0
+        };
+    }
+    o
+}
+
+/// The partition shapes of the draw: `--partitions` alone, else the target's extras.
+fn partition_shapes(opts: &RunOpts) -> Result<schedule::Shapes, RunError> {
+    match &opts.partitions {
+        Some(list) => {
+            let only = schedule::PartitionSpec::parse_list(list).map_err(RunError::BadOption)?;
+            if only.is_empty() {
+                return Err(RunError::BadOption("--partitions names no shape".into()));
+            }
+            Ok(schedule::Shapes::Only(only))
+        }
+        None => Ok(schedule::Shapes::Add(targets::extra_partitions(
+            opts.target,
+        ))),
+    }
 }
 
 /// Refuses options that cannot work.
 pub fn validate(opts: &RunOpts) -> Result<(), RunError> {
+    let opts = &fixed_shape(opts);
     let bad = |s: &str| Err(RunError::BadOption(s.to_string()));
     if Workload::parse(&opts.workload).is_none() {
         return Err(RunError::BadOption(format!(
             "unknown --workload {}: one of {}",
             opts.workload,
             Workload::NAMES
+        )));
+    }
+    if opts.target == TargetChoice::Twemproxy
+        && !matches!(
+            Workload::parse(&opts.workload),
+            Some(Workload::Set | Workload::Counter)
+        )
+    {
+        return Err(RunError::BadOption(format!(
+            "--target twemproxy runs the set and counter workloads: twemproxy does not proxy \
+             WATCH/MULTI/EXEC, which {} needs",
+            opts.workload
         )));
     }
     if !(1..=200).contains(&opts.nodes) {
@@ -188,6 +233,7 @@ pub fn validate(opts: &RunOpts) -> Result<(), RunError> {
         return bad("--test-count must be >= 1");
     }
     NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
+    partition_shapes(opts)?;
     Ok(())
 }
 
@@ -223,6 +269,7 @@ fn check_schedule_nodes(
 /// One test (`opts.seed` must be set; see [`seeds`]): plans it, writes the folder's
 /// test.json and schedule.json, runs its phases on the target, judges the folder.
 pub async fn run_one(opts: &RunOpts) -> Result<RunSummary, RunError> {
+    let opts = &fixed_shape(opts);
     validate(opts)?;
     let seed = opts.seed.unwrap_or_else(hearsay_workloads::rng::os_seed);
     eprintln!("[hearsay] seed {seed}");

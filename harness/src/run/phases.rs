@@ -192,13 +192,14 @@ fn client_spec(target: &dyn Target, opts: &RunOpts, seed: u64) -> ClientSpec {
         workload,
         seed,
         keys: any::keys(workload, opts.keys),
-        addrs: endpoints.iter().map(|(_, a)| *a).collect(),
+        addrs: target.client_seeds(),
         names: endpoints.into_iter().map(|(n, a)| (a, n)).collect(),
         cfg: ClientConfig {
             op_timeout: Duration::from_millis(opts.op_timeout),
             ..ClientConfig::default()
         },
         read_fraction: opts.read_fraction,
+        routing: target.routing(),
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::env::recorder::Recorder;
 use hearsay_checkers::{OpType, Process};
 use hearsay_workloads::any::{AnyGen, AnyOp, Workload};
-use hearsay_workloads::cluster::{ClientConfig, ClusterClient};
+use hearsay_workloads::cluster::{ClientConfig, ClusterClient, Routing};
 use hearsay_workloads::rng::{stream, unit};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -70,9 +70,15 @@ pub struct ClientSpec {
     pub names: HashMap<SocketAddr, String>,
     pub cfg: ClientConfig,
     pub read_fraction: f64,
+    /// How clients find a key's node (cluster slot map, sentinels, proxy).
+    pub routing: Routing,
 }
 
 impl ClientSpec {
+    fn client(&self) -> ClusterClient {
+        ClusterClient::with_routing(self.addrs.clone(), self.cfg, self.routing.clone())
+    }
+
     fn node_name(&self, a: SocketAddr) -> String {
         self.names.get(&a).cloned().unwrap_or_else(|| a.to_string())
     }
@@ -144,7 +150,7 @@ impl Worker {
         let mut process = self.first_process;
         self.max_process.fetch_max(process, Ordering::Relaxed);
         let mut gen = AnyGen::new(s.workload, s.seed, process, s.read_fraction);
-        let mut client = ClusterClient::new(s.addrs.clone(), s.cfg);
+        let mut client = s.client();
         // Pacing has its own stream so that timing never shifts the op sequence.
         let mut pace = stream(s.seed, &format!("stagger-worker-{}", self.first_process));
         while !*stop.borrow() {
@@ -209,7 +215,7 @@ async fn execute(
 /// Reads every key once more after recovery, as `process` (a fresh one). Bounded:
 /// 20 tries over ~10 s per key; reads are idempotent, so retrying is safe.
 pub async fn final_reads(spec: &ClientSpec, rec: &Recorder, process: u64) {
-    let mut client = ClusterClient::new(spec.addrs.clone(), spec.cfg);
+    let mut client = spec.client();
     for key in &spec.keys {
         let op = AnyOp::final_read(spec.workload, key);
         for _ in 0..20 {

@@ -327,7 +327,7 @@ pub async fn topology(nodes: &[Node]) -> Topology {
 
 /// Waits until every node answers PING; fails at once, with the log tail, if a node
 /// process exits (e.g. a binary that does not accept the redis-style config).
-async fn wait_nodes_up(nodes: &mut [Node], limit: Duration) -> Result<(), TargetError> {
+pub async fn wait_nodes_up(nodes: &mut [Node], limit: Duration) -> Result<(), TargetError> {
     let t0 = Instant::now();
     for n in nodes.iter_mut() {
         loop {
@@ -423,6 +423,13 @@ pub fn replication_fields(text: &str) -> Value {
             }
             "master_link_status" => {
                 out.insert("link".into(), json!(v));
+            }
+            // A replica's master (Sentinel: whom the replicas follow after a heal).
+            "master_host" => {
+                out.insert("master_host".into(), json!(v));
+            }
+            "master_port" => {
+                out.insert("master_port".into(), json!(v.parse::<u16>().ok()));
             }
             _ => {}
         }

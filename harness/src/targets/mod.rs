@@ -5,6 +5,10 @@
 //!
 //! - `redis`, `hearsay`, `mixed`: Redis Cluster nodes (redis-server, hearsay-node, or
 //!   both by node index), sharing the machinery in `cluster.rs`.
+//! - `sentinel`: Redis Sentinel (a master, two replicas, three sentinels); clients ask
+//!   the sentinels for the master.
+//! - `twemproxy`: nutcracker in front of three redis-server shards; clients talk to
+//!   the proxy. Both share `standalone.rs` (plain redis-server nodes, fault plumbing).
 //!
 //! Imports: `faults/` and `env/` below; never `run/`, `output/` or `cli/`.
 
@@ -13,15 +17,19 @@ pub mod form;
 pub mod hearsay;
 pub mod mixed;
 pub mod redis;
+pub mod sentinel;
 pub mod server;
+pub mod standalone;
+pub mod twemproxy;
 
 use crate::env::net::NetError;
 use crate::env::process::ProcessError;
 use crate::env::recorder::{JsonLines, Recorder};
 use crate::env::registry::Registry;
 use crate::faults::clock::FaketimeError;
-use crate::faults::schedule::{Fault, Planned};
+use crate::faults::schedule::{Fault, PartitionSpec, Planned};
 use crate::opts::{RunOpts, TargetChoice};
+use hearsay_workloads::cluster::Routing;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -89,8 +97,16 @@ pub trait Target: Send {
     async fn start(&mut self, ctx: StartCtx<'_>) -> Result<Started, TargetError>;
     /// Forms the system and waits until it agrees; returns the ms it took.
     async fn form(&mut self) -> Result<u64, TargetError>;
-    /// Where clients connect, with the node name the history gives each address.
+    /// Every address a client may reach, with the node name the history gives it.
     fn endpoints(&self) -> Vec<(String, SocketAddr)>;
+    /// Where clients start: the cluster nodes (default), the sentinels, the proxy.
+    fn client_seeds(&self) -> Vec<SocketAddr> {
+        self.endpoints().into_iter().map(|(_, a)| a).collect()
+    }
+    /// How clients find a key's node.
+    fn routing(&self) -> Routing {
+        Routing::Cluster
+    }
     /// Records fault steps in `rec` from now on (the history starts after formation).
     fn record_faults(&mut self, rec: Arc<Recorder>);
     /// Spawns the observer: one snapshot round into `out` every `every` until `stop`,
@@ -129,5 +145,17 @@ pub fn build(opts: &RunOpts) -> Box<dyn Target> {
         TargetChoice::Redis => Box::new(redis::target(opts)),
         TargetChoice::Hearsay => Box::new(hearsay::target(opts)),
         TargetChoice::Mixed => Box::new(mixed::target(opts)),
+        TargetChoice::Sentinel => Box::new(sentinel::target(opts)),
+        TargetChoice::Twemproxy => Box::new(twemproxy::target(opts)),
+    }
+}
+
+/// Partition shapes a target adds to the drawn schedule. Sentinel adds Jepsen's
+/// (the master with a minority of the sentinels), weighted so that about one
+/// partition in three is that one.
+pub fn extra_partitions(target: TargetChoice) -> Vec<PartitionSpec> {
+    match target {
+        TargetChoice::Sentinel => vec![PartitionSpec::PrimaryWithMinority; 3],
+        _ => vec![],
     }
 }

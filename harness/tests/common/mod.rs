@@ -140,6 +140,7 @@ pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
         TargetChoice::Redis => redis::layout,
         TargetChoice::Hearsay => hearsay::layout,
         TargetChoice::Mixed => mixed::layout,
+        other => panic!("a Redis Cluster of {} nodes is not a thing", other.name()),
     };
     let mut nodes = Vec::new();
     for (i, nn) in net.nodes.iter().enumerate() {

@@ -235,10 +235,14 @@ impl Cluster {
                 .filter(|(_, n)| n.failed())
                 .map(|(&r, _)| r)
                 .collect();
-            let uncovered = self.slot_owner.iter().any(|o| match o {
-                None => true,
-                Some(o) => failed.contains(o),
-            });
+            let uncovered = if failed.is_empty() {
+                self.slot_owner.iter().any(|o| o.is_none())
+            } else {
+                self.slot_owner.iter().any(|o| match o {
+                    None => true,
+                    Some(o) => failed.contains(o),
+                })
+            };
             if uncovered {
                 new_ok = false;
             }

@@ -166,6 +166,11 @@ pub struct ClusterConfig {
     /// - `slow-failover`: an automatic election starts 10 x node_timeout late;
     /// - `minority-writes`: a master cut off from the majority of masters
     ///   stays `cluster_state:ok` (keeps taking writes).
+    ///
+    /// Outside the cluster core (the same `--bug` list, read by the command
+    /// layer through `Host::bug`):
+    /// - `migrate-delete-before-ack`: MIGRATE deletes its keys (and
+    ///   replicates the DEL) before the target acknowledged them.
     pub bugs: Vec<String>,
     /// Tests only: a fixed election delay replacing 500 ms + random 0..500 ms.
     pub test_election_delay_ms: Option<u64>,
@@ -733,6 +738,15 @@ impl Cluster {
             return None;
         }
         Some((m.name, m.ip.clone(), m.port))
+    }
+
+    /// The node at this IP and client port, if known (to name a replica that
+    /// connected for replication by its node ID).
+    pub fn node_by_addr(&self, ip: &str, port: u16) -> Option<NodeName> {
+        self.nodes
+            .values()
+            .find(|n| n.ip == ip && n.port == port)
+            .map(|n| n.name)
     }
 
     /// Our currentEpoch.

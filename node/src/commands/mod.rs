@@ -21,9 +21,11 @@
 mod client;
 mod connection;
 mod debug;
+mod dump;
 mod hashes;
 mod keys;
 mod lists;
+pub mod migrate;
 mod multi;
 mod pubsub;
 pub mod route;
@@ -91,6 +93,18 @@ pub trait Host {
     /// keyless writes are refused with `-READONLY` (redis `replica-read-only`).
     fn is_replica(&self) -> bool {
         false
+    }
+    /// `rdbcompression` / `rdbchecksum`, for DUMP payloads.
+    fn rdb_options(&self) -> crate::rdb::Options {
+        crate::rdb::Options::default()
+    }
+    /// A planted defect is on (`--bug NAME`).
+    fn bug(&self, _name: &str) -> bool {
+        false
+    }
+    /// MIGRATE's exchange with its target (see [`migrate`]).
+    fn migrate(&mut self, _x: migrate::MigrateExchange<'_>) -> migrate::MigrateOutcome {
+        migrate::MigrateOutcome::ConnectFailed
     }
     /// SHUTDOWN: stop the server once this pass is over. `save`: SAVE
     /// (`Some(true)`), NOSAVE (`Some(false)`), or as configured.
@@ -308,6 +322,11 @@ pub fn apply_replicated(host: &mut dyn Host, db: &mut Db, args: Vec<Bytes>) -> F
     execute(host, db, &mut client, args).reply
 }
 
+/// Ends an open MULTI without running it (a rejected EXEC).
+pub fn discard_transaction(db: &mut Db, client: &mut ClientState) {
+    multi::discard(db, client);
+}
+
 /// Cleans up after a connection closes: drops its WATCHes and, given the
 /// node's Pub/Sub, its subscriptions.
 pub fn disconnect(db: &mut Db, client: &mut ClientState, pubsub: Option<&mut PubSub>) {
@@ -433,6 +452,7 @@ fn process(
                 // Shard channels are served by the slot's replicas too.
                 readonly: client.readonly || is_pubsubshard,
                 pubsubshard: is_pubsubshard,
+                migrate: spec.id == Id::Migrate,
             };
             if spec.id == Id::Exec && client.multi.is_none() {
                 // EXEC without MULTI is served locally (and fails there).
@@ -613,6 +633,9 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Expire | Pexpire | Expireat | Pexpireat => keys::expire(ctx, args),
         Ttl | Pttl => keys::ttl(ctx, args),
         Persist => keys::persist(ctx, args),
+        Dump => dump::dump(ctx, args),
+        Migrate => migrate::migrate(ctx, args),
+        Restore | RestoreAsking => dump::restore(ctx, args),
         Get => strings::get(ctx, args),
         Set => strings::set(ctx, args),
         Setnx => strings::setnx(ctx, args),

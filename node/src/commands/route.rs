@@ -64,6 +64,9 @@ pub struct Query<'a> {
     pub readonly: bool,
     /// SSUBSCRIBE / SUNSUBSCRIBE / SPUBLISH: the "keys" are shard channels.
     pub pubsubshard: bool,
+    /// The command is MIGRATE (not inside EXEC): it runs here whenever the
+    /// slot is migrating or importing, so keys can move freely.
+    pub migrate: bool,
 }
 
 /// `Ok(())` if this node serves the request, else the redirection.
@@ -155,6 +158,9 @@ pub fn check(q: &Query<'_>, host: &dyn Host, db: &Db, now: u64) -> Result<(), Re
     let Some(route) = route else {
         return Ok(());
     };
+    if q.migrate && (migrating || importing) {
+        return Ok(());
+    }
 
     if migrating && missing > 0 {
         if existing > 0 {

@@ -140,6 +140,7 @@ pub mod key {
 /// What runs a command. `Delegate` goes to [`super::Host::server_command`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Id {
+    // Hashes, sorted sets, streams, keyspace, scripting, DEBUG (issue 17).,
     Append,
     Asking,
     Auth,
@@ -168,11 +169,13 @@ pub enum Id {
     CommandInfo,
     CommandList,
     Dbsize,
+    Debug,
     Decr,
     Decrby,
     Del,
     Delegate,
     Discard,
+    Dump,
     Echo,
     Exec,
     Exists,
@@ -237,8 +240,6 @@ pub enum Id {
     Unsubscribe,
     Unwatch,
     Watch,
-    // Hashes, sorted sets, streams, keyspace, scripting, DEBUG (issue 17).
-    Debug,
     Eval,
     EvalRo,
     Evalsha,
@@ -273,6 +274,7 @@ pub enum Id {
     Hvals,
     Incrbyfloat,
     Keys,
+    Migrate,
     Object,
     ObjectEncoding,
     ObjectFreq,
@@ -282,6 +284,8 @@ pub enum Id {
     Randomkey,
     Rename,
     Renamenx,
+    Restore,
+    RestoreAsking,
     Scan,
     Script,
     ScriptDebug,
@@ -554,6 +558,14 @@ impl CommandSpec {
     /// [`CommandSpec::for_each_key`] for specs that read the arguments
     /// (keywords, key counts): `args` is the whole request.
     pub fn for_each_key_in(&self, args: &[Bytes], argc: usize, mut f: impl FnMut(usize, u32)) {
+        if self.id == Id::Migrate && !args.is_empty() {
+            // An incomplete spec: redis falls back to `migrateGetKeys`.
+            let flags = self.key_specs.first().map_or(0, |s| s.flags);
+            for pos in super::migrate::key_positions(args) {
+                f(pos, flags);
+            }
+            return;
+        }
         let argc = argc as i64;
         for spec in self.key_specs {
             let first = match spec.begin {
@@ -965,6 +977,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("pexpireat", -3, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Pexpireat).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
     c("ttl", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::READ | acl::FAST, Id::Ttl).tips(&["nondeterministic_output"]).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
     c("pttl", 2, flag::READONLY | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::READ | acl::FAST, Id::Pttl).tips(&["nondeterministic_output"]).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
+    c("dump", 2, flag::READONLY, 1, 1, 1, acl::KEYSPACE | acl::READ | acl::SLOW, Id::Dump).tips(&["nondeterministic_output"]).keys(&[ks(key::RO | key::ACCESS, 0, 1)]),
+    c("restore", -4, flag::WRITE | flag::DENYOOM, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Restore).keys(&[ks(key::OW | key::UPDATE, 0, 1)]),
+    c("restore-asking", -4, flag::WRITE | flag::DENYOOM | flag::ASKING, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::RestoreAsking).keys(&[ks(key::OW | key::UPDATE, 0, 1)]),
+    c("migrate", -6, flag::WRITE | flag::MOVABLEKEYS, 3, 3, 1, acl::KEYSPACE | acl::WRITE | acl::SLOW | acl::DANGEROUS, Id::Migrate).tips(&["nondeterministic_output"]).keys(&[ksb(key::RW | key::ACCESS | key::DELETE, 3).range(0, 1, 0), ksw(key::RW | key::ACCESS | key::DELETE | key::INCOMPLETE, "KEYS", -2).range(-1, 1, 0)]),
     c("persist", 2, flag::WRITE | flag::FAST, 1, 1, 1, acl::KEYSPACE | acl::WRITE | acl::FAST, Id::Persist).keys(&[ks(key::RW | key::UPDATE, 0, 1)]),
     c("rpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Rpush).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
     c("lpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, 1, 1, 1, acl::WRITE | acl::LIST | acl::FAST, Id::Lpush).keys(&[ks(key::RW | key::INSERT, 0, 1)]),
@@ -1025,6 +1041,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     c("replicaof", 3, flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
     c("slaveof", 3, flag::ADMIN | flag::NOSCRIPT | flag::STALE | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
     c("bgrewriteaof", 1, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    c("save", 1, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    c("bgsave", -1, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),
+    c("lastsave", 1, flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::ADMIN | acl::FAST | acl::DANGEROUS, Id::Delegate).tips(&["nondeterministic_output"]),
     c("role", 1, flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST, 0, 0, 0, acl::ADMIN | acl::FAST | acl::DANGEROUS, Id::Delegate),
     c("wait", 3, flag::NOSCRIPT, 0, 0, 0, acl::SLOW | acl::CONNECTION, Id::Delegate).tips(&["request_policy:all_shards", "response_policy:agg_min"]),
     c("sync", 1, flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI, 0, 0, 0, acl::ADMIN | acl::SLOW | acl::DANGEROUS, Id::Delegate),

@@ -23,7 +23,7 @@
 //! `no` leaves it to the kernel.
 //!
 //! **Rewrite.** The file only grows, so it is rewritten as the commands that
-//! rebuild the current data set (the full-sync snapshot encoding), redis's
+//! rebuild the current data set ([`snapshot`]), redis's
 //! BGREWRITEAOF: the snapshot is taken under the lock and written to a temp
 //! file in the background; every append made meanwhile is also kept in a
 //! diff buffer, which is appended to the temp file before it is renamed over
@@ -34,6 +34,7 @@
 //! (the fsync timer, the rewrite task) is in `server/persist.rs`.
 
 pub mod format;
+pub mod snapshot;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

@@ -1,48 +1,51 @@
-//! The wire format of hearsay's own master -> replica replication, spoken on
-//! the master's client port (redis's PSYNC/RDB are not implemented).
+//! The wire format of redis 7.0 replication, spoken on the master's client
+//! port:
 //!
 //! ```text
-//! replica -> master   *3 $12 HEARSAY.SYNC $40 <replica node id> $N <listening port>
-//! master  -> replica  +FULLRESYNC <replid> <offset>\r\n
-//!                     <snapshot: one RESP multibulk command per key, or per
-//!                      chunk of a big list/set, then PEXPIREAT for TTLs>
-//!                     +SNAPSHOT-END <keys>\r\n
-//!                     <stream: every applied write as a RESP multibulk, in
-//!                      apply order, and `PING` every repl-ping-replica-period>
-//! replica -> master   *3 $8 REPLCONF $3 ACK $N <processed offset>   (every
-//!                     second, and soon after applying data)
-//! master  -> replica  -ERR ...\r\n instead of the header when it can't serve
+//! replica -> master   PING                                  +PONG
+//!                     [AUTH [user] pass]                    +OK
+//!                     REPLCONF listening-port <port>        +OK
+//!                     [REPLCONF ip-address <ip>]            +OK
+//!                     REPLCONF capa eof capa psync2         +OK
+//!                     PSYNC <replid> <offset+1> | PSYNC ? -1
+//! master  -> replica  ("\n" keep-alives while a snapshot is pending)
+//!                     +FULLRESYNC <replid> <offset>\r\n
+//!                       $<len>\r\n<RDB>  or  $EOF:<40 bytes mark>\r\n<RDB><mark>
+//!                     | +CONTINUE [<replid>]\r\n
+//!                     then the stream: every applied write as a RESP
+//!                     multibulk (SELECT, PING, REPLCONF GETACK * included)
+//! replica -> master   REPLCONF ACK <processed offset>   (every second, and
+//!                     at once on GETACK)
 //! ```
 //!
-//! Offsets count stream bytes, as redis's do: after the header the replica's
-//! offset is `<offset>`, and every stream command (pings included) moves it by
-//! its exact encoded length. The snapshot does not count (it is the RDB).
+//! Offsets count stream bytes: every stream command moves them by its exact
+//! encoded length. [`MasterReader`] decodes what a master sends, a pure
+//! function of the bytes and the phase, so any split into reads gives the
+//! same items.
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::resp::{self, ParseError, RequestLimits};
 
-/// The command a replica sends to start a sync.
-pub const SYNC_COMMAND: &str = "HEARSAY.SYNC";
-
 /// The keep-alive the master puts in the stream (counted in the offset).
 pub const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+/// The SELECT a stream starts with after a full sync.
+pub const SELECT_0: &[u8] = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n";
+/// Asks the replicas to ack at once (a WAIT is blocked).
+pub const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
 
-const FULLRESYNC: &str = "FULLRESYNC";
-const SNAPSHOT_END: &str = "SNAPSHOT-END";
-
-/// Longest status line we wait for (header, end marker, error).
+/// Longest status line we wait for (reply, error, bulk header).
 const MAX_LINE: usize = 64 * 1024;
+/// The size of the end mark of a diskless payload.
+pub const EOF_MARK_LEN: usize = 40;
 
 /// Why a replication peer's bytes were refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtocolError {
     #[error("bad RESP in replication stream: {0}")]
     Resp(#[from] ParseError),
-    #[error("the master refused to sync: {0}")]
-    Refused(String),
-    #[error("bad sync header: {0:?}")]
-    BadHeader(String),
+    #[error("bad bulk header from master: {0:?}")]
+    BadBulkHeader(String),
     #[error("unexpected {what} in the {phase} phase of the replication stream")]
     Unexpected {
         what: &'static str,
@@ -50,11 +53,6 @@ pub enum ProtocolError {
     },
     #[error("status line longer than {MAX_LINE} bytes")]
     LineTooLong,
-    #[error("bad {command}: {reason}")]
-    BadCommand {
-        command: &'static str,
-        reason: &'static str,
-    },
 }
 
 /// Appends `args` as a RESP multibulk (`*N` then `$len` per argument): the
@@ -73,8 +71,7 @@ pub fn encode_command(args: &[Bytes], out: &mut Vec<u8>) {
     }
 }
 
-/// The length `encode_command` would produce, without building it (a master
-/// with no replicas still counts its offset).
+/// The length `encode_command` would produce, without building it.
 pub fn encoded_len(args: &[Bytes]) -> usize {
     fn digits(mut n: usize) -> usize {
         let mut d = 1;
@@ -91,20 +88,12 @@ pub fn encoded_len(args: &[Bytes]) -> usize {
     len
 }
 
-fn command(parts: &[&[u8]]) -> Vec<u8> {
+/// A command from string parts.
+pub fn command(parts: &[&[u8]]) -> Vec<u8> {
     let args: Vec<Bytes> = parts.iter().map(|p| Bytes::copy_from_slice(p)).collect();
     let mut out = Vec::new();
     encode_command(&args, &mut out);
     out
-}
-
-/// `HEARSAY.SYNC <replica id> <listening port>`.
-pub fn sync_request(replica_id: &str, listening_port: u16) -> Vec<u8> {
-    command(&[
-        SYNC_COMMAND.as_bytes(),
-        replica_id.as_bytes(),
-        listening_port.to_string().as_bytes(),
-    ])
 }
 
 /// `REPLCONF ACK <offset>`.
@@ -112,204 +101,279 @@ pub fn ack(offset: u64) -> Vec<u8> {
     command(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])
 }
 
-/// `+FULLRESYNC <replid> <offset>\r\n`
-pub fn fullresync_header(replid: &str, offset: u64) -> Vec<u8> {
-    format!("+{FULLRESYNC} {replid} {offset}\r\n").into_bytes()
+/// `PSYNC <replid> <offset>`.
+pub fn psync(replid: &str, offset: i64) -> Vec<u8> {
+    command(&[b"PSYNC", replid.as_bytes(), offset.to_string().as_bytes()])
 }
 
-/// `+SNAPSHOT-END <keys>\r\n`
-pub fn snapshot_end(keys: u64) -> Vec<u8> {
-    format!("+{SNAPSHOT_END} {keys}\r\n").into_bytes()
+/// The replica's handshake after PING, pipelined as redis sends it:
+/// `[AUTH]`, `REPLCONF listening-port`, `[REPLCONF ip-address]`,
+/// `REPLCONF capa eof capa psync2`. Returns the bytes and how many replies
+/// to expect, each with what it was.
+pub fn handshake(
+    auth: Option<(&str, &str)>,
+    listening_port: u16,
+    announce_ip: Option<&str>,
+) -> (Vec<u8>, Vec<HandshakeStep>) {
+    let mut out = Vec::new();
+    let mut steps = Vec::new();
+    if let Some((user, pass)) = auth {
+        if user.is_empty() {
+            out.extend(command(&[b"AUTH", pass.as_bytes()]));
+        } else {
+            out.extend(command(&[b"AUTH", user.as_bytes(), pass.as_bytes()]));
+        }
+        steps.push(HandshakeStep::Auth);
+    }
+    out.extend(command(&[
+        b"REPLCONF",
+        b"listening-port",
+        listening_port.to_string().as_bytes(),
+    ]));
+    steps.push(HandshakeStep::Port);
+    if let Some(ip) = announce_ip {
+        out.extend(command(&[b"REPLCONF", b"ip-address", ip.as_bytes()]));
+        steps.push(HandshakeStep::Ip);
+    }
+    out.extend(command(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]));
+    steps.push(HandshakeStep::Capa);
+    (out, steps)
 }
 
-/// What a replica asked for.
+/// One pipelined handshake command whose reply the replica awaits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeStep {
+    Auth,
+    Port,
+    Ip,
+    Capa,
+}
+
+/// How the master answered PSYNC.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncRequest {
-    /// The replica's cluster node ID (for events and logs).
-    pub replica_id: String,
-    /// The replica's client port (for INFO's `slaveN` and ROLE).
-    pub listening_port: u16,
+pub enum PsyncReply {
+    FullResync {
+        replid: String,
+        offset: u64,
+    },
+    Continue {
+        replid: Option<String>,
+    },
+    /// `-NOMASTERLINK`, `-LOADING`: try again later.
+    TryLater(String),
+    /// Any other error or line.
+    Error(String),
 }
 
-/// True if `args` is a sync request (any case, as redis command names).
-pub fn is_sync_request(args: &[Bytes]) -> bool {
-    args.first()
-        .is_some_and(|a| a.eq_ignore_ascii_case(SYNC_COMMAND.as_bytes()))
-}
-
-/// Parses `HEARSAY.SYNC <replica id> <listening port>`.
-pub fn parse_sync_request(args: &[Bytes]) -> Result<SyncRequest, ProtocolError> {
-    let bad = |reason| ProtocolError::BadCommand {
-        command: SYNC_COMMAND,
-        reason,
-    };
-    let [_, id, port] = args else {
-        return Err(bad("wrong number of arguments"));
-    };
-    let id = std::str::from_utf8(id).map_err(|_| bad("replica id is not text"))?;
-    if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(bad("replica id is not a 40-character node id"));
+/// Parses the reply line to PSYNC (redis `slaveTryPartialResynchronization`).
+pub fn parse_psync_reply(line: &str) -> PsyncReply {
+    if let Some(rest) = line.strip_prefix("+FULLRESYNC") {
+        let mut w = rest.split_whitespace();
+        return match (w.next(), w.next().and_then(|o| o.parse::<u64>().ok())) {
+            (Some(id), Some(offset)) if id.len() == 40 => PsyncReply::FullResync {
+                replid: id.to_string(),
+                offset,
+            },
+            _ => PsyncReply::Error(line.to_string()),
+        };
     }
-    let listening_port = std::str::from_utf8(port)
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
-        .ok_or_else(|| bad("listening port is not a port number"))?;
-    Ok(SyncRequest {
-        replica_id: id.to_string(),
-        listening_port,
-    })
-}
-
-/// Parses `REPLCONF ACK <offset>` (the only thing a replica sends after syncing).
-pub fn parse_ack(args: &[Bytes]) -> Result<u64, ProtocolError> {
-    let bad = |reason| ProtocolError::BadCommand {
-        command: "REPLCONF ACK",
-        reason,
-    };
-    let [cmd, sub, offset] = args else {
-        return Err(bad("wrong number of arguments"));
-    };
-    if !cmd.eq_ignore_ascii_case(b"replconf") || !sub.eq_ignore_ascii_case(b"ack") {
-        return Err(bad("not REPLCONF ACK"));
+    if let Some(rest) = line.strip_prefix("+CONTINUE") {
+        let id = rest.trim();
+        return PsyncReply::Continue {
+            replid: (id.len() == 40).then(|| id.to_string()),
+        };
     }
-    std::str::from_utf8(offset)
-        .ok()
-        .and_then(|o| o.parse::<u64>().ok())
-        .ok_or_else(|| bad("offset is not an unsigned integer"))
+    if line.starts_with("-NOMASTERLINK") || line.starts_with("-LOADING") {
+        return PsyncReply::TryLater(line.to_string());
+    }
+    PsyncReply::Error(line.to_string())
 }
 
-/// One decoded element of the master's output.
+/// One decoded element of a master's output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item {
-    /// The header: the master's replication ID and the offset the snapshot is at.
-    FullResync { replid: String, offset: u64 },
-    /// A snapshot command (before `SnapshotEnd`) or a stream command (after).
-    /// `len` is the number of bytes it took, which stream commands add to the
-    /// offset. `args` is never empty.
-    Command { args: Vec<Bytes>, len: usize },
-    /// The snapshot is complete; `keys` is how many keys it held.
-    SnapshotEnd { keys: u64 },
+    /// A reply line (`+...` or `-...`, terminator stripped, type kept).
+    Line(String),
+    /// The snapshot, whole.
+    Payload(Vec<u8>),
+    /// A stream command and its exact bytes (what the offset counts).
+    Command { args: Vec<Bytes>, raw: Bytes },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
-    Header,
-    Snapshot,
+    Lines,
+    BulkHeader,
+    Bulk { left: u64 },
+    BulkEof { mark: Vec<u8> },
     Stream,
 }
 
 impl Phase {
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
-            Phase::Header => "header",
-            Phase::Snapshot => "snapshot",
+            Phase::Lines => "handshake",
+            Phase::BulkHeader | Phase::Bulk { .. } | Phase::BulkEof { .. } => "snapshot",
             Phase::Stream => "stream",
         }
     }
 }
 
-/// Decodes what a master sends, as the replica reads it: a pure function of
-/// the buffer plus the phase (header, snapshot, stream), so any split of the
-/// bytes into reads gives the same items.
+/// Decodes what a master sends, as the replica reads it. The caller moves
+/// it from reply lines to the snapshot ([`MasterReader::expect_snapshot`])
+/// and to the stream ([`MasterReader::expect_stream`]); the snapshot phase
+/// ends by itself with an [`Item::Payload`].
 #[derive(Debug)]
-pub struct StreamDecoder {
+pub struct MasterReader {
     phase: Phase,
+    payload: Vec<u8>,
+    /// The payload's size when the header gave one.
+    total: Option<u64>,
     limits: RequestLimits,
 }
 
-impl Default for StreamDecoder {
+impl Default for MasterReader {
     fn default() -> Self {
-        StreamDecoder::new()
+        MasterReader::new()
     }
 }
 
-impl StreamDecoder {
-    pub fn new() -> StreamDecoder {
-        StreamDecoder {
-            phase: Phase::Header,
+impl MasterReader {
+    pub fn new() -> MasterReader {
+        MasterReader {
+            phase: Phase::Lines,
+            payload: Vec::new(),
+            total: None,
             limits: RequestLimits::default(),
         }
     }
 
-    /// True once the snapshot has ended and only stream commands follow.
+    /// After `+FULLRESYNC`: a `$` header and the RDB come next.
+    pub fn expect_snapshot(&mut self) {
+        self.phase = Phase::BulkHeader;
+        self.payload = Vec::new();
+        self.total = None;
+    }
+
+    /// After the snapshot or `+CONTINUE`: commands only.
+    pub fn expect_stream(&mut self) {
+        self.phase = Phase::Stream;
+    }
+
     pub fn streaming(&self) -> bool {
         self.phase == Phase::Stream
     }
 
-    /// Takes the next item off the front of `buf`; `Ok(None)` means "read more".
-    /// After an error the connection is unusable (the caller drops it).
-    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, ProtocolError> {
-        let Some(&first) = buf.first() else {
-            return Ok(None);
-        };
-        match (first, self.phase) {
-            (b'*', Phase::Header) => Err(ProtocolError::Unexpected {
-                what: "command",
-                phase: "header",
-            }),
-            (b'*', _) => {
-                reject_empty_multibulk(buf)?;
-                match resp::parse_request(buf, &self.limits)? {
-                    None => Ok(None),
-                    Some((args, len)) => {
-                        buf.advance(len);
-                        Ok(Some(Item::Command { args, len }))
-                    }
-                }
-            }
-            (b'+' | b'-', _) => {
-                let Some(line) = take_line(buf)? else {
-                    return Ok(None);
-                };
-                self.status_line(first, &line).map(Some)
-            }
-            _ => Err(ProtocolError::Unexpected {
-                what: "byte",
-                phase: self.phase.name(),
-            }),
-        }
+    /// Snapshot progress: (announced size if any, bytes so far).
+    pub fn progress(&self) -> (Option<u64>, u64) {
+        (self.total, self.payload.len() as u64)
     }
 
-    fn status_line(&mut self, kind: u8, line: &str) -> Result<Item, ProtocolError> {
-        if kind == b'-' {
-            return Err(ProtocolError::Refused(line.to_string()));
-        }
-        let mut words = line.split(' ');
-        match (words.next(), self.phase) {
-            (Some(FULLRESYNC), Phase::Header) => {
-                let replid = words.next().unwrap_or("");
-                let offset = words.next().and_then(|o| o.parse::<u64>().ok());
-                match (offset, words.next()) {
-                    (Some(offset), None) if replid.len() == 40 => {
-                        self.phase = Phase::Snapshot;
-                        Ok(Item::FullResync {
-                            replid: replid.to_string(),
-                            offset,
-                        })
+    /// Takes the next item off the front of `buf`; `Ok(None)` means "read
+    /// more". After an error the connection is unusable.
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, ProtocolError> {
+        loop {
+            match &mut self.phase {
+                Phase::Lines => {
+                    // Empty lines are keep-alives before a reply.
+                    while buf.first() == Some(&b'\n') {
+                        buf.advance(1);
                     }
-                    _ => Err(ProtocolError::BadHeader(line.to_string())),
+                    return Ok(take_line(buf)?.map(Item::Line));
+                }
+                Phase::BulkHeader => {
+                    while buf.first() == Some(&b'\n') {
+                        buf.advance(1);
+                    }
+                    let Some(line) = take_line(buf)? else {
+                        return Ok(None);
+                    };
+                    if let Some(err) = line.strip_prefix('-') {
+                        return Err(ProtocolError::BadBulkHeader(format!("-{err}")));
+                    }
+                    let Some(rest) = line.strip_prefix('$') else {
+                        return Err(ProtocolError::BadBulkHeader(line));
+                    };
+                    if let Some(mark) = rest.strip_prefix("EOF:") {
+                        if mark.len() != EOF_MARK_LEN {
+                            return Err(ProtocolError::BadBulkHeader(line));
+                        }
+                        self.phase = Phase::BulkEof {
+                            mark: mark.as_bytes().to_vec(),
+                        };
+                    } else {
+                        let left = rest
+                            .parse::<u64>()
+                            .map_err(|_| ProtocolError::BadBulkHeader(line.clone()))?;
+                        self.total = Some(left);
+                        self.phase = Phase::Bulk { left };
+                    }
+                }
+                Phase::Bulk { left } => {
+                    let n = (*left).min(buf.len() as u64) as usize;
+                    self.payload.extend_from_slice(&buf[..n]);
+                    buf.advance(n);
+                    *left -= n as u64;
+                    if *left > 0 {
+                        return Ok(None);
+                    }
+                    self.phase = Phase::Lines;
+                    return Ok(Some(Item::Payload(std::mem::take(&mut self.payload))));
+                }
+                Phase::BulkEof { mark } => {
+                    // The mark ends the payload; anything after it is stream.
+                    let take = buf.len();
+                    self.payload.extend_from_slice(&buf[..take]);
+                    buf.advance(take);
+                    let m = mark.len();
+                    if let Some(pos) = find_tail_mark(&self.payload, mark, take + m) {
+                        let rest = self.payload.split_off(pos + m);
+                        self.payload.truncate(pos);
+                        // Put back what followed the mark.
+                        let mut back = BytesMut::from(&rest[..]);
+                        back.extend_from_slice(buf);
+                        *buf = back;
+                        self.phase = Phase::Lines;
+                        return Ok(Some(Item::Payload(std::mem::take(&mut self.payload))));
+                    }
+                    return Ok(None);
+                }
+                Phase::Stream => {
+                    let Some(&first) = buf.first() else {
+                        return Ok(None);
+                    };
+                    if first != b'*' {
+                        return Err(ProtocolError::Unexpected {
+                            what: "byte",
+                            phase: self.phase.name(),
+                        });
+                    }
+                    reject_empty_multibulk(buf)?;
+                    return match resp::parse_request(buf, &self.limits)? {
+                        None => Ok(None),
+                        Some((args, len)) => {
+                            let raw = buf.split_to(len).freeze();
+                            Ok(Some(Item::Command { args, raw }))
+                        }
+                    };
                 }
             }
-            (Some(SNAPSHOT_END), Phase::Snapshot) => {
-                match (words.next().and_then(|k| k.parse().ok()), words.next()) {
-                    (Some(keys), None) => {
-                        self.phase = Phase::Stream;
-                        Ok(Item::SnapshotEnd { keys })
-                    }
-                    _ => Err(ProtocolError::BadHeader(line.to_string())),
-                }
-            }
-            (Some(FULLRESYNC), _) | (Some(SNAPSHOT_END), _) => Err(ProtocolError::Unexpected {
-                what: "status line",
-                phase: self.phase.name(),
-            }),
-            _ if self.phase == Phase::Header => Err(ProtocolError::BadHeader(line.to_string())),
-            _ => Err(ProtocolError::Unexpected {
-                what: "status line",
-                phase: self.phase.name(),
-            }),
         }
     }
+}
+
+/// The first occurrence of `mark` that ends within the last `window` bytes
+/// of `data` (earlier bytes were already searched).
+fn find_tail_mark(data: &[u8], mark: &[u8], window: usize) -> Option<usize> {
+    let m = mark.len();
+    if data.len() < m {
+        return None;
+    }
+    let start = data.len().saturating_sub(window + m);
+    data[start..]
+        .windows(m)
+        .position(|w| w == mark)
+        .map(|p| start + p)
 }
 
 /// A master never sends `*0` or `*-1`; refusing them up front also stops the
@@ -328,7 +392,7 @@ fn reject_empty_multibulk(buf: &[u8]) -> Result<(), ProtocolError> {
     }
 }
 
-/// One `+...\r\n` / `-...\r\n` line without its type byte and terminator.
+/// One line without its terminator (`\r\n` or a bare `\n`).
 fn take_line(buf: &mut BytesMut) -> Result<Option<String>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > MAX_LINE {
@@ -340,28 +404,33 @@ fn take_line(buf: &mut BytesMut) -> Result<Option<String>, ProtocolError> {
         return Err(ProtocolError::LineTooLong);
     }
     let line = buf.split_to(nl + 1);
-    let body = line.get(1..nl).unwrap_or_default();
+    let body = &line[..nl];
     let body = body.strip_suffix(b"\r").unwrap_or(body);
     Ok(Some(String::from_utf8_lossy(body).into_owned()))
 }
 
-/// Decodes what a replica sends after its sync request: `REPLCONF ACK`s.
-pub fn next_ack(buf: &mut BytesMut) -> Result<Option<u64>, ProtocolError> {
+/// What a replica sends once it is one: `REPLCONF ACK <offset> [...]`.
+/// Anything else is ignored (redis would run it; a replica sends nothing else).
+pub fn next_ack(buf: &mut BytesMut) -> Result<Option<Option<u64>>, ProtocolError> {
     let limits = RequestLimits {
-        max_bulk_len: 64,
-        max_multibulk_len: 8,
+        max_bulk_len: 128,
+        max_multibulk_len: 16,
         max_inline_len: 1024,
     };
-    loop {
-        match resp::parse_request(buf, &limits)? {
-            None => return Ok(None),
-            Some((args, used)) => {
-                buf.advance(used);
-                if args.is_empty() {
-                    continue;
+    match resp::parse_request(buf, &limits)? {
+        None => Ok(None),
+        Some((args, used)) => {
+            buf.advance(used);
+            let ack = match &args[..] {
+                [cmd, sub, offset, ..]
+                    if cmd.eq_ignore_ascii_case(b"replconf")
+                        && sub.eq_ignore_ascii_case(b"ack") =>
+                {
+                    resp::string2ll(offset).and_then(|o| u64::try_from(o).ok())
                 }
-                return parse_ack(&args).map(Some);
-            }
+                _ => None,
+            };
+            Ok(Some(ack))
         }
     }
 }

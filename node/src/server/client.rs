@@ -9,9 +9,9 @@
 //! lock once and does all of it (write pending output, read, run, write), so
 //! a request costs one wakeup, one read and one write, as in redis. Four
 //! things end a poll early and are served outside it: a WAIT that has to
-//! block, a blocking command (XREAD BLOCK) that waits for data, `HEARSAY.SYNC`
-//! (the connection becomes a replication link), and closing (QUIT, SHUTDOWN,
-//! errors).
+//! block, a blocking command (XREAD BLOCK) that waits for data, `PSYNC`/`SYNC`
+//! (the connection may become a replication link), and closing (QUIT,
+//! SHUTDOWN, errors).
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -25,13 +25,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::blocking::{self, WaitRequest};
 use super::clients::{self, Close, Entry, Unblock, READ_CHUNK};
 use super::host::HostCtx;
-use super::replication::{self, WaitRequest};
+use super::replication;
 use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
 use crate::commands::{self, table, ClientState, Id, Lookup};
-use crate::replication::protocol;
 use crate::resp::{self, Frame, Parsed};
 
 /// At most this many reads per poll, so one busy client cannot hold the
@@ -94,7 +94,7 @@ enum Step {
     Close,
     /// WAIT has to block: the reply comes from `wait_for_acks`.
     Wait(WaitRequest),
-    /// `HEARSAY.SYNC`: the connection becomes a replication link.
+    /// `PSYNC`/`SYNC`: the connection may become a replication link.
     Sync(Vec<Bytes>),
     /// A blocking command (XREAD BLOCK) waits for data: served by
     /// `block_until`.
@@ -124,7 +124,7 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
             Step::Wait(req) => {
                 // Boxed: rare, and it would otherwise size every
                 // connection's task for its timers.
-                let acks = Box::pin(replication::wait_for_acks(&shared, req));
+                let acks = Box::pin(blocking::wait_for_acks(&shared, req));
                 let reply = tokio::select! {
                     r = acks => Some(r),
                     u = poll_fn(|cx| conn.poll_blocked(cx, &shared)) => match u {
@@ -163,19 +163,37 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
                 }
             }
             Step::Sync(args) => {
-                let inbuf = {
+                let slot = conn.slot;
+                let (inbuf, repl) = {
                     let mut n = shared.node.lock();
-                    match n.clients.remove(conn.slot) {
-                        Some(mut e) => {
-                            let inbuf = std::mem::take(&mut e.qbuf);
-                            release(&mut n, &mut e);
-                            inbuf
-                        }
-                        None => BytesMut::new(),
+                    match n.clients.get(slot) {
+                        Some(e) => (std::mem::take(&mut e.qbuf), e.repl.clone()),
+                        None => break,
                     }
                 };
-                Box::pin(replication::serve_replica(shared, conn.stream, inbuf, args)).await;
-                return;
+                match replication::start_replica(&shared, conn.stream, inbuf, &args, &repl) {
+                    Ok(()) => {
+                        // A replica link now: no longer a client.
+                        let mut n = shared.node.lock();
+                        if let Some(mut e) = n.clients.remove(slot) {
+                            release(&mut n, &mut e);
+                        }
+                        return;
+                    }
+                    Err((stream, inbuf, reply)) => {
+                        conn = Conn { stream, slot };
+                        let mut n = shared.node.lock();
+                        let Some(e) = n.clients.get(slot) else {
+                            break;
+                        };
+                        e.qbuf = inbuf;
+                        let resp3 = e.resp3;
+                        resp::encode(&reply, resp3, &mut e.out);
+                        if let Frame::Error(text) = &reply {
+                            n.stats.calls.record_error(text);
+                        }
+                    }
+                }
             }
         }
     }
@@ -703,8 +721,55 @@ fn run_request(
     out: &mut BytesMut,
     now: u64,
 ) -> Stop {
-    if protocol::is_sync_request(&args) {
-        return Stop::Step(Step::Sync(args));
+    if state.multi.is_none() {
+        // Served by the shell, not the command table: they need the node
+        // itself (a socket to hand over, the RDB writer, the link's REPLCONF).
+        let is = |name: &[u8]| args[0].eq_ignore_ascii_case(name);
+        if (is(b"psync") && args.len() == 3) || (is(b"sync") && args.len() == 1) {
+            return Stop::Step(Step::Sync(args));
+        }
+        if is(b"save") && args.len() == 1 {
+            let reply = match n.rdb_save() {
+                Ok(()) => Frame::ok(),
+                Err(e) => Frame::Error(e),
+            };
+            if let Frame::Error(text) = &reply {
+                n.stats.calls.record_error(text);
+            }
+            resp::encode(&reply, state.resp3, out);
+            return Stop::None;
+        }
+        if is(b"replconf") {
+            let reply = n
+                .clients
+                .get(slot)
+                .and_then(|e| replication::replconf(&mut e.repl, &args));
+            if let Some(reply) = reply {
+                resp::encode(&reply, state.resp3, out);
+            }
+            return Stop::None;
+        }
+    }
+    if n.repl.state.writes_refused() && is_write_request(&args, state) {
+        // redis `rejectCommand`: a rejected EXEC aborts the transaction, a
+        // rejected queued command dooms it.
+        const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+        let reply = if args[0].eq_ignore_ascii_case(b"exec") {
+            commands::discard_transaction(&mut n.db, state);
+            Frame::Error(format!(
+                "EXECABORT Transaction discarded because of: {NOREPLICAS}"
+            ))
+        } else {
+            if let Some(m) = state.multi.as_mut() {
+                m.dirty_exec = true;
+            }
+            Frame::error(NOREPLICAS)
+        };
+        if let Frame::Error(text) = &reply {
+            n.stats.calls.record_error(text);
+        }
+        resp::encode(&reply, state.resp3, out);
+        return Stop::None;
     }
     if let Some(text) = n.aof_write_error() {
         if is_write_request(&args, state) {
@@ -724,6 +789,7 @@ fn run_request(
         &mut n.stats,
         &mut n.logger,
         &mut n.repl.state,
+        &mut n.migrate,
     )
     .for_client(woff, may_block)
     .at(now)
@@ -758,6 +824,7 @@ fn run_request(
         if let Some(e) = n.clients.get(slot) {
             e.blocked = true;
         }
+        n.repl.getack_wanted = true;
         return Stop::Step(Step::Wait(req));
     }
     if let Some(req) = outcome.block {

@@ -76,6 +76,8 @@ pub(super) struct Entry {
     /// The master offset right after this client's last replicated write
     /// (redis `c->woff`): what its WAIT waits for.
     pub woff: u64,
+    /// What it announced with `REPLCONF` (a replica-to-be).
+    pub repl: super::replication::ReplConf,
 }
 
 impl Entry {
@@ -96,6 +98,7 @@ impl Entry {
             blocked: false,
             unblock: Unblock::No,
             woff: 0,
+            repl: Default::default(),
         }
     }
 

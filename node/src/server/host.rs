@@ -3,18 +3,52 @@
 
 use bytes::Bytes;
 
+use super::blocking::WaitRequest;
 use super::clients::Clients;
 use super::info::{self, InfoSources};
 use super::log::{parse_level, Logger};
-use super::replication::WaitRequest;
-use super::{now_ms, Stats};
+use super::migrate::MigrateSockets;
+use super::{now_ms, Node, Stats};
 use crate::cluster::{Cluster, LogLevel, SlotRoute};
-use crate::commands::{CallStats, ClientAdmin, ClientState, Host, PauseKind};
+use crate::commands::{self, CallStats, ClientAdmin, ClientState, Host, PauseKind};
 use crate::config::Config;
 use crate::pubsub::PubSub;
 use crate::replication::Replication;
 use crate::resp::Frame;
 use crate::store::Db;
+
+impl Node {
+    /// Applies one command as redis's master client does (a replica's
+    /// stream, an AOF being loaded): no redirection, no expiry of existing
+    /// keys. Returns the error reply's text if the command failed.
+    pub(super) fn apply_from_master(&mut self, args: Vec<Bytes>) -> Option<String> {
+        let mut host = HostCtx::new(
+            &mut self.cluster,
+            &mut self.config,
+            &mut self.stats,
+            &mut self.logger,
+            &mut self.repl.state,
+            &mut self.migrate,
+        );
+        match commands::apply_replicated(&mut host, &mut self.db, args) {
+            Frame::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// [`Node::apply_from_master`] for the replication stream: a failed
+    /// command is logged as redis logs it.
+    pub(super) fn apply_stream_command(&mut self, args: Vec<Bytes>) {
+        let name =
+            String::from_utf8_lossy(args.first().map(|a| &a[..]).unwrap_or_default()).into_owned();
+        if let Some(e) = self.apply_from_master(args) {
+            let text = format!(
+                "== CRITICAL == This replica is sending an error to its master: '{e}' after processing the command '{name}'"
+            );
+            self.log(LogLevel::Warning, &text);
+        }
+    }
+}
 
 /// Borrowed pieces of the node that commands may touch.
 pub(super) struct HostCtx<'a> {
@@ -23,6 +57,7 @@ pub(super) struct HostCtx<'a> {
     stats: &'a mut Stats,
     logger: &'a mut Logger,
     repl: &'a mut Replication,
+    migrate: &'a mut MigrateSockets,
     /// The client's last write offset (redis `c->woff`), for WAIT.
     woff: u64,
     /// WAIT may block: the request is a top-level WAIT (not inside EXEC).
@@ -43,6 +78,7 @@ impl<'a> HostCtx<'a> {
         stats: &'a mut Stats,
         logger: &'a mut Logger,
         repl: &'a mut Replication,
+        migrate: &'a mut MigrateSockets,
     ) -> Self {
         HostCtx {
             cluster,
@@ -50,6 +86,7 @@ impl<'a> HostCtx<'a> {
             stats,
             logger,
             repl,
+            migrate,
             woff: 0,
             may_block: false,
             pending_wait: None,
@@ -106,6 +143,31 @@ impl<'a> HostCtx<'a> {
         Frame::Simple("Background append only file rewriting started".into())
     }
 
+    /// INFO's `async_loading`: a full sync under `repl-diskless-load
+    /// swapdb` is under way while the old data keeps being served (hearsay
+    /// always works that way; redis says so only in that mode).
+    fn async_loading(&self) -> bool {
+        self.config.get("repl-diskless-load") == Some("swapdb")
+            && self
+                .repl
+                .upstream()
+                .is_some_and(|u| u.state == crate::replication::LinkState::Transfer)
+    }
+
+    /// BGSAVE [SCHEDULE]: the shell starts it at the end of the pass.
+    fn bgsave(&mut self, args: &[Bytes]) -> Frame {
+        match args {
+            [] => {}
+            [s] if s.eq_ignore_ascii_case(b"schedule") => {}
+            _ => return Frame::error(crate::commands::err::SYNTAX),
+        }
+        if self.stats.rdb.bgsave_in_progress || self.stats.rdb.bgsave_requested {
+            return Frame::error("ERR Background save already in progress");
+        }
+        self.stats.rdb.bgsave_requested = true;
+        Frame::Simple("Background saving started".into())
+    }
+
     /// WAIT numreplicas timeout (redis `waitCommand`, same checks and texts).
     fn wait(&mut self, args: &[Bytes]) -> Frame {
         if self.is_replica_node() {
@@ -138,8 +200,8 @@ impl<'a> HostCtx<'a> {
         Frame::Null
     }
 
-    /// REPLCONF from a plain client: redis answers the handshake options with
-    /// OK. (A hearsay replica's ACKs never reach the command layer.)
+    /// REPLCONF inside a transaction (outside one, the client task keeps the
+    /// options on the connection): the handshake options are answered OK.
     fn replconf(args: &[Bytes]) -> Frame {
         if !args.len().is_multiple_of(2) {
             return Frame::error(crate::commands::err::SYNTAX);
@@ -177,6 +239,7 @@ impl<'a> HostCtx<'a> {
             cluster: self.cluster.as_ref(),
             repl: self.repl,
             db,
+            async_loading: self.async_loading(),
         };
         Frame::Verbatim(info::render(&src, &args))
     }
@@ -313,6 +376,21 @@ impl Host for HostCtx<'_> {
 
     fn is_replica(&self) -> bool {
         self.is_replica_node()
+    }
+
+    fn rdb_options(&self) -> crate::rdb::Options {
+        self.config.rdb_options()
+    }
+
+    fn bug(&self, name: &str) -> bool {
+        self.config.bugs.iter().any(|b| b == name)
+    }
+
+    fn migrate(
+        &mut self,
+        x: crate::commands::migrate::MigrateExchange<'_>,
+    ) -> crate::commands::migrate::MigrateOutcome {
+        self.migrate.exchange(&x, now_ms() / 1000)
     }
 
     fn take_scripts(&mut self) -> Option<Box<crate::commands::scripting::Engine>> {
@@ -459,30 +537,57 @@ impl Host for HostCtx<'_> {
             "config" => Some(self.config_command(args, client.resp3)),
             "role" => Some(self.repl.role_frame()),
             "bgrewriteaof" => Some(self.bgrewriteaof()),
+            "bgsave" => Some(self.bgsave(args)),
+            "lastsave" => Some(Frame::Integer(self.stats.rdb.last_save_s as i64)),
+            // Outside MULTI the client task runs SAVE (it needs the node).
+            "save" => Some(Frame::error("ERR Command not allowed inside a transaction")),
             "wait" => Some(self.wait(args)),
             "replicaof" | "slaveof" => Some(if self.cluster.is_some() {
                 Frame::error("ERR REPLICAOF not allowed in cluster mode.")
             } else {
                 Frame::error("ERR hearsay-node replicates only in cluster mode")
             }),
-            "sync" | "psync" => Some(Frame::error(
-                "ERR hearsay-node does not implement SYNC/PSYNC: hearsay nodes replicate among themselves with HEARSAY.SYNC",
-            )),
+            // Outside MULTI the client task takes these over; inside,
+            // they are refused before they get here (no-multi).
+            "sync" | "psync" => Some(Frame::error("ERR Command not allowed inside a transaction")),
             "replconf" => Some(Self::replconf(args)),
             _ => None,
         }
     }
 }
 
-/// INFO persistence, with redis 7.0's field names (the RDB fields are
-/// constant: hearsay writes no RDB).
-pub(super) fn persistence_info(aof: &crate::persist::AofInfo) -> String {
+/// INFO persistence, with redis 7.0's field names (those about fork and
+/// copy-on-write are 0: hearsay does not fork).
+pub(super) fn persistence_info(
+    aof: &crate::persist::AofInfo,
+    rdb: &super::rdb::RdbStats,
+    dirty: u64,
+    async_loading: bool,
+) -> String {
     let ok = |b: bool| if b { "ok" } else { "err" };
+    let current_bgsave = if rdb.bgsave_in_progress {
+        (now_ms().saturating_sub(rdb.bgsave_started_ms) / 1000) as i64
+    } else {
+        -1
+    };
     let mut s = format!(
-        "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
-         rdb_last_bgsave_status:ok\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
+        "loading:0\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n\
+         current_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
+         rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n\
+         rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current_bgsave}\r\n\
+         rdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n\
+         aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
          aof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\n\
          aof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
+        u8::from(async_loading),
+        dirty.saturating_sub(rdb.dirty_at_save),
+        u8::from(rdb.bgsave_in_progress),
+        rdb.last_save_s,
+        ok(rdb.last_bgsave_ok),
+        rdb.last_bgsave_time_s,
+        rdb.saves,
+        rdb.last_load_keys_expired,
+        rdb.last_load_keys_loaded,
         u8::from(aof.enabled),
         u8::from(aof.rewrite_in_progress),
         u8::from(aof.rewrite_scheduled),

@@ -20,6 +20,8 @@ pub(super) struct InfoSources<'a> {
     pub clients: Option<&'a Clients>,
     pub cluster: Option<&'a Cluster>,
     pub repl: &'a Replication,
+    /// A replica loading its master's RDB while serving old data.
+    pub async_loading: bool,
     pub db: &'a Db,
 }
 
@@ -93,7 +95,15 @@ fn section(src: &InfoSources<'_>, name: &str) -> (&'static str, String) {
         "server" => ("Server", server(src)),
         "clients" => ("Clients", clients(src)),
         "memory" => ("Memory", memory(src)),
-        "persistence" => ("Persistence", super::host::persistence_info(&src.stats.aof)),
+        "persistence" => (
+            "Persistence",
+            super::host::persistence_info(
+                &src.stats.aof,
+                &src.stats.rdb,
+                src.db.dirty(),
+                src.async_loading,
+            ),
+        ),
         "stats" => ("Stats", stats(src)),
         "replication" => ("Replication", src.repl.info_text(now_ms())),
         "cpu" => ("CPU", cpu()),

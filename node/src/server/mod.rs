@@ -4,13 +4,16 @@
 //! and the 100 ms cron each take the lock, feed their input, then drain the
 //! core's actions before releasing it. Nothing awaits while the lock is held.
 
+mod blocking;
 mod bus;
 mod client;
 mod clients;
 mod host;
 mod info;
 pub mod log;
+mod migrate;
 mod persist;
+mod rdb;
 mod replication;
 mod stats;
 
@@ -136,6 +139,8 @@ pub struct Node {
     nodes_conf: Option<NodesConf>,
     links: HashMap<LinkId, LinkHandle>,
     repl: replication::ReplShell,
+    /// MIGRATE's cached connections.
+    migrate: migrate::MigrateSockets,
     /// The append-only file, when `appendonly yes`.
     aof: Option<crate::persist::Aof>,
     /// Client connections.
@@ -232,6 +237,7 @@ impl Node {
         self.sync_replication_role(shared);
         // Telling the core about a broken replication link may have queued more.
         self.run_actions(shared, now);
+        self.send_getack(now);
         // Blocked clients (XREAD BLOCK) recheck when one of their keys changed.
         if self.db.take_ready_keys() {
             shared.keys_ready.notify_waiters();
@@ -582,6 +588,7 @@ pub async fn run(mut config: Config) -> Result<()> {
     let client_listeners = bind_all(&config, config.port()).await?;
 
     let clients = clients::Clients::new(&config);
+    let repl = replication::ReplShell::new(&config, now);
     let node = Node {
         cluster,
         db: Db::new(),
@@ -590,12 +597,14 @@ pub async fn run(mut config: Config) -> Result<()> {
         stats: Stats {
             start_ms: now,
             start_mono_ms: mono_ms(),
+            rdb: rdb::RdbStats::new(now),
             ..Stats::default()
         },
         events,
         nodes_conf,
         links: HashMap::new(),
-        repl: replication::ReplShell::new(now),
+        repl,
+        migrate: migrate::MigrateSockets::default(),
         aof: None,
         clients,
     };
@@ -635,8 +644,18 @@ pub async fn run(mut config: Config) -> Result<()> {
             );
         }
         n.log(LogLevel::Notice, "Server initialized");
-        // The data set is loaded before any client or peer is served.
-        n.open_aof()?;
+        // The data set is loaded before any client or peer is served: the
+        // AOF if it is on, else dump.rdb (redis `loadDataFromDisk`).
+        if n.config.get("appendonly") == Some("yes") {
+            n.open_aof()?;
+        } else {
+            n.load_rdb_at_startup()?;
+        }
+        // Keys in slots we don't serve (redis `verifyClusterConfigWithData`).
+        let node = &mut *n;
+        if let Some(c) = node.cluster.as_mut() {
+            c.verify_config_with_data(&node.db);
+        }
         n.drain(&shared);
         n.log(LogLevel::Notice, "Ready to accept connections");
     }
@@ -667,6 +686,8 @@ pub async fn run(mut config: Config) -> Result<()> {
     }
     n.drain(&shared);
     n.aof_shutdown();
+    let save = n.stats.shutdown.flatten();
+    n.rdb_shutdown(save);
     if !n.config.pidfile().is_empty() {
         n.log(LogLevel::Notice, "Removing the pid file.");
         let _ = std::fs::remove_file(n.config.pidfile());
@@ -676,7 +697,10 @@ pub async fn run(mut config: Config) -> Result<()> {
         "hearsay-node is now ready to exit, bye bye...",
     );
     n.write_stopped(which.unwrap_or("SHUTDOWN"));
-    Ok(())
+    // Everything that must reach the disk has (AOF synced, RDB saved,
+    // events flushed): exit now, as redis does, rather than free a big
+    // data set key by key and wait for background tasks.
+    std::process::exit(0)
 }
 
 /// The 100 ms timer: `clusterCron`, active key expiry (replicated as DELs)
@@ -698,7 +722,9 @@ async fn cron(shared: Arc<Shared>) {
             let expired = n.db.active_expire(now, 200);
             n.feed_deletes(expired);
         }
-        n.replication_cron(now);
+        n.replication_cron(&shared, now);
+        n.rdb_cron(&shared, now);
+        n.migrate.close_idle(now / 1000);
         n.aof_cron(&shared);
         n.clients_cron(now);
         n.drain(&shared);

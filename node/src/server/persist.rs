@@ -9,13 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use bytes::Bytes;
 
-use super::host::HostCtx;
 use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
-use crate::commands;
+use crate::persist::snapshot;
 use crate::persist::{self, format::Tail, Aof, AofConfig, FsyncPolicy};
-use crate::replication::snapshot;
-use crate::resp::Frame;
 
 impl Node {
     /// Startup: replays the AOF (if `appendonly yes` and the file exists)
@@ -108,14 +105,7 @@ impl Node {
     fn replay(&mut self, args: Vec<Bytes>) {
         let name =
             String::from_utf8_lossy(args.first().map(|a| &a[..]).unwrap_or_default()).into_owned();
-        let mut host = HostCtx::new(
-            &mut self.cluster,
-            &mut self.config,
-            &mut self.stats,
-            &mut self.logger,
-            &mut self.repl.state,
-        );
-        if let Frame::Error(e) = commands::apply_replicated(&mut host, &mut self.db, args) {
+        if let Some(e) = self.apply_from_master(args) {
             self.log(
                 LogLevel::Warning,
                 &format!("AOF command '{name}' failed while loading: {e}"),

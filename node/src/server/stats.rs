@@ -58,6 +58,8 @@ pub struct Stats {
     pub aof: crate::persist::AofInfo,
     /// BGREWRITEAOF asked for a rewrite (started at the end of the pass).
     pub aof_rewrite_requested: bool,
+    /// dump.rdb: saves, BGSAVE requests, INFO persistence's RDB fields.
+    pub rdb: super::rdb::RdbStats,
     /// DEBUG SET-ACTIVE-EXPIRE 0 turns the expiry sweep off.
     pub active_expire_off: bool,
     /// SHUTDOWN asked the server to stop: `Some(save)` (SAVE / NOSAVE / as configured).

@@ -469,6 +469,57 @@ impl Db {
         removed
     }
 
+    /// Every key and its entry, slot by slot, expired-but-present keys
+    /// included (an RDB takes the keys as they are, as redis's does).
+    pub fn entries(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.slots.iter().flat_map(|m| m.iter())
+    }
+
+    /// Adds a key while building a data set from a snapshot. Returns false
+    /// (and changes nothing) if the key is already there.
+    pub fn load_entry(&mut self, key: Bytes, value: Value, expire_at: Option<u64>) -> bool {
+        let slot = slot_index(&key);
+        if self.slots[slot].contains_key(&key[..]) {
+            return false;
+        }
+        if let Some(at) = expire_at {
+            self.expires.insert((at, key.clone()));
+        }
+        self.slots[slot].insert(key, Entry { value, expire_at });
+        self.len += 1;
+        true
+    }
+
+    /// Replaces the whole data set with `other`'s (a full sync), keeping
+    /// this db's watchers, expiry mode and counters. Watched keys that
+    /// exist on either side count as modified (redis `emptyData` then
+    /// `touchAllWatchedKeysInDb`).
+    /// Returns the old data, for the caller to drop where it costs nothing.
+    pub fn replace_with(&mut self, mut other: Db, now: u64) -> Db {
+        if !self.watched.is_empty() {
+            let keys: Vec<Bytes> = self.watched.keys().cloned().collect();
+            for k in keys {
+                let old = self.map(&k).get(&k[..]).map(|e| e.is_expired(now));
+                let new = other.map(&k).contains_key(&k[..]);
+                match (old, new) {
+                    (Some(true), false) => self.touch_expired(&k),
+                    (Some(_), _) | (None, true) => {
+                        if let Some(w) = self.watched.get_mut(&k[..]) {
+                            w.touches += 1;
+                        }
+                    }
+                    (None, false) => {}
+                }
+            }
+        }
+        self.dirty += (self.len + other.len) as u64;
+        std::mem::swap(&mut self.slots, &mut other.slots);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+        other.len = std::mem::replace(&mut self.len, other.len);
+        self.expired_log.clear();
+        other
+    }
+
     /// Deletes every key in one slot (a slot this node lost). Like redis
     /// `delKeysInSlot`, watchers are not touched. Returns the count removed.
     pub fn delete_slot(&mut self, slot: u16) -> usize {

@@ -117,7 +117,11 @@ impl Conn {
                 return Ok(reply);
             }
             let mut chunk = [0u8; 65536];
-            let n = self.s.read(&mut chunk)?;
+            // A signal (a SIGSTOPped child's SIGCHLD) can interrupt the read.
+            let n = match self.s.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => r?,
+            };
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }

@@ -120,9 +120,19 @@ pub fn judge_claims(
     data: &mut DataVerdict,
     d: &RunData,
     history: &History,
-    appendonly: bool,
+    test: &Value,
 ) -> (Valid, Value) {
-    let facts = Facts::new(d, history, appendonly);
+    let o = &test["options"];
+    let facts = Facts::with_options(
+        d,
+        history,
+        claims::appendonly(test),
+        o["min_replicas_to_write"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        o["auto_eject"].as_str() == Some("yes"),
+    );
     let anomalies = std::mem::take(&mut data.anomalies);
     let n = anomalies.len();
     let c = claims::judge(model, target, anomalies, &facts);

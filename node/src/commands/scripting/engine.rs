@@ -1040,6 +1040,7 @@ fn check_and_call(ctx: &mut Ctx<'_>, run: &mut Run, argv: Vec<Bytes>) -> Result<
             asking: ctx.client.asking,
             readonly: ctx.client.readonly || pubsubshard,
             pubsubshard,
+            migrate: false,
         };
         if let Err(r) = route::check(&q, &*ctx.host, ctx.db, ctx.expire_now) {
             return Err(match r {

@@ -1,17 +1,17 @@
-//! The full-sync snapshot: the keyspace written as the RESP commands that
-//! rebuild it on an empty replica (hearsay's stand-in for an RDB file).
+//! The AOF's rewrite snapshot: the keyspace written as the RESP commands
+//! that rebuild it on an empty node (the AOF holds only commands).
 //!
 //! - strings: `SET key value [PXAT ms]`;
 //! - lists: `RPUSH key e1 .. en` in chunks of [`CHUNK`] elements;
 //! - sets: `SADD key m1 .. mn` in chunks;
 //! - a list's or set's TTL: `PEXPIREAT key ms` after its last chunk.
 //!
-//! Keys already past their expiry are left out, as redis leaves them out of
-//! an RDB it loads; the master's later `DEL` for them is then a no-op.
+//! Keys already past their expiry are left out; the `DEL` for them that
+//! follows in the file is then a no-op.
 
 use bytes::Bytes;
 
-use super::protocol::encode_command;
+use crate::replication::protocol::encode_command;
 use crate::store::{Db, Entry, Value};
 
 /// Most elements per RPUSH/SADD, so one snapshot command stays well inside
