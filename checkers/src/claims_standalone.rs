@@ -1,5 +1,5 @@
 //! The claims model's evidence for the targets that are not a Redis Cluster: which
-//! of Sentinel's and twemproxy's documented mechanisms ([`SENTINEL`], [`TWEMPROXY`])
+//! of Sentinel's and twemproxy's documented mechanisms (the `SENTINEL` and `TWEMPROXY` tables of `claims`)
 //! explains a lost write, from the same facts (history, fault windows, snapshots).
 //!
 //! Sentinel: the master of the time is what the majority of the sentinels named in
@@ -7,10 +7,8 @@
 //! (who decide a failover) and, with `min-replicas-to-write`, against the replicas.
 //! twemproxy: where a key lived is the shards' key lists in the snapshots.
 //!
-//! [`SENTINEL`]: crate::claims::SENTINEL
-//! [`TWEMPROXY`]: crate::claims::TWEMPROXY
 
-use crate::claims::Facts;
+use crate::claims_facts::Facts;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -4,6 +4,7 @@
 //! stored run can be judged again offline with `hearsay check RUN_DIR`.
 
 pub mod claims;
+pub mod claims_facts;
 mod claims_standalone;
 pub mod convergence;
 pub mod counter;

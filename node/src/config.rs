@@ -49,7 +49,7 @@ const fn int(min: i64, max: i64) -> Kind {
 /// persistence, tuning) are accepted so that one config template serves both servers, and
 /// reported by CONFIG GET, but have no effect here. The AOF options (`appendonly`,
 /// `appendfsync`, `appendfilename`, `appenddirname`, `auto-aof-rewrite-*`,
-/// `aof-load-truncated`) do take effect: see `crate::persist`.
+/// `aof-load-truncated`) do take effect: see the persist module.
 const SPECS: &[Spec] = &[
     Spec {
         name: "port",
@@ -241,7 +241,7 @@ const SPECS: &[Spec] = &[
         default: "yes",
         mutable: true,
     },
-    // The AOF options (see `crate::persist`).
+    // The AOF options (see the persist module).
     Spec {
         name: "appendonly",
         aliases: &[],
@@ -677,7 +677,7 @@ impl Config {
                 let matched = if redis_options::HIDDEN.contains(&spec.name) {
                     lower == n
                 } else {
-                    glob_match(lower.as_bytes(), n.as_bytes())
+                    crate::glob::glob_match(lower.as_bytes(), n.as_bytes(), true)
                 };
                 if matched {
                     let v = self.values.get(spec.name).cloned().unwrap_or_default();
@@ -1044,48 +1044,6 @@ fn validate_hostname(h: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Glob matching as redis's `stringmatchlen` for the common cases: `*`, `?`, `[...]`, `\x`.
-pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob_match(rest, &text[i..])),
-        Some((b'?', rest)) => !text.is_empty() && glob_match(rest, &text[1..]),
-        Some((b'[', rest)) => {
-            let Some((&c, text_rest)) = text.split_first() else {
-                return false;
-            };
-            let Some(close) = rest.iter().position(|&b| b == b']') else {
-                return false;
-            };
-            let (class, after) = (&rest[..close], &rest[close + 1..]);
-            let (negate, class) = match class.split_first() {
-                Some((b'^', cls)) => (true, cls),
-                _ => (false, class),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == b'-' {
-                    if class[i] <= c && c <= class[i + 2] {
-                        hit = true;
-                    }
-                    i += 3;
-                } else {
-                    if class[i] == c {
-                        hit = true;
-                    }
-                    i += 1;
-                }
-            }
-            hit != negate && glob_match(after, text_rest)
-        }
-        Some((b'\\', rest)) if !rest.is_empty() => {
-            text.first() == rest.first() && glob_match(&rest[1..], &text[1..])
-        }
-        Some((&p, rest)) => text.first() == Some(&p) && glob_match(rest, &text[1..]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1255,14 +1213,5 @@ mod tests {
         .unwrap();
         assert_eq!(f.obuf_limits()[2].hard_bytes, 64 << 20);
         assert_eq!(f.obuf_limits()[0].soft_seconds, 1);
-    }
-
-    #[test]
-    fn glob() {
-        assert!(glob_match(b"*", b"anything"));
-        assert!(glob_match(b"cluster-*", b"cluster-enabled"));
-        assert!(!glob_match(b"cluster-?", b"cluster-ab"));
-        assert!(glob_match(b"[a-c]x", b"bx"));
-        assert!(!glob_match(b"[^a-c]x", b"bx"));
     }
 }

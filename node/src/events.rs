@@ -14,9 +14,9 @@
 //! - the lines of a decision reach the file (a `write(2)`, so a SIGKILL
 //!   cannot lose them) before any effect of it can be seen outside the
 //!   process: bus messages, client replies, replication bytes (the shell runs
-//!   each batch of the core's actions by [`crate::cluster::Phase`]). nodes.conf
-//!   is written just before them, so a line never claims a vote or an epoch
-//!   that a restart would not remember.
+//!   each batch of the core's actions phase by phase, as the cluster core
+//!   orders them). nodes.conf is written just before them, so a line never
+//!   claims a vote or an epoch that a restart would not remember.
 //!
 //! Conventions for every kind below:
 //! - node fields (`node`, `id`, `about`, `reporter`, `from`, `to`, `with`,

@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod events;
+pub mod glob;
 pub mod mem;
 pub mod persist;
 pub mod pubsub;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::commands::glob_match;
+use crate::glob::glob_match;
 
 /// Which of the three subscription spaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -157,7 +157,7 @@ impl ListOp {
 }
 
 /// Groups keys for transactions: key `i` of a run belongs to group `i / GROUP`; keys
-/// of one group share a hash tag (see `crate::any::keys`).
+/// of one group share a hash tag (the key layout of the `any` module).
 pub struct ListGen {
     rng: ChaCha8Rng,
     process: u64,

@@ -47,7 +47,6 @@ mod tests_more;
 use bytes::Bytes;
 
 pub use client::ClientState;
-pub use server::glob_match;
 pub use table::{lookup, lookup_fullname, CommandSpec, Id, Lookup};
 
 use crate::cluster::SlotRoute;

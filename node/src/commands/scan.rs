@@ -13,7 +13,7 @@ use std::hash::Hasher;
 use bytes::Bytes;
 
 use super::{err, Ctx};
-use crate::config::glob_match;
+use crate::glob::glob_match;
 use crate::resp::Frame;
 use crate::slots::CLUSTER_SLOTS;
 
@@ -31,7 +31,7 @@ impl ScanOptions {
     pub fn matches(&self, key: &[u8]) -> bool {
         match &self.pattern {
             None => true,
-            Some(p) => glob_match(p, key),
+            Some(p) => glob_match(p, key, false),
         }
     }
 }
@@ -156,7 +156,7 @@ pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             .iter()
             .filter(|(k, e)| {
                 !e.expire_at().is_some_and(|at| at <= now && now != 0)
-                    && (all || glob_match(&args[1], k))
+                    && (all || glob_match(&args[1], k, false))
             })
             .map(|(k, _)| Frame::Bulk(k.clone()))
             .collect(),

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::table::{self, key, CommandSpec, Id, KeySpec};
 use super::{client, err, Ctx};
+use crate::glob::glob_match;
 use crate::resp::Frame;
 
 const COMMAND_HELP: &[&str] = &[
@@ -198,93 +199,6 @@ pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     ctx.db.flush_all(ctx.expire_now);
     ctx.propagate_as_is = true;
     Frame::ok()
-}
-
-/// redis `stringmatchlen`: `*`, `?`, `[...]` (with `^` and ranges) and `\` escapes.
-pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    let eq = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    let (mut p, mut s) = (0usize, 0usize);
-    // Backtracking point for the last `*`: (pattern index after it, string index).
-    let mut star: Option<(usize, usize)> = None;
-    while s < string.len() {
-        let mut matched = false;
-        let mut next_p = p;
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    star = Some((p + 1, s));
-                    p += 1;
-                    continue;
-                }
-                b'?' => {
-                    matched = true;
-                    next_p = p + 1;
-                }
-                b'[' => {
-                    let mut i = p + 1;
-                    let negate = pattern.get(i) == Some(&b'^');
-                    if negate {
-                        i += 1;
-                    }
-                    let mut hit = false;
-                    let c = string[s];
-                    while i < pattern.len() && pattern[i] != b']' {
-                        if pattern[i] == b'\\' && i + 1 < pattern.len() {
-                            i += 1;
-                            hit |= eq(pattern[i], c);
-                            i += 1;
-                        } else if i + 2 < pattern.len()
-                            && pattern[i + 1] == b'-'
-                            && pattern[i + 2] != b']'
-                        {
-                            let (mut lo, mut hi) = (pattern[i], pattern[i + 2]);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            let cc = if nocase { c.to_ascii_lowercase() } else { c };
-                            let (l, h) = if nocase {
-                                (lo.to_ascii_lowercase(), hi.to_ascii_lowercase())
-                            } else {
-                                (lo, hi)
-                            };
-                            hit |= cc >= l && cc <= h;
-                            i += 3;
-                        } else {
-                            hit |= eq(pattern[i], c);
-                            i += 1;
-                        }
-                    }
-                    matched = hit != negate;
-                    next_p = (i + 1).min(pattern.len());
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    matched = eq(pattern[p + 1], string[s]);
-                    next_p = p + 2;
-                }
-                c => {
-                    matched = eq(c, string[s]);
-                    next_p = p + 1;
-                }
-            }
-        }
-        if matched {
-            p = next_p;
-            s += 1;
-        } else if let Some((sp, ss)) = star {
-            p = sp;
-            s = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT] (redis `shutdownCommand`):

@@ -696,7 +696,7 @@ $4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\
 
 #[test]
 fn glob_matching() {
-    use super::server::glob_match;
+    use crate::glob::glob_match;
     assert!(glob_match(b"cl*", b"cluster|nodes", true));
     assert!(glob_match(b"*", b"", false));
     assert!(glob_match(b"h?llo", b"hello", false));

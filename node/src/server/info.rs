@@ -97,7 +97,7 @@ fn section(src: &InfoSources<'_>, name: &str) -> (&'static str, String) {
         "memory" => ("Memory", memory(src)),
         "persistence" => (
             "Persistence",
-            super::host::persistence_info(
+            persistence_info(
                 &src.stats.aof,
                 &src.stats.rdb,
                 src.db.dirty(),
@@ -396,4 +396,54 @@ fn keyspace(db: &Db) -> String {
         "db0:keys={keys},expires={},avg_ttl=0\r\n",
         db.expires_count()
     )
+}
+
+/// INFO persistence, with redis 7.0's field names (those about fork and
+/// copy-on-write are 0: hearsay does not fork).
+fn persistence_info(
+    aof: &crate::persist::AofInfo,
+    rdb: &super::rdb::RdbStats,
+    dirty: u64,
+    async_loading: bool,
+) -> String {
+    let ok = |b: bool| if b { "ok" } else { "err" };
+    let current_bgsave = if rdb.bgsave_in_progress {
+        (now_ms().saturating_sub(rdb.bgsave_started_ms) / 1000) as i64
+    } else {
+        -1
+    };
+    let mut s = format!(
+        "loading:0\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n\
+         current_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
+         rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n\
+         rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current_bgsave}\r\n\
+         rdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n\
+         aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
+         aof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\n\
+         aof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
+        u8::from(async_loading),
+        dirty.saturating_sub(rdb.dirty_at_save),
+        u8::from(rdb.bgsave_in_progress),
+        rdb.last_save_s,
+        ok(rdb.last_bgsave_ok),
+        rdb.last_bgsave_time_s,
+        rdb.saves,
+        rdb.last_load_keys_expired,
+        rdb.last_load_keys_loaded,
+        u8::from(aof.enabled),
+        u8::from(aof.rewrite_in_progress),
+        u8::from(aof.rewrite_scheduled),
+        aof.last_rewrite_time_s,
+        ok(!aof.enabled || aof.last_rewrite_ok),
+        aof.rewrites,
+        ok(!aof.enabled || aof.last_write_ok),
+    );
+    if aof.enabled {
+        s.push_str(&format!(
+            "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\n\
+             aof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+            aof.current_size, aof.base_size, aof.buffer_length
+        ));
+    }
+    s
 }

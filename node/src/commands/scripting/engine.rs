@@ -612,7 +612,7 @@ impl Engine {
         let mut out = Vec::new();
         for (name, lib) in &self.libraries {
             if let Some(p) = &pattern {
-                if !crate::config::glob_match(p, name.as_bytes()) {
+                if !crate::glob::glob_match(p, name.as_bytes(), true) {
                     continue;
                 }
             }
