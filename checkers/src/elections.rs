@@ -303,6 +303,20 @@ pub fn liveness_bound_ms(node_timeout_ms: i64) -> i64 {
     6 * node_timeout_ms + 5000
 }
 
+/// Whether `node`'s replication link was up at `t`: its last link event at or
+/// before `t` says up (no event at all: it never synced).
+fn link_up_at(d: &RunData, node: &str, t: i64) -> bool {
+    d.events
+        .iter()
+        .filter(|e| e.node == node && e.t_ms.is_some_and(|x| x <= t))
+        .filter_map(|e| match e.ev {
+            Ev::ReplLink { up } => Some((e.t_ms, e.seq, up)),
+            _ => None,
+        })
+        .max_by_key(|(t, seq, _)| (*t, *seq))
+        .is_some_and(|(_, _, up)| up)
+}
+
 /// Node reachability at a time, from the fault windows in force then.
 struct Faults<'a> {
     d: &'a RunData,
@@ -364,6 +378,15 @@ fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
     ));
     let end = d.heal_ms.unwrap_or(i64::MAX);
     let fs = Faults { d, end };
+    // Runs recorded before the nodes logged their replication link have no evidence
+    // of which replicas were eligible: their cases are not judged.
+    let link_evidence = d.events.iter().any(|e| matches!(e.ev, Ev::ReplLink { .. }));
+    if !link_evidence {
+        r.notes.push(
+            "no replication-link events in the node logs: which replicas could fail over is unknown, so no case is judged"
+                .into(),
+        );
+    }
     let mut judged: BTreeSet<(String, i64)> = BTreeSet::new();
     for f in d
         .faults
@@ -400,11 +423,35 @@ fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
             if !failed(f.start_ms) || !judged.insert((mname.clone(), f.start_ms)) {
                 continue;
             }
-            let replicas: Vec<String> = view
+            let all_replicas: Vec<String> = view
                 .iter()
                 .filter(|n| n.master_of.as_deref() == Some(m.id.as_str()))
                 .map(|n| d.name(&n.id))
                 .collect();
+            // Redis's replica validity rule: a replica whose link to the master was
+            // not up when the master failed (never synced, or lost before) has no
+            // data fresh enough to fail over with ("Currently unable to failover:
+            // Disconnected from master for longer than allowed"), so it is no
+            // candidate the bound can wait for.
+            let replicas: Vec<String> = match link_evidence {
+                false => all_replicas,
+                true => {
+                    let (fresh, stale): (Vec<String>, Vec<String>) = all_replicas
+                        .into_iter()
+                        .partition(|rn| link_up_at(d, rn, f.start_ms));
+                    if !stale.is_empty() {
+                        r.notes.push(format!(
+                            "{mname} failed at {} ms: {} not counted as candidate(s), their replication link was not up then",
+                            f.start_ms,
+                            stale.join(", ")
+                        ));
+                    }
+                    fresh
+                }
+            };
+            if replicas.is_empty() {
+                continue;
+            }
             let able = |t: i64| {
                 !fs.degraded(t)
                     && replicas.iter().any(|rn| {
@@ -432,6 +479,10 @@ fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
                 continue;
             }
             if pts.iter().any(|t| *t > t0 && *t < t0 + bound && !able(*t)) {
+                r.unjudged += 1;
+                continue;
+            }
+            if !link_evidence {
                 r.unjudged += 1;
                 continue;
             }

@@ -99,6 +99,16 @@ fn classify(msg: &str) -> Option<Value> {
         let (id, reason) = rest.split_once(": ").unwrap_or((rest, ""));
         return Some(json!({"event": "fail_cleared", "about": id, "reason": reason}));
     }
+    // A replica's link to its master (replication.c): up once a full sync loaded or
+    // a partial one was accepted, down when the master client is freed.
+    if msg.starts_with("MASTER <-> REPLICA sync: Finished with success")
+        || msg.starts_with("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization")
+    {
+        return Some(json!({"event": "replication_link_up"}));
+    }
+    if msg.starts_with("Connection with master lost") {
+        return Some(json!({"event": "replication_link_down"}));
+    }
     if let Some(state) = msg.strip_prefix("Cluster state changed: ") {
         return Some(json!({"event": "cluster_state", "state": state.trim()}));
     }
@@ -258,6 +268,28 @@ garbage line
         assert_eq!(ev[11]["reason"], "its master is up");
         assert_eq!(ev[0]["role"], "M");
         assert_eq!(ev[0]["pid"], 12047);
+    }
+
+    #[test]
+    fn replication_link_up_and_down() {
+        let log = "\
+7:S 22 Nov 2026 18:58:01.000 * MASTER <-> REPLICA sync: Finished with success
+7:S 22 Nov 2026 18:58:02.000 * Connection with master lost.
+7:S 22 Nov 2026 18:58:03.000 * MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.
+7:S 22 Nov 2026 18:58:04.000 * MASTER <-> REPLICA sync started
+";
+        let kinds: Vec<String> = events(log.as_bytes())
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "replication_link_up",
+                "replication_link_down",
+                "replication_link_up"
+            ]
+        );
     }
 
     #[test]

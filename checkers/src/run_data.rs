@@ -113,6 +113,12 @@ pub enum Ev {
     },
     /// The node's clean shutdown.
     Stopped,
+    /// A replica's replication link to its master came up (a full or partial sync
+    /// finished) or broke. Redis's replica validity rule reads it: a replica whose
+    /// link was down too long, or never came up, does not start an election.
+    ReplLink {
+        up: bool,
+    },
     CurrentEpoch {
         from: Option<u64>,
         to: u64,
@@ -946,6 +952,8 @@ fn normalize(v: &Value, redis: bool) -> Option<Ev> {
             epoch: v["epoch"].as_u64(),
         },
         "stopped" => Ev::Stopped,
+        "replication_link_up" => Ev::ReplLink { up: true },
+        "replication_link_down" => Ev::ReplLink { up: false },
         "current_epoch_changed" => Ev::CurrentEpoch {
             from: v["from"].as_u64(),
             to: v["to"].as_u64()?,

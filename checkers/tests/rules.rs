@@ -240,13 +240,45 @@ fn a_failed_master_with_a_reachable_replica_is_replaced_in_time() {
         ),
         (32_000, "stop-kill", json!({"verified": true})),
     ];
-    let d = run(&[], Some(9000), &kill);
+    let synced = [(
+        4,
+        500,
+        json!({"event": "replication_link_up", "master": id(1)}),
+    )];
+    let d = run(&synced, Some(9000), &kill);
     let l = rule(&elections::check(&d), "failover-liveness").clone();
     assert_eq!((l.valid, l.cases), (Valid::True, 1), "{l:?}");
     // Never replaced (the slow-failover bug).
-    let d = run(&[], None, &kill);
+    let d = run(&synced, None, &kill);
     let l = rule(&elections::check(&d), "failover-liveness").clone();
     assert_eq!(l.valid, Valid::False, "{l:?}");
+    // The replica's link never came up (its sync had not finished when the master
+    // died): redis's validity rule keeps it from failing over, so no case.
+    let d = run(&[], None, &kill);
+    let l = rule(&elections::check(&d), "failover-liveness").clone();
+    assert_eq!((l.valid, l.cases), (Valid::True, 0), "{l:?}");
+    // Its link broke before the master died: no case either.
+    let lost = [
+        (
+            4,
+            500,
+            json!({"event": "replication_link_up", "master": id(1)}),
+        ),
+        (
+            4,
+            1500,
+            json!({"event": "replication_link_down", "master": id(1)}),
+        ),
+    ];
+    let d = run(&lost, None, &kill);
+    let l = rule(&elections::check(&d), "failover-liveness").clone();
+    assert_eq!((l.valid, l.cases), (Valid::True, 0), "{l:?}");
+    assert!(
+        l.notes
+            .iter()
+            .any(|n| n.contains("not counted as candidate")),
+        "{l:?}"
+    );
     // A short fault is not a case.
     let short = [
         (
@@ -277,11 +309,16 @@ fn liveness_counts_from_when_a_replica_can_reach_a_majority() {
         (34_000, "stop-pause", json!({"verified": true})),
     ];
     // Replaced at 24 s: 16 s after n4 could win, inside the 17 s bound.
-    let d = run(&[], Some(24_000), &faults);
+    let synced = [(
+        4,
+        500,
+        json!({"event": "replication_link_up", "master": id(1)}),
+    )];
+    let d = run(&synced, Some(24_000), &faults);
     let l = rule(&elections::check(&d), "failover-liveness").clone();
     assert_eq!((l.valid, l.cases), (Valid::True, 1), "{l:?}");
     // Replaced at 27 s: too late.
-    let d = run(&[], Some(27_000), &faults);
+    let d = run(&synced, Some(27_000), &faults);
     let l = rule(&elections::check(&d), "failover-liveness").clone();
     assert_eq!(l.valid, Valid::False, "{l:?}");
 }

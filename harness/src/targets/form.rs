@@ -259,10 +259,43 @@ pub async fn form(
         limit.saturating_sub(t0.elapsed()),
     )
     .await?;
+    // Formation time is to agreement (what `hearsay scale` compares across
+    // servers); the wait for first syncs below is setup on top of it.
+    let form_ms = t0.elapsed().as_millis() as u64;
+    // Faults start only once every replica holds its master's data: a replica
+    // whose first sync has not finished (redis waits repl-diskless-sync-delay,
+    // 5 s, before sending it) cannot fail over at all, which would make the
+    // first fault test setup, not the cluster.
+    for a in addrs.iter().skip(masters) {
+        loop {
+            let info = admin.text(*a, &["INFO", "replication"]).await;
+            let up = info
+                .as_ref()
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == "master_link_status:up"));
+            if up {
+                break;
+            }
+            if t0.elapsed() > limit {
+                return Err(FormError::Timeout {
+                    what: format!("replica {a} to finish its first sync"),
+                    secs: t0.elapsed().as_secs_f64(),
+                    last: match info {
+                        Ok(t) => t
+                            .lines()
+                            .find(|l| l.starts_with("master_link_status"))
+                            .unwrap_or("no master_link_status")
+                            .to_string(),
+                        Err(e) => e.to_string(),
+                    },
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     Ok(Formed {
         ids,
         masters: (0..masters).collect(),
-        form_ms: t0.elapsed().as_millis() as u64,
+        form_ms,
     })
 }
 
