@@ -86,7 +86,6 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     let history = History::read(&run_dir.join("history.jsonl"))?;
     let mut valid = Valid::True;
     let mut results = serde_json::Map::new();
-    let mut reasons: Vec<String> = Vec::new();
     let d = hearsay_checkers::run_data::RunData::load_with(run_dir, &history);
     // Data: the checker, then the claims model on what it found.
     let mut data = data::check_workload(workload, &history, model == Model::Linearizable);
@@ -128,28 +127,8 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     valid = valid.and(pv);
     results.insert("protocol".into(), protocol);
     let complete = recovered.is_some();
-    if !complete {
-        // A run that died mid-way: the data verdict can still be false, never true.
-        reasons.push("the run did not complete (no recovery step in the history)".into());
-    }
-    if history.truncated_tail {
-        reasons.push("history.jsonl ends with a cut line".into());
-    }
     let coverage = fault_coverage(&test, &history);
-    reasons.extend(coverage["vacuous"].as_str().map(str::to_string));
-    if data.ok_ops < MIN_OK_OPS {
-        reasons.push(format!(
-            "only {} ok client ops during the workload (at least {MIN_OK_OPS} are needed to judge)",
-            data.ok_ops
-        ));
-    }
-    // A folder without snapshots is a stored history alone: it has no protocol
-    // evidence to be damaged (the protocol checkers say so themselves).
-    if run_dir.join("snapshots.jsonl").is_file() {
-        for dmg in &d.damage {
-            reasons.push(format!("{}: {}", dmg.file, dmg.reason));
-        }
-    }
+    let reasons = unknown_reasons(run_dir, &history, &d, &coverage, complete, data.ok_ops);
     if !reasons.is_empty() {
         valid = valid.and(Valid::Unknown);
     }
@@ -175,6 +154,39 @@ pub fn check_dir(run_dir: &Path) -> Result<Checked, RunError> {
     let results = serde_json::Value::Object(results);
     write_json(&run_dir.join("results.json"), &results)?;
     Ok(Checked { valid, results })
+}
+
+/// Why the evidence cannot carry a confident verdict (each reason makes it unknown).
+fn unknown_reasons(
+    run_dir: &Path,
+    history: &History,
+    d: &hearsay_checkers::run_data::RunData,
+    coverage: &serde_json::Value,
+    complete: bool,
+    ok_ops: usize,
+) -> Vec<String> {
+    let mut reasons: Vec<String> = Vec::new();
+    if !complete {
+        // A run that died mid-way: the data verdict can still be false, never true.
+        reasons.push("the run did not complete (no recovery step in the history)".into());
+    }
+    if history.truncated_tail {
+        reasons.push("history.jsonl ends with a cut line".into());
+    }
+    reasons.extend(coverage["vacuous"].as_str().map(str::to_string));
+    if ok_ops < MIN_OK_OPS {
+        reasons.push(format!(
+            "only {ok_ops} ok client ops during the workload (at least {MIN_OK_OPS} are needed to judge)"
+        ));
+    }
+    // A folder without snapshots is a stored history alone: it has no protocol
+    // evidence to be damaged (the protocol checkers say so themselves).
+    if run_dir.join("snapshots.jsonl").is_file() {
+        for dmg in &d.damage {
+            reasons.push(format!("{}: {}", dmg.file, dmg.reason));
+        }
+    }
+    reasons
 }
 
 /// The claims model of a run: `options.claims`, else `linearizable` when the older
