@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | election-short | pause primary 0; primary 1 hears only primary 0's replica, which does not hear it | vote-conditions (a voter without the FAIL gets a vote request), won-with-grants (an election short of votes), failover-liveness |
 //! | shards-in-turn | kill primary 0, then primary 1 | failover twice in a row, liveness, epochs |
-//! | shards-at-once | kill primaries 0 and 1 together, their replicas not hearing each other, the other primaries paused while both elections start | two elections in one epoch (one vote per epoch) |
+//! | shards-at-once | kill primaries 0 and 1 together, their replicas not hearing each other, every other node paused while both elections start (no one to relay the first epoch to the second candidate) | two elections in one epoch (one vote per epoch) |
 //! | report-expiry | primary 0 refuses one node, then is cut off from everyone | fail-quorum (a report that ages out), minority writes |
 //! | voter-restart | pause primary 0; kill primary 1 right after it voted, restart it | one vote per epoch across a restart, epochs never go back |
 //! | master-return | pause primary 0 past its FAIL while its replicas are cut off a little longer | FAIL of a returning master kept 2 x node_timeout, an election while the master is back, UPDATE |
@@ -87,17 +87,20 @@ pub fn plan(
             ]
         }
         NemesisKind::ShardsAtOnce => {
-            // Their replicas do not hear each other, and the voters are paused while
-            // both elections start (FAIL at ~node_timeout + gossip, elections 0.5 to
-            // 1.5 s later): both pick the same epoch and both requests wait in the
-            // voters' sockets, so each voter must refuse the second.
+            // Their replicas do not hear each other, and every other node is paused
+            // while both elections start (FAIL at ~node_timeout + gossip, elections
+            // 0.5 to 1.5 s later): with no one awake to relay the first candidate's
+            // epoch to the second, both pick the same epoch, and both requests wait
+            // in the voters' sockets, so each voter must refuse the second. (Pausing
+            // only the voters left the other replicas to relay it: the second
+            // election then took the next epoch, and a double vote had no chance.)
             let k = 3 * nt + 3000;
             vec![
                 f(
                     nt + 1200,
                     nt + 4500,
                     Fault::Pause {
-                        targets: TargetSpec::OtherPrimaries { skip: 2 },
+                        targets: TargetSpec::Bystanders { count: 2 },
                     },
                 ),
                 f(

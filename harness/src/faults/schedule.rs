@@ -142,6 +142,11 @@ pub enum TargetSpec {
     OtherPrimaries {
         skip: usize,
     },
+    /// Every node that is neither one of the first `count` primaries in the draw
+    /// order nor a replica of one: the bystanders of those shards' failovers.
+    Bystanders {
+        count: usize,
+    },
 }
 
 /// How a partition is cut.
@@ -481,6 +486,14 @@ pub fn resolve_targets(spec: &TargetSpec, n: usize, topo: &Topology, draw: u64) 
         TargetSpec::OtherPrimaries { skip } => {
             topo.primaries_in(draw).into_iter().skip(*skip).collect()
         }
+        TargetSpec::Bystanders { count } => {
+            let shards: Vec<usize> = topo.primaries_in(draw).into_iter().take(*count).collect();
+            let mut involved = shards.clone();
+            for p in &shards {
+                involved.extend(topo.replicas_of.get(p).into_iter().flatten().copied());
+            }
+            (0..n).filter(|i| !involved.contains(i)).collect()
+        }
     };
     v.sort_unstable();
     v.dedup();
@@ -664,6 +677,7 @@ pub fn needs_topology(f: &Fault) -> bool {
                 | TargetSpec::Primary { .. }
                 | TargetSpec::FirstPrimaries { .. }
                 | TargetSpec::OtherPrimaries { .. }
+                | TargetSpec::Bystanders { .. }
         )
     )
 }
