@@ -211,7 +211,14 @@ impl<'a> Facts<'a> {
                 .count();
             reach < masters.len() / 2 + 1
         };
-        if !cut_at(t) {
+        self.held_since(t, cut_at)
+    }
+
+    /// Since when `holds(x)` has held without a break up to `t`, if it holds at `t`:
+    /// the fault state is constant between fault boundaries, so walk back interval
+    /// by interval (judged at each interval's middle) while it holds.
+    pub(crate) fn held_since(&self, t: i64, holds: impl Fn(i64) -> bool) -> Option<i64> {
+        if !holds(t) {
             return None;
         }
         let mut bounds: Vec<i64> = self
@@ -224,14 +231,12 @@ impl<'a> Facts<'a> {
             .collect();
         bounds.sort_unstable();
         bounds.dedup();
-        // The fault state is constant between boundaries: walk back interval by
-        // interval (judged at each interval's middle) while the cut holds.
         let Some(&last) = bounds.last() else {
             return Some(t);
         };
         let mut since = last;
         for w in bounds.windows(2).rev() {
-            if cut_at((w[0] + w[1]) / 2) {
+            if holds((w[0] + w[1]) / 2) {
                 since = w[0];
             } else {
                 break;

@@ -76,35 +76,6 @@ fn switch_after(f: &Facts, node: &str, t: i64) -> Option<(i64, String)> {
     Some((since, m))
 }
 
-/// Since when `cut(x)` has held without a break up to `t` (by fault boundaries),
-/// if it holds at `t`.
-fn cut_since(f: &Facts, t: i64, cut: impl Fn(i64) -> bool) -> Option<i64> {
-    if !cut(t) {
-        return None;
-    }
-    let mut bounds: Vec<i64> =
-        f.d.faults
-            .iter()
-            .flat_map(|w| [Some(w.start_ms), w.stop_ms])
-            .flatten()
-            .filter(|b| *b <= t)
-            .collect();
-    bounds.sort_unstable();
-    bounds.dedup();
-    let Some(&last) = bounds.last() else {
-        return Some(t);
-    };
-    let mut since = last;
-    for w in bounds.windows(2).rev() {
-        if cut((w[0] + w[1]) / 2) {
-            since = w[0];
-        } else {
-            break;
-        }
-    }
-    Some(since)
-}
-
 /// Data nodes (names) other than `node`: those with replication samples.
 fn other_data_nodes(f: &Facts, node: &str) -> BTreeSet<String> {
     f.d.offsets
@@ -162,13 +133,13 @@ pub(crate) fn sentinel_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'sta
     let need = sents.len() / 2 + 1;
     let cut_from_sentinels =
         |x: i64| sents.iter().filter(|s| f.reachable(&node, s, x)).count() < need;
-    if let Some(cut) = cut_since(f, ta, cut_from_sentinels) {
+    if let Some(cut) = f.held_since(ta, cut_from_sentinels) {
         ev["cut_off_from_sentinels_since_ms"] = json!(cut);
         let n = f.min_replicas_to_write as usize;
         if n > 0 {
             let replicas = other_data_nodes(f, &node);
             let lonely = |x: i64| replicas.iter().filter(|r| f.reachable(&node, r, x)).count() < n;
-            if let Some(rc) = cut_since(f, ta, lonely) {
+            if let Some(rc) = f.held_since(ta, lonely) {
                 ev["cut_off_from_replicas_since_ms"] = json!(rc);
                 if ta > rc + MAX_LAG_MS + f.slack_ms {
                     ev["why"] = json!(format!(

@@ -107,6 +107,12 @@ mod tests {
         assert!(glob_match(b"CL*", b"cluster|nodes", true));
         assert!(!glob_match(b"CL*", b"cluster|nodes", false));
         assert!(glob_match(b"h*llo", b"heeeello", false));
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"*x*y", b"abxcdxy", false));
+        assert!(glob_match(b"GET", b"get", true));
+        assert!(!glob_match(b"GET", b"get", false));
     }
 
     #[test]

@@ -694,22 +694,6 @@ $4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\
         .contains("~2\r\n+readonly\r\n+fast\r\n"));
 }
 
-#[test]
-fn glob_matching() {
-    use crate::glob::glob_match;
-    assert!(glob_match(b"cl*", b"cluster|nodes", true));
-    assert!(glob_match(b"*", b"", false));
-    assert!(glob_match(b"h?llo", b"hello", false));
-    assert!(glob_match(b"h[ae]llo", b"hallo", false));
-    assert!(!glob_match(b"h[^e]llo", b"hello", false));
-    assert!(glob_match(b"h[a-c]llo", b"hbllo", false));
-    assert!(glob_match(b"a\\*b", b"a*b", false));
-    assert!(!glob_match(b"a\\*b", b"axb", false));
-    assert!(glob_match(b"*x*y", b"abxcdxy", false));
-    assert!(!glob_match(b"GET", b"get", false));
-    assert!(glob_match(b"GET", b"get", true));
-}
-
 // ---------------------------------------------------------------- strings
 
 #[test]
