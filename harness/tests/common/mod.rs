@@ -163,10 +163,14 @@ pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
     form::wait_ping(&addrs, Duration::from_secs(10))
         .await
         .unwrap();
-    form::form(&addrs, 1, true, Duration::from_secs(20))
+    let before_form = t0.elapsed().as_millis();
+    let formed = form::form(&addrs, 1, true, Duration::from_secs(20))
         .await
         .unwrap();
-    let form_total_ms = t0.elapsed().as_millis();
+    // Up and agreed: the wait for the replicas' first sync that `form` adds after
+    // agreement (redis-server holds it back 5 s, repl-diskless-sync-delay) is setup,
+    // not formation.
+    let form_total_ms = before_form + u128::from(formed.form_ms);
     Bed {
         guard,
         prefix,
