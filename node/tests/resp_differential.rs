@@ -132,7 +132,19 @@ struct Conn {
 
 impl Conn {
     fn new(port: u16) -> Conn {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        // A server still starting up may reset a connection it accepted: retry
+        // for a little while before calling it a failure.
+        let mut tries = 0;
+        let s = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("connect to 127.0.0.1:{port}: {e}"),
+            }
+        };
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         Conn {
