@@ -60,6 +60,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(hearsay_node::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Already in the log, as redis leaves it.
+        Err(e) if e.downcast_ref::<hearsay_node::server::Logged>().is_some() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("{e:#}");
             ExitCode::FAILURE

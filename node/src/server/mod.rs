@@ -405,26 +405,59 @@ impl Node {
     }
 }
 
-/// Binds one listener per configured address. Optional (`-`) addresses may fail.
-async fn bind_all(config: &Config, port: u16) -> Result<Vec<TcpListener>> {
+/// A startup failure already written to the node's log, as redis writes it: the
+/// process exits 1 without repeating it on stderr (redis's own test suite counts
+/// any stderr output of a server as a failed test, and retries a port clash
+/// only when the server fails quietly).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Logged(pub String);
+
+/// redis `listenToPort`: one listener per configured address (optional `-`
+/// addresses may fail); a failure is logged as redis logs it, then "Failed
+/// listening on port <port> (<what>), aborting.".
+async fn bind_all(
+    config: &Config,
+    port: u16,
+    what: &str,
+    logger: &mut Logger,
+) -> Result<Vec<TcpListener>> {
     let mut out = Vec::new();
     for (addr, optional) in config.bind_addrs() {
         match TcpListener::bind((addr.as_str(), port)).await {
             Ok(l) => out.push(l),
-            Err(e) if optional => {
-                let _ = e;
-            }
             Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("Could not create server TCP listening socket {addr}:{port}")
-                })
+                logger.log(
+                    LogLevel::Warning,
+                    false,
+                    &format!(
+                        "Warning: Could not create server TCP listening socket {addr}:{port}: bind: {}",
+                        strerror(&e)
+                    ),
+                );
+                if !optional {
+                    out.clear();
+                    break;
+                }
             }
         }
     }
     if out.is_empty() {
-        bail!("No bind address could be used for port {port}");
+        let line = format!("Failed listening on port {port} ({what}), aborting.");
+        logger.log(LogLevel::Warning, false, &line);
+        return Err(Logged(line).into());
     }
     Ok(out)
+}
+
+/// The C library's text for an I/O error ("Address already in use"), without
+/// Rust's " (os error 98)".
+fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// redis `CONFIG_MIN_RESERVED_FDS`: descriptors kept for files and the bus.
@@ -570,22 +603,12 @@ pub async fn run(mut config: Config) -> Result<()> {
         };
         // The core builds log lines only at or above this level.
         cluster.set_log_level(logger.level);
-        let listeners = match bind_all(&config, bus_port).await {
-            Ok(l) => l,
-            Err(e) => {
-                logger.log(
-                    LogLevel::Warning,
-                    false,
-                    &format!("Failed listening on port {bus_port} (cluster), aborting."),
-                );
-                return Err(e);
-            }
-        };
+        let listeners = bind_all(&config, bus_port, "cluster", &mut logger).await?;
         (Some(cluster), Some(nc), listeners)
     } else {
         (None, None, Vec::new())
     };
-    let client_listeners = bind_all(&config, config.port()).await?;
+    let client_listeners = bind_all(&config, config.port(), "TCP", &mut logger).await?;
 
     let clients = clients::Clients::new(&config);
     let repl = replication::ReplShell::new(&config, now);
