@@ -259,6 +259,9 @@ pub struct Replication {
     good_replicas: u64,
     upstream: Option<Upstream>,
     next_generation: u64,
+    /// CLIENT KILL matched the link to our master: the shell drops it after
+    /// the command (redis frees the master client; replicationCron reconnects).
+    master_link_kill: bool,
 }
 
 impl Replication {
@@ -280,6 +283,7 @@ impl Replication {
             good_replicas: 0,
             upstream: None,
             next_generation: 1,
+            master_link_kill: false,
         }
     }
 
@@ -319,6 +323,23 @@ impl Replication {
 
     pub fn upstream(&self) -> Option<&Upstream> {
         self.upstream.as_ref()
+    }
+
+    /// The address of the link to our master as CLIENT KILL sees it (redis's
+    /// master client, flag M, addr = the master's): only while connected.
+    pub fn master_client_addr(&self) -> Option<String> {
+        let u = self.upstream.as_ref()?;
+        (u.state == LinkState::Connected).then(|| format!("{}:{}", u.host, u.port))
+    }
+
+    /// Asks the shell to drop the link to our master (CLIENT KILL).
+    pub fn request_master_link_kill(&mut self) {
+        self.master_link_kill = true;
+    }
+
+    /// Whether a CLIENT KILL asked to drop the master link (and forget it).
+    pub fn take_master_link_kill(&mut self) -> bool {
+        std::mem::take(&mut self.master_link_kill)
     }
 
     pub fn replicas(&self) -> impl Iterator<Item = (ReplicaId, &ReplicaEntry)> {

@@ -796,6 +796,9 @@ fn run_request(
     .with_clients(&mut n.clients, slot);
     let outcome = commands::execute(&mut host, &mut n.db, state, args);
     let wait = host.take_pending_wait();
+    if n.repl.state.take_master_link_kill() {
+        n.drop_master_link(now);
+    }
     if let Some(args) = outcome.postponed {
         n.clients.set_postponed(slot, args);
         return Stop::Postponed;

@@ -515,9 +515,35 @@ impl Host for HostCtx<'_> {
     }
 
     fn client_admin(&mut self, req: ClientAdmin, me: &mut ClientState, now_ms: u64) -> Frame {
-        match self.clients.as_deref_mut() {
-            Some(c) => c.admin(req, me, now_ms),
-            None => crate::commands::client_admin_alone(req, me, now_ms),
+        // A replica's link to its master is a client too (redis's master
+        // client): CLIENT KILL may match it, and the shell then drops the link.
+        let master_killed = match (&req, self.repl.master_client_addr()) {
+            (ClientAdmin::Kill { filter, .. }, Some(addr)) => {
+                let mut link = ClientState::master_link();
+                link.addr = addr;
+                filter.matches(&link)
+            }
+            _ => false,
+        };
+        if master_killed {
+            self.repl.request_master_link_kill();
+        }
+        let reply = match self.clients.as_deref_mut() {
+            Some(c) => c.admin(req.clone(), me, now_ms),
+            None => crate::commands::client_admin_alone(req.clone(), me, now_ms),
+        };
+        match (master_killed, &req, reply) {
+            (true, ClientAdmin::Kill { old_style, .. }, Frame::Integer(n)) if !old_style => {
+                Frame::Integer(n + 1)
+            }
+            (
+                true,
+                ClientAdmin::Kill {
+                    old_style: true, ..
+                },
+                _,
+            ) => Frame::ok(),
+            (_, _, reply) => reply,
         }
     }
 

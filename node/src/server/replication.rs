@@ -117,6 +117,9 @@ pub(super) struct ReplShell {
     /// A WAIT blocked: `REPLCONF GETACK *` goes out at the end of the pass.
     pub(super) getack_wanted: bool,
     last_cron_ms: u64,
+    /// The master link was dropped on request (CLIENT KILL): the next cron
+    /// tick starts a new one, as redis's replicationCron reconnects.
+    relink_wanted: bool,
 }
 
 impl ReplShell {
@@ -132,6 +135,7 @@ impl ReplShell {
             link_task: None,
             getack_wanted: false,
             last_cron_ms: now,
+            relink_wanted: false,
         }
     }
 }
@@ -318,6 +322,11 @@ impl Node {
     /// second; the core keeps its own schedule, so this runs every tick).
     pub(super) fn replication_cron(&mut self, shared: &Arc<Shared>, now: u64) {
         self.repl.state.set_config(self.config.repl_config());
+        if std::mem::take(&mut self.repl.relink_wanted) {
+            if let Some(u) = self.repl.state.upstream().cloned() {
+                self.spawn_link(shared, u.generation, u.master, u.host, u.port, true);
+            }
+        }
         self.start_due_full_syncs(now);
         if now.saturating_sub(self.repl.last_cron_ms) < 1000 {
             return;
@@ -488,6 +497,22 @@ impl Node {
                 master: master.to_string(),
             });
         }
+    }
+
+    /// CLIENT KILL of the master link (redis frees the master client): the
+    /// link closes now, under the lock, so nothing still in its socket is
+    /// applied; the cron reconnects.
+    pub(super) fn drop_master_link(&mut self, now: u64) {
+        let Some(u) = self.repl.state.upstream().cloned() else {
+            return;
+        };
+        if let Some(t) = self.repl.link_task.take() {
+            t.abort();
+        }
+        if let Some(was_up) = self.repl.state.link_lost(u.generation, now) {
+            self.master_link_down(u.master, was_up, now);
+        }
+        self.repl.relink_wanted = true;
     }
 
     fn stop_link(&mut self, old: NodeName, was_up: bool, now: u64) {
