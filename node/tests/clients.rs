@@ -74,34 +74,6 @@ impl Client {
     }
 }
 
-/// Length of the first whole RESP2/RESP3 reply in `b`, if complete.
-fn reply_len(b: &[u8]) -> Option<usize> {
-    let line_end = b.windows(2).position(|w| w == b"\r\n")?;
-    let head = std::str::from_utf8(&b[1..line_end]).ok()?;
-    let rest = line_end + 2;
-    match b.first()? {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' => Some(rest),
-        b'$' | b'=' => {
-            let n: i64 = head.parse().ok()?;
-            if n < 0 {
-                return Some(rest);
-            }
-            let end = rest + n as usize + 2;
-            (b.len() >= end).then_some(end)
-        }
-        b'*' | b'%' | b'~' | b'>' => {
-            let n: i64 = head.parse().ok()?;
-            let items = if b[0] == b'%' { n * 2 } else { n };
-            let mut at = rest;
-            for _ in 0..items.max(0) {
-                at += reply_len(&b[at..])?;
-            }
-            Some(at)
-        }
-        _ => None,
-    }
-}
-
 /// Starts a single-node cluster owning every slot, of each kind available.
 fn single_nodes(root: &std::path::Path, base: u16, extra: &[&str]) -> Vec<Server> {
     let mut out = vec![Server::start_with(Kind::Hearsay, base, root, 2000, extra)];

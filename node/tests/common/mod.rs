@@ -269,33 +269,36 @@ pub fn cmd(port: u16, args: &[&str]) -> String {
 
 /// True once `buf` holds one whole RESP reply (enough for the replies tests read).
 fn reply_complete(buf: &[u8]) -> bool {
-    fn parse(b: &[u8]) -> Option<usize> {
-        let line_end = b.windows(2).position(|w| w == b"\r\n")?;
-        let head = std::str::from_utf8(&b[1..line_end]).ok()?;
-        let rest = line_end + 2;
-        match b.first()? {
-            b'+' | b'-' | b':' | b'_' | b',' | b'#' => Some(rest),
-            b'$' | b'=' => {
-                let n: i64 = head.parse().ok()?;
-                if n < 0 {
-                    return Some(rest);
-                }
-                let end = rest + n as usize + 2;
-                (b.len() >= end).then_some(end)
+    reply_len(buf).is_some()
+}
+
+/// Length of the first whole RESP2/RESP3 reply in `b` (pushes included), if
+/// complete.
+pub fn reply_len(b: &[u8]) -> Option<usize> {
+    let line_end = b.windows(2).position(|w| w == b"\r\n")?;
+    let head = std::str::from_utf8(&b[1..line_end]).ok()?;
+    let rest = line_end + 2;
+    match b.first()? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' => Some(rest),
+        b'$' | b'=' => {
+            let n: i64 = head.parse().ok()?;
+            if n < 0 {
+                return Some(rest);
             }
-            b'*' | b'%' | b'~' => {
-                let n: i64 = head.parse().ok()?;
-                let items = if b[0] == b'%' { n * 2 } else { n };
-                let mut at = rest;
-                for _ in 0..items.max(0) {
-                    at += parse(&b[at..])?;
-                }
-                Some(at)
-            }
-            _ => None,
+            let end = rest + n as usize + 2;
+            (b.len() >= end).then_some(end)
         }
+        b'*' | b'%' | b'~' | b'>' => {
+            let n: i64 = head.parse().ok()?;
+            let items = if b[0] == b'%' { n * 2 } else { n };
+            let mut at = rest;
+            for _ in 0..items.max(0) {
+                at += reply_len(&b[at..])?;
+            }
+            Some(at)
+        }
+        _ => None,
     }
-    parse(buf).is_some()
 }
 
 /// Runs redis-cli with the given args and returns (success, stdout+stderr).
