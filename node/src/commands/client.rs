@@ -31,6 +31,9 @@ pub struct MultiState {
     pub dirty_exec: bool,
     /// Union of the queued commands' flags.
     pub flags: u32,
+    /// Union of their inverted flags (redis `cmd_inv_flags`): a bit set
+    /// here means some queued command lacks that flag.
+    pub inv_flags: u32,
 }
 
 /// What one connection is subscribed to (redis `c->pubsub_channels`,
@@ -327,10 +330,16 @@ pub struct KillFilter {
 
 impl KillFilter {
     pub fn matches(&self, c: &ClientState) -> bool {
-        self.addr.as_ref().is_none_or(|a| *a == c.addr)
-            && self.laddr.as_ref().is_none_or(|a| *a == c.laddr)
-            && self.kind.is_none_or(|k| k == c.kind())
-            && self.id.is_none_or(|id| id == c.id)
+        self.matches_conn(c.kind(), &c.addr, &c.laddr, c.id)
+    }
+
+    /// The same test for a connection that is no client entry (a replica's
+    /// link on its master).
+    pub fn matches_conn(&self, kind: ClientKind, addr: &str, laddr: &str, id: u64) -> bool {
+        self.addr.as_ref().is_none_or(|a| a == addr)
+            && self.laddr.as_ref().is_none_or(|a| a == laddr)
+            && self.kind.is_none_or(|k| k == kind)
+            && self.id.is_none_or(|i| i == id)
     }
 }
 

@@ -167,7 +167,8 @@ pub(crate) fn reset(ctx: &mut Ctx<'_>) -> Frame {
     ctx.client.name = None;
     ctx.client.asking = false;
     ctx.client.readonly = false;
-    ctx.client.authenticated = false;
+    // redis `clientSetDefaultAuth`.
+    ctx.client.authenticated = ctx.host.requirepass().is_none();
     ctx.client.reply_off = false;
     ctx.client.reply_skip = false;
     ctx.client.reply_skip_next = false;

@@ -22,6 +22,7 @@ pub(crate) fn queue(client: &mut ClientState, spec: &'static CommandSpec, args: 
         // An aborted transaction will not run: no point keeping its commands.
         if !m.dirty_exec {
             m.flags |= spec.flags;
+            m.inv_flags |= !spec.flags;
             m.queue.push(Queued { spec, args });
         }
     }

@@ -149,6 +149,14 @@ pub fn load(
     data: &[u8],
     mut sink: impl FnMut(Bytes, Value, Option<u64>) -> Result<(), RdbError>,
 ) -> Result<Loaded, RdbError> {
+    load_tracked(data, |key, value, expire, _| sink(key, value, expire))
+}
+
+/// [`load`], telling the sink how many bytes of `data` were read so far.
+pub fn load_tracked(
+    data: &[u8],
+    mut sink: impl FnMut(Bytes, Value, Option<u64>, usize) -> Result<(), RdbError>,
+) -> Result<Loaded, RdbError> {
     let mut r = Reader::new(data);
     let magic = r.take(9, "signature")?;
     if &magic[..5] != b"REDIS" {
@@ -228,7 +236,7 @@ pub fn load(
         match value {
             None => out.empty_skipped += 1,
             Some(v) => {
-                sink(key, v, expire.map(|at| at.max(0) as u64))?;
+                sink(key, v, expire.map(|at| at.max(0) as u64), r.pos())?;
                 out.keys += 1;
             }
         }
@@ -291,9 +299,21 @@ pub fn write_db(db: &Db, opts: Options, ctime: u64, repl: Option<&ReplInfo>) -> 
 /// keys already expired are left out (a master loading its own file);
 /// a replica keeps them, its master will delete them.
 pub fn load_db(data: &[u8], drop_expired_at: Option<u64>) -> Result<(Db, Loaded), RdbError> {
+    load_db_paced(data, drop_expired_at, |_| {})
+}
+
+/// [`load_db`], calling `per_key` with the bytes read so far after each key
+/// is read (where redis's loader sleeps for `key-load-delay` and processes
+/// events every `loading-process-events-interval-bytes`).
+pub fn load_db_paced(
+    data: &[u8],
+    drop_expired_at: Option<u64>,
+    mut per_key: impl FnMut(usize),
+) -> Result<(Db, Loaded), RdbError> {
     let mut db = Db::new();
     let mut expired = 0u64;
-    let mut loaded = load(data, |key, value, expire| {
+    let mut loaded = load_tracked(data, |key, value, expire, read| {
+        per_key(read);
         if let (Some(now), Some(at)) = (drop_expired_at, expire) {
             if at < now {
                 expired += 1;

@@ -113,6 +113,18 @@ pub struct ReplicaEntry {
     pub ack_offset: u64,
     /// When its last ACK arrived (redis `repl_ack_time`).
     pub ack_time: Millis,
+    /// The connection as CLIENT KILL sees it (set by the shell).
+    pub conn: ReplicaConn,
+}
+
+/// A replica's connection on its master, as a client: redis keeps it in
+/// its client list (flag S, type replica).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaConn {
+    pub client_id: u64,
+    /// Peer and local `ip:port` of the socket.
+    pub addr: String,
+    pub laddr: String,
 }
 
 /// The replica's link to its master (redis `repl_state`).
@@ -166,6 +178,9 @@ pub struct Upstream {
     pub pending_full: Option<(String, u64)>,
     /// Snapshot bytes expected (`None`: end-marked) and received so far.
     pub transfer: (Option<u64>, u64),
+    /// The snapshot is in and being parsed (redis `server.loading` during a
+    /// disk-based full sync: INFO `loading:1`, `-LOADING` replies).
+    pub loading: bool,
 }
 
 /// What [`Replication::set_master`] changed, for the shell to act on.
@@ -262,6 +277,8 @@ pub struct Replication {
     /// CLIENT KILL matched the link to our master: the shell drops it after
     /// the command (redis frees the master client; replicationCron reconnects).
     master_link_kill: bool,
+    /// CLIENT KILL matched these replicas' links.
+    replica_kills: Vec<ReplicaId>,
 }
 
 impl Replication {
@@ -284,6 +301,7 @@ impl Replication {
             upstream: None,
             next_generation: 1,
             master_link_kill: false,
+            replica_kills: Vec::new(),
         }
     }
 
@@ -492,6 +510,7 @@ impl Replication {
             down_since: None,
             pending_full: None,
             transfer: (None, 0),
+            loading: false,
         });
         generation
     }
@@ -553,8 +572,25 @@ impl Replication {
         u.processed = None;
         u.pending_full = Some((replid, offset));
         u.transfer = (None, 0);
+        u.loading = false;
         u.last_io = now;
         true
+    }
+
+    /// The whole snapshot arrived and parsing starts.
+    pub fn loading_started(&mut self, generation: u64) -> bool {
+        let Some(u) = self.current(generation) else {
+            return false;
+        };
+        u.loading = u.state == LinkState::Transfer;
+        u.loading
+    }
+
+    /// A full sync's snapshot is being parsed now.
+    pub fn is_loading(&self) -> bool {
+        self.upstream
+            .as_ref()
+            .is_some_and(|u| u.state == LinkState::Transfer && u.loading)
     }
 
     /// Snapshot bytes arrived (INFO's sync progress).
@@ -578,6 +614,7 @@ impl Replication {
         let u = self.current(generation)?;
         let (replid, offset) = u.pending_full.take()?;
         u.state = LinkState::Connected;
+        u.loading = false;
         u.processed = Some(offset);
         u.read_offset = offset;
         u.last_io = now;
@@ -818,9 +855,28 @@ impl Replication {
                 sync_offset: self.offset,
                 ack_offset: 0,
                 ack_time: now,
+                conn: ReplicaConn::default(),
             },
         );
         id
+    }
+
+    /// The shell names the connection a replica came on.
+    pub fn set_replica_conn(&mut self, id: ReplicaId, conn: ReplicaConn) {
+        if let Some(r) = self.replicas.get_mut(&id) {
+            r.conn = conn;
+        }
+    }
+
+    /// CLIENT KILL matched a replica's link: the shell drops it after the
+    /// command.
+    pub fn request_replica_kill(&mut self, id: ReplicaId) {
+        self.replica_kills.push(id);
+    }
+
+    /// Replica links a CLIENT KILL asked to drop.
+    pub fn take_replica_kills(&mut self) -> Vec<ReplicaId> {
+        std::mem::take(&mut self.replica_kills)
     }
 
     /// Replicas waiting for a snapshot that should get one now (redis

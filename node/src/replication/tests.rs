@@ -772,7 +772,12 @@ fn replica_link_stages_and_offsets() {
     assert!(r.link_stage(generation, LinkState::Handshake, NOW));
     assert!(r.full_resync_announced(generation, "m".repeat(40), 500, NOW));
     assert_eq!(r.core_offset(), 0, "loading");
+    assert!(!r.is_loading(), "still receiving the snapshot");
+    assert!(r.loading_started(generation));
+    assert!(r.is_loading(), "parsing the snapshot");
+    assert!(!r.loading_started(generation + 1), "a stale link");
     assert_eq!(r.full_sync_done(generation, NOW + 10), Some(500));
+    assert!(!r.is_loading(), "loaded");
     assert_eq!(r.core_offset(), 500);
     assert_eq!(r.replid(), "m".repeat(40));
     assert_eq!(r.backlog().map(|b| b.first_byte_offset()), Some(501));

@@ -84,6 +84,9 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             .unwrap_or_default();
         state.fd = i64::from(stream.as_raw_fd());
         state.created_ms = now;
+        // redis `createClient`: authenticated if the default user needs no
+        // password now; a later `requirepass` leaves this connection in.
+        state.authenticated = n.config.get("requirepass").is_none_or(str::is_empty);
         n.clients.add(state, now)
     };
     tokio::spawn(serve(shared.clone(), stream, slot));
@@ -164,14 +167,21 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
             }
             Step::Sync(args) => {
                 let slot = conn.slot;
-                let (inbuf, repl) = {
+                let (inbuf, repl, client_id) = {
                     let mut n = shared.node.lock();
                     match n.clients.get(slot) {
-                        Some(e) => (std::mem::take(&mut e.qbuf), e.repl.clone()),
+                        Some(e) => (std::mem::take(&mut e.qbuf), e.repl.clone(), e.id),
                         None => break,
                     }
                 };
-                match replication::start_replica(&shared, conn.stream, inbuf, &args, &repl) {
+                match replication::start_replica(
+                    &shared,
+                    conn.stream,
+                    inbuf,
+                    &args,
+                    &repl,
+                    client_id,
+                ) {
                     Ok(()) => {
                         // A replica link now: no longer a client.
                         let mut n = shared.node.lock();
@@ -750,20 +760,27 @@ fn run_request(
             return Stop::None;
         }
     }
-    if n.repl.state.writes_refused() && is_write_request(&args, state) {
+    // redis `processCommand`'s order: min-replicas, then loading.
+    let rejected = if n.repl.state.writes_refused() && is_write_request(&args, state) {
+        Some("NOREPLICAS Not enough good replicas to write.")
+    } else if super::host::blocking_load(&n.config, &n.repl.state)
+        && denied_while_loading(&args, state)
+    {
+        Some("LOADING Redis is loading the dataset in memory")
+    } else {
+        None
+    };
+    if let Some(why) = rejected {
         // redis `rejectCommand`: a rejected EXEC aborts the transaction, a
         // rejected queued command dooms it.
-        const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
         let reply = if args[0].eq_ignore_ascii_case(b"exec") {
             commands::discard_transaction(&mut n.db, state);
-            Frame::Error(format!(
-                "EXECABORT Transaction discarded because of: {NOREPLICAS}"
-            ))
+            Frame::Error(format!("EXECABORT Transaction discarded because of: {why}"))
         } else {
             if let Some(m) = state.multi.as_mut() {
                 m.dirty_exec = true;
             }
-            Frame::error(NOREPLICAS)
+            Frame::error(why)
         };
         if let Frame::Error(text) = &reply {
             n.stats.calls.record_error(text);
@@ -798,6 +815,9 @@ fn run_request(
     let wait = host.take_pending_wait();
     if n.repl.state.take_master_link_kill() {
         n.drop_master_link(now);
+    }
+    for id in n.repl.state.take_replica_kills() {
+        n.drop_replica(id);
     }
     if let Some(args) = outcome.postponed {
         n.clients.set_postponed(slot, args);
@@ -881,6 +901,22 @@ fn is_write_request(args: &[Bytes], client: &ClientState) -> bool {
                         .multi
                         .as_ref()
                         .is_some_and(|m| m.flags & table::flag::WRITE != 0))
+        }
+        _ => false,
+    }
+}
+
+/// redis `is_denyloading_command`: no `loading` flag, or an EXEC of a
+/// queued command without it. Unknown commands fall through to their error.
+fn denied_while_loading(args: &[Bytes], client: &ClientState) -> bool {
+    match commands::lookup(args) {
+        Lookup::Found(spec) => {
+            spec.flags & table::flag::LOADING == 0
+                || (spec.id == Id::Exec
+                    && client
+                        .multi
+                        .as_ref()
+                        .is_some_and(|m| m.inv_flags & table::flag::LOADING != 0))
         }
         _ => false,
     }

@@ -10,7 +10,7 @@ use super::log::{parse_level, Logger};
 use super::migrate::MigrateSockets;
 use super::{now_ms, Node, Stats};
 use crate::cluster::{Cluster, LogLevel, SlotRoute};
-use crate::commands::{self, CallStats, ClientAdmin, ClientState, Host, PauseKind};
+use crate::commands::{self, CallStats, ClientAdmin, ClientKind, ClientState, Host, PauseKind};
 use crate::config::Config;
 use crate::pubsub::PubSub;
 use crate::replication::Replication;
@@ -240,6 +240,7 @@ impl<'a> HostCtx<'a> {
             repl: self.repl,
             db,
             async_loading: self.async_loading(),
+            loading: blocking_load(self.config, self.repl),
         };
         Frame::Verbatim(info::render(&src, &args))
     }
@@ -528,16 +529,37 @@ impl Host for HostCtx<'_> {
         if master_killed {
             self.repl.request_master_link_kill();
         }
+        // And so are our replicas' links (type replica).
+        let replicas_killed: Vec<_> = match &req {
+            ClientAdmin::Kill { filter, .. } => self
+                .repl
+                .replicas()
+                .filter(|(_, r)| {
+                    filter.matches_conn(
+                        ClientKind::Replica,
+                        &r.conn.addr,
+                        &r.conn.laddr,
+                        r.conn.client_id,
+                    )
+                })
+                .map(|(id, _)| id)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let others = usize::from(master_killed) + replicas_killed.len();
+        for id in replicas_killed {
+            self.repl.request_replica_kill(id);
+        }
         let reply = match self.clients.as_deref_mut() {
             Some(c) => c.admin(req.clone(), me, now_ms),
             None => crate::commands::client_admin_alone(req.clone(), me, now_ms),
         };
-        match (master_killed, &req, reply) {
-            (true, ClientAdmin::Kill { old_style, .. }, Frame::Integer(n)) if !old_style => {
-                Frame::Integer(n + 1)
+        match (others, &req, reply) {
+            (1.., ClientAdmin::Kill { old_style, .. }, Frame::Integer(n)) if !old_style => {
+                Frame::Integer(n + others as i64)
             }
             (
-                true,
+                1..,
                 ClientAdmin::Kill {
                     old_style: true, ..
                 },
@@ -580,4 +602,11 @@ impl Host for HostCtx<'_> {
             _ => None,
         }
     }
+}
+
+/// redis `server.loading` (not `async_loading`): a full sync's snapshot is
+/// being parsed and the mode is not `repl-diskless-load swapdb`. INFO says
+/// `loading:1` and commands without the `loading` flag get `-LOADING`.
+pub(super) fn blocking_load(config: &Config, repl: &Replication) -> bool {
+    repl.is_loading() && config.get("repl-diskless-load") != Some("swapdb")
 }

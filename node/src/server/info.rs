@@ -22,6 +22,8 @@ pub(super) struct InfoSources<'a> {
     pub repl: &'a Replication,
     /// A replica loading its master's RDB while serving old data.
     pub async_loading: bool,
+    /// A replica parsing its master's RDB (redis `server.loading`).
+    pub loading: bool,
     pub db: &'a Db,
 }
 
@@ -102,6 +104,7 @@ fn section(src: &InfoSources<'_>, name: &str) -> (&'static str, String) {
                 &src.stats.rdb,
                 src.db.dirty(),
                 src.async_loading,
+                src.loading,
             ),
         ),
         "stats" => ("Stats", stats(src)),
@@ -405,6 +408,7 @@ fn persistence_info(
     rdb: &super::rdb::RdbStats,
     dirty: u64,
     async_loading: bool,
+    loading: bool,
 ) -> String {
     let ok = |b: bool| if b { "ok" } else { "err" };
     let current_bgsave = if rdb.bgsave_in_progress {
@@ -413,7 +417,7 @@ fn persistence_info(
         -1
     };
     let mut s = format!(
-        "loading:0\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n\
+        "loading:{}\r\nasync_loading:{}\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\n\
          current_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
          rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n\
          rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current_bgsave}\r\n\
@@ -421,6 +425,7 @@ fn persistence_info(
          aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\n\
          aof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\n\
          aof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
+        u8::from(loading),
         u8::from(async_loading),
         dirty.saturating_sub(rdb.dirty_at_save),
         u8::from(rdb.bgsave_in_progress),

@@ -43,7 +43,7 @@ use crate::replication::protocol::{
     self, HandshakeStep, Item, MasterReader, ProtocolError, PsyncReply,
 };
 use crate::replication::{
-    LinkState, ReplicaId, Replication, RoleChange, SyncDecision, SyncRequest,
+    LinkState, ReplicaConn, ReplicaId, Replication, RoleChange, SyncDecision, SyncRequest,
 };
 use crate::resp::Frame;
 use crate::wire::NodeName;
@@ -294,7 +294,7 @@ impl Node {
         }
     }
 
-    fn drop_replica(&mut self, id: ReplicaId) -> bool {
+    pub(super) fn drop_replica(&mut self, id: ReplicaId) -> bool {
         let Some(h) = self.repl.replicas.remove(&id) else {
             return false;
         };
@@ -570,11 +570,23 @@ pub(super) fn start_replica(
     inbuf: BytesMut,
     args: &[Bytes],
     conf: &ReplConf,
+    client_id: u64,
 ) -> Result<(), (TcpStream, BytesMut, Frame)> {
     let peer_ip = stream
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
+    let conn = ReplicaConn {
+        client_id,
+        addr: stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        laddr: stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+    };
     let psync = if args[0].eq_ignore_ascii_case(b"psync") {
         let replid = String::from_utf8_lossy(&args[1]).into_owned();
         match crate::resp::string2ll(&args[2]) {
@@ -616,6 +628,7 @@ pub(super) fn start_replica(
         }
         SyncDecision::Full { id } => (id, Vec::new(), false),
     };
+    n.repl.state.set_replica_conn(id, conn);
     let _ = stream.set_nodelay(n.config.get("repl-disable-tcp-nodelay") != Some("yes"));
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -1009,6 +1022,13 @@ async fn run_link(
                     LogLevel::Notice,
                     &format!("Full resync from master: {replid}:{offset}"),
                 );
+                // redis discards the cached master here: until the snapshot
+                // is loaded we announce offset 0 (CLUSTER SLOTS hides us,
+                // CLUSTER SHARDS says "loading").
+                let offset = n.repl.state.core_offset();
+                if let Some(c) = n.cluster.as_mut() {
+                    c.set_repl_offset(offset);
+                }
                 n.drain(shared);
             }
             reader.expect_snapshot();
@@ -1140,9 +1160,13 @@ async fn load_snapshot(
         LogLevel::Notice,
         &format!("MASTER <-> REPLICA sync: Loading DB in memory ({size} bytes)"),
     );
-    let parsed = tokio::task::spawn_blocking(move || rdb::file::load_db(&payload, None))
-        .await
-        .map_err(|e| LinkError::Refused(format!("loader task failed: {e}")))?;
+    let pace = LoadPacer::new(Arc::clone(shared), at.generation);
+    let parsed = tokio::task::spawn_blocking(move || {
+        let mut pace = pace;
+        rdb::file::load_db_paced(&payload, None, |read| pace.after_key(read))
+    })
+    .await
+    .map_err(|e| LinkError::Refused(format!("loader task failed: {e}")))?;
     let (db, loaded) = parsed.map_err(LinkError::Load)?;
     let old = {
         let mut guard = shared.node.lock();
@@ -1200,6 +1224,75 @@ async fn load_snapshot(
     // Freeing the old data set can take a while: not under the lock.
     tokio::task::spawn_blocking(move || drop(old));
     Ok(true)
+}
+
+/// How redis's loader looks from outside, for a load that runs off the lock
+/// here while redis runs it on its only thread:
+/// - redis serves nobody while loading until `loading-process-events-interval-bytes`
+///   of the file are read (then it processes events, answering `-LOADING`),
+///   so a small snapshot's load is never seen; ours becomes visible (INFO
+///   `loading:1`, `-LOADING`) at that same point;
+/// - `key-load-delay` (redis `debugDelay` per key): a positive value sleeps
+///   that many microseconds, a negative one 1 us every `-value` keys (redis
+///   draws that at random; the rate is the same).
+///
+/// CONFIG SET takes effect during the load, as the suite relies on: the
+/// options are read again for every key while a delay is set, and every 1024
+/// keys otherwise, so an unpaced load does not take the node lock per key.
+struct LoadPacer {
+    shared: Arc<Shared>,
+    generation: u64,
+    delay_us: i64,
+    events_interval: u64,
+    visible: bool,
+    keys: u64,
+}
+
+impl LoadPacer {
+    fn new(shared: Arc<Shared>, generation: u64) -> Self {
+        let mut pace = LoadPacer {
+            shared,
+            generation,
+            delay_us: 0,
+            events_interval: 0,
+            visible: false,
+            keys: 0,
+        };
+        pace.reread();
+        pace
+    }
+
+    fn reread(&mut self) {
+        let n = self.shared.node.lock();
+        let int = |name: &str| n.config.get(name).and_then(|v| v.parse::<i64>().ok());
+        self.delay_us = int("key-load-delay").unwrap_or(0);
+        self.events_interval = int("loading-process-events-interval-bytes")
+            .map_or(2 * 1024 * 1024, |v| v.max(0).unsigned_abs());
+    }
+
+    fn after_key(&mut self, read: usize) {
+        self.keys += 1;
+        if self.delay_us != 0 || self.keys % 1024 == 0 {
+            self.reread();
+        }
+        if !self.visible && self.events_interval > 0 && read as u64 >= self.events_interval {
+            self.visible = true;
+            self.shared
+                .node
+                .lock()
+                .repl
+                .state
+                .loading_started(self.generation);
+        }
+        let sleep_us = match self.delay_us {
+            d if d > 0 => d.unsigned_abs(),
+            d if d < 0 && self.keys % d.unsigned_abs() == 0 => 1,
+            _ => 0,
+        };
+        if sleep_us > 0 {
+            std::thread::sleep(Duration::from_micros(sleep_us));
+        }
+    }
 }
 
 /// Follows the stream: applies commands, acks every second and on GETACK.
