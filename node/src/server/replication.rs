@@ -1272,7 +1272,7 @@ impl LoadPacer {
 
     fn after_key(&mut self, read: usize) {
         self.keys += 1;
-        if self.delay_us != 0 || self.keys % 1024 == 0 {
+        if self.delay_us != 0 || self.keys.is_multiple_of(1024) {
             self.reread();
         }
         if !self.visible && self.events_interval > 0 && read as u64 >= self.events_interval {
@@ -1286,7 +1286,7 @@ impl LoadPacer {
         }
         let sleep_us = match self.delay_us {
             d if d > 0 => d.unsigned_abs(),
-            d if d < 0 && self.keys % d.unsigned_abs() == 0 => 1,
+            d if d < 0 && self.keys.is_multiple_of(d.unsigned_abs()) => 1,
             _ => 0,
         };
         if sleep_us > 0 {
