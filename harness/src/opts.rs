@@ -20,6 +20,17 @@ pub enum TargetChoice {
     Twemproxy,
 }
 
+/// The `--server` choice: what runs the data nodes of a target made of plain
+/// (non-cluster) servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DataServer {
+    #[default]
+    Redis,
+    /// hearsay-node in standalone mode (REPLICAOF, redis 7.0 replication).
+    Hearsay,
+}
+
 impl TargetChoice {
     pub fn name(self) -> &'static str {
         match self {
@@ -140,6 +151,11 @@ pub struct RunOpts {
     #[arg(long, default_value_t = 0)]
     #[serde(default)]
     pub min_replicas_to_write: u32,
+    /// Sentinel target: the data nodes' server (the sentinels are always Debian's
+    /// redis-sentinel).
+    #[arg(long, value_enum, default_value_t = DataServer::Redis)]
+    #[serde(default)]
+    pub server: DataServer,
     /// twemproxy target: `auto_eject_hosts` (a failing shard leaves the hash ring
     /// and its keys move to the others).
     #[arg(long, default_value = "no", value_parser = ["yes", "no"])]

@@ -66,7 +66,30 @@ fn sentinel_run_gives_data_and_sentinel_verdicts() {
     if !common::require(true, true, false) {
         return;
     }
-    let (_res, dir, r) = run(&[
+    sentinel_case("redis");
+}
+
+/// hearsay-node as the data server under real sentinels: REPLICAOF, INFO
+/// replication and PSYNC are what Sentinel drives a failover with.
+#[test]
+fn sentinel_over_hearsay_node_gives_the_same_verdicts() {
+    if !common::require(true, true, false) {
+        return;
+    }
+    let (_res, dir) = sentinel_case("hearsay");
+    let log = std::fs::read_to_string(dir.join("nodes/n1/log")).unwrap();
+    assert!(
+        log.contains("hearsay-node version="),
+        "n1 is no hearsay-node"
+    );
+}
+
+/// A short Sentinel run; returns the results dir (removed when dropped) and
+/// the run's folder.
+fn sentinel_case(server: &str) -> (tempfile::TempDir, PathBuf) {
+    let (res, dir, r) = run(&[
+        "--server",
+        server,
         "--target",
         "sentinel",
         "--workload",
@@ -130,6 +153,7 @@ fn sentinel_run_gives_data_and_sentinel_verdicts() {
     );
     let summary = read_json(&dir.join("summary.json"));
     assert_eq!(summary["target"], "sentinel", "{summary:#}");
+    (res, dir)
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::env::recorder::{JsonLines, Recorder};
 use crate::faults::delay::Delays;
 use crate::faults::nemesis::Nemesis;
 use crate::faults::schedule::{Fault, Planned, Topology};
-use crate::opts::RunOpts;
+use crate::opts::{DataServer, RunOpts};
 use hearsay_workloads::cluster::{parse_master_addr, Routing};
 use hearsay_workloads::conn::oneshot;
 use hearsay_workloads::resp::Value as Resp;
@@ -46,6 +46,9 @@ const SENTINEL_PORT: u16 = 26379;
 /// The Sentinel target.
 pub struct SentinelTarget {
     settings: NodeSettings,
+    /// The data nodes' binary: redis-server, or hearsay-node (`--server hearsay`).
+    data_bin: PathBuf,
+    data_server: DataServer,
     sentinel_bin: PathBuf,
     /// Extra arguments of the sentinel binary (`--sentinel` for redis-server).
     sentinel_args: Vec<String>,
@@ -61,10 +64,20 @@ pub fn target(opts: &RunOpts) -> SentinelTarget {
         Some(p) => (p, vec![]),
         None => (redis_server.clone(), vec!["--sentinel".to_string()]),
     };
+    let hearsay_node = match opts.server {
+        DataServer::Hearsay => super::server::find_hearsay_node(opts.hearsay_node.as_deref()),
+        DataServer::Redis => PathBuf::new(),
+    };
+    let data_bin = match opts.server {
+        DataServer::Hearsay => hearsay_node.clone(),
+        DataServer::Redis => redis_server.clone(),
+    };
     SentinelTarget {
+        data_bin,
+        data_server: opts.server,
         settings: NodeSettings {
             redis_server,
-            hearsay_node: PathBuf::new(),
+            hearsay_node,
             node_timeout_ms: opts.node_timeout,
             loglevel: opts.loglevel.clone(),
             appendonly: opts.appendonly == "yes",
@@ -278,6 +291,12 @@ impl Target for SentinelTarget {
             "redis".into(),
             json!(standalone::version_of(&self.settings.redis_server)),
         );
+        if self.data_server == DataServer::Hearsay {
+            v.insert(
+                "hearsay-node".into(),
+                json!(standalone::version_of(&self.data_bin)),
+            );
+        }
         v.insert(
             "redis-sentinel".into(),
             json!(standalone::version_of(&self.sentinel_bin)),
@@ -286,7 +305,7 @@ impl Target for SentinelTarget {
     }
 
     fn binaries(&self) -> Value {
-        json!({"redis-server": self.settings.redis_server,
+        json!({"redis-server": self.settings.redis_server, "data-server": self.data_bin,
                "redis-sentinel": self.sentinel_bin, "sentinel-args": self.sentinel_args})
     }
 
@@ -308,7 +327,11 @@ impl Target for SentinelTarget {
             let (kind, port) = if is_sentinel(i) {
                 ("redis-sentinel", SENTINEL_PORT)
             } else {
-                ("redis", self.settings.base_port + i as u16 + 1)
+                let kind = match self.data_server {
+                    DataServer::Redis => "redis",
+                    DataServer::Hearsay => "hearsay",
+                };
+                (kind, self.settings.base_port + i as u16 + 1)
             };
             let mut node = Node::new(
                 i,
@@ -339,7 +362,7 @@ impl Target for SentinelTarget {
                         (i > 0).then_some(master),
                         self.min_replicas_to_write,
                     ),
-                    self.settings.redis_server.clone(),
+                    self.data_bin.clone(),
                     vec![],
                 )
             };

@@ -279,6 +279,9 @@ pub struct Replication {
     master_link_kill: bool,
     /// CLIENT KILL matched these replicas' links.
     replica_kills: Vec<ReplicaId>,
+    /// A standalone node's master (REPLICAOF, or the `replicaof` directive);
+    /// in cluster mode the cluster core names the master instead.
+    standalone_master: Option<(String, u16)>,
 }
 
 impl Replication {
@@ -302,6 +305,7 @@ impl Replication {
             next_generation: 1,
             master_link_kill: false,
             replica_kills: Vec::new(),
+            standalone_master: None,
         }
     }
 
@@ -859,6 +863,20 @@ impl Replication {
             },
         );
         id
+    }
+
+    /// REPLICAOF host port / NO ONE on a standalone node. The shell follows
+    /// it with [`Replication::set_master`] at the end of the pass.
+    pub fn set_standalone_master(&mut self, target: Option<(String, u16)>) {
+        self.standalone_master = target;
+    }
+
+    /// What [`Replication::set_master`] should follow on a standalone node.
+    /// Such a master has no cluster node ID: the null name stands for it.
+    pub fn standalone_target(&self) -> Option<(NodeName, String, u16)> {
+        self.standalone_master
+            .clone()
+            .map(|(host, port)| (NodeName::NULL, host, port))
     }
 
     /// The shell names the connection a replica came on.

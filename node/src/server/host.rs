@@ -169,6 +169,49 @@ impl<'a> HostCtx<'a> {
     }
 
     /// WAIT numreplicas timeout (redis `waitCommand`, same checks and texts).
+    /// REPLICAOF host port | NO ONE on a standalone node (redis
+    /// `replicaofCommand`); the link follows at the end of the pass.
+    fn replicaof(&mut self, args: &[Bytes], client: &ClientState) -> Frame {
+        let [host, port] = args else {
+            return Frame::wrong_arity("replicaof");
+        };
+        let who = format!("id={} addr={}", client.id, client.addr);
+        if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
+            if self.repl.standalone_target().is_some() {
+                self.repl.set_standalone_master(None);
+                self.logger.log(
+                    LogLevel::Notice,
+                    false,
+                    &format!("MASTER MODE enabled (user request from '{who}')"),
+                );
+            }
+            return Frame::ok();
+        }
+        let Some(port) = crate::resp::string2ll(port).and_then(|p| u16::try_from(p).ok()) else {
+            return Frame::error("ERR Invalid master port");
+        };
+        let host = String::from_utf8_lossy(host).into_owned();
+        if self
+            .repl
+            .standalone_target()
+            .is_some_and(|(_, h, p)| h.eq_ignore_ascii_case(&host) && p == port)
+        {
+            self.logger.log(
+                LogLevel::Notice,
+                true,
+                "REPLICAOF would result into synchronization with the master we are already connected with. No operation performed.",
+            );
+            return Frame::Simple("OK Already connected to specified master".into());
+        }
+        self.logger.log(
+            LogLevel::Notice,
+            true,
+            &format!("REPLICAOF {host}:{port} enabled (user request from '{who}')"),
+        );
+        self.repl.set_standalone_master(Some((host, port)));
+        Frame::ok()
+    }
+
     fn wait(&mut self, args: &[Bytes]) -> Frame {
         if self.is_replica_node() {
             return Frame::error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
@@ -593,7 +636,7 @@ impl Host for HostCtx<'_> {
             "replicaof" | "slaveof" => Some(if self.cluster.is_some() {
                 Frame::error("ERR REPLICAOF not allowed in cluster mode.")
             } else {
-                Frame::error("ERR hearsay-node replicates only in cluster mode")
+                self.replicaof(args, client)
             }),
             // Outside MULTI the client task takes these over; inside,
             // they are refused before they get here (no-multi).

@@ -159,7 +159,7 @@ pub struct Shared {
 
 impl Node {
     fn is_replica(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|c| c.is_replica())
+        self.repl.state.is_replica() || self.cluster.as_ref().is_some_and(|c| c.is_replica())
     }
 
     /// redis `getClusterConnectionsCount`: two links per other node.
@@ -679,6 +679,10 @@ pub async fn run(mut config: Config) -> Result<()> {
         if let Some(c) = node.cluster.as_mut() {
             c.verify_config_with_data(&node.db);
         }
+        // The `replicaof host port` directive: the first drain starts the link.
+        if let Some(master) = standalone_master_directive(&n.config, n.cluster.is_some())? {
+            n.repl.state.set_standalone_master(Some(master));
+        }
         n.drain(&shared);
         n.log(LogLevel::Notice, "Ready to accept connections");
     }
@@ -782,5 +786,26 @@ impl Node {
             crate::mem::trim();
             self.clients.peak_since_trim = count;
         }
+    }
+}
+
+/// The `replicaof` directive as (host, port), if set. Refused in cluster
+/// mode, as redis refuses it ("replicaof directive not allowed in cluster
+/// mode"): the cluster names each node's master.
+fn standalone_master_directive(config: &Config, cluster: bool) -> Result<Option<(String, u16)>> {
+    let Some(value) = config.get("replicaof").filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if cluster {
+        anyhow::bail!("replicaof directive not allowed in cluster mode");
+    }
+    let mut words = value.split_whitespace();
+    match (
+        words.next(),
+        words.next().map(str::parse::<u16>),
+        words.next(),
+    ) {
+        (Some(host), Some(Ok(port)), None) => Ok(Some((host.to_string(), port))),
+        _ => anyhow::bail!("Invalid master port in the replicaof directive: '{value}'"),
     }
 }

@@ -435,7 +435,10 @@ impl Node {
     /// drain. Also keeps the core's offset current.
     pub(super) fn sync_replication_role(&mut self, shared: &Arc<Shared>) {
         let now = now_ms();
-        let target = self.cluster.as_ref().and_then(|c| c.replication_master());
+        let target = match self.cluster.as_ref() {
+            Some(c) => c.replication_master(),
+            None => self.repl.state.standalone_target(),
+        };
         let change = self
             .repl
             .state
@@ -606,13 +609,6 @@ pub(super) fn start_replica(
     let addr = format!("{}:{}", req.ip, req.port);
     let mut guard = shared.node.lock();
     let n = &mut *guard;
-    if n.cluster.is_none() {
-        return Err((
-            stream,
-            inbuf,
-            Frame::error("ERR hearsay-node replicates only in cluster mode"),
-        ));
-    }
     let now = now_ms();
     let mut log = Vec::new();
     let decision = n.repl.state.sync_request(req, random_replid, now, &mut log);
