@@ -398,8 +398,27 @@ const SPECS: &[Spec] = &[
 ];
 
 fn find_spec(name: &str) -> Option<&'static Spec> {
-    let lower = name.to_ascii_lowercase();
-    all_specs().find(|s| s.name == lower || s.aliases.contains(&lower.as_str()))
+    // Every name and alias, lowercase, built once: lookups happen on every
+    // cron tick and CONFIG call, and a scan of ~400 options costs thousands
+    // of instructions each time.
+    static INDEX: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static Spec>> =
+        std::sync::LazyLock::new(|| {
+            let mut index = std::collections::HashMap::new();
+            for spec in all_specs() {
+                index.entry(spec.name).or_insert(spec);
+                for alias in spec.aliases {
+                    index.entry(*alias).or_insert(spec);
+                }
+            }
+            index
+        });
+    match INDEX.get(name) {
+        Some(spec) => Some(spec),
+        None if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+            INDEX.get(name.to_ascii_lowercase().as_str()).copied()
+        }
+        None => None,
+    }
 }
 
 /// Every option: ours first, then the rest of redis's table (an option in both

@@ -234,7 +234,7 @@ impl Node {
             c.before_sleep(now);
         }
         self.run_actions(shared, now);
-        self.sync_replication_role(shared);
+        self.sync_replication_role(shared, now);
         // Telling the core about a broken replication link may have queued more.
         self.run_actions(shared, now);
         self.send_getack(now);

@@ -433,8 +433,7 @@ impl Node {
 
     /// Follows the core's `replication_master()`; called at the end of every
     /// drain. Also keeps the core's offset current.
-    pub(super) fn sync_replication_role(&mut self, shared: &Arc<Shared>) {
-        let now = now_ms();
+    pub(super) fn sync_replication_role(&mut self, shared: &Arc<Shared>, now: u64) {
         let target = match self.cluster.as_ref() {
             Some(c) => c.replication_master(),
             None => self.repl.state.standalone_target(),
