@@ -10,6 +10,9 @@
 //!   processes, the recorder of the run folder's files.
 //! - `output/`: summary, junit, report, compare and matrix tables, index: views of run
 //!   folders; imports only `opts` and `env` below it, never `run/` or `cli/`.
+//! - `sim/`: `hearsay sim`, the node's cluster core in deterministic simulated time;
+//!   imports `run/`, `targets/` (pure helpers), `faults/`, `env/`, `opts`; read by
+//!   `cli/` only.
 //! - `opts`: the options of a test (a leaf anyone may read).
 
 pub mod cli;
@@ -18,6 +21,7 @@ pub mod faults;
 pub mod opts;
 pub mod output;
 pub mod run;
+pub mod sim;
 pub mod targets;
 
 /// For tests whose prerequisite (root, redis-server, libfaketime, ...) is missing:

@@ -11,7 +11,7 @@
 //! safe) up to `max_redirects`; ASK is answered with `ASKING` plus the command once.
 //! No other retry happens: a retry after an unknown outcome could apply a write twice.
 
-use crate::conn::{Conn, ConnError};
+use crate::conn::{ConnError, Link, Tcp, Transport};
 use crate::resp::Value;
 use crate::slot::{key_slot, SLOTS};
 use std::collections::HashMap;
@@ -67,10 +67,12 @@ pub enum Routing {
 
 /// The client. Not shared between processes: each process owns one, so that
 /// an unknown outcome can retire the process together with its connections.
-pub struct ClusterClient {
+/// Generic over how it reaches nodes (TCP, or the simulator's network).
+pub struct ClusterClient<T: Transport = Tcp> {
+    transport: T,
     seeds: Vec<SocketAddr>,
     slots: Vec<Option<SocketAddr>>,
-    conns: HashMap<SocketAddr, Conn>,
+    conns: HashMap<SocketAddr, T::Conn>,
     cfg: ClientConfig,
     map_stale: bool,
     routing: Routing,
@@ -120,7 +122,7 @@ fn redirect_target(msg: &str, prefix: &str, fallback_ip: std::net::IpAddr) -> Op
     Some(SocketAddr::new(ip, port))
 }
 
-impl ClusterClient {
+impl ClusterClient<Tcp> {
     pub fn new(seeds: Vec<SocketAddr>, cfg: ClientConfig) -> ClusterClient {
         ClusterClient::with_routing(seeds, cfg, Routing::Cluster)
     }
@@ -132,7 +134,20 @@ impl ClusterClient {
         cfg: ClientConfig,
         routing: Routing,
     ) -> ClusterClient {
+        ClusterClient::with_transport(seeds, cfg, routing, Tcp)
+    }
+}
+
+impl<T: Transport> ClusterClient<T> {
+    /// A client over another transport (the simulator's).
+    pub fn with_transport(
+        seeds: Vec<SocketAddr>,
+        cfg: ClientConfig,
+        routing: Routing,
+        transport: T,
+    ) -> ClusterClient<T> {
         ClusterClient {
+            transport,
             seeds,
             slots: vec![None; SLOTS as usize],
             conns: HashMap::new(),
@@ -152,9 +167,21 @@ impl ClusterClient {
         }
     }
 
-    async fn conn(&mut self, addr: SocketAddr) -> Result<&mut Conn, ConnError> {
+    /// Opens a connection of this client's transport (transactions use their own).
+    pub async fn open(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<T::Conn, ConnError> {
+        self.transport.connect(addr, timeout).await
+    }
+
+    async fn conn(&mut self, addr: SocketAddr) -> Result<&mut T::Conn, ConnError> {
         if !self.conns.contains_key(&addr) {
-            let c = Conn::connect(addr, self.cfg.connect_timeout).await?;
+            let c = self
+                .transport
+                .connect(addr, self.cfg.connect_timeout)
+                .await?;
             self.conns.insert(addr, c);
         }
         self.conns
@@ -346,7 +373,7 @@ impl ClusterClient {
     }
 }
 
-impl ClusterClient {
+impl<T: Transport> ClusterClient<T> {
     /// Sentinel and proxy routing: one node serves every key; no redirects. Under
     /// Sentinel every error (an error reply such as READONLY from a demoted master, a
     /// refused connection, a timeout) makes the next call ask the sentinels again.
