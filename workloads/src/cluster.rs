@@ -71,7 +71,10 @@ pub enum Routing {
 pub struct ClusterClient<T: Transport = Tcp> {
     transport: T,
     seeds: Vec<SocketAddr>,
-    slots: Vec<Option<SocketAddr>>,
+    /// The owner of each slot: 0 none, else 1 + an index into `owners` (two
+    /// bytes a slot: a refresh rewrites 32 KB, not half a megabyte).
+    slots: Vec<u16>,
+    owners: Vec<SocketAddr>,
     conns: HashMap<SocketAddr, T::Conn>,
     cfg: ClientConfig,
     map_stale: bool,
@@ -149,7 +152,8 @@ impl<T: Transport> ClusterClient<T> {
         ClusterClient {
             transport,
             seeds,
-            slots: vec![None; SLOTS as usize],
+            slots: vec![0; SLOTS as usize],
+            owners: Vec::new(),
             conns: HashMap::new(),
             cfg,
             map_stale: true,
@@ -161,10 +165,25 @@ impl<T: Transport> ClusterClient<T> {
     /// The master this client currently believes owns `slot`.
     pub fn owner(&self, slot: u16) -> Option<SocketAddr> {
         match self.routing {
-            Routing::Cluster => self.slots.get(slot as usize).copied().flatten(),
+            Routing::Cluster => match self.slots.get(slot as usize) {
+                Some(&k) if k > 0 => self.owners.get(usize::from(k - 1)).copied(),
+                _ => None,
+            },
             Routing::Sentinel { .. } => self.master,
             Routing::Proxy => self.seeds.first().copied(),
         }
+    }
+
+    /// The slot map's key of an owner address (added if new).
+    fn owner_key(&mut self, a: SocketAddr) -> u16 {
+        let i = match self.owners.iter().position(|x| *x == a) {
+            Some(i) => i,
+            None => {
+                self.owners.push(a);
+                self.owners.len() - 1
+            }
+        };
+        u16::try_from(i + 1).unwrap_or(0)
     }
 
     /// Opens a connection of this client's transport (transactions use their own).
@@ -220,10 +239,17 @@ impl<T: Transport> ClusterClient<T> {
             }
         }
         let mut candidates: Vec<SocketAddr> = self.seeds.clone();
-        for a in self.slots.iter().flatten() {
-            if !candidates.contains(a) {
-                candidates.push(*a);
+        // Known owners in slot order (as a scan of the slot map finds them).
+        let mut prev = 0u16;
+        for &k in &self.slots {
+            if k != 0 && k != prev {
+                if let Some(a) = self.owners.get(usize::from(k - 1)) {
+                    if !candidates.contains(a) {
+                        candidates.push(*a);
+                    }
+                }
             }
+            prev = k;
         }
         for addr in candidates {
             let Ok(v) = self.request(addr, &[b"CLUSTER", b"SLOTS"]).await else {
@@ -235,12 +261,12 @@ impl<T: Transport> ClusterClient<T> {
             if ranges.is_empty() {
                 continue;
             }
-            self.slots.iter_mut().for_each(|s| *s = None);
+            self.slots.fill(0);
+            self.owners.clear();
             for (start, end, a) in ranges {
-                for s in start..=end {
-                    if let Some(slot) = self.slots.get_mut(s as usize) {
-                        *slot = Some(a);
-                    }
+                let k = self.owner_key(a);
+                if let Some(r) = self.slots.get_mut(start as usize..=end as usize) {
+                    r.fill(k);
                 }
             }
             self.map_stale = false;
@@ -345,8 +371,9 @@ impl<T: Transport> ClusterClient<T> {
             let can_redirect = redirects < self.cfg.max_redirects;
             if let Some(target) = redirect_target(&msg, "MOVED ", addr.ip()) {
                 self.map_stale = true;
+                let k = self.owner_key(target);
                 if let Some(s) = self.slots.get_mut(slot as usize) {
-                    *s = Some(target);
+                    *s = k;
                 }
                 if can_redirect {
                     redirects += 1;

@@ -133,6 +133,8 @@ pub fn main() -> i32 {
                 run: *opts.clone(),
                 seeds: None,
                 jobs: 1,
+                bench: false,
+                bench_nodes: vec![],
                 stop_at_first: false,
                 keep_all: true,
                 codec: false,

@@ -26,6 +26,13 @@ pub struct SimArgs {
     /// Send every bus message through the node's wire codec and back.
     #[arg(long)]
     pub codec: bool,
+    /// Benchmark: simulated seconds per wall second at --nodes (the judge is
+    /// skipped), and the cost per simulated node-second for each of
+    /// --bench-nodes (comma list, e.g. 6,30,100,300,1000).
+    #[arg(long)]
+    pub bench: bool,
+    #[arg(long, value_delimiter = ',')]
+    pub bench_nodes: Vec<usize>,
     /// Shrink the first failing seed's schedule (fewer faults, shorter
     /// windows, fewer nodes) while it still fails; writes the minimal one.
     #[arg(long)]
@@ -63,6 +70,9 @@ pub fn main(a: &SimArgs) -> i32 {
         codec: a.codec,
         no_check: false,
     };
+    if a.bench {
+        return bench(&opts, &seeds, a, &simo);
+    }
     let single = seeds.len() == 1;
     let r = search::search(
         &opts,
@@ -135,4 +145,49 @@ pub fn main(a: &SimArgs) -> i32 {
         worst = worst.and(run.valid);
     }
     worst.exit_code()
+}
+
+/// `--bench`: the simulator alone (no judge), one thread.
+fn bench(opts: &RunOpts, seeds: &[u64], a: &SimArgs, simo: &SimOpts) -> i32 {
+    let simo = SimOpts {
+        no_check: true,
+        ..simo.clone()
+    };
+    let mut sizes = vec![opts.nodes];
+    sizes.extend(a.bench_nodes.iter().copied().filter(|n| *n != opts.nodes));
+    for n in sizes {
+        let mut o = opts.clone();
+        o.nodes = n;
+        let (mut sim_s, mut wall_s, mut cpu_s, mut events) = (0.0, 0.0, 0.0, 0u64);
+        let mut mem = 0u64;
+        for &seed in seeds {
+            let before = crate::cli_free_rss_kb();
+            match sim::run_seed(&o, seed, None, &simo) {
+                Ok(r) => {
+                    sim_s += r.sim_secs;
+                    wall_s += r.wall_secs;
+                    cpu_s += r.cpu_secs;
+                    events += r.stats.events;
+                    mem = mem.max(r.peak_kb.saturating_sub(before));
+                    let _ = std::fs::remove_dir_all(&r.dir);
+                }
+                Err(e) => {
+                    eprintln!("hearsay sim --bench: {n} nodes seed {seed}: {e}");
+                    return 2;
+                }
+            }
+        }
+        println!(
+            "nodes {n:5}  {:.0} simulated s in {:.2} s wall ({:.2} s CPU): {:.0}x wall, {:.0}x CPU  {:.1} us CPU per simulated node-second  {} events  ~{} KB per node",
+            sim_s,
+            wall_s,
+            cpu_s,
+            sim_s / wall_s.max(1e-9),
+            sim_s / cpu_s.max(1e-9),
+            cpu_s * 1e6 / (sim_s * n as f64).max(1e-9),
+            events,
+            mem / n as u64
+        );
+    }
+    0
 }

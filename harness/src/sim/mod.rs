@@ -62,8 +62,12 @@ pub struct SimRun {
     pub unknown: Vec<String>,
     pub sim_secs: f64,
     pub wall_secs: f64,
+    /// CPU seconds of the simulation (this thread), judge excluded.
+    pub cpu_secs: f64,
     pub stats: world::Stats,
     pub ops: (u64, u64, u64),
+    /// Resident set (KB) when the simulation ended, before the judge.
+    pub peak_kb: u64,
 }
 
 /// Options only the simulator has.
@@ -96,6 +100,7 @@ pub fn run_seed(
     sim: &SimOpts,
 ) -> Result<SimRun, RunError> {
     let wall = Instant::now();
+    let cpu0 = crate::thread_cpu_secs();
     let mut opts = opts.clone();
     opts.seed = Some(seed);
     opts.target = crate::opts::TargetChoice::Sim;
@@ -209,6 +214,8 @@ pub fn run_seed(
     stop_snaps.set(true);
     snapshot_round(&mut w, &snaps);
     let sim_end = w.now;
+    let peak_kb = crate::cli_free_rss_kb();
+    let cpu_secs = crate::thread_cpu_secs() - cpu0;
     w.stop_all();
 
     // The folder, as a real run leaves it.
@@ -281,8 +288,10 @@ pub fn run_seed(
         unknown,
         sim_secs,
         wall_secs: wall.elapsed().as_secs_f64(),
+        cpu_secs,
         stats: w.stats.clone(),
         ops,
+        peak_kb,
     })
 }
 
@@ -376,7 +385,7 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
             w.run_until(t);
         }
     }
-    if w.run_while(20_000, limit, |w| agreed(w).is_ok()).is_none() {
+    if w.run_while(100_000, limit, |w| agreed(w).is_ok()).is_none() {
         return Err(format!(
             "the cluster did not agree: {}",
             agreed(w).err().unwrap_or_default()
@@ -384,7 +393,7 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
     }
     let form_ms = (w.now - start) / 1000;
     // Every replica's first sync (the diskless delay is part of it).
-    if w.run_while(50_000, limit, |w| (masters..n).all(|j| w.link_up(j)))
+    if w.run_while(100_000, limit, |w| (masters..n).all(|j| w.link_up(j)))
         .is_none()
     {
         return Err("a replica never finished its first sync".into());

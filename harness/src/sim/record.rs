@@ -78,22 +78,28 @@ impl Rec {
     }
 }
 
-/// FNV-1a (64 bit) over several byte strings, each followed by its length so
-/// that moving bytes between them changes the digest. Enough to tell two runs
+/// A 64-bit digest of several byte strings, each followed by its length so
+/// that moving bytes between them changes it: 8 bytes at a time, FNV-style
+/// multiply and a final avalanche (splitmix64). Enough to tell two runs
 /// apart; not a cryptographic hash.
 pub fn digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    const P: u64 = 0x0100_0000_01b3;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |b: u8| {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
     for p in parts {
-        for b in p {
-            eat(*b);
+        let mut chunks = p.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            h = (h ^ w).wrapping_mul(P).rotate_left(29);
         }
-        for b in (p.len() as u64).to_le_bytes() {
-            eat(b);
+        for b in chunks.remainder() {
+            h = (h ^ *b as u64).wrapping_mul(P);
         }
+        h = (h ^ p.len() as u64).wrapping_mul(P).rotate_left(29);
     }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
     format!("{h:016x}")
 }
