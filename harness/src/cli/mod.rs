@@ -136,6 +136,7 @@ pub fn main() -> i32 {
                 bench: false,
                 bench_nodes: vec![],
                 stop_at_first: false,
+                want: None,
                 keep_all: true,
                 codec: false,
                 shrink: false,

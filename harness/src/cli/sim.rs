@@ -19,6 +19,10 @@ pub struct SimArgs {
     /// Stop handing out seeds after the first failing one.
     #[arg(long)]
     pub stop_at_first: bool,
+    /// Only a run that breaks this rule counts as a hit (e.g.
+    /// one-vote-per-epoch, claims:unexplained); prints the first seed that does.
+    #[arg(long)]
+    pub want: Option<String>,
     /// Keep every run folder (default: only failing and unknown ones, or the
     /// folder of a single seed).
     #[arg(long)]
@@ -74,15 +78,13 @@ pub fn main(a: &SimArgs) -> i32 {
         return bench(&opts, &seeds, a, &simo);
     }
     let single = seeds.len() == 1;
-    let r = search::search(
-        &opts,
-        &seeds,
-        a.jobs,
-        &simo,
-        planned,
-        a.keep_all || single,
-        a.stop_at_first,
-    );
+    let plan = search::Plan {
+        jobs: a.jobs,
+        keep_all: a.keep_all || single,
+        stop_at_first: a.stop_at_first,
+        want: a.want.clone(),
+    };
+    let r = search::search(&opts, &seeds, &plan, &simo, planned);
     for run in r.runs.iter().filter(|r| single || r.valid != Valid::True) {
         render::run_files(&run.dir);
         crate::output::report::after_run(&run.dir, &opts.results_dir);
@@ -121,6 +123,12 @@ pub fn main(a: &SimArgs) -> i32 {
                 f.broken.join(", "),
                 f.dir.display()
             );
+        }
+        match (r.first_hit, &a.want) {
+            (Some(s), Some(w)) => println!("first hit of {w}: seed {s}"),
+            (Some(s), None) => println!("first failing seed: {s}"),
+            (None, Some(w)) => println!("no seed broke {w}"),
+            (None, None) => {}
         }
     }
     if a.shrink {

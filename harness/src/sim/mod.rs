@@ -316,6 +316,9 @@ pub fn broken_rules(results: &Value) -> (Vec<String>, Vec<String>) {
     if results["claims"]["valid"] == json!(false) {
         out.push("claims".into());
     }
+    if results["claims"]["unexplained"].as_u64().unwrap_or(0) > 0 {
+        out.push("claims:unexplained".into());
+    }
     if results["convergence"]["valid"] == json!(false) {
         out.push("convergence".into());
     }

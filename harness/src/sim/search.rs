@@ -36,22 +36,44 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
 pub struct Searched {
     pub runs: Vec<SimRun>,
     pub failing: Vec<SimRun>,
+    /// The lowest seed that hit (`Plan::want`, or any failure).
+    pub first_hit: Option<u64>,
     pub errors: Vec<(u64, String)>,
     pub wall_secs: f64,
 }
 
-/// Runs `seeds` on `jobs` threads. `keep_all`: keep every folder (else only
-/// failing and unknown ones). `stop_at_first`: stop handing out seeds after
-/// the first failure (runs in flight finish).
+/// How to search.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub jobs: usize,
+    /// Keep every folder (else only failing and unknown ones).
+    pub keep_all: bool,
+    /// Stop handing out seeds after the first failure (runs in flight finish).
+    pub stop_at_first: bool,
+    /// Only a run that breaks this rule counts as a hit (for --stop-at-first
+    /// and the first-hit line); e.g. `protocol:one-vote-per-epoch`.
+    pub want: Option<String>,
+}
+
+impl Plan {
+    fn hit(&self, run: &SimRun) -> bool {
+        run.valid == Valid::False
+            && self
+                .want
+                .as_ref()
+                .is_none_or(|w| run.broken.iter().any(|b| b == w || b.ends_with(&format!(":{w}"))))
+    }
+}
+
+/// Runs `seeds` on `plan.jobs` threads.
 pub fn search(
     opts: &RunOpts,
     seeds: &[u64],
-    jobs: usize,
+    plan: &Plan,
     sim: &SimOpts,
     planned: Option<Vec<Planned>>,
-    keep_all: bool,
-    stop_at_first: bool,
 ) -> Searched {
+    let (jobs, keep_all, stop_at_first) = (plan.jobs, plan.keep_all, plan.stop_at_first);
     let t0 = Instant::now();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -59,6 +81,7 @@ pub fn search(
     let mut out = Searched {
         runs: Vec::new(),
         failing: Vec::new(),
+        first_hit: None,
         errors: Vec::new(),
         wall_secs: 0.0,
     };
@@ -75,8 +98,7 @@ pub fn search(
                 let Some(&seed) = seeds.get(k) else { return };
                 let r = run_seed(opts, seed, planned.clone(), sim).map_err(|e| e.to_string());
                 if let Ok(run) = &r {
-                    let failed = run.valid == Valid::False;
-                    if failed && stop_at_first {
+                    if plan.hit(run) && stop_at_first {
                         stop.store(true, Ordering::Relaxed);
                     }
                     if run.valid == Valid::True && !keep_all {
@@ -146,6 +168,7 @@ pub fn search(
     });
     out.runs.sort_by_key(|r| r.seed);
     out.failing.sort_by_key(|r| r.seed);
+    out.first_hit = out.failing.iter().find(|r| plan.hit(r)).map(|r| r.seed);
     out.wall_secs = t0.elapsed().as_secs_f64();
     out
 }
