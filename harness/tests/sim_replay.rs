@@ -68,7 +68,14 @@ fn a_sim_folder_is_judged_like_a_real_one() {
     let mut o = opts(d.path(), &["--nemesis", "partition,kill"]);
     o.time_limit = 15.0;
     let r = run_seed(&o, 2, None, &SimOpts::default()).unwrap();
-    assert_eq!(r.valid, Valid::True, "{:?} {:?} {}", r.broken, r.unknown, r.dir.display());
+    assert_eq!(
+        r.valid,
+        Valid::True,
+        "{:?} {:?} {}",
+        r.broken,
+        r.unknown,
+        r.dir.display()
+    );
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(r.dir.join("results.json")).unwrap()).unwrap();
     let cov = results["protocol"]["coverage"].as_array().unwrap();
@@ -79,4 +86,34 @@ fn a_sim_folder_is_judged_like_a_real_one() {
     // `hearsay check` again gives the same verdict.
     let again = hearsay_harness::run::check_dir(&r.dir).unwrap();
     assert_eq!(again.valid, r.valid);
+}
+
+#[test]
+fn a_planted_bugs_failing_schedule_shrinks_to_a_few_faults() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path(), &["--node-bug", "fail-without-quorum"]);
+    o.nemesis = "partition,pause,kill".into();
+    o.time_limit = 20.0;
+    let sim = SimOpts::default();
+    let failed = run_seed(&o, 1, None, &sim).unwrap();
+    assert_eq!(failed.valid, Valid::False, "{}", failed.dir.display());
+    assert!(failed
+        .broken
+        .contains(&"protocol:fail-backed-by-quorum".to_string()));
+    let planned = hearsay_harness::faults::schedule::load_realised(&failed.dir).unwrap();
+    let s = hearsay_harness::sim::shrink::shrink(&o, &failed, &sim).unwrap();
+    assert!(
+        s.faults <= 2 && s.faults <= planned.len(),
+        "{} faults of {}",
+        s.faults,
+        planned.len()
+    );
+    // The shrunk schedule, replayed, still breaks the rule.
+    let shrunk = hearsay_harness::faults::schedule::load_realised(&s.dir).unwrap();
+    assert_eq!(shrunk.len(), s.faults);
+    let again = run_seed(&o, 1, Some(shrunk), &sim).unwrap();
+    assert!(again
+        .broken
+        .contains(&"protocol:fail-backed-by-quorum".to_string()));
+    assert!(s.path.is_file());
 }

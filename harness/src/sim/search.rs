@@ -58,10 +58,11 @@ pub struct Plan {
 impl Plan {
     fn hit(&self, run: &SimRun) -> bool {
         run.valid == Valid::False
-            && self
-                .want
-                .as_ref()
-                .is_none_or(|w| run.broken.iter().any(|b| b == w || b.ends_with(&format!(":{w}"))))
+            && self.want.as_ref().is_none_or(|w| {
+                run.broken
+                    .iter()
+                    .any(|b| b == w || b.ends_with(&format!(":{w}")))
+            })
     }
 }
 

@@ -229,6 +229,9 @@ pub struct World {
     callbacks: Vec<Option<Callback>>,
     /// Send every bus message through the node's wire codec and back.
     pub codec_roundtrip: bool,
+    /// The end (µs) of the last backward clock step's blind window: until then
+    /// some node compares its clock with stored times in its future.
+    pub clock_blind_until: u64,
 }
 
 fn node_ip(i: usize) -> String {
@@ -267,6 +270,7 @@ impl World {
             rec: Rc::new(RefCell::new(Rec::new(clock))),
             callbacks: Vec::new(),
             codec_roundtrip: false,
+            clock_blind_until: 0,
         };
         let mut phases = stream(seed, "sim-cron-phase");
         for (i, cfg) in cfgs.into_iter().enumerate() {
@@ -543,6 +547,17 @@ impl World {
         n.want_master = None;
         n.next_repl_try_us = 0;
         self.start_process(i);
+    }
+
+    /// Sets node i's clock offset (the clock nemesis); a step back opens a
+    /// blind window as long as the step.
+    pub fn set_clock(&mut self, i: usize, ms: i64) {
+        let old = self.nodes[i].clock_ms;
+        if ms < old {
+            let until = self.now + (old - ms) as u64 * 1000;
+            self.clock_blind_until = self.clock_blind_until.max(until);
+        }
+        self.nodes[i].clock_ms = ms;
     }
 
     pub fn pause(&mut self, i: usize) {
