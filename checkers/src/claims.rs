@@ -270,14 +270,21 @@ fn explain_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'static str>, Va
     if let Some(cut) = f.cut_since(&node, ta) {
         ev["cut_off_since_ms"] = json!(cut);
         ev["node_timeout_ms"] = json!(nt);
-        let limit = cut + nt + f.slack_ms;
+        // A paused master's cron does not run: node_timeout counts its running
+        // time, and on SIGCONT it serves the requests queued meanwhile before its
+        // first cron can see it is in the minority (redis does the same).
+        let paused = f.paused_within(&node, cut, ta);
+        if paused > 0 {
+            ev["paused_ms"] = json!(paused);
+        }
+        let limit = cut + nt + f.slack_ms + paused;
         if ta <= limit {
             return (Some("minority-master"), ev);
         }
         ev["why"] = json!(format!(
             "{node} acknowledged the write {} ms after it was cut off from the majority of \
-             masters; Redis Cluster stops a minority master's writes after node_timeout \
-             ({nt} ms, {} ms slack)",
+             masters ({paused} ms of it paused); Redis Cluster stops a minority master's \
+             writes after node_timeout ({nt} ms, {} ms slack) of its running time",
             ta - cut,
             f.slack_ms
         ));

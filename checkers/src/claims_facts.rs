@@ -245,6 +245,21 @@ impl<'a> Facts<'a> {
         Some(since)
     }
 
+    /// How long `node` was paused (SIGSTOP) between `from` and `to`, by the fault
+    /// windows: time its own cron could not run.
+    pub(crate) fn paused_within(&self, node: &str, from: i64, to: i64) -> i64 {
+        self.d
+            .faults
+            .iter()
+            .filter(|f| f.kind == "pause" && f.targets.iter().any(|x| x == node))
+            .map(|f| {
+                let a = f.start_ms.max(from);
+                let b = f.stop_ms.unwrap_or(to).min(to);
+                (b - a).max(0)
+            })
+            .sum()
+    }
+
     /// The end of the last pause/kill/partition touching `node` that ended at or
     /// before `t`.
     pub(crate) fn back_from_fault(&self, node: &str, t: i64) -> Option<i64> {

@@ -209,6 +209,25 @@ pub fn check(d: &RunData, bound_ms: Option<i64>) -> Convergence {
     }
     r.converged_at_ms = Some(at);
     r.convergence_ms = Some(at - heal);
+    // A clock stepped back blinds the staleness rules for the step: the bound
+    // waits out what of that window is left after the heal.
+    let blind = d
+        .backward_clock_steps()
+        .into_iter()
+        .filter(|s| s.blind_until() > heal)
+        .max_by_key(|s| s.blind_until());
+    if let Some(s) = &blind {
+        let extra = s.blind_until() - heal;
+        r.bound_ms += extra;
+        r.notes.push(format!(
+            "bound extended by {extra} ms: the clock of {} stepped back {} ms at {} ms, so stored times lay in the future until {} ms (redis compares mstime() with them too)",
+            s.nodes.join(","),
+            s.step_ms,
+            s.at_ms,
+            s.blind_until()
+        ));
+    }
+    let bound_ms = r.bound_ms;
     if at - heal > bound_ms {
         r.problems.push(format!(
             "converged {} ms after the final heal, bound {bound_ms} ms",

@@ -371,7 +371,8 @@ impl Faults<'_> {
 fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
     // A test that pins hearsay-node's election delay moves every election by it.
     let pinned = d.election_delay_ms.unwrap_or(0);
-    let bound = liveness_bound_ms(d.node_timeout_ms) + pinned;
+    let base_bound = liveness_bound_ms(d.node_timeout_ms) + pinned;
+    let bound = base_bound;
     r.notes.push(format!(
         "bound: 6 x node_timeout + 5 s{} = {bound} ms from the moment a replica of the failed master can reach a majority of masters",
         if pinned > 0 { " + the pinned election delay" } else { "" }
@@ -475,6 +476,10 @@ fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
             let Some(t0) = pts.iter().copied().find(|t| able(*t) && *t < fail_end) else {
                 continue;
             };
+            // A backward clock step inside the window blinds detection and
+            // elections for its size (see `RunData::backward_clock_steps`).
+            let (extra, steps) = d.clock_step_allowance(t0, base_bound);
+            let bound = base_bound + extra;
             if fail_end - t0 < bound {
                 continue;
             }
@@ -507,6 +512,7 @@ fn liveness_rule(d: &RunData, mut r: Rule) -> Rule {
                     "master": mname, "fault": f.kind, "failed_from_ms": f.start_ms,
                     "failed_until_ms": fail_end, "replica_able_from_ms": t0,
                     "replicas": able_now, "bound_ms": bound,
+                    "clock_steps": steps,
                     "effect": format!(
                         "{mname} stayed failed from {} to {fail_end} ms while a replica could reach a majority of masters from {t0} ms, and was not replaced within {bound} ms",
                         f.start_ms

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::convergence::rounds;
 use crate::run_data::{Ev, RunData};
@@ -75,29 +75,41 @@ fn double_votes(d: &RunData, r: &mut Epochs) {
 fn slot_epoch_clashes(d: &RunData, r: &mut Epochs) {
     for rd in rounds(&d.snapshots) {
         r.rounds_checked += 1;
-        // slot -> (owner, epoch, seen on)
-        let mut claims: HashMap<u16, (String, u64, String)> = HashMap::new();
+        // slot -> (owner, epoch, seen on), owners interned per round: a round has a
+        // few owners but 16384 slots, and this runs once per snapshot round.
+        let mut ids: Vec<&str> = Vec::new();
+        let mut claims: Vec<Option<(usize, u64, usize)>> = vec![None; 16384];
         let mut found = false;
-        for s in &rd {
+        for (si, s) in rd.iter().enumerate() {
             let Some(view) = &s.lines else { continue };
             for l in view.iter().filter(|l| l.master) {
+                let id = match ids.iter().position(|x| *x == l.id) {
+                    Some(i) => i,
+                    None => {
+                        ids.push(&l.id);
+                        ids.len() - 1
+                    }
+                };
                 for (a, b) in &l.slots {
                     for slot in *a..=*b {
-                        match claims.get(&slot) {
-                            Some((o, ep, on)) if *o != l.id && *ep == l.config_epoch => {
+                        let Some(c) = claims.get_mut(usize::from(slot)) else {
+                            continue;
+                        };
+                        match *c {
+                            Some((o, ep, on)) if o != id && ep == l.config_epoch => {
+                                let owner = ids.get(o).copied().unwrap_or("");
+                                let seen_on = rd.get(on).map(|x| x.node.as_str()).unwrap_or("");
                                 r.violations.push(json!({
                                     "t_ms": s.t_ms, "slot": slot, "config_epoch": ep,
-                                    "owners": [d.name(o), d.name(&l.id)],
-                                    "seen_on": [on, s.node],
+                                    "owners": [d.name(owner), d.name(&l.id)],
+                                    "seen_on": [seen_on, s.node],
                                     "effect": format!("two masters hold slot {slot} with configEpoch {ep}"),
                                 }));
                                 found = true;
                                 break;
                             }
                             Some(_) => {}
-                            None => {
-                                claims.insert(slot, (l.id.clone(), l.config_epoch, s.node.clone()));
-                            }
+                            None => *c = Some((id, l.config_epoch, si)),
                         }
                     }
                     if found {

@@ -265,6 +265,24 @@ pub struct FaultWindow {
     pub strobe: bool,
 }
 
+/// A clock stepped back: from `at_ms` on, `nodes` compare their clock with times
+/// they stored up to `step_ms` in the future, so their staleness rules (PFAIL,
+/// report validity, election timeouts) see nothing for `step_ms` (redis compares
+/// `mstime()` with stored times just the same).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClockStep {
+    pub at_ms: i64,
+    pub step_ms: i64,
+    pub nodes: Vec<String>,
+}
+
+impl ClockStep {
+    /// The end of the blind window.
+    pub fn blind_until(&self) -> i64 {
+        self.at_ms + self.step_ms
+    }
+}
+
 /// Everything the protocol checkers need.
 #[derive(Debug, Default)]
 pub struct RunData {
@@ -603,6 +621,39 @@ impl RunData {
         d.events
             .sort_by_key(|e| (e.t_ms.unwrap_or(e.local_ms), e.node.clone(), e.seq));
         d
+    }
+
+    /// Every backward clock step of the run: a forward bump's reset (at its stop,
+    /// or the final heal), a backward bump's start, a strobe's last reset.
+    pub fn backward_clock_steps(&self) -> Vec<ClockStep> {
+        let mut out = Vec::new();
+        for f in self.faults.iter().filter(|f| f.kind == "clock") {
+            let Some(d) = f.clock_delta_ms else { continue };
+            let at = if d > 0 {
+                f.stop_ms.or(self.heal_ms)
+            } else {
+                Some(f.start_ms)
+            };
+            if let (Some(at), true) = (at, d != 0) {
+                out.push(ClockStep {
+                    at_ms: at,
+                    step_ms: d.abs(),
+                    nodes: f.targets.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The allowance for a liveness bound over `[from, from + bound]`: the steps
+    /// whose blind window overlaps it, each adding its size (with the steps).
+    pub fn clock_step_allowance(&self, from: i64, bound: i64) -> (i64, Vec<ClockStep>) {
+        let steps: Vec<ClockStep> = self
+            .backward_clock_steps()
+            .into_iter()
+            .filter(|s| s.at_ms <= from + bound && s.blind_until() > from)
+            .collect();
+        (steps.iter().map(|s| s.step_ms).sum(), steps)
     }
 
     /// Events of one node in file order.

@@ -251,6 +251,39 @@ fn a_minority_master_write_within_node_timeout_is_explained_after_it_is_not() {
 }
 
 #[test]
+fn a_paused_master_serving_its_queued_writes_on_resume_is_a_minority_master() {
+    // n1 paused 3 s..8 s: on SIGCONT it serves what queued before its first cron
+    // can see the minority; node_timeout counts its running time only.
+    let mut r = Run::new();
+    r.faults.push((
+        3000,
+        "start-pause",
+        json!({"targets": ["n1"], "verified": true}),
+    ));
+    r.faults
+        .push((8000, "stop-pause", json!({"verified": true})));
+    r.add(1000, 1, "n1").add(8000, 2, "n1");
+    r.failover_at = Some(7000);
+    let c = r.judge();
+    assert_eq!(c.unexplained, 0, "{c:#?}");
+    assert_eq!(c.by_mechanism["minority-master"], 1);
+    // Running for longer than node_timeout after the resume: not explained.
+    let mut r = Run::new();
+    r.faults.push((
+        3000,
+        "start-pause",
+        json!({"targets": ["n1"], "verified": true}),
+    ));
+    r.faults
+        .push((8000, "stop-pause", json!({"verified": true})));
+    isolate_n1(&mut r, 8000, 20_000);
+    r.add(1000, 1, "n1").add(14_000, 2, "n1");
+    r.failover_at = Some(7000);
+    let c = r.judge();
+    assert_eq!(c.unexplained, 1, "{c:#?}");
+}
+
+#[test]
 fn linearizable_claims_count_every_anomaly() {
     let mut r = Run::new();
     r.add(1000, 1, "n1").add(5000, 2, "n1");

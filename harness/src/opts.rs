@@ -18,6 +18,8 @@ pub enum TargetChoice {
     Sentinel,
     /// twemproxy (nutcracker) in front of three redis-server shards.
     Twemproxy,
+    /// hearsay-node's cluster core in deterministic simulated time (`hearsay sim`).
+    Sim,
 }
 
 /// The `--server` choice: what runs the data nodes of a target made of plain
@@ -39,6 +41,7 @@ impl TargetChoice {
             TargetChoice::Mixed => "mixed",
             TargetChoice::Sentinel => "sentinel",
             TargetChoice::Twemproxy => "twemproxy",
+            TargetChoice::Sim => "sim",
         }
     }
 

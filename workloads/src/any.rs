@@ -2,6 +2,7 @@
 //! runner drives any of them the same way.
 
 use crate::cluster::{ClientConfig, ClusterClient};
+use crate::conn::Transport;
 use crate::counter::{CounterGen, CounterOp};
 use crate::list_append::{ListGen, ListOp, GROUP};
 use crate::register::{Done, RegisterGen, RegisterOp};
@@ -108,7 +109,11 @@ impl AnyOp {
     }
 
     /// Runs the op: (type, completion value, error, node).
-    pub async fn execute(&self, client: &mut ClusterClient, cfg: ClientConfig) -> Done {
+    pub async fn execute<T: Transport>(
+        &self,
+        client: &mut ClusterClient<T>,
+        cfg: ClientConfig,
+    ) -> Done {
         match self {
             AnyOp::Set(o) => {
                 let cmd = o.command();

@@ -11,7 +11,7 @@
 //! safe) up to `max_redirects`; ASK is answered with `ASKING` plus the command once.
 //! No other retry happens: a retry after an unknown outcome could apply a write twice.
 
-use crate::conn::{Conn, ConnError};
+use crate::conn::{ConnError, Link, Tcp, Transport};
 use crate::resp::Value;
 use crate::slot::{key_slot, SLOTS};
 use std::collections::HashMap;
@@ -67,10 +67,15 @@ pub enum Routing {
 
 /// The client. Not shared between processes: each process owns one, so that
 /// an unknown outcome can retire the process together with its connections.
-pub struct ClusterClient {
+/// Generic over how it reaches nodes (TCP, or the simulator's network).
+pub struct ClusterClient<T: Transport = Tcp> {
+    transport: T,
     seeds: Vec<SocketAddr>,
-    slots: Vec<Option<SocketAddr>>,
-    conns: HashMap<SocketAddr, Conn>,
+    /// The owner of each slot: 0 none, else 1 + an index into `owners` (two
+    /// bytes a slot: a refresh rewrites 32 KB, not half a megabyte).
+    slots: Vec<u16>,
+    owners: Vec<SocketAddr>,
+    conns: HashMap<SocketAddr, T::Conn>,
     cfg: ClientConfig,
     map_stale: bool,
     routing: Routing,
@@ -120,7 +125,7 @@ fn redirect_target(msg: &str, prefix: &str, fallback_ip: std::net::IpAddr) -> Op
     Some(SocketAddr::new(ip, port))
 }
 
-impl ClusterClient {
+impl ClusterClient<Tcp> {
     pub fn new(seeds: Vec<SocketAddr>, cfg: ClientConfig) -> ClusterClient {
         ClusterClient::with_routing(seeds, cfg, Routing::Cluster)
     }
@@ -132,9 +137,23 @@ impl ClusterClient {
         cfg: ClientConfig,
         routing: Routing,
     ) -> ClusterClient {
+        ClusterClient::with_transport(seeds, cfg, routing, Tcp)
+    }
+}
+
+impl<T: Transport> ClusterClient<T> {
+    /// A client over another transport (the simulator's).
+    pub fn with_transport(
+        seeds: Vec<SocketAddr>,
+        cfg: ClientConfig,
+        routing: Routing,
+        transport: T,
+    ) -> ClusterClient<T> {
         ClusterClient {
+            transport,
             seeds,
-            slots: vec![None; SLOTS as usize],
+            slots: vec![0; SLOTS as usize],
+            owners: Vec::new(),
             conns: HashMap::new(),
             cfg,
             map_stale: true,
@@ -146,15 +165,42 @@ impl ClusterClient {
     /// The master this client currently believes owns `slot`.
     pub fn owner(&self, slot: u16) -> Option<SocketAddr> {
         match self.routing {
-            Routing::Cluster => self.slots.get(slot as usize).copied().flatten(),
+            Routing::Cluster => match self.slots.get(slot as usize) {
+                Some(&k) if k > 0 => self.owners.get(usize::from(k - 1)).copied(),
+                _ => None,
+            },
             Routing::Sentinel { .. } => self.master,
             Routing::Proxy => self.seeds.first().copied(),
         }
     }
 
-    async fn conn(&mut self, addr: SocketAddr) -> Result<&mut Conn, ConnError> {
+    /// The slot map's key of an owner address (added if new).
+    fn owner_key(&mut self, a: SocketAddr) -> u16 {
+        let i = match self.owners.iter().position(|x| *x == a) {
+            Some(i) => i,
+            None => {
+                self.owners.push(a);
+                self.owners.len() - 1
+            }
+        };
+        u16::try_from(i + 1).unwrap_or(0)
+    }
+
+    /// Opens a connection of this client's transport (transactions use their own).
+    pub async fn open(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<T::Conn, ConnError> {
+        self.transport.connect(addr, timeout).await
+    }
+
+    async fn conn(&mut self, addr: SocketAddr) -> Result<&mut T::Conn, ConnError> {
         if !self.conns.contains_key(&addr) {
-            let c = Conn::connect(addr, self.cfg.connect_timeout).await?;
+            let c = self
+                .transport
+                .connect(addr, self.cfg.connect_timeout)
+                .await?;
             self.conns.insert(addr, c);
         }
         self.conns
@@ -193,10 +239,17 @@ impl ClusterClient {
             }
         }
         let mut candidates: Vec<SocketAddr> = self.seeds.clone();
-        for a in self.slots.iter().flatten() {
-            if !candidates.contains(a) {
-                candidates.push(*a);
+        // Known owners in slot order (as a scan of the slot map finds them).
+        let mut prev = 0u16;
+        for &k in &self.slots {
+            if k != 0 && k != prev {
+                if let Some(a) = self.owners.get(usize::from(k - 1)) {
+                    if !candidates.contains(a) {
+                        candidates.push(*a);
+                    }
+                }
             }
+            prev = k;
         }
         for addr in candidates {
             let Ok(v) = self.request(addr, &[b"CLUSTER", b"SLOTS"]).await else {
@@ -208,12 +261,12 @@ impl ClusterClient {
             if ranges.is_empty() {
                 continue;
             }
-            self.slots.iter_mut().for_each(|s| *s = None);
+            self.slots.fill(0);
+            self.owners.clear();
             for (start, end, a) in ranges {
-                for s in start..=end {
-                    if let Some(slot) = self.slots.get_mut(s as usize) {
-                        *slot = Some(a);
-                    }
+                let k = self.owner_key(a);
+                if let Some(r) = self.slots.get_mut(start as usize..=end as usize) {
+                    r.fill(k);
                 }
             }
             self.map_stale = false;
@@ -318,8 +371,9 @@ impl ClusterClient {
             let can_redirect = redirects < self.cfg.max_redirects;
             if let Some(target) = redirect_target(&msg, "MOVED ", addr.ip()) {
                 self.map_stale = true;
+                let k = self.owner_key(target);
                 if let Some(s) = self.slots.get_mut(slot as usize) {
-                    *s = Some(target);
+                    *s = k;
                 }
                 if can_redirect {
                     redirects += 1;
@@ -346,7 +400,7 @@ impl ClusterClient {
     }
 }
 
-impl ClusterClient {
+impl<T: Transport> ClusterClient<T> {
     /// Sentinel and proxy routing: one node serves every key; no redirects. Under
     /// Sentinel every error (an error reply such as READONLY from a demoted master, a
     /// refused connection, a timeout) makes the next call ask the sentinels again.

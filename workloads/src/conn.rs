@@ -154,6 +154,55 @@ impl Conn {
     }
 }
 
+/// How a client reaches nodes: TCP sockets in real runs ([`Tcp`]); the simulator
+/// (`hearsay sim`) plugs in its virtual network, so the cluster client, the
+/// transactions and every workload's op logic run unchanged in simulated time.
+pub trait Transport {
+    type Conn: Link;
+    /// Connects within `timeout`.
+    fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Self::Conn, ConnError>>;
+}
+
+/// One open connection of a [`Transport`].
+pub trait Link {
+    /// Sends one command and reads one reply within `timeout`; after an error the
+    /// connection must be dropped.
+    fn request(
+        &mut self,
+        args: &[&[u8]],
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Value, ConnError>>;
+}
+
+/// Real TCP connections.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tcp;
+
+impl Transport for Tcp {
+    type Conn = Conn;
+    fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Conn, ConnError>> {
+        Conn::connect(addr, timeout)
+    }
+}
+
+impl Link for Conn {
+    fn request(
+        &mut self,
+        args: &[&[u8]],
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Value, ConnError>> {
+        Conn::request(self, args, timeout)
+    }
+}
+
 /// One-shot helper: connect, send one command, return the reply.
 pub async fn oneshot(
     addr: SocketAddr,

@@ -4,6 +4,7 @@
 //! `{"key", "value"}` (a missing key reads 0). See `hearsay_checkers::counter`.
 
 use crate::cluster::{ClusterClient, Outcome};
+use crate::conn::Transport;
 use crate::register::{parse_int_reply, Done};
 use crate::resp::Value;
 use crate::rng::{below, stream, unit};
@@ -69,7 +70,7 @@ impl CounterOp {
         }
     }
 
-    pub async fn execute(&self, client: &mut ClusterClient) -> Done {
+    pub async fn execute<T: Transport>(&self, client: &mut ClusterClient<T>) -> Done {
         let key = self.key().as_bytes().to_vec();
         let done = match self {
             CounterOp::Add { delta, .. } => {

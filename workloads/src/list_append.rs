@@ -5,6 +5,7 @@
 //! `txn` (or `final-read`). See `hearsay_checkers::list_append`.
 
 use crate::cluster::{ClientConfig, ClusterClient, Outcome};
+use crate::conn::Transport;
 use crate::register::Done;
 use crate::resp::Value;
 use crate::rng::{below, stream, unit};
@@ -140,7 +141,11 @@ impl ListOp {
         }
     }
 
-    pub async fn execute(&self, client: &mut ClusterClient, cfg: ClientConfig) -> Done {
+    pub async fn execute<T: Transport>(
+        &self,
+        client: &mut ClusterClient<T>,
+        cfg: ClientConfig,
+    ) -> Done {
         let key = self.key().as_bytes().to_vec();
         if let [m] = self.micros.as_slice() {
             let cmd = micro_cmd(m);

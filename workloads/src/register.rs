@@ -7,6 +7,7 @@
 //! See `hearsay_checkers::linear`.
 
 use crate::cluster::{ClientConfig, ClusterClient, Outcome};
+use crate::conn::Transport;
 use crate::resp::Value;
 use crate::rng::{below, stream, unit};
 use crate::txn;
@@ -95,7 +96,11 @@ impl RegisterOp {
     }
 
     /// Runs the op against the cluster.
-    pub async fn execute(&self, client: &mut ClusterClient, cfg: ClientConfig) -> Done {
+    pub async fn execute<T: Transport>(
+        &self,
+        client: &mut ClusterClient<T>,
+        cfg: ClientConfig,
+    ) -> Done {
         let key = self.key().as_bytes().to_vec();
         match self {
             RegisterOp::Read { key: k } | RegisterOp::FinalRead { key: k } => {

@@ -6,7 +6,7 @@
 //! aborts the attempt (nothing applied), and the slot map is refreshed for next time.
 
 use crate::cluster::{ClientConfig, ClusterClient, Outcome};
-use crate::conn::{Conn, ConnError};
+use crate::conn::{ConnError, Link, Transport};
 use crate::resp::Value;
 use crate::slot::key_slot;
 use std::net::SocketAddr;
@@ -31,7 +31,11 @@ fn before_exec(e: &ConnError) -> Outcome {
 }
 
 /// One command before EXEC: an error reply or a broken connection is a fail.
-async fn step(conn: &mut Conn, t: std::time::Duration, cmd: &[&[u8]]) -> Result<Value, Outcome> {
+async fn step<L: Link>(
+    conn: &mut L,
+    t: std::time::Duration,
+    cmd: &[&[u8]],
+) -> Result<Value, Outcome> {
     match conn.request(cmd, t).await {
         Ok(Value::Error(e)) => Err(Outcome::Fail(e)),
         Ok(v) => Ok(v),
@@ -42,8 +46,8 @@ async fn step(conn: &mut Conn, t: std::time::Duration, cmd: &[&[u8]]) -> Result<
 /// Runs `WATCH watch..; <reads>; MULTI; plan(reads); EXEC` on the owner of
 /// `route_key`. With no watch keys and no reads it is a plain MULTI/EXEC. The EXEC
 /// reply (an array) is the ok value; a nil EXEC (watched key changed) is a fail.
-pub async fn run(
-    client: &mut ClusterClient,
+pub async fn run<T: Transport>(
+    client: &mut ClusterClient<T>,
     cfg: ClientConfig,
     route_key: &[u8],
     watch: &[&[u8]],
@@ -64,7 +68,7 @@ pub async fn run(
     };
     let node = Some(addr);
     let fail = |o: Outcome| TxnDone { outcome: o, node };
-    let mut conn = match Conn::connect(addr, cfg.connect_timeout).await {
+    let mut conn = match client.open(addr, cfg.connect_timeout).await {
         Ok(c) => c,
         Err(e) => {
             client.refresh().await;

@@ -8,6 +8,7 @@ pub mod clean;
 pub mod compare;
 pub mod doctor;
 pub mod render;
+pub mod sim;
 pub mod test_all;
 
 use crate::env::registry;
@@ -31,6 +32,9 @@ struct Cli {
 enum Cmd {
     /// Run a test (or --test-count tests).
     Run(Box<RunOpts>),
+    /// Run hearsay-node's cluster core in deterministic simulated time: one seed,
+    /// or a search over many (--seeds 1..1000 --jobs 2); the same run folders.
+    Sim(Box<sim::SimArgs>),
     /// Judge a stored run folder again, offline.
     Check { run_dir: PathBuf },
     /// Run a stored test again with the same options and seed.
@@ -124,6 +128,21 @@ pub fn main() -> i32 {
         Cmd::Doctor => doctor::doctor(),
         Cmd::Check { run_dir } => check::check(&run_dir),
         Cmd::Report { run_dir, index } => crate::output::report::cli(run_dir, index),
+        Cmd::Run(opts) if opts.target == crate::opts::TargetChoice::Sim => {
+            sim::main(&sim::SimArgs {
+                run: *opts.clone(),
+                seeds: None,
+                jobs: 1,
+                bench: false,
+                bench_nodes: vec![],
+                stop_at_first: false,
+                want: None,
+                keep_all: true,
+                codec: false,
+                shrink: false,
+            })
+        }
+        Cmd::Sim(a) => sim::main(&a),
         Cmd::Run(opts) => with_runtime(async move { run(*opts).await }),
         Cmd::Compare(o) => with_runtime(async move { compare::main(&o).await }),
         Cmd::TestAll(o) => with_runtime(async move { test_all::main(&o).await }),

@@ -683,6 +683,29 @@ pub fn needs_topology(f: &Fault) -> bool {
 }
 
 /// A stored run's schedule could not be read.
+/// How long after the time limit a backward clock step of this schedule still
+/// blinds some node (its stored times lie in the future for the step's size):
+/// the recovery wait adds it, as the checkers' liveness bounds do.
+pub fn clock_step_allowance_ms(planned: &[Planned], time_limit_ms: u64) -> u64 {
+    planned
+        .iter()
+        .filter(|p| p.start_ms < time_limit_ms)
+        .filter_map(|p| match &p.fault {
+            Fault::ClockBump { delta_s, .. } | Fault::ClockStrobe { delta_s, .. } => {
+                let step = delta_s.unsigned_abs() * 1000;
+                let at = if *delta_s > 0 {
+                    p.stop_ms.min(time_limit_ms)
+                } else {
+                    p.start_ms
+                };
+                Some((at + step).saturating_sub(time_limit_ms))
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(transparent)]

@@ -186,8 +186,16 @@ pub fn validate(opts: &RunOpts) -> Result<(), RunError> {
             opts.workload
         )));
     }
-    if !(1..=200).contains(&opts.nodes) {
-        return bad("--nodes must be 1..=200");
+    // The simulator has no namespaces or ports to run out of.
+    let max_nodes = if opts.target == TargetChoice::Sim {
+        5000
+    } else {
+        200
+    };
+    if !(1..=max_nodes).contains(&opts.nodes) {
+        return Err(RunError::BadOption(format!(
+            "--nodes must be 1..={max_nodes}"
+        )));
     }
     if opts.nodes < opts.replicas + 1 {
         return bad("--nodes must be at least --replicas + 1");

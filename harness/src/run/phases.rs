@@ -59,7 +59,7 @@ pub async fn execute(
     progress.phase("healing");
     let healed = target.heal_all().await;
     progress.phase("waiting for recovery");
-    let recovery = recover(target, opts, &obs.rec).await;
+    let recovery = recover(target, opts, planned, &obs.rec).await;
     progress.phase("final reads");
     workload::final_reads(&spec, &obs.rec, final_process).await;
     let rec = obs.close().await;
@@ -267,16 +267,25 @@ async fn drive_faults(
 }
 
 /// Waits for the live processes to agree after the final heal, and records it.
-async fn recover(target: &dyn Target, opts: &RunOpts, rec: &Recorder) -> Result<u64, String> {
+async fn recover(
+    target: &dyn Target,
+    opts: &RunOpts,
+    planned: &[Planned],
+    rec: &Recorder,
+) -> Result<u64, String> {
+    // A clock stepped back blinds nodes for the step: wait that out on top.
+    let blind = schedule::clock_step_allowance_ms(planned, (opts.time_limit * 1000.0) as u64);
     let recovery = target
-        .wait_recovered(Duration::from_secs_f64(opts.recovery_timeout))
+        .wait_recovered(
+            Duration::from_secs_f64(opts.recovery_timeout) + Duration::from_millis(blind),
+        )
         .await;
     let recover_ms = recovery.as_ref().ok().map(|d| d.as_millis() as u64);
     rec.record(
         Process::Nemesis,
         OpType::Info,
         "recovered",
-        json!({"converged": recovery.is_ok(), "ms": recover_ms}),
+        json!({"converged": recovery.is_ok(), "ms": recover_ms, "clock-step-allowance-ms": blind}),
         None,
         recovery.as_ref().err().cloned(),
     );

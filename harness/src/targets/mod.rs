@@ -147,6 +147,9 @@ pub fn build(opts: &RunOpts) -> Box<dyn Target> {
         TargetChoice::Mixed => Box::new(mixed::target(opts)),
         TargetChoice::Sentinel => Box::new(sentinel::target(opts)),
         TargetChoice::Twemproxy => Box::new(twemproxy::target(opts)),
+        // `--target sim` runs in the simulator (cli dispatches it there); a
+        // caller that builds it anyway gets the real hearsay-node cluster.
+        TargetChoice::Sim => Box::new(hearsay::target(opts)),
     }
 }
 

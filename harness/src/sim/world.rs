@@ -1,0 +1,1599 @@
+//! The simulated world: N node processes, the network between them, the
+//! clients, and one virtual clock. Everything happens as an event in one
+//! queue ordered by (time, sequence number), so a seed gives one order.
+//!
+//! The network model (what the OS would do):
+//! - a bus or replication connection is two one-way *pipes*, FIFO like TCP;
+//!   each packet takes 60-250 µs, plus the delay nemesis's ms, plus one
+//!   retransmission timeout (200 ms, doubling) per loss drawn;
+//! - a partition (a grudge: receiver refuses packets from sender) stalls a
+//!   pipe at its head, as dropped segments do; on heal, delivery resumes at
+//!   the next retransmission (200 ms x (2^k - 1) after the stall began);
+//! - a connect across a partition fails after the node's connect timeout
+//!   (node_timeout, at least 1 s, as `server/bus.rs`), to a dead node at once
+//!   (refused); a paused process's kernel still accepts connections, and what
+//!   reaches it waits until it resumes;
+//! - a killed process's peers get a FIN behind the data already sent;
+//! - clients reach every node whatever the partitions (in real runs they talk
+//!   from the host over the bridge, which no grudge touches).
+
+use super::client::{IoCell, IoReq, IoRes, Task};
+use super::node::{ReplLink, ReplicaOf, SimNode, T0_MS};
+use super::record::Rec;
+use bytes::Bytes;
+use hearsay_node::cluster::{Action, Cluster, ClusterConfig, LinkId, LogLevel};
+use hearsay_node::commands::ClientState;
+use hearsay_node::events::{Event, EventKind, EventLine};
+use hearsay_node::wire::{Message, NodeName};
+use hearsay_workloads::conn::ConnError;
+use hearsay_workloads::rng::{below, stream};
+use rand_chacha::ChaCha8Rng;
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+
+/// The monotonic clock of the simulated machine at time 0 (ms), for mono_ms.
+pub const MONO0_MS: u64 = 1_000_000;
+const TICK_US: u64 = 100_000;
+/// Linux's first retransmission timeout and its cap.
+const RTO_US: u64 = 200_000;
+const RTO_MAX_US: u64 = 120_000_000;
+/// redis's repl-timeout (default 60 s).
+const REPL_TIMEOUT_US: u64 = 60_000_000;
+/// redis 7's repl-diskless-sync-delay (5 s): a full sync waits for it.
+const DISKLESS_DELAY_US: u64 = 5_000_000;
+
+/// What a pipe carries.
+enum Item {
+    /// The server side's accept of a bus connection.
+    Accept {
+        conn: usize,
+    },
+    Bus {
+        conn: usize,
+        msg: Box<Message>,
+    },
+    Fin {
+        conn: usize,
+    },
+    Psync {
+        gen: u64,
+        replica: usize,
+        replica_inc: u64,
+        replid: String,
+        offset: u64,
+        back: usize,
+    },
+    FullSync {
+        gen: u64,
+        rdb: Vec<u8>,
+        replid: String,
+        offset: u64,
+        keys: u64,
+    },
+    Continue {
+        gen: u64,
+        replid: String,
+        entries: Vec<Vec<Bytes>>,
+    },
+    Stream {
+        gen: u64,
+        args: Vec<Bytes>,
+    },
+    ReplFin {
+        gen: u64,
+    },
+}
+
+struct Pipe {
+    from: usize,
+    to: usize,
+    to_inc: u64,
+    q: VecDeque<(u64, Item)>,
+    scheduled: bool,
+    stalled_since: Option<u64>,
+    last_ready: u64,
+    dead: bool,
+}
+
+/// A bus connection: client side (who connected) and server side.
+struct BusConn {
+    client: usize,
+    client_link: LinkId,
+    server_link: Option<LinkId>,
+    /// client -> server, server -> client.
+    up: usize,
+    down: usize,
+    client_port: u16,
+}
+
+/// A client's connection to a node.
+struct CConn {
+    node: usize,
+    inc: u64,
+    state: ClientState,
+    last_arrival: u64,
+}
+
+enum Ev {
+    Tick {
+        node: usize,
+        inc: u64,
+    },
+    Pump {
+        pipe: usize,
+    },
+    ConnectDone {
+        node: usize,
+        inc: u64,
+        link: LinkId,
+        target: usize,
+        ok: bool,
+        refused: bool,
+    },
+    ClientArrive {
+        node: usize,
+        cconn: u64,
+        proc_: usize,
+        io: u64,
+        args: Vec<Vec<u8>>,
+    },
+    ProcIo {
+        proc_: usize,
+        io: u64,
+        res: IoRes,
+    },
+    Timeout {
+        proc_: usize,
+        io: u64,
+    },
+    Call {
+        id: usize,
+    },
+}
+
+struct Queued {
+    t: u64,
+    seq: u64,
+    ev: Ev,
+}
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.t, self.seq) == (o.t, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.t, self.seq).cmp(&(o.t, o.seq))
+    }
+}
+
+/// A client task and its I/O slot.
+pub struct Proc {
+    task: Option<Task>,
+    pub cell: Rc<RefCell<IoCell>>,
+    /// Sequence number of the outstanding I/O (stale answers are ignored).
+    io: u64,
+    waiting: bool,
+}
+
+/// Counters for the summary and the benchmark.
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    pub events: u64,
+    pub bus_delivered: u64,
+    pub bus_lost: u64,
+    pub client_requests: u64,
+    pub full_syncs: u64,
+    pub partial_syncs: u64,
+}
+
+/// Timed callbacks the driver schedules (fault steps, strobes, snapshots).
+pub type Callback = Box<dyn FnMut(&mut World)>;
+
+pub struct World {
+    pub now: u64,
+    pub clock: Rc<Cell<u64>>,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Queued>>,
+    pub nodes: Vec<SimNode>,
+    net: ChaCha8Rng,
+    ids: ChaCha8Rng,
+    seed: u64,
+    pipes: Vec<Pipe>,
+    conns: Vec<BusConn>,
+    by_link: BTreeMap<(usize, LinkId), usize>,
+    by_bus_addr: BTreeMap<(String, u16), usize>,
+    pub by_client_addr: BTreeMap<SocketAddr, usize>,
+    names: BTreeMap<NodeName, usize>,
+    cconns: BTreeMap<u64, CConn>,
+    next_cconn: u64,
+    pub procs: Vec<Proc>,
+    /// cut[receiver * n + sender]: the receiver refuses the sender's packets.
+    cut: Vec<bool>,
+    stalled: Vec<usize>,
+    pub loss_pct: Vec<u32>,
+    pub delay_ms: Vec<u64>,
+    repl_gen: u64,
+    next_port: u16,
+    pub stats: Stats,
+    pub rec: Rc<RefCell<Rec>>,
+    callbacks: Vec<Option<Callback>>,
+    /// Send every bus message through the node's wire codec and back.
+    pub codec_roundtrip: bool,
+    /// The end (µs) of the last backward clock step's blind window: until then
+    /// some node compares its clock with stored times in its future.
+    pub clock_blind_until: u64,
+}
+
+fn node_ip(i: usize) -> String {
+    format!("10.77.{}.{}", i / 250, i % 250 + 1)
+}
+
+impl World {
+    pub fn new(seed: u64, cfgs: Vec<ClusterConfig>) -> World {
+        let clock = Rc::new(Cell::new(0));
+        let n = cfgs.len();
+        let mut w = World {
+            now: 0,
+            clock: clock.clone(),
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: Vec::with_capacity(n),
+            net: stream(seed, "sim-net"),
+            ids: stream(seed, "sim-ids"),
+            seed,
+            pipes: Vec::new(),
+            conns: Vec::new(),
+            by_link: BTreeMap::new(),
+            by_bus_addr: BTreeMap::new(),
+            by_client_addr: BTreeMap::new(),
+            names: BTreeMap::new(),
+            cconns: BTreeMap::new(),
+            next_cconn: 1,
+            procs: Vec::new(),
+            cut: vec![false; n * n],
+            stalled: Vec::new(),
+            loss_pct: vec![0; n],
+            delay_ms: vec![0; n],
+            repl_gen: 0,
+            next_port: 40000,
+            stats: Stats::default(),
+            rec: Rc::new(RefCell::new(Rec::new(clock))),
+            callbacks: Vec::new(),
+            codec_roundtrip: false,
+            clock_blind_until: 0,
+        };
+        let mut phases = stream(seed, "sim-cron-phase");
+        for (i, cfg) in cfgs.into_iter().enumerate() {
+            let ip = node_ip(i);
+            let (port, cport) = (cfg.announce_port, cfg.announce_bus_port);
+            let core_seed = w.core_seed(i, 0);
+            let core = Cluster::new(cfg.clone(), T0_MS, core_seed, None)
+                .unwrap_or_else(|e| panic!("a fresh core cannot fail to load: {e}"));
+            let replid = w.random_replid();
+            w.by_bus_addr.insert((ip.clone(), cport), i);
+            if let Ok(a) = ip.parse::<Ipv4Addr>() {
+                w.by_client_addr
+                    .insert(SocketAddr::new(IpAddr::V4(a), port), i);
+            }
+            w.nodes.push(SimNode {
+                index: i,
+                name: format!("n{}", i + 1),
+                ip,
+                port,
+                cport,
+                cfg,
+                core,
+                db: hearsay_node::store::Db::new(),
+                alive: true,
+                paused: false,
+                inc: 0,
+                clock_ms: 0,
+                conf: None,
+                events: Vec::new(),
+                seq: 0,
+                replid,
+                replid2: hearsay_node::replication::NO_REPLID.to_string(),
+                second_offset: 0,
+                offset: 0,
+                backlog: VecDeque::new(),
+                backlog_bytes: 0,
+                link: None,
+                replicas: Vec::new(),
+                want_master: None,
+                next_repl_try_us: 0,
+                held: Vec::new(),
+                held_pipes: Vec::new(),
+                cron_phase_us: below(&mut phases, TICK_US),
+            });
+            w.start_process(i);
+        }
+        w
+    }
+
+    fn core_seed(&self, i: usize, inc: u64) -> u64 {
+        self.seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add((i as u64) << 20)
+            .wrapping_add(inc)
+    }
+
+    fn random_replid(&mut self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        (0..40)
+            .map(|_| HEX[below(&mut self.ids, 16) as usize] as char)
+            .collect()
+    }
+
+    pub fn n(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The client address of node `i`.
+    pub fn client_addr(&self, i: usize) -> SocketAddr {
+        let ip = self.nodes[i]
+            .ip
+            .parse::<Ipv4Addr>()
+            .unwrap_or(Ipv4Addr::LOCALHOST);
+        SocketAddr::new(IpAddr::V4(ip), self.nodes[i].port)
+    }
+
+    // ---- the queue ----
+
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            t: t.max(self.now),
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    /// Runs `f` at virtual time `t`.
+    pub fn call_at(&mut self, t: u64, f: Callback) {
+        let id = self.callbacks.len();
+        self.callbacks.push(Some(f));
+        self.at(t, Ev::Call { id });
+    }
+
+    /// Runs every event up to and including time `t`; the clock ends at `t`.
+    pub fn run_until(&mut self, t: u64) {
+        while let Some(Reverse(q)) = self.queue.peek() {
+            if q.t > t {
+                break;
+            }
+            let Some(Reverse(q)) = self.queue.pop() else {
+                break;
+            };
+            self.now = q.t;
+            self.clock.set(q.t);
+            self.stats.events += 1;
+            self.handle(q.ev);
+        }
+        self.now = self.now.max(t);
+        self.clock.set(self.now);
+    }
+
+    /// Steps `poll_us` at a time until `done` holds or `limit_us` passed; the
+    /// time it took, or None.
+    pub fn run_while(
+        &mut self,
+        poll_us: u64,
+        limit_us: u64,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> Option<u64> {
+        let start = self.now;
+        loop {
+            if done(self) {
+                return Some(self.now - start);
+            }
+            if self.now - start >= limit_us {
+                return None;
+            }
+            let t = self.now + poll_us;
+            self.run_until(t);
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Tick { node, inc } => self.tick(node, inc),
+            Ev::Pump { pipe } => self.pump(pipe),
+            Ev::ConnectDone {
+                node,
+                inc,
+                link,
+                target,
+                ok,
+                refused,
+            } => self.connect_done(node, inc, link, target, ok, refused),
+            Ev::ClientArrive {
+                node,
+                cconn,
+                proc_,
+                io,
+                args,
+            } => self.client_arrive(node, cconn, proc_, io, args),
+            Ev::ProcIo { proc_, io, res } => self.proc_io(proc_, io, res),
+            Ev::Timeout { proc_, io } => {
+                let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+                self.proc_io(
+                    proc_,
+                    io,
+                    IoRes::Reply(Err(ConnError::Timeout { addr, sent: true })),
+                )
+            }
+            Ev::Call { id } => {
+                if let Some(mut f) = self.callbacks.get_mut(id).and_then(Option::take) {
+                    f(self);
+                }
+            }
+        }
+    }
+
+    // ---- processes ----
+
+    /// Writes one event line to node i's log.
+    fn write_event(&mut self, i: usize, event: &Event) {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let me = n.core.myself().to_string();
+        EventLine {
+            me: &me,
+            seq: n.seq,
+            wall_ms: n.clock(now),
+            mono_ms: MONO0_MS + now / 1000,
+            event,
+        }
+        .write_to(&mut n.events);
+        n.seq += 1;
+    }
+
+    fn emit(&mut self, i: usize, kind: EventKind) {
+        self.write_event(i, &Event::from(kind));
+    }
+
+    /// The shell's start: `started` first, then the core's queued actions,
+    /// then the cron.
+    fn start_process(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        n.core.set_log_level(LogLevel::Warning);
+        n.seq = 0;
+        let id = n.core.myself().to_string();
+        self.names.insert(n.core.myself(), i);
+        self.emit(i, EventKind::Started { id });
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let clock = n.clock(now);
+        n.core.set_repl_offset(n.offset);
+        n.core.verify_config_with_data(&n.db);
+        n.core.before_sleep(clock);
+        self.drain(i);
+        let first = self.now + self.nodes[i].cron_phase_us;
+        let inc = self.nodes[i].inc;
+        self.at(first, Ev::Tick { node: i, inc });
+    }
+
+    /// SIGKILL: peers see FINs behind what was already sent; replicas see
+    /// their link end; nothing of the process survives but nodes.conf (and
+    /// the data set, with AOF).
+    pub fn kill(&mut self, i: usize) {
+        if !self.nodes[i].alive {
+            return;
+        }
+        self.nodes[i].alive = false;
+        self.nodes[i].paused = false;
+        let links: Vec<(LinkId, usize)> = self
+            .by_link
+            .range((i, 0)..=(i, LinkId::MAX))
+            .map(|(&(_, l), &c)| (l, c))
+            .collect();
+        for (l, c) in links {
+            self.by_link.remove(&(i, l));
+            let pipe = self.out_pipe(c, i);
+            self.push(pipe, Item::Fin { conn: c });
+        }
+        let reps = std::mem::take(&mut self.nodes[i].replicas);
+        for r in reps {
+            self.push(r.pipe, Item::ReplFin { gen: r.gen });
+        }
+        let n = &mut self.nodes[i];
+        n.link = None;
+        n.held.clear();
+        n.held_pipes.clear();
+    }
+
+    /// Starts a killed node again from its nodes.conf (and, with AOF, its data).
+    pub fn restart(&mut self, i: usize, aof: bool) {
+        if self.nodes[i].alive {
+            return;
+        }
+        let inc = self.nodes[i].inc + 1;
+        let seed = self.core_seed(i, inc);
+        let replid = self.random_replid();
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        let clock = n.clock(now);
+        let core = match Cluster::new(n.cfg.clone(), clock, seed, n.conf.as_deref()) {
+            Ok(c) => c,
+            // A nodes.conf the core wrote itself always loads; if not, start
+            // empty as redis would refuse to (the event log then shows it).
+            Err(_) => match Cluster::new(n.cfg.clone(), clock, seed, None) {
+                Ok(c) => c,
+                Err(_) => return,
+            },
+        };
+        n.core = core;
+        n.inc = inc;
+        n.alive = true;
+        n.paused = false;
+        if !aof {
+            n.db = hearsay_node::store::Db::new();
+        }
+        n.replid = replid;
+        n.replid2 = hearsay_node::replication::NO_REPLID.to_string();
+        n.second_offset = 0;
+        n.offset = 0;
+        n.clear_backlog();
+        n.want_master = None;
+        n.next_repl_try_us = 0;
+        self.start_process(i);
+    }
+
+    /// Sets node i's clock offset (the clock nemesis); a step back opens a
+    /// blind window as long as the step.
+    pub fn set_clock(&mut self, i: usize, ms: i64) {
+        let old = self.nodes[i].clock_ms;
+        if ms < old {
+            let until = self.now + (old - ms) as u64 * 1000;
+            self.clock_blind_until = self.clock_blind_until.max(until);
+        }
+        self.nodes[i].clock_ms = ms;
+    }
+
+    pub fn pause(&mut self, i: usize) {
+        if self.nodes[i].alive {
+            self.nodes[i].paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        if !n.alive || !n.paused {
+            return;
+        }
+        n.paused = false;
+        let pipes = std::mem::take(&mut n.held_pipes);
+        let held = std::mem::take(&mut n.held);
+        let inc = n.inc;
+        // The missed cron tick fires at once (tokio's interval after SIGCONT).
+        self.at(self.now, Ev::Tick { node: i, inc });
+        for p in pipes {
+            self.schedule_pump(p, self.now);
+        }
+        for (cconn, proc_, io, args) in held {
+            self.at(
+                self.now,
+                Ev::ClientArrive {
+                    node: i,
+                    cconn,
+                    proc_,
+                    io,
+                    args,
+                },
+            );
+        }
+    }
+
+    /// A clean shutdown at the end of the run: the `stopped` line.
+    pub fn stop_all(&mut self) {
+        for i in 0..self.n() {
+            if self.nodes[i].alive {
+                self.emit(
+                    i,
+                    EventKind::Stopped {
+                        reason: "SIGTERM".into(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn tick(&mut self, i: usize, inc: u64) {
+        let n = &mut self.nodes[i];
+        if !n.alive || n.inc != inc {
+            return;
+        }
+        if n.paused {
+            // resume() fires the missed tick.
+            return;
+        }
+        let clock = n.clock(self.now);
+        n.core.tick(clock);
+        self.repl_cron(i);
+        self.after_input(i);
+        self.at(self.now + TICK_US, Ev::Tick { node: i, inc });
+    }
+
+    /// The shell after every input: before_sleep, the actions, replication
+    /// following the core's role.
+    fn after_input(&mut self, i: usize) {
+        let clock = self.nodes[i].clock(self.now);
+        self.nodes[i].core.before_sleep(clock);
+        self.drain(i);
+        self.sync_replication(i);
+        self.drain(i);
+    }
+
+    fn drain(&mut self, i: usize) {
+        while let Some(a) = self.nodes[i].core.poll_action() {
+            self.action(i, a);
+        }
+    }
+
+    fn action(&mut self, i: usize, a: Action) {
+        match a {
+            Action::Connect { link, ip, port } => self.connect(i, link, &ip, port),
+            Action::Send { link, msg } => {
+                let Some(&c) = self.by_link.get(&(i, link)) else {
+                    return;
+                };
+                let pipe = self.out_pipe(c, i);
+                self.push(
+                    pipe,
+                    Item::Bus {
+                        conn: c,
+                        msg: Box::new(msg),
+                    },
+                );
+            }
+            Action::Close { link } => {
+                let Some(c) = self.by_link.remove(&(i, link)) else {
+                    return;
+                };
+                let pipe = self.out_pipe(c, i);
+                self.push(pipe, Item::Fin { conn: c });
+            }
+            Action::SaveConfig { contents, .. } => self.nodes[i].conf = Some(contents),
+            Action::DeleteKeysInSlots { slots } => {
+                let n = &mut self.nodes[i];
+                if !n.core.is_replica() {
+                    let keys: Vec<Bytes> = slots
+                        .iter()
+                        .flat_map(|&s| n.db.keys_in_slot(s, usize::MAX))
+                        .collect();
+                    let dels = keys
+                        .into_iter()
+                        .map(|k| vec![Bytes::from_static(b"DEL"), k])
+                        .collect();
+                    self.feed(i, dels);
+                }
+                self.nodes[i].db.delete_slots(&slots);
+            }
+            Action::FlushAll => {
+                let clock = self.nodes[i].clock(self.now);
+                self.nodes[i].db.flush_all(clock);
+                self.feed(i, vec![vec![Bytes::from_static(b"FLUSHALL")]]);
+            }
+            Action::Event(e) => self.write_event(i, &e),
+            Action::Log { .. } | Action::Publish { .. } | Action::DropShardChannels { .. } => {}
+        }
+    }
+
+    // ---- the network ----
+
+    fn blocked(&self, to: usize, from: usize) -> bool {
+        let n = self.n();
+        self.cut.get(to * n + from).copied().unwrap_or(false)
+    }
+
+    /// Sets the grudge in force (receiver -> senders it refuses); an empty one heals.
+    pub fn set_grudge(&mut self, g: &BTreeMap<usize, Vec<usize>>) {
+        let n = self.n();
+        self.cut.iter_mut().for_each(|c| *c = false);
+        for (to, froms) in g {
+            for from in froms {
+                if *to < n && *from < n && to != from {
+                    self.cut[to * n + from] = true;
+                }
+            }
+        }
+        // Stalled pipes whose direction opened resume at the next retransmission.
+        let stalled = std::mem::take(&mut self.stalled);
+        for p in stalled {
+            let (from, to, since) = {
+                let pp = &self.pipes[p];
+                (pp.from, pp.to, pp.stalled_since)
+            };
+            if self.blocked(to, from) {
+                self.stalled.push(p);
+                continue;
+            }
+            let since = since.unwrap_or(self.now);
+            let mut k = 1u32;
+            let next = loop {
+                let back = RTO_US.saturating_mul((1u64 << k.min(30)) - 1);
+                let t = since + back.min(RTO_MAX_US * k as u64);
+                if t >= self.now || k > 40 {
+                    break t.max(self.now);
+                }
+                k += 1;
+            };
+            self.pipes[p].stalled_since = None;
+            self.schedule_pump(p, next);
+        }
+    }
+
+    fn latency(&mut self, from: usize, to: usize) -> u64 {
+        let mut t = 60 + below(&mut self.net, 190);
+        let d = self.delay_ms[from].max(self.delay_ms[to]);
+        if d > 0 {
+            // The delayer's jitter: +-10 %.
+            t += d * 900 + below(&mut self.net, d * 200 + 1);
+        }
+        let loss = self.loss_pct[from].max(self.loss_pct[to]) as u64;
+        let mut rto = RTO_US;
+        while loss > 0 && below(&mut self.net, 100) < loss && rto <= RTO_MAX_US {
+            self.stats.bus_lost += 1;
+            t += rto;
+            rto *= 2;
+        }
+        t
+    }
+
+    fn new_pipe(&mut self, from: usize, to: usize) -> usize {
+        self.pipes.push(Pipe {
+            from,
+            to,
+            to_inc: self.nodes[to].inc,
+            q: VecDeque::new(),
+            scheduled: false,
+            stalled_since: None,
+            last_ready: 0,
+            dead: false,
+        });
+        self.pipes.len() - 1
+    }
+
+    fn push(&mut self, pipe: usize, item: Item) {
+        let (from, to) = (self.pipes[pipe].from, self.pipes[pipe].to);
+        let lat = self.latency(from, to);
+        let p = &mut self.pipes[pipe];
+        if p.dead {
+            return;
+        }
+        let ready = (self.now + lat).max(p.last_ready);
+        p.last_ready = ready;
+        p.q.push_back((ready, item));
+        if !p.scheduled && p.stalled_since.is_none() && p.q.len() == 1 {
+            self.schedule_pump(pipe, ready);
+        }
+    }
+
+    fn schedule_pump(&mut self, pipe: usize, t: u64) {
+        let p = &mut self.pipes[pipe];
+        if p.scheduled || p.dead {
+            return;
+        }
+        p.scheduled = true;
+        self.at(t, Ev::Pump { pipe });
+    }
+
+    fn pump(&mut self, pipe: usize) {
+        self.pipes[pipe].scheduled = false;
+        loop {
+            let p = &self.pipes[pipe];
+            if p.dead {
+                return;
+            }
+            let Some((ready, _)) = p.q.front() else {
+                return;
+            };
+            if *ready > self.now {
+                let t = *ready;
+                self.schedule_pump(pipe, t);
+                return;
+            }
+            let (from, to, to_inc) = (p.from, p.to, p.to_inc);
+            if self.blocked(to, from) {
+                if self.pipes[pipe].stalled_since.is_none() {
+                    self.pipes[pipe].stalled_since = Some(self.now);
+                    self.stalled.push(pipe);
+                }
+                return;
+            }
+            let r = &mut self.nodes[to];
+            if !r.alive || r.inc != to_inc {
+                let p = &mut self.pipes[pipe];
+                p.dead = true;
+                p.q.clear();
+                return;
+            }
+            if r.paused {
+                if !r.held_pipes.contains(&pipe) {
+                    r.held_pipes.push(pipe);
+                }
+                return;
+            }
+            let Some((_, item)) = self.pipes[pipe].q.pop_front() else {
+                return;
+            };
+            self.deliver(to, item);
+        }
+    }
+
+    fn out_pipe(&self, conn: usize, from: usize) -> usize {
+        let c = &self.conns[conn];
+        if c.client == from {
+            c.up
+        } else {
+            c.down
+        }
+    }
+
+    fn connect(&mut self, i: usize, link: LinkId, ip: &str, port: u16) {
+        let target = self.by_bus_addr.get(&(ip.to_string(), port)).copied();
+        let inc = self.nodes[i].inc;
+        let Some(t) = target else {
+            // No such address on the bridge: nobody answers the SYN.
+            let timeout = self.connect_timeout_us(i);
+            self.at(
+                self.now + timeout,
+                Ev::ConnectDone {
+                    node: i,
+                    inc,
+                    link,
+                    target: i,
+                    ok: false,
+                    refused: false,
+                },
+            );
+            return;
+        };
+        let reachable = !self.blocked(t, i) && !self.blocked(i, t);
+        let rtt = self.latency(i, t) + self.latency(t, i);
+        let (when, ok, refused) = if !reachable {
+            (self.now + self.connect_timeout_us(i), false, false)
+        } else if !self.nodes[t].alive {
+            (self.now + rtt, false, true)
+        } else {
+            (self.now + rtt, true, false)
+        };
+        self.at(
+            when,
+            Ev::ConnectDone {
+                node: i,
+                inc,
+                link,
+                target: t,
+                ok,
+                refused,
+            },
+        );
+    }
+
+    fn connect_timeout_us(&self, i: usize) -> u64 {
+        self.nodes[i].cfg.node_timeout.max(1000) * 1000
+    }
+
+    fn connect_done(
+        &mut self,
+        i: usize,
+        inc: u64,
+        link: LinkId,
+        t: usize,
+        ok: bool,
+        refused: bool,
+    ) {
+        if !self.nodes[i].alive || self.nodes[i].inc != inc {
+            return;
+        }
+        if self.nodes[i].paused {
+            // The process sees the result when it runs again.
+            self.at(
+                self.now + TICK_US,
+                Ev::ConnectDone {
+                    node: i,
+                    inc,
+                    link,
+                    target: t,
+                    ok,
+                    refused,
+                },
+            );
+            return;
+        }
+        let clock = self.nodes[i].clock(self.now);
+        if !ok || !self.nodes[t].alive {
+            let why = if refused || !self.nodes[t].alive {
+                "Connection refused"
+            } else {
+                "Connection timed out"
+            };
+            self.nodes[i].core.handle_connect_failed(clock, link, why);
+            self.after_input(i);
+            return;
+        }
+        self.next_port = self.next_port.wrapping_add(1).max(40000);
+        let c = self.conns.len();
+        let up = self.new_pipe(i, t);
+        let down = self.new_pipe(t, i);
+        self.conns.push(BusConn {
+            client: i,
+            client_link: link,
+            server_link: None,
+            up,
+            down,
+            client_port: self.next_port,
+        });
+        self.by_link.insert((i, link), c);
+        self.push(up, Item::Accept { conn: c });
+        let local = SocketAddr::new(self.ip_of(i), self.next_port);
+        self.nodes[i].core.handle_connected(clock, link, local);
+        self.after_input(i);
+    }
+
+    fn ip_of(&self, i: usize) -> IpAddr {
+        self.nodes[i]
+            .ip
+            .parse::<Ipv4Addr>()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    fn deliver(&mut self, to: usize, item: Item) {
+        let clock = self.nodes[to].clock(self.now);
+        match item {
+            Item::Accept { conn } => {
+                let c = &self.conns[conn];
+                let peer = SocketAddr::new(self.ip_of(c.client), c.client_port);
+                let local = SocketAddr::new(self.ip_of(to), self.nodes[to].cport);
+                let link = self.nodes[to].core.handle_accept(clock, peer, local);
+                self.conns[conn].server_link = Some(link);
+                self.by_link.insert((to, link), conn);
+                self.after_input(to);
+            }
+            Item::Bus { conn, msg } => {
+                let Some(link) = self.link_of(conn, to) else {
+                    return;
+                };
+                self.stats.bus_delivered += 1;
+                let msg = if self.codec_roundtrip {
+                    match roundtrip(&msg) {
+                        Some(m) => m,
+                        None => return,
+                    }
+                } else {
+                    *msg
+                };
+                self.nodes[to].core.handle_packet(clock, link, msg);
+                self.after_input(to);
+            }
+            Item::Fin { conn } => {
+                let Some(link) = self.link_of(conn, to) else {
+                    return;
+                };
+                self.by_link.remove(&(to, link));
+                self.nodes[to].core.handle_link_closed(clock, link);
+                self.after_input(to);
+            }
+            Item::Psync {
+                gen,
+                replica,
+                replica_inc,
+                replid,
+                offset,
+                back,
+            } => self.psync(to, gen, replica, replica_inc, &replid, offset, back),
+            Item::FullSync {
+                gen,
+                rdb,
+                replid,
+                offset,
+                keys,
+            } => self.full_sync_arrived(to, gen, &rdb, replid, offset, keys),
+            Item::Continue {
+                gen,
+                replid,
+                entries,
+            } => self.continue_arrived(to, gen, replid, entries),
+            Item::Stream { gen, args } => {
+                if !self.link_is(to, gen, true) {
+                    return;
+                }
+                let n = &mut self.nodes[to];
+                n.apply_replicated(self.now, args.clone());
+                n.feed_backlog(args);
+                n.core.handle_master_activity(clock);
+                if let Some(l) = n.link.as_mut() {
+                    l.last_io_us = self.now;
+                }
+                self.after_input(to);
+            }
+            Item::ReplFin { gen } => {
+                if self.link_is(to, gen, false) {
+                    self.link_lost(to);
+                    self.nodes[to].next_repl_try_us = self.now + 1_000_000;
+                    self.after_input(to);
+                }
+            }
+        }
+    }
+
+    /// The link ID on `node`'s side of a bus connection, if that side is open.
+    fn link_of(&self, conn: usize, node: usize) -> Option<LinkId> {
+        let c = &self.conns[conn];
+        let link = if c.client == node {
+            Some(c.client_link)
+        } else {
+            c.server_link
+        }?;
+        (self.by_link.get(&(node, link)) == Some(&conn)).then_some(link)
+    }
+
+    // ---- replication (the shell's part, as server/replication.rs drives it) ----
+
+    fn link_is(&self, i: usize, gen: u64, must_be_up: bool) -> bool {
+        self.nodes[i]
+            .link
+            .as_ref()
+            .is_some_and(|l| l.gen == gen && (l.up || !must_be_up))
+    }
+
+    /// Ends node i's replication link (redis "Connection with master lost.").
+    fn link_lost(&mut self, i: usize) {
+        let Some(l) = self.nodes[i].link.take() else {
+            return;
+        };
+        if let Some(p) = self.pipes.get_mut(l.pipe) {
+            p.dead = true;
+            p.q.clear();
+        }
+        if l.up {
+            let clock = self.nodes[i].clock(self.now);
+            self.nodes[i].core.handle_master_link_down(clock);
+            let master = self.nodes[l.master].core.myself().to_string();
+            self.emit(i, EventKind::ReplicationLinkDown { master });
+        }
+    }
+
+    /// Follows the role the core decided (`sync_replication_role`).
+    fn sync_replication(&mut self, i: usize) {
+        let want = self.nodes[i]
+            .core
+            .replication_master()
+            .and_then(|(name, _, _)| self.names.get(&name).copied());
+        let had = self.nodes[i].want_master;
+        if want == had {
+            return;
+        }
+        self.nodes[i].want_master = want;
+        self.link_lost(i);
+        match want {
+            None => {
+                // Promoted: keep the history under replid2 (shiftReplicationId).
+                let new = self.random_replid();
+                let n = &mut self.nodes[i];
+                n.replid2 = std::mem::replace(&mut n.replid, new);
+                n.second_offset = n.offset + 1;
+            }
+            Some(_) => {
+                // A replica serves no replicas of its own.
+                let reps = std::mem::take(&mut self.nodes[i].replicas);
+                for r in reps {
+                    self.push(r.pipe, Item::ReplFin { gen: r.gen });
+                }
+                self.nodes[i].next_repl_try_us = self.now;
+                self.repl_connect(i);
+            }
+        }
+    }
+
+    /// The replication part of the cron: connect attempts, repl-timeout, and
+    /// the master's pings (every repl-ping-replica-period).
+    fn repl_cron(&mut self, i: usize) {
+        if self.nodes[i].link.is_none() && self.nodes[i].want_master.is_some() {
+            self.repl_connect(i);
+        }
+        if let Some(l) = &self.nodes[i].link {
+            if self.now.saturating_sub(l.last_io_us) > REPL_TIMEOUT_US {
+                self.link_lost(i);
+                self.nodes[i].next_repl_try_us = self.now + 1_000_000;
+            }
+        }
+        let period = self.nodes[i].cfg.repl_ping_replica_period.max(1) * 1_000_000;
+        let n = &self.nodes[i];
+        if !n.replicas.is_empty() && (self.now + n.cron_phase_us) % period < TICK_US {
+            self.feed(i, vec![vec![Bytes::from_static(b"PING")]]);
+        }
+    }
+
+    fn repl_connect(&mut self, i: usize) {
+        let Some(m) = self.nodes[i].want_master else {
+            return;
+        };
+        if self.nodes[i].link.is_some() || self.now < self.nodes[i].next_repl_try_us {
+            return;
+        }
+        let reachable = !self.blocked(m, i) && !self.blocked(i, m);
+        if !self.nodes[m].alive || !reachable {
+            // replicationCron tries again every second.
+            self.nodes[i].next_repl_try_us = self.now + 1_000_000;
+            return;
+        }
+        self.repl_gen += 1;
+        let gen = self.repl_gen;
+        let up = self.new_pipe(i, m);
+        let down = self.new_pipe(m, i);
+        let master_inc = self.nodes[m].inc;
+        let n = &mut self.nodes[i];
+        n.link = Some(ReplLink {
+            master: m,
+            master_inc,
+            gen,
+            pipe: down,
+            up: false,
+            last_io_us: self.now,
+        });
+        let n = &self.nodes[i];
+        let item = Item::Psync {
+            gen,
+            replica: i,
+            replica_inc: n.inc,
+            replid: n.replid.clone(),
+            offset: n.offset,
+            back: down,
+        };
+        self.push(up, item);
+    }
+
+    /// The master answers a PSYNC: `+CONTINUE` from its backlog when the
+    /// replica's history is its own (replid, or replid2 up to the switch),
+    /// else a full sync after the diskless delay.
+    #[allow(clippy::too_many_arguments)]
+    fn psync(
+        &mut self,
+        m: usize,
+        gen: u64,
+        replica: usize,
+        replica_inc: u64,
+        replid: &str,
+        offset: u64,
+        back: usize,
+    ) {
+        let mm = &self.nodes[m];
+        if mm.core.is_replica() {
+            self.push(back, Item::ReplFin { gen });
+            return;
+        }
+        let same = replid == mm.replid || (replid == mm.replid2 && offset < mm.second_offset);
+        let partial = if same { mm.backlog_from(offset) } else { None };
+        match partial {
+            Some(entries) => {
+                self.stats.partial_syncs += 1;
+                let replid = mm.replid.clone();
+                self.push(
+                    back,
+                    Item::Continue {
+                        gen,
+                        replid,
+                        entries,
+                    },
+                );
+            }
+            None => {
+                self.stats.full_syncs += 1;
+                let ctime = mm.clock(self.now) / 1000;
+                let rdb = hearsay_node::rdb::file::write_db(
+                    &mm.db,
+                    hearsay_node::rdb::Options::default(),
+                    ctime,
+                    None,
+                );
+                let (replid, offset, keys) = (mm.replid.clone(), mm.offset, mm.db.len() as u64);
+                let rname = self.nodes[replica].core.myself().to_string();
+                self.emit(
+                    m,
+                    EventKind::ReplicaSynced {
+                        replica: rname,
+                        offset,
+                    },
+                );
+                // The snapshot leaves after the diskless delay; the stream
+                // queued behind it (FIFO) follows.
+                let p = &mut self.pipes[back];
+                p.last_ready = p.last_ready.max(self.now + DISKLESS_DELAY_US);
+                self.push(
+                    back,
+                    Item::FullSync {
+                        gen,
+                        rdb,
+                        replid,
+                        offset,
+                        keys,
+                    },
+                );
+            }
+        }
+        self.nodes[m].replicas.push(ReplicaOf {
+            replica,
+            replica_inc,
+            gen,
+            pipe: back,
+        });
+    }
+
+    fn full_sync_arrived(
+        &mut self,
+        i: usize,
+        gen: u64,
+        rdb: &[u8],
+        replid: String,
+        offset: u64,
+        keys: u64,
+    ) {
+        if !self.link_is(i, gen, false) {
+            return;
+        }
+        let Ok((db, _)) = hearsay_node::rdb::file::load_db(rdb, None) else {
+            return;
+        };
+        let clock = self.nodes[i].clock(self.now);
+        let n = &mut self.nodes[i];
+        n.db = db;
+        n.replid = replid;
+        n.replid2 = hearsay_node::replication::NO_REPLID.to_string();
+        n.offset = offset;
+        n.clear_backlog();
+        n.core.set_repl_offset(offset);
+        let master = match &mut n.link {
+            Some(l) => {
+                l.up = true;
+                l.last_io_us = self.now;
+                l.master
+            }
+            None => return,
+        };
+        n.core.handle_master_link_up(clock);
+        let mname = self.nodes[master].core.myself().to_string();
+        self.emit(
+            i,
+            EventKind::FullSync {
+                master: mname.clone(),
+                offset,
+                keys,
+            },
+        );
+        self.emit(i, EventKind::ReplicationLinkUp { master: mname });
+        self.after_input(i);
+    }
+
+    fn continue_arrived(&mut self, i: usize, gen: u64, replid: String, entries: Vec<Vec<Bytes>>) {
+        if !self.link_is(i, gen, false) {
+            return;
+        }
+        let clock = self.nodes[i].clock(self.now);
+        let n = &mut self.nodes[i];
+        let at = n.offset;
+        if n.replid != replid {
+            n.replid2 = std::mem::replace(&mut n.replid, replid);
+            n.second_offset = n.offset + 1;
+        }
+        for args in entries {
+            n.apply_replicated(self.now, args.clone());
+            n.feed_backlog(args);
+        }
+        let master = match &mut n.link {
+            Some(l) => {
+                l.up = true;
+                l.last_io_us = self.now;
+                l.master
+            }
+            None => return,
+        };
+        n.core.handle_master_link_up(clock);
+        let mname = self.nodes[master].core.myself().to_string();
+        self.emit(
+            i,
+            EventKind::PartialSync {
+                master: mname.clone(),
+                offset: at,
+            },
+        );
+        self.emit(i, EventKind::ReplicationLinkUp { master: mname });
+        self.after_input(i);
+    }
+
+    /// Writes applied on a master: into its backlog and to every replica.
+    fn feed(&mut self, i: usize, writes: Vec<Vec<Bytes>>) {
+        if writes.is_empty() || self.nodes[i].core.is_replica() {
+            return;
+        }
+        let reps: Vec<ReplicaOf> = {
+            let n = &mut self.nodes[i];
+            let alive: Vec<ReplicaOf> = n.replicas.to_vec();
+            alive
+        };
+        let mut keep = Vec::with_capacity(reps.len());
+        for r in reps {
+            let ok = {
+                let rn = &self.nodes[r.replica];
+                rn.alive && rn.inc == r.replica_inc && !self.pipes[r.pipe].dead
+            };
+            if ok {
+                keep.push(r);
+            }
+        }
+        for args in writes {
+            self.nodes[i].feed_backlog(args.clone());
+            for r in &keep {
+                self.push(
+                    r.pipe,
+                    Item::Stream {
+                        gen: r.gen,
+                        args: args.clone(),
+                    },
+                );
+            }
+        }
+        self.nodes[i].replicas = keep;
+    }
+
+    // ---- admin commands (formation) and observations ----
+
+    /// `CLUSTER <args>` on node i, as an admin client would send it.
+    pub fn cluster_cmd(&mut self, i: usize, args: &[&str]) -> hearsay_node::resp::Frame {
+        let args: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        let clock = self.nodes[i].clock(self.now);
+        let n = &mut self.nodes[i];
+        let reply = n.core.command(clock, &args, &n.db, false);
+        self.after_input(i);
+        reply
+    }
+
+    /// INFO replication's fields the snapshots keep.
+    pub fn replication_json(&self, i: usize) -> serde_json::Value {
+        let n = &self.nodes[i];
+        let replica = n.core.is_replica();
+        let mut v = serde_json::json!({
+            "role": if replica { "slave" } else { "master" },
+            "offset": n.offset,
+            "replid": n.replid,
+        });
+        if replica {
+            let up = n.link.as_ref().is_some_and(|l| l.up);
+            v["link"] = serde_json::json!(if up { "up" } else { "down" });
+        }
+        v
+    }
+
+    pub fn link_up(&self, i: usize) -> bool {
+        self.nodes[i].link.as_ref().is_some_and(|l| l.up)
+    }
+
+    // ---- clients ----
+
+    /// Adds a client task and runs it to its first I/O.
+    pub fn spawn(&mut self, make: impl FnOnce(Rc<RefCell<IoCell>>) -> Task) -> usize {
+        let cell = Rc::new(RefCell::new(IoCell::default()));
+        let task = make(cell.clone());
+        self.procs.push(Proc {
+            task: Some(task),
+            cell,
+            io: 0,
+            waiting: false,
+        });
+        let p = self.procs.len() - 1;
+        self.poll_proc(p);
+        p
+    }
+
+    pub fn procs_running(&self) -> usize {
+        self.procs.iter().filter(|p| p.task.is_some()).count()
+    }
+
+    fn poll_proc(&mut self, p: usize) {
+        let Some(mut task) = self.procs[p].task.take() else {
+            return;
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if task.as_mut().poll(&mut cx).is_ready() {
+            return;
+        }
+        self.procs[p].task = Some(task);
+        let req = self.procs[p].cell.borrow_mut().req.take();
+        if let Some(req) = req {
+            self.procs[p].io += 1;
+            self.procs[p].waiting = true;
+            self.start_io(p, req);
+        }
+    }
+
+    fn proc_io(&mut self, p: usize, io: u64, res: IoRes) {
+        let pr = &mut self.procs[p];
+        if pr.io != io || !pr.waiting {
+            return;
+        }
+        pr.waiting = false;
+        pr.cell.borrow_mut().res = Some(res);
+        self.poll_proc(p);
+    }
+
+    fn start_io(&mut self, p: usize, req: IoReq) {
+        let io = self.procs[p].io;
+        match req {
+            IoReq::Sleep { us } => self.at(
+                self.now + us,
+                Ev::ProcIo {
+                    proc_: p,
+                    io,
+                    res: IoRes::Woke,
+                },
+            ),
+            IoReq::Connect { addr } => {
+                let node = self.by_client_addr.get(&addr).copied();
+                let res = match node {
+                    Some(i) if self.nodes[i].alive => {
+                        let id = self.next_cconn;
+                        self.next_cconn += 1;
+                        self.cconns.insert(
+                            id,
+                            CConn {
+                                node: i,
+                                inc: self.nodes[i].inc,
+                                state: ClientState::new(id),
+                                last_arrival: 0,
+                            },
+                        );
+                        Ok(id)
+                    }
+                    _ => Err(ConnError::Refused { addr }),
+                };
+                let rtt = match node {
+                    Some(i) => 2 * self.client_latency(i),
+                    None => 100,
+                };
+                self.at(
+                    self.now + rtt,
+                    Ev::ProcIo {
+                        proc_: p,
+                        io,
+                        res: IoRes::Connected(res),
+                    },
+                );
+            }
+            IoReq::Request {
+                conn,
+                args,
+                timeout_us,
+            } => {
+                self.stats.client_requests += 1;
+                self.at(self.now + timeout_us, Ev::Timeout { proc_: p, io });
+                let Some(cc) = self.cconns.get(&conn) else {
+                    return;
+                };
+                let i = cc.node;
+                let lat = self.client_latency(i);
+                let Some(cc) = self.cconns.get_mut(&conn) else {
+                    return;
+                };
+                let t = (self.now + lat).max(cc.last_arrival);
+                cc.last_arrival = t;
+                self.at(
+                    t,
+                    Ev::ClientArrive {
+                        node: i,
+                        cconn: conn,
+                        proc_: p,
+                        io,
+                        args,
+                    },
+                );
+            }
+        }
+    }
+
+    fn client_latency(&mut self, i: usize) -> u64 {
+        let mut t = 40 + below(&mut self.net, 120);
+        let d = self.delay_ms[i];
+        if d > 0 {
+            t += d * 900 + below(&mut self.net, d * 200 + 1);
+        }
+        let loss = self.loss_pct[i] as u64;
+        let mut rto = RTO_US;
+        while loss > 0 && below(&mut self.net, 100) < loss && rto <= RTO_MAX_US {
+            t += rto;
+            rto *= 2;
+        }
+        t
+    }
+
+    fn client_arrive(&mut self, i: usize, cconn: u64, p: usize, io: u64, args: Vec<Vec<u8>>) {
+        let stale = self
+            .cconns
+            .get(&cconn)
+            .is_none_or(|c| c.inc != self.nodes[i].inc || !self.nodes[i].alive);
+        if stale {
+            // The process that held the socket is gone: RST.
+            self.cconns.remove(&cconn);
+            let addr = self.client_addr(i);
+            let lat = self.client_latency(i);
+            self.at(
+                self.now + lat,
+                Ev::ProcIo {
+                    proc_: p,
+                    io,
+                    res: IoRes::Reply(Err(ConnError::Closed { addr, sent: true })),
+                },
+            );
+            return;
+        }
+        if self.nodes[i].paused {
+            self.nodes[i].held.push((cconn, p, io, args));
+            return;
+        }
+        let Some(mut cc) = self.cconns.remove(&cconn) else {
+            return;
+        };
+        let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+        let out = self.nodes[i].execute(self.now, &mut cc.state, args);
+        if let Some(args) = out.postponed {
+            // A write pause (manual failover): the request runs again later.
+            self.cconns.insert(cconn, cc);
+            let args = args.into_iter().map(|b| b.to_vec()).collect();
+            self.at(
+                self.now + 10_000,
+                Ev::ClientArrive {
+                    node: i,
+                    cconn,
+                    proc_: p,
+                    io,
+                    args,
+                },
+            );
+            return;
+        }
+        if !out.close {
+            self.cconns.insert(cconn, cc);
+        }
+        self.feed(i, out.applied_writes);
+        self.after_input(i);
+        // What the client would decode from the bytes on the wire (RESP2).
+        let bytes = hearsay_node::resp::encode_to_vec(&out.reply, false);
+        let res = match hearsay_workloads::resp::decode(&bytes) {
+            Ok(Some((v, _))) => Ok(v),
+            _ => Err(ConnError::Closed {
+                addr: self.client_addr(i),
+                sent: true,
+            }),
+        };
+        let lat = self.client_latency(i);
+        self.at(
+            self.now + lat,
+            Ev::ProcIo {
+                proc_: p,
+                io,
+                res: IoRes::Reply(res),
+            },
+        );
+    }
+}
+
+/// What the peer would decode from the bytes the shell would send.
+fn roundtrip(msg: &Message) -> Option<Message> {
+    let mut buf = Vec::new();
+    hearsay_node::wire::encode(msg, &mut buf);
+    hearsay_node::wire::decode(&buf).ok()
+}
