@@ -256,14 +256,29 @@ impl Node {
         }
     }
 
-    /// SIGTERM, wait up to `grace`, then SIGKILL.
+    /// SIGTERM, wait up to `grace`, then SIGKILL. The SIGTERM is repeated every
+    /// half second: redis-server refuses one while it writes its first AOF
+    /// ("Writing initial AOF, can't exit.", after a replica's full sync) and
+    /// tries again only on the next signal; a SIGKILL then would cut its log.
     pub async fn stop(&mut self, grace: Duration) -> Result<(), ProcessError> {
         if self.child.is_none() {
             return Ok(());
         }
         let _ = self.signal(Signal::SIGCONT);
-        let _ = self.signal(Signal::SIGTERM);
-        if self.reap(grace).await.is_none() && self.child.is_some() {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let _ = self.signal(Signal::SIGTERM);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if self.reap(left.min(Duration::from_millis(500))).await.is_some()
+                || self.child.is_none()
+            {
+                return Ok(());
+            }
+        }
+        if self.child.is_some() {
             self.kill().await?;
         }
         Ok(())

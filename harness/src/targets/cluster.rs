@@ -244,8 +244,11 @@ impl Target for ClusterTarget {
         if let Ok(text) = serde_json::to_string_pretty(&bus_stats(&bus_nodes).await) {
             let _ = std::fs::write(run_dir.join("bus-stats.json"), text + "\n");
         }
+        // A clean stop ends each log with its "ready to exit" line, which the
+        // evidence checks need; redis may need a few seconds to finish an AOF
+        // rewrite first (see `Node::stop`).
         for n in nemesis.nodes.iter_mut() {
-            let _ = n.stop(Duration::from_secs(3)).await;
+            let _ = n.stop(Duration::from_secs(10)).await;
         }
         // redis-server has no event log: derive one from its log lines.
         for (n, _) in nemesis

@@ -139,7 +139,7 @@ impl Procs {
     pub async fn stop_all(&mut self) -> Result<BTreeMap<String, u32>, TargetError> {
         let nemesis = self.nemesis()?;
         for n in nemesis.nodes.iter_mut() {
-            let _ = n.stop(Duration::from_secs(3)).await;
+            let _ = n.stop(Duration::from_secs(10)).await;
         }
         Ok(nemesis
             .nodes
