@@ -135,7 +135,7 @@ impl Procs {
         }
     }
 
-    /// Stops every process (SIGTERM, 3 s grace); the restarts per node.
+    /// Stops every process (SIGTERM, 10 s grace); the restarts per node.
     pub async fn stop_all(&mut self) -> Result<BTreeMap<String, u32>, TargetError> {
         let nemesis = self.nemesis()?;
         for n in nemesis.nodes.iter_mut() {
