@@ -50,6 +50,9 @@ pub struct ScaleOpts {
     /// Only the failure chain: no traffic window, no partition.
     #[arg(long)]
     pub failover_only: bool,
+    /// Only formation: no traffic window, no failure, no partition.
+    #[arg(long, conflicts_with = "failover_only")]
+    pub form_only: bool,
     /// No partition (the heal-to-agreement time is not measured).
     #[arg(long)]
     pub skip_partition: bool,
@@ -212,18 +215,30 @@ fn clock_ticks_per_s() -> f64 {
     }
 }
 
-/// (time, messages sent) per node from CLUSTER INFO.
-async fn msgs_sent(admin: &mut Admin, addrs: &[SocketAddr]) -> Vec<Option<(f64, u64)>> {
+/// Bus counters of one node: its messages sent, and per type (`ping_sent`, ...).
+type Counters = (f64, u64, BTreeMap<String, u64>);
+
+/// (time, messages sent, per type) per node from CLUSTER INFO.
+async fn msgs_sent(admin: &mut Admin, addrs: &[SocketAddr]) -> Vec<Option<Counters>> {
     let mut out = Vec::new();
     for a in addrs {
         let at = wall_ms();
         let v = admin.request(*a, &[b"CLUSTER", b"INFO"]).await;
-        let sent = v
+        let c = v
             .ok()
             .and_then(|v| v.as_text())
-            .map(|t| parse_bus_counters(&t))
-            .and_then(|c| c["sent"].as_u64());
-        out.push(sent.map(|s| (at, s)));
+            .map(|t| parse_bus_counters(&t));
+        let sent = c.as_ref().and_then(|c| c["sent"].as_u64());
+        let by_type: BTreeMap<String, u64> = c
+            .as_ref()
+            .and_then(|c| c["by_type"].as_object())
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(sent.map(|s| (at, s, by_type)));
     }
     out
 }
@@ -463,6 +478,9 @@ impl Measure for ClusterMeasure {
             ),
         );
         let mut admin = Admin::default();
+        if ctx.opts.form_only {
+            return Ok(row);
+        }
 
         if !ctx.opts.failover_only {
             tokio::time::sleep(Duration::from_secs(ctx.opts.settle)).await;
@@ -490,6 +508,7 @@ impl Measure for ClusterMeasure {
             let ticks = clock_ticks_per_s();
             let (mut bytes, mut pkts, mut cpu, mut msgs, mut rss) =
                 (vec![], vec![], vec![], vec![], vec![]);
+            let mut by_type: BTreeMap<String, f64> = BTreeMap::new();
             for (i, (a, b)) in s0.iter().zip(&s1).enumerate() {
                 let secs = (b.at_ms - a.at_ms) / 1000.0;
                 if secs <= 0.0 {
@@ -498,9 +517,15 @@ impl Measure for ClusterMeasure {
                 bytes.push(b.tx_bytes.saturating_sub(a.tx_bytes) as f64 / secs);
                 pkts.push(b.tx_packets.saturating_sub(a.tx_packets) as f64 / secs);
                 cpu.push(b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / ticks / secs * 100.0);
-                if let (Some(Some((ta, ma))), Some(Some((tb, mb)))) = (m0.get(i), m1.get(i)) {
+                if let (Some(Some((ta, ma, ka))), Some(Some((tb, mb, kb)))) = (m0.get(i), m1.get(i))
+                {
                     if tb > ta {
-                        msgs.push(mb.saturating_sub(*ma) as f64 / ((tb - ta) / 1000.0));
+                        let secs = (tb - ta) / 1000.0;
+                        msgs.push(mb.saturating_sub(*ma) as f64 / secs);
+                        for (k, b) in kb {
+                            let d = b.saturating_sub(ka.get(k).copied().unwrap_or(0)) as f64;
+                            *by_type.entry(k.clone()).or_insert(0.0) += d / secs / p.nodes as f64;
+                        }
                     }
                 }
                 if let Some(kb) = nodes.get(i).and_then(|n| n.pid()).and_then(rss_kb) {
@@ -514,6 +539,8 @@ impl Measure for ClusterMeasure {
             row.cpu_pct_per_node = mean(&cpu);
             row.msgs_per_node_s = mean(&msgs);
             row.rss_mb_per_node = mean(&rss);
+            by_type.retain(|_, v| *v > 0.0);
+            row.msgs_by_type_per_node_s = by_type;
             progress(
                 t0,
                 &format!(

@@ -58,6 +58,9 @@ pub struct ScaleRow {
     /// Cluster-bus messages sent per node per second (CLUSTER INFO
     /// `cluster_stats_messages_sent`), mean over nodes.
     pub msgs_per_node_s: Option<f64>,
+    /// Messages per node per second by counter (`ping_sent`, `pong_received`, ...).
+    #[serde(default)]
+    pub msgs_by_type_per_node_s: std::collections::BTreeMap<String, f64>,
     /// Bytes each node sent on its link per second (all of it bus traffic: nothing
     /// else talks during the window), mean over nodes.
     pub bytes_per_node_s: Option<f64>,
