@@ -1,5 +1,5 @@
-//! The `hearsay` command line: run, check, replay, report, compare, test-all, clean,
-//! doctor. Exit codes: 0 valid, 1 invalid, 2 unknown or harness error, 254 bad
+//! The `hearsay` command line: run, check, replay, report, compare, test-all, scale,
+//! clean, doctor. Exit codes: 0 valid, 1 invalid, 2 unknown or harness error, 254 bad
 //! arguments. The top of the import order: it drives `run/` and writes the views in
 //! `output/` after each run.
 
@@ -8,6 +8,7 @@ pub mod clean;
 pub mod compare;
 pub mod doctor;
 pub mod render;
+pub mod scale;
 pub mod sim;
 pub mod test_all;
 
@@ -61,6 +62,9 @@ enum Cmd {
     Compare(Box<compare::CompareOpts>),
     /// Run a matrix of workloads x nemeses x targets; exit with the worst verdict.
     TestAll(Box<test_all::MatrixOpts>),
+    /// Gossip at scale: traffic, memory, formation and failure detection against
+    /// cluster size, per target; writes scale.json, scale.md, scale.html.
+    Scale(Box<scale::ScaleOpts>),
     /// Write RUN_DIR/report.html again (or, with --index, RESULTS_DIR/index.html).
     Report {
         #[arg(required_unless_present = "index")]
@@ -146,6 +150,7 @@ pub fn main() -> i32 {
         Cmd::Run(opts) => with_runtime(async move { run(*opts).await }),
         Cmd::Compare(o) => with_runtime(async move { compare::main(&o).await }),
         Cmd::TestAll(o) => with_runtime(async move { test_all::main(&o).await }),
+        Cmd::Scale(o) => with_runtime(async move { scale::main(&o).await }),
         Cmd::Replay {
             run_dir,
             target,

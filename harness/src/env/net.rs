@@ -57,9 +57,35 @@ fn subnet_in_use(a: u8, b: u8) -> bool {
 impl Network {
     /// Builds the network for `n` nodes, registering each resource before creating it.
     pub fn create(reg: &Registry, n: usize) -> Result<Network, NetError> {
+        Network::build(reg, n, false)
+    }
+
+    /// [`Network::create`] with fixed MAC addresses and permanent neighbour entries
+    /// for every node (and the bridge) in every namespace, and for every node on the
+    /// bridge. With a hundred namespaces or more, ARP resolution becomes the
+    /// bottleneck: the kernel's neighbour table is shared by all namespaces and
+    /// garbage-collects dynamic entries above `gc_thresh3` (1024 by default), so
+    /// resolutions stall and fail at random. Permanent entries are never collected
+    /// and need no ARP at all.
+    pub fn create_static(reg: &Registry, n: usize) -> Result<Network, NetError> {
+        Network::build(reg, n, true)
+    }
+
+    /// MAC of node `i`'s `eth0` (locally administered, unicast; unique per subnet).
+    fn node_mac(ip: Ipv4Addr) -> String {
+        let [_, a, b, i] = ip.octets();
+        format!("02:48:{a:02x}:{b:02x}:00:{i:02x}")
+    }
+
+    fn build(reg: &Registry, n: usize, static_neigh: bool) -> Result<Network, NetError> {
         let t0 = Instant::now();
         let prefix = reg.prefix();
-        let seed = u32::from_str_radix(prefix.get(2..).unwrap_or("0"), 16).unwrap_or(0);
+        // The hex part of a run prefix, or (`hsscale?`) a hash of its bytes.
+        let seed = u32::from_str_radix(prefix.get(2..).unwrap_or("0"), 16).unwrap_or_else(|_| {
+            prefix.bytes().fold(2166136261u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(16777619)
+            })
+        });
         // 10.(100..227).(0..255): derived from the prefix, skipping subnets in use.
         let (mut a, mut b) = (100 + (seed % 128) as u8, ((seed >> 7) % 256) as u8);
         let mut tries = 0;
@@ -102,12 +128,38 @@ impl Network {
                 v = nd.veth
             ));
         }
+        if static_neigh {
+            // A bridge takes its ports' lowest MAC unless told one: fix it.
+            batch.push_str(&format!(
+                "link set {bridge} address {}\n",
+                Network::node_mac(bridge_ip)
+            ));
+            for nd in &nodes {
+                batch.push_str(&format!(
+                    "neigh replace {} lladdr {} dev {bridge} nud permanent\n",
+                    nd.ip,
+                    Network::node_mac(nd.ip)
+                ));
+            }
+        }
         sys::run("ip", &["-batch", "-"], Some(&batch))?;
         for nd in &nodes {
-            let inner = format!(
-                "addr add {}/24 dev eth0\nlink set eth0 up\nlink set lo up\n",
-                nd.ip
-            );
+            let mut inner = format!("addr add {}/24 dev eth0\n", nd.ip);
+            if static_neigh {
+                inner.push_str(&format!(
+                    "link set eth0 address {}\nlink set eth0 up\nlink set lo up\n",
+                    Network::node_mac(nd.ip)
+                ));
+                let peers = nodes.iter().map(|o| o.ip).chain([bridge_ip]);
+                for ip in peers.filter(|ip| *ip != nd.ip) {
+                    inner.push_str(&format!(
+                        "neigh replace {ip} lladdr {} dev eth0 nud permanent\n",
+                        Network::node_mac(ip)
+                    ));
+                }
+            } else {
+                inner.push_str("link set eth0 up\nlink set lo up\n");
+            }
             sys::run("ip", &["-n", &nd.ns, "-batch", "-"], Some(&inner))?;
         }
         let script = format!(

@@ -16,13 +16,29 @@ pub fn registry_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/hearsay"))
 }
 
-/// Is `s` a run prefix: `hs` and 6 lowercase hex digits.
+fn is_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+/// Is `s` a run prefix: `hs` and 6 lowercase hex digits, or `hsscale` and one
+/// (`hearsay scale`'s clusters, so that they are told apart at a glance).
 pub fn is_prefix(s: &str) -> bool {
-    s.len() == 8
-        && s.starts_with("hs")
-        && s.bytes()
-            .skip(2)
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    let scale = s
+        .strip_prefix(SCALE_PREFIX)
+        .is_some_and(|d| d.len() == 1 && d.bytes().all(is_hex));
+    scale || (s.len() == 8 && s.starts_with("hs") && s.bytes().skip(2).all(is_hex))
+}
+
+/// The stem of `hearsay scale`'s prefixes.
+pub const SCALE_PREFIX: &str = "hsscale";
+
+/// A `hsscale?` prefix that no registry file in `dir` uses yet (at most 16 scale
+/// runs at once on a machine).
+pub fn new_scale_prefix(dir: &Path) -> Option<String> {
+    let start = (hearsay_workloads::rng::os_seed() % 16) as usize;
+    (0..16)
+        .map(|i| format!("{SCALE_PREFIX}{:x}", (start + i) % 16))
+        .find(|p| !dir.join(format!("{p}.json")).exists())
 }
 
 /// A fresh random run prefix.
@@ -478,6 +494,9 @@ mod tests {
         assert!(!is_prefix("hs00ab3"));
         assert!(!is_prefix("hx00ab3f"));
         assert!(!is_prefix("hs00AB3F"));
+        assert!(is_prefix("hsscale7"));
+        assert!(!is_prefix("hsscale"));
+        assert!(!is_prefix("hsscalex"));
         for _ in 0..20 {
             assert!(is_prefix(&new_prefix()));
         }

@@ -8,4 +8,5 @@ pub mod markup;
 pub mod matrix;
 pub mod report;
 pub mod run_files;
+pub mod scale;
 pub mod summary;

@@ -160,6 +160,8 @@ pub struct Formed {
     pub ids: Vec<String>,
     pub masters: Vec<usize>,
     pub form_ms: u64,
+    /// From the first MEET to agreement (what `hearsay scale` compares).
+    pub meet_ms: u64,
 }
 
 /// Waits until every address answers PING.
@@ -184,6 +186,28 @@ pub async fn wait_ping(addrs: &[SocketAddr], limit: Duration) -> Result<(), Form
     Ok(())
 }
 
+/// How the nodes are introduced to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Meets {
+    /// Every pair: each node learns every other directly (fast setup for runs).
+    Mesh,
+    /// Every node meets the first one, as `redis-cli --cluster create` does; gossip
+    /// spreads the rest (what `hearsay scale` times).
+    First,
+}
+
+/// How to form a cluster.
+#[derive(Clone, Debug)]
+pub struct FormSpec {
+    pub replicas: usize,
+    /// Give every node a distinct configEpoch first, as redis-cli does.
+    pub set_epochs: bool,
+    pub meets: Meets,
+    /// How often agreement is polled.
+    pub poll: Duration,
+    pub limit: Duration,
+}
+
 /// Forms the cluster. Node `i < masters` is a master; replica `j` follows master
 /// `j % masters`.
 /// `set_epochs` gives every node a distinct configEpoch first, as redis-cli does.
@@ -193,6 +217,19 @@ pub async fn form(
     set_epochs: bool,
     limit: Duration,
 ) -> Result<Formed, FormError> {
+    let spec = FormSpec {
+        replicas,
+        set_epochs,
+        meets: Meets::Mesh,
+        poll: Duration::from_millis(20),
+        limit,
+    };
+    form_with(addrs, &spec).await
+}
+
+/// [`form`] as `spec` says.
+pub async fn form_with(addrs: &[SocketAddr], spec: &FormSpec) -> Result<Formed, FormError> {
+    let (replicas, set_epochs, limit) = (spec.replicas, spec.set_epochs, spec.limit);
     let t0 = Instant::now();
     let n = addrs.len();
     let masters = (n / (replicas + 1)).max(1);
@@ -216,10 +253,16 @@ pub async fn form(
                 .await?;
         }
     }
-    // Full mesh of MEETs: every node learns every other directly instead of waiting
-    // for gossip to spread them, which roughly halves formation time.
+    // A full mesh of MEETs lets every node learn every other directly instead of
+    // waiting for gossip to spread them, which roughly halves formation time.
+    let t_meet = Instant::now();
     for (i, from) in addrs.iter().enumerate() {
-        for to in addrs.iter().skip(i + 1) {
+        let peers: Vec<SocketAddr> = match spec.meets {
+            Meets::Mesh => addrs.iter().skip(i + 1).copied().collect(),
+            Meets::First if i > 0 => addrs.first().copied().into_iter().collect(),
+            Meets::First => vec![],
+        };
+        for to in peers.iter() {
             admin
                 .cmd(
                     *from,
@@ -252,16 +295,18 @@ pub async fn form(
             }
         }
     }
-    wait_agreed_with(
+    wait_agreed_every(
         &mut admin,
         addrs,
         Some(n),
         limit.saturating_sub(t0.elapsed()),
+        spec.poll,
     )
     .await?;
-    // Formation time is to agreement (what `hearsay scale` compares across
-    // servers); the wait for first syncs below is setup on top of it.
+    // Formation time is to agreement; the wait for first syncs below is setup on
+    // top of it.
     let form_ms = t0.elapsed().as_millis() as u64;
+    let meet_ms = t_meet.elapsed().as_millis() as u64;
     // Faults start only once every replica holds its master's data: a replica
     // whose first sync has not finished (redis waits repl-diskless-sync-delay,
     // 5 s, before sending it) cannot fail over at all, which would make the
@@ -296,6 +341,7 @@ pub async fn form(
         ids,
         masters: (0..masters).collect(),
         form_ms,
+        meet_ms,
     })
 }
 
@@ -362,9 +408,46 @@ async fn wait_agreed_with(
     expect_nodes: Option<usize>,
     limit: Duration,
 ) -> Result<Duration, FormError> {
+    wait_agreed_every(admin, addrs, expect_nodes, limit, Duration::from_millis(20)).await
+}
+
+/// A cheap pass first: every node's CLUSTER INFO says `ok` and knows `n` nodes
+/// (a few hundred bytes each, where CLUSTER NODES of a large cluster is tens of
+/// KB: polling those every round would load the nodes being timed).
+async fn info_says_formed(admin: &mut Admin, addrs: &[SocketAddr], n: usize) -> Result<(), String> {
+    let want = format!("cluster_known_nodes:{n}");
+    for a in addrs {
+        let info = admin
+            .request(*a, &[b"CLUSTER", b"INFO"])
+            .await?
+            .as_text()
+            .unwrap_or_default();
+        if !info.contains("cluster_state:ok") || !info.lines().any(|l| l.trim() == want) {
+            return Err(format!("{a}: not ok or not {n} nodes known yet"));
+        }
+    }
+    Ok(())
+}
+
+/// Polls agreement every `poll` until it holds or `limit` runs out.
+pub async fn wait_agreed_every(
+    admin: &mut Admin,
+    addrs: &[SocketAddr],
+    expect_nodes: Option<usize>,
+    limit: Duration,
+    poll: Duration,
+) -> Result<Duration, FormError> {
     let t0 = Instant::now();
     loop {
-        match check_agreed_with(admin, addrs, expect_nodes).await {
+        let cheap = match expect_nodes {
+            Some(n) if poll > Duration::from_millis(20) => info_says_formed(admin, addrs, n).await,
+            _ => Ok(()),
+        };
+        let checked = match cheap {
+            Ok(()) => check_agreed_with(admin, addrs, expect_nodes).await,
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(()) => return Ok(t0.elapsed()),
             Err(last) if t0.elapsed() > limit => {
                 return Err(FormError::Timeout {
@@ -373,7 +456,7 @@ async fn wait_agreed_with(
                     last,
                 })
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(_) => tokio::time::sleep(poll).await,
         }
     }
 }

@@ -1,7 +1,5 @@
 //! `clusterCron` (every 100 ms), `clusterBeforeSleep` and `clusterUpdateState`.
 
-use rand::RngExt;
-
 use crate::events::{ClusterStateName, EventKind, RemovedReason};
 use crate::wire::msg_type;
 use crate::wire::node_flags::*;
@@ -51,10 +49,10 @@ impl Cluster {
 
         // 2) Once a second, ping the node with the oldest pong among 5 random picks.
         if self.iteration.is_multiple_of(10) {
-            let refs: Vec<NodeRef> = self.nodes.keys().copied().collect();
+            let buckets = self.dict_buckets();
             let mut best: Option<(NodeRef, Ms)> = None;
             for _ in 0..5 {
-                let Some(&pick) = refs.get(self.rng.random_range(0..refs.len())) else {
+                let Some(pick) = self.random_node_ref(&buckets) else {
                     continue;
                 };
                 let Some(n) = self.node(pick) else { continue };

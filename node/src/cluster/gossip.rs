@@ -4,8 +4,6 @@
 
 use std::collections::HashSet;
 
-use rand::RngExt;
-
 use crate::events::{AddedVia, EventKind};
 use crate::wire::node_flags::*;
 use crate::wire::{
@@ -77,14 +75,14 @@ impl Cluster {
         let mut freshnodes = total.saturating_sub(2);
         let wanted = (total / 10).max(3).min(freshnodes);
         let pfail_wanted = self.stats_pfail_nodes;
-        let refs: Vec<NodeRef> = self.nodes.keys().copied().collect();
+        let buckets = self.dict_buckets();
 
         let mut gossip = Vec::with_capacity(wanted + pfail_wanted);
         let mut added: HashSet<NodeRef> = HashSet::new();
         let mut iterations = wanted * 3;
         while freshnodes > 0 && gossip.len() < wanted && iterations > 0 {
             iterations -= 1;
-            let Some(&pick) = refs.get(self.rng.random_range(0..refs.len())) else {
+            let Some(pick) = self.random_node_ref(&buckets) else {
                 continue;
             };
             let Some(n) = self.node(pick) else { continue };

