@@ -179,6 +179,10 @@ pub struct NodeLine {
     pub master_of: Option<String>,
     pub config_epoch: u64,
     pub slots: Vec<(u16, u16)>,
+    /// Open-slot markers (only on a node's own line): `[slot->-id]` migrating to,
+    /// `[slot-<-id]` importing from.
+    pub migrating: Vec<(u16, String)>,
+    pub importing: Vec<(u16, String)>,
 }
 
 impl NodeLine {
@@ -202,9 +206,19 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<NodeLine> {
         };
         let flags: Vec<&str> = flags.split(',').collect();
         let mut slots = Vec::new();
+        let (mut migrating, mut importing) = (Vec::new(), Vec::new());
         for s in f.iter().skip(8) {
             // `[slot->-id]` / `[slot-<-id]` are migration markers, not ownership.
-            if s.starts_with('[') {
+            if let Some(inner) = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+                if let Some((slot, id)) = inner.split_once("->-") {
+                    if let Ok(slot) = slot.parse() {
+                        migrating.push((slot, id.to_string()));
+                    }
+                } else if let Some((slot, id)) = inner.split_once("-<-") {
+                    if let Ok(slot) = slot.parse() {
+                        importing.push((slot, id.to_string()));
+                    }
+                }
                 continue;
             }
             let (a, b) = s.split_once('-').unwrap_or((s, s));
@@ -223,6 +237,8 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<NodeLine> {
             master_of: (*master != "-").then(|| master.to_string()),
             config_epoch: epoch.parse().unwrap_or(0),
             slots,
+            migrating,
+            importing,
         });
     }
     out
@@ -268,6 +284,10 @@ pub struct FaultWindow {
 /// Everything the protocol checkers need.
 #[derive(Debug, Default)]
 pub struct RunData {
+    /// Slot moves (the `reshard` nemesis, the final repair), from the history.
+    pub moves: Vec<crate::moves::SlotMove>,
+    /// Acknowledged writes of keys in moved slots.
+    pub move_writes: Vec<crate::moves::Write>,
     pub node_timeout_ms: i64,
     /// Node names, sorted.
     pub nodes: Vec<String>,
@@ -447,6 +467,11 @@ impl RunData {
             .filter(|_| !is_standalone(target));
         d.election_delay_ms = test["options"]["node_election_delay_ms"].as_i64();
         d.faults = fault_windows(history);
+        d.moves = crate::moves::moves(history);
+        if !d.moves.is_empty() {
+            let slots = d.moves.iter().map(|m| m.slot).collect();
+            d.move_writes = crate::moves::writes_in(history, &slots);
+        }
         for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
             let t = (op.time / 1_000_000) as i64;
             if op.f == "heal-all" && d.heal_ms.is_none_or(|h| h < t) {
