@@ -279,6 +279,9 @@ pub struct FaultWindow {
     /// Clock faults: the offset in ms, and whether it strobes.
     pub clock_delta_ms: Option<i64>,
     pub strobe: bool,
+    /// What a shape change did, for views (`slots 3371-3434 n1->n3`, `+n7 replica`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Everything the protocol checkers need.
@@ -808,6 +811,7 @@ fn fault_windows(history: &History) -> Vec<FaultWindow> {
                         grudge: BTreeMap::new(),
                         clock_delta_ms: None,
                         strobe: false,
+                        detail: None,
                     });
                     open.insert(kind.to_string(), out.len() - 1);
                     out.len() - 1
@@ -849,6 +853,32 @@ fn fault_windows(history: &History) -> Vec<FaultWindow> {
             }
             if res["fault"].as_str().is_some_and(|f| f.contains("strobe")) {
                 w.strobe = true;
+            }
+            let ev = &value["evidence"];
+            match res["fault"].as_str() {
+                Some("reshard") => {
+                    if let (Some(a), Some(b)) = (ev["slots"][0].as_u64(), ev["slots"][1].as_u64()) {
+                        w.detail = Some(format!(
+                            "slots {a}-{b} {}->{}",
+                            ev["from"].as_str().unwrap_or("?"),
+                            ev["to"].as_str().unwrap_or("?")
+                        ));
+                    }
+                }
+                Some("member") => {
+                    if let Some(n) = ev["node"].as_str() {
+                        let add = res["add"].as_bool().unwrap_or(false);
+                        w.detail = Some(format!(
+                            "{}{n}{}",
+                            if add { "+" } else { "-" },
+                            ev["as"]
+                                .as_str()
+                                .map(|a| format!(" {a}"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+                _ => {}
             }
         } else if let Some(kind) = op.f.strip_prefix("stop-") {
             if let Some(i) = open.remove(kind) {
@@ -1061,6 +1091,7 @@ cccc 127.0.0.1:7002@17002 master,fail - 0 0 3 disconnected 5461 5462-10922
             grudge: BTreeMap::new(),
             clock_delta_ms: Some(60_000),
             strobe: false,
+            detail: None,
         };
         let faults = vec![w];
         // Run time 15 s, stamped 60 s ahead.

@@ -364,7 +364,11 @@ impl Target for ClusterTarget {
     }
 
     async fn stop(&mut self, run_dir: &Path) -> Result<Stopped, TargetError> {
-        let kinds = self.kinds.clone();
+        // The spare's server follows the layout like the others'.
+        let layout = self.layout;
+        let kinds: Vec<Kind> = (0..self.nodes().len())
+            .map(|i| self.kinds.get(i).copied().unwrap_or(layout(i)))
+            .collect();
         let nemesis = self.nemesis()?;
         // Cluster-bus message counters of every node, for `hearsay compare` (secondary:
         // a failed write does not fail the run).
