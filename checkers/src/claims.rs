@@ -259,7 +259,19 @@ fn explain_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'static str>, Va
     let nt = f.d.node_timeout_ms;
     let mut ev =
         json!({"key": key, "slot": slot, "acked_by": node, "invoked_ms": ti, "acked_ms": ta});
-    let changes = f.changes_after(slot, ti);
+    let changes = f.failovers_after(slot, ti);
+    let moved: Vec<Value> = f
+        .d
+        .moves
+        .iter()
+        .filter(|m| m.slot == slot)
+        .map(|m| json!({"from": m.from, "to": m.to, "opened_ms": m.opened_ms, "closed_ms": m.closed_ms}))
+        .collect();
+    if !moved.is_empty() {
+        ev["slot_moves"] = json!(moved);
+        ev["slot_moves_note"] =
+            json!("a migration moves the keys with the slot: it explains no loss");
+    }
     let failover = changes.first().map(|(t, prev, new)| {
         let when = f.win_time(new, *t).unwrap_or(*t);
         json!({"slot_moved_to": f.name_of(new), "from": prev.as_ref().map(|p| f.name_of(p)),
@@ -366,7 +378,7 @@ fn split_within(f: &Facts, key: &str, from: i64, to: i64) -> Option<(&'static st
     }
     let slot = slot_of(key);
     if let Some((t, prev, new)) = f
-        .changes_after(slot, from)
+        .failovers_after(slot, from)
         .into_iter()
         .find(|(t, _, _)| *t <= to + f.d.node_timeout_ms)
     {

@@ -151,6 +151,22 @@ impl<'a> Facts<'a> {
         out
     }
 
+    /// [`Facts::changes_after`] without the slot moves of reshards and the final
+    /// repair (a new owner that is the move's source or target, once it opened): a
+    /// migration hands the keys over with the slot, so it explains no loss.
+    pub(crate) fn failovers_after(&self, slot: u16, t: i64) -> Vec<(i64, Option<String>, String)> {
+        let mut out = self.changes_after(slot, t);
+        out.retain(|(tc, _, new)| {
+            let new = self.name_of(new);
+            !self
+                .d
+                .moves
+                .iter()
+                .any(|m| m.slot == slot && *tc >= m.opened_ms && (m.to == new || m.from == new))
+        });
+        out
+    }
+
     /// Whether `a` and `b` (names) could exchange packets at `t`, by the fault windows.
     pub(crate) fn reachable(&self, a: &str, b: &str, t: i64) -> bool {
         !self.active(t).any(|f| match f.kind.as_str() {

@@ -1,6 +1,8 @@
 //! convergence: after the final heal and a recovery wait, every live node's slot map
 //! is identical, every slot has exactly one owner that is a master known to all, no
-//! two masters share a configEpoch, and all nodes agree on roles. Reports the time
+//! two masters share a configEpoch, all nodes agree on roles, no master has a slot
+//! left migrating or importing, and every live node knows the same members (no
+//! handshake left, nobody forgotten by some and known by others). Reports the time
 //! from the final heal to the first round from which this holds to the end, and
 //! fails if that exceeds a bound.
 
@@ -124,6 +126,49 @@ pub fn round_problems(d: &RunData, round: &[&Snapshot]) -> Vec<String> {
                     l.config_epoch
                 ));
             }
+        }
+    }
+    // Open slots: a reshard or a fix that did not finish.
+    for (n, v) in &views {
+        if let Some(me) = v.iter().find(|l| l.myself && l.master) {
+            for (slot, to) in &me.migrating {
+                p.push(format!(
+                    "slot {slot} left migrating on {n} (to {})",
+                    d.name(to)
+                ));
+            }
+            for (slot, from) in &me.importing {
+                p.push(format!(
+                    "slot {slot} left importing on {n} (from {})",
+                    d.name(from)
+                ));
+            }
+        }
+    }
+    // Members: every live node knows the same nodes, none half-known.
+    let members =
+        |v: &Vec<NodeLine>| -> BTreeSet<String> { v.iter().map(|l| l.id.clone()).collect() };
+    if let Some((fnode, fv)) = views.first() {
+        let fm = members(fv);
+        for (n, v) in views.iter().skip(1) {
+            let m = members(v);
+            if m != fm {
+                let only: Vec<String> = m.symmetric_difference(&fm).map(|id| d.name(id)).collect();
+                p.push(format!(
+                    "members differ: {n} knows {} nodes, {fnode} {}; known to one only: {}",
+                    m.len(),
+                    fm.len(),
+                    only.join(", ")
+                ));
+            }
+        }
+    }
+    for (n, v) in &views {
+        if let Some(l) = v.iter().find(|l| l.handshake || l.noaddr) {
+            p.push(format!(
+                "{n} still lists {} in handshake or without address",
+                d.name(&l.id)
+            ));
         }
     }
     // Roles: every view must say the same of every node it shares with the first.

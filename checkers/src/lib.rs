@@ -17,6 +17,8 @@ pub mod history;
 pub mod latency;
 pub mod linear;
 pub mod list_append;
+pub mod migration;
+pub mod moves;
 pub mod perf;
 pub mod protocol;
 pub mod redis_log;

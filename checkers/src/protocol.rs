@@ -15,13 +15,20 @@ pub fn check_run(d: &RunData, convergence_bound_ms: Option<i64>) -> (Valid, Valu
     let lat = crate::latency::measure(d);
     let detection = crate::detection::check(d);
     let elections = crate::elections::check(d);
-    let mut valid = fq.valid.and(conv.valid).and(ep.valid);
+    let single_writer = crate::migration::single_writer(d);
+    let mut valid = fq
+        .valid
+        .and(conv.valid)
+        .and(ep.valid)
+        .and(single_writer.valid);
     for r in detection.iter().chain(&elections) {
         valid = valid.and(r.valid);
     }
     let mut rules = coverage_of_checkers(d, &fq, &conv, &ep);
     rules.extend(detection.iter().cloned());
     rules.extend(elections.iter().cloned());
+    rules.push(single_writer.clone());
+    rules.extend(membership_rules(d, &conv));
     let coverage: Vec<Value> = rules
         .iter()
         .map(|r| {
@@ -36,11 +43,63 @@ pub fn check_run(d: &RunData, convergence_bound_ms: Option<i64>) -> (Valid, Valu
         "epochs": ep,
         "detection": detection,
         "elections": elections,
+        "migration": {
+            "single-writer": single_writer,
+            "moves": d.moves.len(),
+            "moved-keys": d.moves.iter().map(|m| m.keys.len()).sum::<usize>(),
+            "left-open": d.moves.iter().filter(|m| m.closed_ms.is_none()).count(),
+            "repaired": d.moves.iter().filter(|m| m.repaired_ms.is_some()).count(),
+        },
         "detection-latency": lat,
         "coverage": coverage,
         "notes": d.notes.iter().take(20).collect::<Vec<_>>(),
     });
     (valid, v)
+}
+
+/// The slot and membership parts of convergence as rules of their own, so the
+/// coverage table says when a run moved no slot or changed no member.
+fn membership_rules(d: &RunData, conv: &crate::convergence::Convergence) -> Vec<Rule> {
+    let changes = d.faults.iter().filter(|f| f.kind == "member").count();
+    let mut out = Vec::new();
+    for (name, requires, cases, needle) in [
+        (
+            "slots-settled",
+            "after the final heal no master has a slot migrating or importing",
+            d.moves.len(),
+            "left ",
+        ),
+        (
+            "members-converge",
+            "after the final heal every live node knows the same members",
+            changes,
+            "members differ",
+        ),
+    ] {
+        let mut r = Rule::new(name, requires);
+        r.cases = cases;
+        if conv.valid == Valid::Unknown {
+            r = r.not_judged("convergence was not judged".into());
+        } else {
+            for p in conv.problems.iter().filter(|p| {
+                p.contains(needle) || (needle == "members differ" && p.contains("handshake"))
+            }) {
+                r.violate(json!(p));
+            }
+            if cases == 0 {
+                r.notes.push(match name {
+                    "slots-settled" => {
+                        "no slot moved in this run (the final state is still checked)".into()
+                    }
+                    _ => {
+                        "no membership change in this run (the final state is still checked)".into()
+                    }
+                });
+            }
+        }
+        out.push(r);
+    }
+    out
 }
 
 /// The rules of the older checkers, as coverage entries (their verdicts and evidence

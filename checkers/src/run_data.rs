@@ -179,6 +179,10 @@ pub struct NodeLine {
     pub master_of: Option<String>,
     pub config_epoch: u64,
     pub slots: Vec<(u16, u16)>,
+    /// Open-slot markers (only on a node's own line): `[slot->-id]` migrating to,
+    /// `[slot-<-id]` importing from.
+    pub migrating: Vec<(u16, String)>,
+    pub importing: Vec<(u16, String)>,
 }
 
 impl NodeLine {
@@ -202,9 +206,19 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<NodeLine> {
         };
         let flags: Vec<&str> = flags.split(',').collect();
         let mut slots = Vec::new();
+        let (mut migrating, mut importing) = (Vec::new(), Vec::new());
         for s in f.iter().skip(8) {
             // `[slot->-id]` / `[slot-<-id]` are migration markers, not ownership.
-            if s.starts_with('[') {
+            if let Some(inner) = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+                if let Some((slot, id)) = inner.split_once("->-") {
+                    if let Ok(slot) = slot.parse() {
+                        migrating.push((slot, id.to_string()));
+                    }
+                } else if let Some((slot, id)) = inner.split_once("-<-") {
+                    if let Ok(slot) = slot.parse() {
+                        importing.push((slot, id.to_string()));
+                    }
+                }
                 continue;
             }
             let (a, b) = s.split_once('-').unwrap_or((s, s));
@@ -223,6 +237,8 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<NodeLine> {
             master_of: (*master != "-").then(|| master.to_string()),
             config_epoch: epoch.parse().unwrap_or(0),
             slots,
+            migrating,
+            importing,
         });
     }
     out
@@ -263,6 +279,9 @@ pub struct FaultWindow {
     /// Clock faults: the offset in ms, and whether it strobes.
     pub clock_delta_ms: Option<i64>,
     pub strobe: bool,
+    /// What a shape change did, for views (`slots 3371-3434 n1->n3`, `+n7 replica`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A clock stepped back: from `at_ms` on, `nodes` compare their clock with times
@@ -286,6 +305,10 @@ impl ClockStep {
 /// Everything the protocol checkers need.
 #[derive(Debug, Default)]
 pub struct RunData {
+    /// Slot moves (the `reshard` nemesis, the final repair), from the history.
+    pub moves: Vec<crate::moves::SlotMove>,
+    /// Acknowledged writes of keys in moved slots.
+    pub move_writes: Vec<crate::moves::Write>,
     pub node_timeout_ms: i64,
     /// Node names, sorted.
     pub nodes: Vec<String>,
@@ -465,6 +488,11 @@ impl RunData {
             .filter(|_| !is_standalone(target));
         d.election_delay_ms = test["options"]["node_election_delay_ms"].as_i64();
         d.faults = fault_windows(history);
+        d.moves = crate::moves::moves(history);
+        if !d.moves.is_empty() {
+            let slots = d.moves.iter().map(|m| m.slot).collect();
+            d.move_writes = crate::moves::writes_in(history, &slots);
+        }
         for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
             let t = (op.time / 1_000_000) as i64;
             if op.f == "heal-all" && d.heal_ms.is_none_or(|h| h < t) {
@@ -834,6 +862,7 @@ fn fault_windows(history: &History) -> Vec<FaultWindow> {
                         grudge: BTreeMap::new(),
                         clock_delta_ms: None,
                         strobe: false,
+                        detail: None,
                     });
                     open.insert(kind.to_string(), out.len() - 1);
                     out.len() - 1
@@ -875,6 +904,32 @@ fn fault_windows(history: &History) -> Vec<FaultWindow> {
             }
             if res["fault"].as_str().is_some_and(|f| f.contains("strobe")) {
                 w.strobe = true;
+            }
+            let ev = &value["evidence"];
+            match res["fault"].as_str() {
+                Some("reshard") => {
+                    if let (Some(a), Some(b)) = (ev["slots"][0].as_u64(), ev["slots"][1].as_u64()) {
+                        w.detail = Some(format!(
+                            "slots {a}-{b} {}->{}",
+                            ev["from"].as_str().unwrap_or("?"),
+                            ev["to"].as_str().unwrap_or("?")
+                        ));
+                    }
+                }
+                Some("member") => {
+                    if let Some(n) = ev["node"].as_str() {
+                        let add = res["add"].as_bool().unwrap_or(false);
+                        w.detail = Some(format!(
+                            "{}{n}{}",
+                            if add { "+" } else { "-" },
+                            ev["as"]
+                                .as_str()
+                                .map(|a| format!(" {a}"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+                _ => {}
             }
         } else if let Some(kind) = op.f.strip_prefix("stop-") {
             if let Some(i) = open.remove(kind) {
@@ -1087,6 +1142,7 @@ cccc 127.0.0.1:7002@17002 master,fail - 0 0 3 disconnected 5461 5462-10922
             grudge: BTreeMap::new(),
             clock_delta_ms: Some(60_000),
             strobe: false,
+            detail: None,
         };
         let faults = vec![w];
         // Run time 15 s, stamped 60 s ahead.

@@ -230,3 +230,56 @@ fn acceptance_60s_hearsay() {
         acceptance("hearsay");
     }
 }
+
+/// Reshard and membership changes under partitions on a mixed cluster (25 s, the one
+/// such run in the default set; the 60 s matrix per target is nightly): slots move
+/// with their keys, a node joins or leaves, the final heal leaves no slot open and
+/// every node a member, and every checker gives a verdict.
+#[test]
+fn reshard_and_member_on_a_mixed_cluster() {
+    if !(common::require(true, false, true) && common::require_hearsay_node()) {
+        return;
+    }
+    let reg = tempfile::tempdir().unwrap();
+    let res = tempfile::tempdir().unwrap();
+    let (code, out) = hearsay(
+        &[
+            "run",
+            "--target",
+            "mixed",
+            "--nemesis",
+            "reshard,member,partition",
+            "--nemesis-interval",
+            "3",
+            "--time-limit",
+            "25",
+            "--seed",
+            "3",
+            "--results-dir",
+            res.path().to_str().unwrap(),
+        ],
+        reg.path(),
+    );
+    let run = latest(res.path());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(code, 0, "{out}\n{:#}", r["claims"]);
+    let realised = &r["faults"]["realised"];
+    assert!(
+        realised["reshard"].as_u64().unwrap_or(0) >= 1,
+        "{realised:#}\n{out}"
+    );
+    assert!(
+        realised["member"].as_u64().unwrap_or(0) >= 1,
+        "{realised:#}\n{out}"
+    );
+    let cov = r["protocol"]["coverage"].as_array().unwrap();
+    for rule in ["single-writer", "slots-settled", "members-converge"] {
+        let c = cov
+            .iter()
+            .find(|c| c["rule"] == rule)
+            .unwrap_or_else(|| panic!("{rule}"));
+        assert_ne!(c["status"], "violated", "{c:#}");
+    }
+    assert!(r["protocol"]["migration"]["moves"].as_u64().unwrap_or(0) >= 1);
+}

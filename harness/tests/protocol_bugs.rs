@@ -486,3 +486,68 @@ fn ignore_epoch_collision_is_caught_by_convergence() {
         .any(|t| t.contains("share configEpoch"));
     assert!(shared, "{c:#}");
 }
+
+/// A reshard of one slot holding a workload key, from n1 (index 0) to n2 (index 1),
+/// while n1 and n2 cannot reach each other (3-12 s): the reshard opens the slot at
+/// 4 s and moves its keys at 7 s, so MIGRATE times out. redis keeps the keys on the
+/// source when the target never acknowledged them; the final repair closes the slot.
+fn migrate_while_cut_schedule() -> Vec<Value> {
+    let slot = hearsay_workloads::set::keys(16)
+        .iter()
+        .map(|k| hearsay_workloads::slot::key_slot(k.as_bytes()))
+        .find(|s| *s <= 5460)
+        .unwrap_or(0);
+    vec![
+        cut_pairs(3000, 12000, &[(0, 1)]),
+        fixed_fault(
+            "reshard",
+            4000,
+            7000,
+            serde_json::json!({"fault": "reshard", "slots": 1, "from": 0, "to": 1, "first": slot}),
+        ),
+    ]
+}
+
+#[test]
+#[ignore = "30 s run; run with --ignored"]
+fn clean_migrate_while_cut_schedule_loses_nothing() {
+    let Some(r) = run_with(
+        "hearsay",
+        "partition",
+        "1",
+        None,
+        &[],
+        &migrate_while_cut_schedule(),
+    ) else {
+        return;
+    };
+    assert_eq!(r["claims"]["unexplained"], 0, "{:#}", r["claims"]);
+    assert_eq!(
+        r["protocol"]["convergence"]["valid"], true,
+        "{:#}",
+        r["protocol"]["convergence"]
+    );
+    assert!(
+        r["protocol"]["migration"]["moves"].as_u64().unwrap_or(0) >= 1,
+        "{:#}",
+        r["protocol"]["migration"]
+    );
+}
+
+#[test]
+#[ignore = "30 s run; run with --ignored"]
+fn migrate_delete_before_ack_is_caught_by_claims() {
+    let Some(r) = run_with(
+        "hearsay",
+        "partition",
+        "1",
+        Some("migrate-delete-before-ack"),
+        &[],
+        &migrate_while_cut_schedule(),
+    ) else {
+        return;
+    };
+    let c = &r["claims"];
+    assert!(c["unexplained"].as_u64().unwrap_or(0) > 0, "{c:#}");
+    assert!(c["by_mechanism"].get("migration").is_none(), "{c:#}");
+}

@@ -388,6 +388,13 @@ impl<T: Transport> ClusterClient<T> {
                     asking = true;
                     continue;
                 }
+            } else if msg.starts_with("TRYAGAIN") && can_redirect {
+                // A multi-key command during a slot move, its keys split between
+                // source and target: not executed; retried after a short pause (as
+                // redis-cli and cluster clients do), a failure once retries run out.
+                redirects += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
             } else if msg.starts_with("CLUSTERDOWN") {
                 // The map may have changed under us (failover in progress).
                 self.map_stale = true;

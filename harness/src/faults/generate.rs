@@ -55,7 +55,11 @@ pub fn generate_with(
     if kinds.is_empty() || interval_ms == 0 {
         return out;
     }
-    let basic: Vec<NemesisKind> = kinds.iter().copied().filter(|k| !k.is_package()).collect();
+    let basic: Vec<NemesisKind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| !k.is_package() && !k.is_reshape())
+        .collect();
     let mut packages: Vec<NemesisKind> = kinds.iter().copied().filter(|k| k.is_package()).collect();
     packages.sort_by_key(|k| NemesisKind::PACKAGES.iter().position(|p| p == k));
     let jitter = |r: &mut ChaCha8Rng| (interval_ms as f64 * (0.5 + unit(r))) as u64;
@@ -95,7 +99,73 @@ pub fn generate_with(
             package_turn = !package_turn;
         }
     }
+    let reshape: Vec<NemesisKind> = kinds.iter().copied().filter(|k| k.is_reshape()).collect();
+    if !reshape.is_empty() {
+        draw_reshape(seed, &reshape, interval_ms, end, &mut out);
+        // One list in time order (the runner walks a non-overlapping one in order).
+        out.sort_by_key(|p| p.start_ms);
+    }
     out
+}
+
+/// The reshape kinds (`reshard`, `member`) on timelines of their own (one seeded
+/// stream per kind, so asking for them leaves the other faults' draws alone): each
+/// overlaps whatever basic fault or package runs meanwhile, so a migration or a
+/// membership change is interrupted half-way. Never beside a clock strobe (the
+/// runner holds a strobe alone), never two of one kind at once.
+fn draw_reshape(
+    seed: u64,
+    kinds: &[NemesisKind],
+    interval_ms: u64,
+    end: u64,
+    out: &mut Vec<Planned>,
+) {
+    let strobes: Vec<(u64, u64)> = out
+        .iter()
+        .filter(|p| matches!(p.fault, Fault::ClockStrobe { .. }))
+        .map(|p| (p.start_ms, p.stop_ms))
+        .collect();
+    let mut drawn = Vec::new();
+    for kind in kinds {
+        let mut r = stream(seed, kind.name());
+        let mut t = 0u64;
+        loop {
+            // One every two intervals or so, lasting about one.
+            let gap = (interval_ms as f64 * (0.5 + 1.5 * unit(&mut r))) as u64;
+            let dur = ((interval_ms as f64 * (0.5 + unit(&mut r))) as u64).max(500);
+            let fault = match kind {
+                NemesisKind::Reshard => Fault::Reshard {
+                    slots: pick(&mut r, &[1u16, 4, 16, 64, 128]).unwrap_or(16),
+                    from: None,
+                    to: None,
+                    first: None,
+                },
+                _ => Fault::Member {
+                    replica: below(&mut r, 3) > 0,
+                    node: None,
+                    add: None,
+                    replica_of: None,
+                },
+            };
+            let draw = rand::Rng::next_u64(&mut r);
+            let (start_ms, stop_ms) = (t + gap, t + gap + dur);
+            if stop_ms > end {
+                break;
+            }
+            t = stop_ms;
+            if strobes.iter().any(|(a, b)| start_ms < *b && *a < stop_ms) {
+                continue;
+            }
+            drawn.push(Planned {
+                start_ms,
+                stop_ms,
+                fault,
+                draw,
+                package: None,
+            });
+        }
+    }
+    out.extend(drawn);
 }
 
 /// One basic fault after `t`, or None when none fits before `end`.
@@ -261,6 +331,26 @@ mod tests {
             assert!(by.values().all(|d| d.windows(2).all(|w| w[0] == w[1])));
         }
         assert_eq!(seen.len(), 6, "three seeds cover every package: {seen:?}");
+        // The reshape kinds join `all` on their own timelines, beside the others.
+        let s = generate(7, &k, 5000, 60_000, 2000);
+        for kind in NemesisKind::RESHAPE {
+            assert!(
+                s.iter().any(|p| p.fault.kind() == kind),
+                "{kind:?} in {s:?}"
+            );
+        }
+        let without: Vec<NemesisKind> = k.iter().copied().filter(|k| !k.is_reshape()).collect();
+        let rest: Vec<Planned> = s
+            .iter()
+            .filter(|p| !p.fault.kind().is_reshape())
+            .cloned()
+            .collect();
+        let mut alone = generate(7, &without, 5000, 60_000, 2000);
+        alone.sort_by_key(|p| p.start_ms);
+        assert_eq!(
+            rest, alone,
+            "asking for reshape kinds leaves the other draws alone"
+        );
         // Only packages: one after another.
         let s = generate(5, &[NemesisKind::MasterReturn], 3000, 60_000, 2000);
         assert!(s.len() >= 5 && s.iter().all(|p| p.package.is_some()));

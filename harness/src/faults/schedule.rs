@@ -35,6 +35,12 @@ pub enum NemesisKind {
     VoterRestart,
     /// A master returning while its failover runs.
     MasterReturn,
+    /// A slot range moved between masters, step by step as `redis-cli --cluster
+    /// reshard` moves it (faults may interrupt it half-way).
+    Reshard,
+    /// A node added (CLUSTER MEET, REPLICATE) or removed (CLUSTER FORGET everywhere,
+    /// CLUSTER RESET).
+    Member,
 }
 
 impl NemesisKind {
@@ -59,8 +65,15 @@ impl NemesisKind {
         NemesisKind::ShardsAtOnce,
     ];
 
+    /// The changes of the cluster's shape: slots moving, nodes joining and leaving.
+    /// Drawn on their own timeline, beside the basic faults and packages, so faults
+    /// can interrupt them; Redis Cluster targets only.
+    pub const RESHAPE: [NemesisKind; 2] = [NemesisKind::Reshard, NemesisKind::Member];
+
     pub fn name(self) -> &'static str {
         match self {
+            NemesisKind::Reshard => "reshard",
+            NemesisKind::Member => "member",
             NemesisKind::Partition => "partition",
             NemesisKind::Pause => "pause",
             NemesisKind::Kill => "kill",
@@ -80,6 +93,17 @@ impl NemesisKind {
         NemesisKind::PACKAGES.contains(&self)
     }
 
+    pub fn is_reshape(self) -> bool {
+        NemesisKind::RESHAPE.contains(&self)
+    }
+
+    fn every() -> impl Iterator<Item = &'static NemesisKind> {
+        NemesisKind::BASIC
+            .iter()
+            .chain(&NemesisKind::PACKAGES)
+            .chain(&NemesisKind::RESHAPE)
+    }
+
     /// Parses the `--nemesis` list: comma separated kinds and packages, `none`, or
     /// `all` (every kind and every package).
     pub fn parse_list(s: &str) -> Result<Vec<NemesisKind>, String> {
@@ -90,18 +114,13 @@ impl NemesisKind {
                 "all" => {
                     out.extend(NemesisKind::BASIC);
                     out.extend(NemesisKind::PACKAGES);
+                    out.extend(NemesisKind::RESHAPE);
                 }
                 other => out.push(
-                    *NemesisKind::BASIC
-                        .iter()
-                        .chain(&NemesisKind::PACKAGES)
+                    *NemesisKind::every()
                         .find(|k| k.name() == other)
                         .ok_or_else(|| {
-                            let names: Vec<&str> = NemesisKind::BASIC
-                                .iter()
-                                .chain(&NemesisKind::PACKAGES)
-                                .map(|k| k.name())
-                                .collect();
+                            let names: Vec<&str> = NemesisKind::every().map(|k| k.name()).collect();
                             format!(
                                 "unknown nemesis {other:?} ({}, none, all)",
                                 names.join(", ")
@@ -242,6 +261,30 @@ pub enum Fault {
         targets: TargetSpec,
         ms: u64,
     },
+    /// Moves `slots` slots from one master to another (`redis-cli --cluster reshard`'s
+    /// steps); `from`, `to` and `first` are fixed when it resolves (a range inside one
+    /// of the source's slot ranges).
+    Reshard {
+        slots: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first: Option<u16>,
+    },
+    /// Adds a node outside the cluster (the spare, or one removed earlier), as a
+    /// replica when `replica` (else as a master without slots); with every node a
+    /// member, removes a replica instead. Resolved: `node`, `add`, `replica_of`.
+    Member {
+        replica: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        add: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replica_of: Option<usize>,
+    },
 }
 
 impl Fault {
@@ -253,12 +296,14 @@ impl Fault {
             Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => NemesisKind::Clock,
             Fault::Loss { .. } => NemesisKind::Loss,
             Fault::Delay { .. } => NemesisKind::Delay,
+            Fault::Reshard { .. } => NemesisKind::Reshard,
+            Fault::Member { .. } => NemesisKind::Member,
         }
     }
 
     pub fn targets(&self) -> Option<&TargetSpec> {
         match self {
-            Fault::Partition { .. } => None,
+            Fault::Partition { .. } | Fault::Reshard { .. } | Fault::Member { .. } => None,
             Fault::Pause { targets }
             | Fault::Kill { targets }
             | Fault::ClockBump { targets, .. }
@@ -271,7 +316,7 @@ impl Fault {
     fn with_targets(&self, t: TargetSpec) -> Fault {
         let mut f = self.clone();
         match &mut f {
-            Fault::Partition { .. } => {}
+            Fault::Partition { .. } | Fault::Reshard { .. } | Fault::Member { .. } => {}
             Fault::Pause { targets }
             | Fault::Kill { targets }
             | Fault::ClockBump { targets, .. }
@@ -307,6 +352,17 @@ pub struct Topology {
     /// sentinels); empty under Redis Cluster, whose masters vote.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub voters: Vec<usize>,
+    /// Every node the cluster knows (Redis Cluster; what `member` faults resolve
+    /// against: a node outside it is added, else a replica removed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<usize>,
+    /// Each master's slot ranges (what `reshard` faults resolve against).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots_of: BTreeMap<usize, Vec<(u16, u16)>>,
+    /// A slot holding keys on each master, where known: a reshard's range starts
+    /// near it, so the migration moves keys the workload uses.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub key_slot_of: BTreeMap<usize, u16>,
 }
 
 impl Topology {
@@ -314,8 +370,7 @@ impl Topology {
     pub fn of_primaries(p: &[usize]) -> Topology {
         Topology {
             primaries: p.to_vec(),
-            replicas_of: BTreeMap::new(),
-            voters: vec![],
+            ..Topology::default()
         }
     }
 
@@ -626,6 +681,11 @@ pub fn resolve_partition(spec: &PartitionSpec, n: usize, topo: &Topology, draw: 
 /// Makes a planned fault concrete: explicit nodes, explicit grudge.
 pub fn resolve(p: &Planned, n: usize, topo: &Topology) -> Fault {
     match &p.fault {
+        Fault::Reshard { from: Some(_), .. } | Fault::Member { node: Some(_), .. } => {
+            p.fault.clone()
+        }
+        Fault::Reshard { slots, .. } => resolve_reshard(*slots, topo, p.draw),
+        Fault::Member { replica, .. } => resolve_member(*replica, n, topo, p.draw),
         Fault::Partition { partition } => Fault::Partition {
             partition: PartitionSpec::Grudge {
                 grudge: resolve_partition(partition, n, topo, p.draw),
@@ -640,9 +700,115 @@ pub fn resolve(p: &Planned, n: usize, topo: &Topology) -> Fault {
     }
 }
 
+/// A reshard against the slot map: a source master with slots (drawn), a target
+/// among the other masters (with or without slots), and a range of up to `slots`
+/// slots inside one of the source's ranges at a drawn place. Nobody when there are
+/// not two masters.
+fn resolve_reshard(slots: u16, topo: &Topology, draw: u64) -> Fault {
+    let mut r = ChaCha8Rng::seed_from_u64(draw ^ 0x5245_5348);
+    let unresolved = Fault::Reshard {
+        slots,
+        from: None,
+        to: None,
+        first: None,
+    };
+    let mut sources: Vec<usize> = topo.slots_of.keys().copied().collect();
+    shuffle(&mut r, &mut sources);
+    let Some(from) = sources.first().copied() else {
+        return unresolved;
+    };
+    let replicas: Vec<usize> = topo.replicas_of.values().flatten().copied().collect();
+    let mut targets: Vec<usize> = topo
+        .members
+        .iter()
+        .chain(&topo.primaries)
+        .copied()
+        .filter(|m| *m != from && !replicas.contains(m))
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    shuffle(&mut r, &mut targets);
+    let (Some(to), Some(ranges)) = (targets.first().copied(), topo.slots_of.get(&from)) else {
+        return unresolved;
+    };
+    let hot = topo.key_slot_of.get(&from).copied();
+    let Some((a, b)) = ranges
+        .iter()
+        .find(|(a, b)| hot.is_some_and(|h| *a <= h && h <= *b))
+        .or_else(|| ranges.get(hearsay_workloads::rng::below(&mut r, ranges.len() as u64) as usize))
+        .copied()
+    else {
+        return unresolved;
+    };
+    let len = b.saturating_sub(a) + 1;
+    let take = slots.clamp(1, len);
+    let first = match hot {
+        // The slot with keys inside the range, at a drawn place in it.
+        Some(h) if a <= h && h <= b => {
+            let back = hearsay_workloads::rng::below(&mut r, u64::from(take)) as u16;
+            h.saturating_sub(back).max(a).min(b + 1 - take)
+        }
+        _ => a + hearsay_workloads::rng::below(&mut r, u64::from(len - take + 1)) as u16,
+    };
+    Fault::Reshard {
+        slots: take,
+        from: Some(from),
+        to: Some(to),
+        first: Some(first),
+    }
+}
+
+/// A membership change: add the first node (in the draw's order) outside the cluster,
+/// as a replica of a drawn primary or as a master; with none outside, remove a drawn
+/// replica. Nobody when the members are unknown.
+fn resolve_member(replica: bool, n: usize, topo: &Topology, draw: u64) -> Fault {
+    let mut r = ChaCha8Rng::seed_from_u64(draw ^ 0x4d45_4d42);
+    let mut outside: Vec<usize> = (0..n).filter(|i| !topo.members.contains(i)).collect();
+    shuffle(&mut r, &mut outside);
+    let mut primaries = topo.primaries.clone();
+    shuffle(&mut r, &mut primaries);
+    let nobody = Fault::Member {
+        replica,
+        node: None,
+        add: None,
+        replica_of: None,
+    };
+    if topo.members.is_empty() {
+        return nobody;
+    }
+    if let Some(node) = outside.first().copied() {
+        return Fault::Member {
+            replica,
+            node: Some(node),
+            add: Some(true),
+            replica_of: if replica {
+                primaries.first().copied()
+            } else {
+                None
+            },
+        };
+    }
+    let mut replicas: Vec<usize> = topo.replicas_of.values().flatten().copied().collect();
+    replicas.sort_unstable();
+    shuffle(&mut r, &mut replicas);
+    match replicas.first() {
+        Some(node) => Fault::Member {
+            replica,
+            node: Some(*node),
+            add: Some(false),
+            replica_of: None,
+        },
+        None => nobody,
+    }
+}
+
 /// Every node index a fault names explicitly (resolved targets and grudges).
 pub fn node_indices(f: &Fault) -> Vec<usize> {
     match f {
+        Fault::Reshard { from, to, .. } => from.iter().chain(to.iter()).copied().collect(),
+        Fault::Member {
+            node, replica_of, ..
+        } => node.iter().chain(replica_of.iter()).copied().collect(),
         Fault::Partition {
             partition: PartitionSpec::Grudge { grudge },
         } => grudge
@@ -658,28 +824,30 @@ pub fn node_indices(f: &Fault) -> Vec<usize> {
 
 /// Whether resolving this fault needs the current topology (primaries, replicas).
 pub fn needs_topology(f: &Fault) -> bool {
-    matches!(
-        f,
-        Fault::Partition {
-            partition: PartitionSpec::PrimariesAlone
-                | PartitionSpec::PrimaryWithMinority
-                | PartitionSpec::BlindVoter
-                | PartitionSpec::PrimaryRefusesOne
-                | PartitionSpec::IsolatePrimary { .. }
-                | PartitionSpec::IsolateReplicasOf { .. }
-                | PartitionSpec::ReplicasApart { .. }
-        }
-    ) || matches!(
-        f.targets(),
-        Some(
-            TargetSpec::Primaries
-                | TargetSpec::Replicas
-                | TargetSpec::Primary { .. }
-                | TargetSpec::FirstPrimaries { .. }
-                | TargetSpec::OtherPrimaries { .. }
-                | TargetSpec::Bystanders { .. }
+    matches!(f, Fault::Reshard { .. } | Fault::Member { .. })
+        || matches!(
+            f,
+            Fault::Partition {
+                partition: PartitionSpec::PrimariesAlone
+                    | PartitionSpec::PrimaryWithMinority
+                    | PartitionSpec::BlindVoter
+                    | PartitionSpec::PrimaryRefusesOne
+                    | PartitionSpec::IsolatePrimary { .. }
+                    | PartitionSpec::IsolateReplicasOf { .. }
+                    | PartitionSpec::ReplicasApart { .. }
+            }
         )
-    )
+        || matches!(
+            f.targets(),
+            Some(
+                TargetSpec::Primaries
+                    | TargetSpec::Replicas
+                    | TargetSpec::Primary { .. }
+                    | TargetSpec::FirstPrimaries { .. }
+                    | TargetSpec::OtherPrimaries { .. }
+                    | TargetSpec::Bystanders { .. }
+            )
+        )
 }
 
 /// A stored run's schedule could not be read.
@@ -772,7 +940,7 @@ mod tests {
     #[test]
     fn parse_list() {
         assert_eq!(NemesisKind::parse_list("none").unwrap(), vec![]);
-        assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 12);
+        assert_eq!(NemesisKind::parse_list("all").unwrap().len(), 14);
         assert_eq!(
             NemesisKind::parse_list("kill,partition,kill").unwrap(),
             vec![NemesisKind::Partition, NemesisKind::Kill]
@@ -871,6 +1039,7 @@ mod tests {
             primaries: vec![1],
             replicas_of: [(1, vec![0, 2])].into_iter().collect(),
             voters: vec![3, 4, 5],
+            ..Topology::default()
         };
         for draw in 0..20 {
             let g = resolve_partition(&PartitionSpec::PrimaryWithMinority, 6, &topo, draw);
@@ -887,7 +1056,7 @@ mod tests {
             replicas_of: [(0, vec![3]), (1, vec![4]), (2, vec![5])]
                 .into_iter()
                 .collect(),
-            voters: vec![],
+            ..Topology::default()
         };
         let g = resolve_partition(&PartitionSpec::PrimaryWithMinority, 6, &topo, 3);
         let alone: Vec<usize> = (0..6)
@@ -904,7 +1073,7 @@ mod tests {
             replicas_of: [(0, vec![3]), (1, vec![4]), (2, vec![5])]
                 .into_iter()
                 .collect(),
-            voters: vec![],
+            ..Topology::default()
         };
         let draw = 11;
         let p0 = resolve_targets(&TargetSpec::Primary { rank: 0 }, 6, &topo, draw);

@@ -118,10 +118,11 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
         let planned = schedule::load_realised(dir)?;
         schedule::timeline(&planned)
             .map_err(|e| RunError::BadOption(format!("{}: {e}", dir.display())))?;
-        check_schedule_nodes(&planned, opts.nodes, dir)?;
+        let spare = usize::from(planned.iter().any(|p| p.fault.kind().is_reshape()));
+        check_schedule_nodes(&planned, opts.nodes + spare, dir)?;
         return Ok(planned);
     }
-    let kinds = NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
+    let kinds = nemesis_kinds(opts)?;
     Ok(crate::faults::generate::generate_with(
         seed,
         &kinds,
@@ -130,6 +131,26 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
         opts.node_timeout,
         &partition_shapes(opts)?,
     ))
+}
+
+/// The `--nemesis` kinds for this target: `reshard` and `member` change a Redis
+/// Cluster's shape, so other targets refuse them by name and leave them out of `all`.
+fn nemesis_kinds(opts: &RunOpts) -> Result<Vec<NemesisKind>, RunError> {
+    let mut kinds = NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
+    if opts.target.fixed_nodes().is_some() {
+        let named: Vec<&str> = opts.nemesis.split(',').map(str::trim).collect();
+        if let Some(k) = NemesisKind::RESHAPE
+            .iter()
+            .find(|k| named.contains(&k.name()))
+        {
+            return Err(RunError::BadOption(format!(
+                "--nemesis {}: only Redis Cluster targets (hearsay, redis, mixed) reshard or change members",
+                k.name()
+            )));
+        }
+        kinds.retain(|k| !k.is_reshape());
+    }
+    Ok(kinds)
 }
 
 /// The options with a fixed-shape target's node count in `nodes` (test.json then
@@ -240,7 +261,7 @@ pub fn validate(opts: &RunOpts) -> Result<(), RunError> {
     if opts.test_count == 0 {
         return bad("--test-count must be >= 1");
     }
-    NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
+    nemesis_kinds(opts)?;
     partition_shapes(opts)?;
     Ok(())
 }

@@ -101,6 +101,7 @@ async fn start(
         reg,
         with_clock: planned.iter().any(|p| p.fault.kind() == NemesisKind::Clock),
         exe: std::env::current_exe().map_err(io("locate own binary for the delayer"))?,
+        reshape: planned.iter().any(|p| p.fault.kind().is_reshape()),
     };
     let started = target.start(ctx).await?;
     eprintln!(

@@ -5,6 +5,7 @@
 //! change.
 
 use super::form;
+use super::reshape::{self, Reshard};
 use super::server::{self, Kind, NodeSettings};
 use super::{StartCtx, Started, Stopped, Target, TargetError};
 use crate::env::net::Network;
@@ -36,6 +37,14 @@ pub struct ClusterTarget {
     nemesis: Option<Nemesis>,
     /// The topology each package's faults resolve against, read at its first fault.
     package_topology: BTreeMap<String, Topology>,
+    layout: Layout,
+    /// The schedule reshards or changes members: one spare node (the last index)
+    /// starts outside the cluster, and the final heal repairs open slots and members.
+    reshape: bool,
+    /// Connections for the reshape steps.
+    admin: form::Admin,
+    /// The reshard between its fault's start and stop.
+    reshard: Option<Reshard>,
 }
 
 impl ClusterTarget {
@@ -60,7 +69,94 @@ impl ClusterTarget {
             settings,
             nemesis: None,
             package_topology: BTreeMap::new(),
+            layout,
+            reshape: false,
+            admin: form::Admin::default(),
+            reshard: None,
         }
+    }
+
+    /// The nodes formed into the cluster at the start (the spare, if any, follows).
+    fn cluster_nodes(&self) -> &[Node] {
+        let n = self.kinds.len().min(self.nodes().len());
+        self.nodes().get(..n).unwrap_or(&[])
+    }
+
+    /// Starts a `reshard` or `member` fault: resolved against the slot map and the
+    /// members, carried out by `reshape`, recorded like every fault.
+    async fn start_reshape(&mut self, p: &Planned) -> (Fault, bool) {
+        let mut topo = topology(self.nodes()).await;
+        if matches!(p.fault, Fault::Reshard { from: None, .. }) {
+            for i in topo.primaries.clone() {
+                if let Some(s) = self.nodes().get(i).map(|n| key_slot_on(n.addr())) {
+                    if let Some(s) = s.await {
+                        topo.key_slot_of.insert(i, s);
+                    }
+                }
+            }
+        }
+        let Some(nem) = self.nemesis.as_mut() else {
+            return (p.fault.clone(), false);
+        };
+        let f = schedule::resolve(p, nem.nodes.len(), &topo);
+        let fname = format!("start-{}", f.kind().name());
+        nem.record_info(
+            &fname,
+            json!({"planned": p, "primaries": nem.names_of(&topo.primaries)}),
+            None,
+        );
+        let (ev, ok, err) = match &f {
+            Fault::Reshard { .. } => match Reshard::new(&mut self.admin, &nem.nodes, &f).await {
+                Ok(mut r) => {
+                    let nem_ref = &*nem;
+                    let now = || nem_ref.now_ms();
+                    let out = r.first_half(&mut self.admin, &nem.nodes, &now).await;
+                    self.reshard = Some(r);
+                    out
+                }
+                Err(e) => (Value::Null, false, Some(e)),
+            },
+            _ => reshape::member_change(&mut self.admin, &nem.nodes, &f).await,
+        };
+        nem.record_info(
+            &fname,
+            json!({
+                "planned": p,
+                "resolved": f,
+                "targets": nem.names_of(&schedule::node_indices(&f)),
+                "evidence": ev,
+                "verified": ok,
+            }),
+            err,
+        );
+        (f, ok)
+    }
+
+    /// The end of a `reshard` (the rest of its steps) or `member` fault (whether the
+    /// members agree on it).
+    async fn stop_reshape(&mut self, f: &Fault) -> bool {
+        let Some(nem) = self.nemesis.as_mut() else {
+            return false;
+        };
+        let fname = format!("stop-{}", f.kind().name());
+        nem.record_info(&fname, json!({"resolved": f}), None);
+        let (ev, ok, err) = match f {
+            Fault::Reshard { .. } => match self.reshard.take() {
+                Some(mut r) => {
+                    let nem_ref = &*nem;
+                    let now = || nem_ref.now_ms();
+                    r.finish(&mut self.admin, &nem.nodes, &now).await
+                }
+                None => (Value::Null, false, Some("the reshard never started".into())),
+            },
+            _ => reshape::member_settled(&mut self.admin, &nem.nodes, f).await,
+        };
+        nem.record_info(
+            &fname,
+            json!({"resolved": f, "evidence": ev, "verified": ok}),
+            err,
+        );
+        ok
     }
 
     /// The server of each node, by index.
@@ -103,7 +199,9 @@ impl Target for ClusterTarget {
     }
 
     async fn start(&mut self, ctx: StartCtx<'_>) -> Result<Started, TargetError> {
-        let net = Network::create(&ctx.reg, self.kinds.len())?;
+        self.reshape = ctx.reshape;
+        let spares = usize::from(ctx.reshape);
+        let net = Network::create(&ctx.reg, self.kinds.len() + spares)?;
         if ctx.with_clock {
             self.settings.faketime_shim = Some(crate::faults::clock::build_shim(
                 &ctx.run_dir.join("faketime"),
@@ -111,7 +209,7 @@ impl Target for ClusterTarget {
         }
         let mut nodes = Vec::new();
         for (i, nn) in net.nodes.iter().enumerate() {
-            let kind = self.kinds.get(i).copied().unwrap_or(Kind::Redis);
+            let kind = self.kinds.get(i).copied().unwrap_or((self.layout)(i));
             nodes.push(server::cluster_node(
                 i,
                 kind,
@@ -139,7 +237,7 @@ impl Target for ClusterTarget {
     }
 
     async fn form(&mut self) -> Result<u64, TargetError> {
-        let addrs: Vec<SocketAddr> = self.nodes().iter().map(|n| n.addr()).collect();
+        let addrs: Vec<SocketAddr> = self.cluster_nodes().iter().map(|n| n.addr()).collect();
         let formed = form::form(
             &addrs,
             self.replicas,
@@ -155,6 +253,11 @@ impl Target for ClusterTarget {
             .iter()
             .map(|n| (n.name.clone(), n.addr()))
             .collect()
+    }
+
+    /// Clients start at the cluster's nodes, not at the spare (it knows no slots).
+    fn client_seeds(&self) -> Vec<SocketAddr> {
+        self.cluster_nodes().iter().map(|n| n.addr()).collect()
     }
 
     fn record_faults(&mut self, rec: Arc<Recorder>) {
@@ -174,6 +277,9 @@ impl Target for ClusterTarget {
     }
 
     async fn start_fault(&mut self, p: &Planned) -> (Fault, bool) {
+        if p.fault.kind().is_reshape() {
+            return self.start_reshape(p).await;
+        }
         let cached = p
             .package
             .as_ref()
@@ -206,6 +312,9 @@ impl Target for ClusterTarget {
     }
 
     async fn stop_fault(&mut self, f: &Fault) -> bool {
+        if f.kind().is_reshape() {
+            return self.stop_reshape(f).await;
+        }
         match self.nemesis() {
             Ok(n) => n.stop(f).await,
             Err(_) => false,
@@ -213,10 +322,33 @@ impl Target for ClusterTarget {
     }
 
     async fn heal_all(&mut self) -> bool {
-        match self.nemesis() {
+        let healed = match self.nemesis() {
             Ok(n) => n.heal_all().await,
             Err(_) => false,
+        };
+        if !self.reshape {
+            return healed;
         }
+        // Open slots and members are repaired once every node is back.
+        self.reshard = None;
+        let Some(nem) = self.nemesis.as_mut() else {
+            return false;
+        };
+        let live: Vec<SocketAddr> = nem
+            .nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(|n| n.addr())
+            .collect();
+        let _ = form::wait_ping(&live, Duration::from_secs(10)).await;
+        nem.record_info("repair-cluster", json!({}), None);
+        let (ev, ok, err) = reshape::repair(&mut self.admin, &nem.nodes).await;
+        nem.record_info(
+            "repair-cluster",
+            json!({"evidence": ev, "verified": ok}),
+            err,
+        );
+        healed && ok
     }
 
     async fn wait_recovered(&self, limit: Duration) -> Result<Duration, String> {
@@ -226,13 +358,17 @@ impl Target for ClusterTarget {
             .filter(|n| n.is_running())
             .map(|n| n.addr())
             .collect();
-        form::wait_agreed(&live, Some(self.kinds.len()), limit)
+        form::wait_agreed(&live, Some(self.nodes().len()), limit)
             .await
             .map_err(|e| e.to_string())
     }
 
     async fn stop(&mut self, run_dir: &Path) -> Result<Stopped, TargetError> {
-        let kinds = self.kinds.clone();
+        // The spare's server follows the layout like the others'.
+        let layout = self.layout;
+        let kinds: Vec<Kind> = (0..self.nodes().len())
+            .map(|i| self.kinds.get(i).copied().unwrap_or(layout(i)))
+            .collect();
         let nemesis = self.nemesis()?;
         // Cluster-bus message counters of every node, for `hearsay compare` (secondary:
         // a failed write does not fail the run).
@@ -317,6 +453,28 @@ pub async fn topology(nodes: &[Node]) -> Topology {
             };
             topo.replicas_of.entry(m).or_default().push(i);
         }
+        for l in &lines {
+            if l.flags.iter().any(|f| f == "handshake" || f == "noaddr") {
+                continue;
+            }
+            let Some(i) = index_of(l.client_addr()) else {
+                continue;
+            };
+            topo.members.push(i);
+            let ranges: Vec<(u16, u16)> = l
+                .slots
+                .iter()
+                .filter(|s| !s.starts_with('['))
+                .filter_map(|s| {
+                    let (a, b) = s.split_once('-').unwrap_or((s, s));
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                .collect();
+            if l.is_master() && !ranges.is_empty() && topo.primaries.contains(&i) {
+                topo.slots_of.insert(i, ranges);
+            }
+        }
+        topo.members.sort_unstable();
         topo.primaries.sort_unstable();
         for r in topo.replicas_of.values_mut() {
             r.sort_unstable();
@@ -326,6 +484,23 @@ pub async fn topology(nodes: &[Node]) -> Topology {
         }
     }
     Topology::default()
+}
+
+/// The slot of a random key on a node (RANDOMKEY, then CLUSTER KEYSLOT).
+async fn key_slot_on(addr: SocketAddr) -> Option<u16> {
+    let t = Duration::from_millis(500);
+    let key = oneshot(addr, &[b"RANDOMKEY"], t)
+        .await
+        .ok()?
+        .as_bytes()?
+        .to_vec();
+    match oneshot(addr, &[b"CLUSTER", b"KEYSLOT", &key], t)
+        .await
+        .ok()?
+    {
+        hearsay_workloads::resp::Value::Int(s) => u16::try_from(s).ok(),
+        _ => None,
+    }
 }
 
 /// Waits until every node answers PING; fails at once, with the log tail, if a node

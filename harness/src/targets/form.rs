@@ -39,13 +39,24 @@ pub struct Admin {
 
 impl Admin {
     pub async fn request(&mut self, addr: SocketAddr, args: &[&[u8]]) -> Result<Value, String> {
+        self.request_within(addr, args, T).await
+    }
+
+    /// [`Admin::request`] with a reply timeout of its own (MIGRATE waits for its
+    /// target).
+    pub async fn request_within(
+        &mut self,
+        addr: SocketAddr,
+        args: &[&[u8]],
+        timeout: Duration,
+    ) -> Result<Value, String> {
         let c = match self.conns.entry(addr) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(Conn::connect(addr, T).await.map_err(|e| e.to_string())?)
             }
         };
-        match c.request(args, T).await {
+        match c.request(args, timeout).await {
             Ok(v) => Ok(v),
             Err(e) => {
                 self.conns.remove(&addr);

@@ -17,6 +17,7 @@ pub mod form;
 pub mod hearsay;
 pub mod mixed;
 pub mod redis;
+pub mod reshape;
 pub mod sentinel;
 pub mod server;
 pub mod standalone;
@@ -67,6 +68,10 @@ pub struct StartCtx<'a> {
     pub with_clock: bool,
     /// This binary (the packet delayer runs as `hearsay delayer`).
     pub exe: PathBuf,
+    /// The schedule changes the cluster's shape (`reshard`, `member`): a Redis
+    /// Cluster target starts a spare node outside the cluster and repairs open slots
+    /// and membership at the final heal.
+    pub reshape: bool,
 }
 
 /// Figures of the start phase, for run-info.json and the log.

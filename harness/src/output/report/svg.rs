@@ -238,6 +238,8 @@ pub fn fault_colour(kind: &str) -> &'static str {
         "kill" => "#555555",
         "clock" => "#b8860b",
         "loss" | "delay" => "#9d4edd",
+        "reshard" => "#2ca02c",
+        "member" => "#17becf",
         _ => "#888888",
     }
 }
@@ -270,7 +272,10 @@ pub fn fault_label(f: &FaultWindow) -> String {
             s.push_str(" strobe");
         }
     }
-    if !f.grudge.is_empty() {
+    if let Some(d) = &f.detail {
+        // A slot move or a membership change says what moved, not just whom.
+        let _ = write!(s, ": {d}");
+    } else if !f.grudge.is_empty() {
         let _ = write!(s, ": {}", partition_sides(f));
     } else if !f.targets.is_empty() {
         let _ = write!(s, ": {}", f.targets.join(" "));
@@ -477,6 +482,7 @@ mod tests {
             grudge,
             clock_delta_ms: None,
             strobe: false,
+            detail: None,
         };
         assert_eq!(fault_label(&f), "partition: n1 | n2 n3 n4");
     }
@@ -491,6 +497,7 @@ mod tests {
             grudge: BTreeMap::new(),
             clock_delta_ms: None,
             strobe: false,
+            detail: None,
         };
         let bars = fault_bars(&[w(0, Some(100)), w(50, Some(150)), w(120, None)], 500.0);
         let lanes: Vec<usize> = bars.iter().map(|b| b.lane).collect();
