@@ -45,6 +45,15 @@ impl TargetChoice {
         }
     }
 
+    /// Targets whose shape the `reshard` and `member` nemeses can change: the Redis
+    /// Cluster targets on real processes (the simulator does not model them yet).
+    pub fn reshapes(self) -> bool {
+        matches!(
+            self,
+            TargetChoice::Redis | TargetChoice::Hearsay | TargetChoice::Mixed
+        )
+    }
+
     /// Targets of a fixed shape: their node count (`--nodes` is set to it).
     pub fn fixed_nodes(self) -> Option<usize> {
         match self {

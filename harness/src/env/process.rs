@@ -272,7 +272,10 @@ impl Node {
             if left.is_zero() {
                 break;
             }
-            if self.reap(left.min(Duration::from_millis(500))).await.is_some()
+            if self
+                .reap(left.min(Duration::from_millis(500)))
+                .await
+                .is_some()
                 || self.child.is_none()
             {
                 return Ok(());

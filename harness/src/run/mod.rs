@@ -134,17 +134,18 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
 }
 
 /// The `--nemesis` kinds for this target: `reshard` and `member` change a Redis
-/// Cluster's shape, so other targets refuse them by name and leave them out of `all`.
+/// Cluster's shape, so other targets (and the simulator, which does not model
+/// them) refuse them by name and leave them out of `all`.
 fn nemesis_kinds(opts: &RunOpts) -> Result<Vec<NemesisKind>, RunError> {
     let mut kinds = NemesisKind::parse_list(&opts.nemesis).map_err(RunError::BadOption)?;
-    if opts.target.fixed_nodes().is_some() {
+    if !opts.target.reshapes() {
         let named: Vec<&str> = opts.nemesis.split(',').map(str::trim).collect();
         if let Some(k) = NemesisKind::RESHAPE
             .iter()
             .find(|k| named.contains(&k.name()))
         {
             return Err(RunError::BadOption(format!(
-                "--nemesis {}: only Redis Cluster targets (hearsay, redis, mixed) reshard or change members",
+                "--nemesis {}: only Redis Cluster targets on real processes (hearsay, redis, mixed) reshard or change members",
                 k.name()
             )));
         }

@@ -109,6 +109,12 @@ pub fn run_seed(
         Some(p) => p,
         None => run::plan(&opts, seed)?,
     };
+    if let Some(p) = planned.iter().find(|p| p.fault.kind().is_reshape()) {
+        return Err(RunError::BadOption(format!(
+            "the simulator does not model the {} nemesis (a schedule from a real run?)",
+            p.fault.kind().name()
+        )));
+    }
     let workload = Workload::parse(&opts.workload).unwrap_or(Workload::Set);
     let test = format!("{}-sim", opts.workload);
     let dir = folder::create(&opts.results_dir, &test, seed, SystemTime::now())?;
@@ -737,6 +743,8 @@ fn apply(w: &mut World, f: &Fault) -> Value {
             }
             json!({"ms": ms})
         }
+        // Refused before the run starts (see `run_seed`).
+        Fault::Reshard { .. } | Fault::Member { .. } => json!({"sim": "not modelled"}),
     }
 }
 
@@ -760,6 +768,7 @@ fn stop_fault(w: &mut World, f: &Fault, aof: bool) {
         }
         Fault::Loss { .. } => t.iter().for_each(|i| w.loss_pct[*i] = 0),
         Fault::Delay { .. } => t.iter().for_each(|i| w.delay_ms[*i] = 0),
+        Fault::Reshard { .. } | Fault::Member { .. } => {}
     }
     w.rec.borrow_mut().record(
         Process::Nemesis,
