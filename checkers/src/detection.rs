@@ -135,9 +135,9 @@ fn knew_it_unfailed(d: &RunData, e: &NodeEvent, about: &str, t: i64) -> bool {
         .unwrap_or(i64::MIN);
     d.snapshots
         .iter()
+        .rev()
         .filter(|s| s.node == e.node && s.t_ms > started && s.t_ms < t)
-        .filter_map(|s| s.lines.as_ref())
-        .last()
+        .find_map(|s| s.lines.as_ref())
         .is_some_and(|lines| {
             lines
                 .iter()
