@@ -218,7 +218,7 @@ pub fn run_seed(
     stop_snaps.set(true);
     snapshot_round(&mut w, &snaps);
     let sim_end = w.now;
-    let peak_kb = crate::cli_free_rss_kb();
+    let peak_kb = crate::rss_kb();
     let cpu_secs = crate::thread_cpu_secs() - cpu0;
     w.stop_all();
 
