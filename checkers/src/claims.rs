@@ -289,13 +289,20 @@ fn explain_lost_ack(f: &Facts, key: &str, ack: u64) -> (Option<&'static str>, Va
         if paused > 0 {
             ev["paused_ms"] = json!(paused);
         }
-        let limit = cut + nt + f.slack_ms + paused;
+        // Its clock stepped back: stored pong times lie in the future, and it
+        // cannot see the others time out for the step (redis alike).
+        let blind = f.blind_within(&node, cut, ta);
+        if blind > 0 {
+            ev["clock_step_blind_ms"] = json!(blind);
+        }
+        let limit = cut + nt + f.slack_ms + paused + blind;
         if ta <= limit {
             return (Some("minority-master"), ev);
         }
         ev["why"] = json!(format!(
             "{node} acknowledged the write {} ms after it was cut off from the majority of \
-             masters ({paused} ms of it paused); Redis Cluster stops a minority master's \
+             masters ({paused} ms of it paused, {blind} ms blind after a backward clock \
+             step); Redis Cluster stops a minority master's \
              writes after node_timeout ({nt} ms, {} ms slack) of its running time",
             ta - cut,
             f.slack_ms

@@ -276,6 +276,17 @@ impl<'a> Facts<'a> {
             .sum()
     }
 
+    /// How long a backward clock step of `node` kept it blind within `from..to`
+    /// (see `RunData::backward_clock_steps`).
+    pub(crate) fn blind_within(&self, node: &str, from: i64, to: i64) -> i64 {
+        self.d
+            .backward_clock_steps()
+            .iter()
+            .filter(|s| s.nodes.iter().any(|x| x == node))
+            .map(|s| (s.blind_until().min(to) - s.at_ms.max(from)).max(0))
+            .sum()
+    }
+
     /// The end of the last pause/kill/partition touching `node` that ended at or
     /// before `t`.
     pub(crate) fn back_from_fault(&self, node: &str, t: i64) -> Option<i64> {

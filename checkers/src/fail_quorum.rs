@@ -296,9 +296,22 @@ fn judge(
         // The report must echo a PFAIL/FAIL the reporter really held (gossip may
         // arrive late: a paused receiver handles it after resuming).
         if let (Some(rt), Some(rn)) = (rep.last_t, d.names.get(reporter)) {
+            // A decider that was paused reads on SIGCONT what its socket buffered
+            // during the whole pause: the gossip may be as old as the pause.
+            let mut from = rt - 2 * w - 5000;
+            if let Some(p) = d
+                .faults
+                .iter()
+                .filter(|f| f.kind == "pause" && f.targets.iter().any(|x| x == node))
+                .filter(|f| f.stop_ms.is_some_and(|s| s <= rt + TOL_MS && s >= from))
+                .map(|f| f.start_ms)
+                .min()
+            {
+                from = from.min(p - TOL_MS);
+            }
             match held_windows(d, rn, about) {
                 Some(hw) => {
-                    if !overlaps(&hw, rt - 2 * w - 5000, rt + TOL_MS + 1000) {
+                    if !overlaps(&hw, from, rt + TOL_MS + 1000) {
                         // A restarted node reloads FAIL flags from nodes.conf without
                         // logging them: then the log cannot prove it held nothing.
                         if restarted_before(d, rn, rt) {

@@ -35,7 +35,7 @@ pub fn skip_or_fail(reason: &str) {
 }
 
 /// This process's resident set in KB (/proc/self/status), 0 if unknown.
-pub fn cli_free_rss_kb() -> u64 {
+pub fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

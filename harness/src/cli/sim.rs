@@ -169,7 +169,7 @@ fn bench(opts: &RunOpts, seeds: &[u64], a: &SimArgs, simo: &SimOpts) -> i32 {
         let (mut sim_s, mut wall_s, mut cpu_s, mut events) = (0.0, 0.0, 0.0, 0u64);
         let mut mem = 0u64;
         for &seed in seeds {
-            let before = crate::cli_free_rss_kb();
+            let before = crate::rss_kb();
             match sim::run_seed(&o, seed, None, &simo) {
                 Ok(r) => {
                     sim_s += r.sim_secs;

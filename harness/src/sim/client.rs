@@ -26,6 +26,7 @@ use std::time::Duration;
 pub enum IoReq {
     Connect {
         addr: SocketAddr,
+        timeout_us: u64,
     },
     Request {
         conn: u64,
@@ -101,12 +102,9 @@ pub struct SimConn {
 
 impl Transport for SimTransport {
     type Conn = SimConn;
-    async fn connect(
-        &mut self,
-        addr: SocketAddr,
-        _timeout: Duration,
-    ) -> Result<SimConn, ConnError> {
-        match io(&self.io, IoReq::Connect { addr }).await {
+    async fn connect(&mut self, addr: SocketAddr, timeout: Duration) -> Result<SimConn, ConnError> {
+        let timeout_us = timeout.as_micros() as u64;
+        match io(&self.io, IoReq::Connect { addr, timeout_us }).await {
             IoRes::Connected(Ok(id)) => Ok(SimConn {
                 io: self.io.clone(),
                 id,

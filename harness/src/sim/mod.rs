@@ -224,7 +224,7 @@ pub fn run_seed(
     stop_snaps.set(true);
     snapshot_round(&mut w, &snaps);
     let sim_end = w.now;
-    let peak_kb = crate::cli_free_rss_kb();
+    let peak_kb = crate::rss_kb();
     let cpu_secs = crate::thread_cpu_secs() - cpu0;
     w.stop_all();
 
@@ -371,8 +371,21 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
         let r = w.cluster_cmd(i, &["ADDSLOTSRANGE", &s.to_string(), &e.to_string()]);
         ok(r, "ADDSLOTSRANGE")?;
     }
+    // Every pair, as targets/form.rs does; above 30 nodes every node meets the
+    // first only (redis-cli --cluster create's way) and gossip does the rest:
+    // n^2/2 handshakes at once would be most of a large run's cost.
+    let star = n > 30;
     for i in 0..n {
-        for j in i + 1..n {
+        let peers: Vec<usize> = if star {
+            if i == 0 {
+                vec![]
+            } else {
+                vec![0]
+            }
+        } else {
+            (i + 1..n).collect()
+        };
+        for j in peers {
             let (ip, port) = (w.nodes[j].ip.clone(), w.nodes[j].port.to_string());
             let r = w.cluster_cmd(i, &["MEET", &ip, &port]);
             ok(r, "MEET")?;
@@ -381,7 +394,7 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
         let t = w.now + 200;
         w.run_until(t);
     }
-    let limit = 30_000_000 + n as u64 * 100_000;
+    let limit = 30_000_000 + n as u64 * 200_000;
     for j in masters..n {
         let mid = ids[j % masters].clone();
         let mut tries = 0;
@@ -398,7 +411,10 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
             w.run_until(t);
         }
     }
-    if w.run_while(100_000, limit, |w| agreed(w).is_ok()).is_none() {
+    // Agreement reads every node's CLUSTER NODES (n^2 lines): poll a large
+    // cluster less often.
+    let poll = 100_000.max(n as u64 * 5_000);
+    if w.run_while(poll, limit, |w| agreed(w).is_ok()).is_none() {
         return Err(format!(
             "the cluster did not agree: {}",
             agreed(w).err().unwrap_or_default()
@@ -418,11 +434,8 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
 /// node, none failing or in handshake, one topology.
 pub fn agreed(w: &World) -> Result<(), String> {
     let n = w.n();
-    let mut first: Option<form::Topology> = None;
-    for (i, nd) in w.nodes.iter().enumerate() {
-        if !nd.alive {
-            continue;
-        }
+    // The cheap checks of every node first: CLUSTER NODES texts cost n^2.
+    for (i, nd) in w.nodes.iter().enumerate().filter(|(_, nd)| nd.alive) {
         if nd.paused {
             return Err(format!("n{}: paused", i + 1));
         }
@@ -436,6 +449,12 @@ pub fn agreed(w: &World) -> Result<(), String> {
                 nd.core.node_count()
             ));
         }
+    }
+    let mut first: Option<form::Topology> = None;
+    for (i, nd) in w.nodes.iter().enumerate() {
+        if !nd.alive {
+            continue;
+        }
         let lines = form::parse_nodes(&nd.core.nodes_text());
         if let Some(l) = lines
             .iter()
@@ -447,7 +466,15 @@ pub fn agreed(w: &World) -> Result<(), String> {
         match &first {
             None => first = Some(topo),
             Some(f) if *f != topo => {
-                return Err(format!("n{}: topology differs from first node", i + 1))
+                let diff = f
+                    .iter()
+                    .find(|(k, v)| topo.get(*k) != Some(v))
+                    .map(|(k, v)| format!("{k}: {v:?} vs {:?}", topo.get(k)))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "n{}: topology differs from first node ({diff})",
+                    i + 1
+                ));
             }
             Some(_) => {}
         }

@@ -1442,8 +1442,24 @@ impl World {
                     res: IoRes::Woke,
                 },
             ),
-            IoReq::Connect { addr } => {
+            IoReq::Connect { addr, timeout_us } => {
                 let node = self.by_client_addr.get(&addr).copied();
+                let rtt = match node {
+                    Some(i) => 2 * self.client_latency(i),
+                    None => 100,
+                };
+                if rtt > timeout_us {
+                    // SYNs lost past the client's connect timeout.
+                    self.at(
+                        self.now + timeout_us,
+                        Ev::ProcIo {
+                            proc_: p,
+                            io,
+                            res: IoRes::Connected(Err(ConnError::ConnectTimeout { addr })),
+                        },
+                    );
+                    return;
+                }
                 let res = match node {
                     Some(i) if self.nodes[i].alive => {
                         let id = self.next_cconn;
@@ -1460,10 +1476,6 @@ impl World {
                         Ok(id)
                     }
                     _ => Err(ConnError::Refused { addr }),
-                };
-                let rtt = match node {
-                    Some(i) => 2 * self.client_latency(i),
-                    None => 100,
                 };
                 self.at(
                     self.now + rtt,
