@@ -13,4 +13,4 @@ RUNS=${1:-5}
 cargo build --release -p hearsay -p hearsay-node -q
 nice -n 10 target/release/hearsay scale --targets hearsay,redis --nodes 6 --replicas 1 \
   --node-timeout 2000 --failover-only --runs "$RUNS" --results-dir results/bench-failover \
-  | sed -n '/Failover chain/,/^$/p;/stop to promotion/p;/^outputs:/p'
+  | sed -n '/Failover chain/,/^hearsay \/ redis/p;/stop to promotion/p;/^outputs:/p'
