@@ -41,9 +41,10 @@ pub struct ScaleOpts {
     /// Seconds of idle traffic measured per cluster.
     #[arg(long, default_value_t = 20)]
     pub window: u64,
-    /// Seconds a formed cluster settles before the window.
-    #[arg(long, default_value_t = 5)]
-    pub settle: u64,
+    /// Seconds a formed cluster settles before the window (default: one node
+    /// timeout, so the window sees the steady ping schedule, not formation's).
+    #[arg(long)]
+    pub settle: Option<u64>,
     /// Clusters per target and size, the targets alternating; tables show medians.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
@@ -483,7 +484,8 @@ impl Measure for ClusterMeasure {
         }
 
         if !ctx.opts.failover_only {
-            tokio::time::sleep(Duration::from_secs(ctx.opts.settle)).await;
+            let settle = ctx.opts.settle.unwrap_or(nt.div_ceil(1000));
+            tokio::time::sleep(Duration::from_secs(settle)).await;
             // The counters are read outside the window; inside it nothing but the
             // cluster bus talks (the admin connections stay idle).
             let m0 = msgs_sent(&mut admin, &addrs).await;
