@@ -115,9 +115,16 @@ pub fn round_problems(d: &RunData, round: &[&Snapshot]) -> Vec<String> {
             }
         }
     }
+    // A configEpoch decides slot ownership, so masters serving slots must not
+    // share one. Slotless masters (a member just added, a master that lost its
+    // slots) may share epoch 0 a while: redis-server left two so after a heal
+    // past the bound (reshard/member matrix, seed 4), with every slot agreed.
     for (n, v) in &views {
         let mut epochs: BTreeMap<u64, &str> = BTreeMap::new();
-        for l in v.iter().filter(|l| l.master && !l.handshake) {
+        for l in v
+            .iter()
+            .filter(|l| l.master && !l.handshake && !l.slots.is_empty())
+        {
             if let Some(other) = epochs.insert(l.config_epoch, &l.id) {
                 p.push(format!(
                     "masters {} and {} share configEpoch {} on {n}",
