@@ -261,6 +261,16 @@ pub fn check(d: &RunData, bound_ms: Option<i64>) -> Convergence {
     }
     r.converged_at_ms = Some(at);
     r.convergence_ms = Some(at - heal);
+    // The harness's final repair (members added back, open slots closed, as
+    // redis-cli --cluster fix) changes the cluster after the heal: the bound
+    // starts when it is done.
+    if let Some(repaired) = d.repaired_ms.filter(|&t| t > heal) {
+        r.bound_ms += repaired - heal;
+        r.notes.push(format!(
+            "bound extended by {} ms: the final repair (members back, open slots closed) ran until {repaired} ms",
+            repaired - heal
+        ));
+    }
     // A clock stepped back blinds the staleness rules for the step: the bound
     // waits out what of that window is left after the heal.
     let blind = d

@@ -323,6 +323,9 @@ pub struct RunData {
     /// Time of the final heal (`heal-all`) and of the `recovered` op.
     pub heal_ms: Option<i64>,
     pub recovered_ms: Option<i64>,
+    /// When the harness's final repair (`repair-cluster`: members added back,
+    /// open slots closed) ended, if it ran.
+    pub repaired_ms: Option<i64>,
     /// Whether events could be placed on the timeline at all.
     pub has_timebase: bool,
     pub loglevel: String,
@@ -500,6 +503,9 @@ impl RunData {
             }
             if op.f == "recovered" {
                 d.recovered_ms = Some(t);
+            }
+            if op.f == "repair-cluster" && d.repaired_ms.is_none_or(|r| r < t) {
+                d.repaired_ms = Some(t);
             }
         }
         let (snap_lines, snap_broken) = json_lines_lenient(snapshots);
