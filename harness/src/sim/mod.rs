@@ -574,33 +574,9 @@ fn schedule_faults(
 fn topology(w: &World) -> Topology {
     for nd in w.nodes.iter().filter(|n| n.alive && !n.paused) {
         let lines = form::parse_nodes(&nd.core.nodes_text());
-        let index_of = |addr: &str| (0..w.n()).find(|&i| w.client_addr(i).to_string() == addr);
-        let mut topo = Topology::default();
-        for l in &lines {
-            let failed = l.flags.iter().any(|f| f == "fail");
-            if l.is_master() && !l.slots.is_empty() && !failed {
-                if let Some(i) = index_of(l.client_addr()) {
-                    topo.primaries.push(i);
-                }
-            }
-        }
-        for l in &lines {
-            let Some(mid) = &l.master else { continue };
-            let (Some(m), Some(i)) = (
-                lines
-                    .iter()
-                    .find(|x| &x.id == mid)
-                    .and_then(|x| index_of(x.client_addr())),
-                index_of(l.client_addr()),
-            ) else {
-                continue;
-            };
-            topo.replicas_of.entry(m).or_default().push(i);
-        }
-        topo.primaries.sort_unstable();
-        for r in topo.replicas_of.values_mut() {
-            r.sort_unstable();
-        }
+        let topo = form::topology_of(&lines, |addr| {
+            (0..w.n()).find(|&i| w.client_addr(i).to_string() == addr)
+        });
         if !topo.primaries.is_empty() {
             return topo;
         }

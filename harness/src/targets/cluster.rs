@@ -430,55 +430,9 @@ pub async fn topology(nodes: &[Node]) -> Topology {
         };
         let Some(text) = v.as_text() else { continue };
         let lines = form::parse_nodes(&text);
-        let index_of = |addr: &str| nodes.iter().position(|nd| nd.addr().to_string() == addr);
-        let mut topo = Topology::default();
-        for l in &lines {
-            let failed = l.flags.iter().any(|f| f == "fail");
-            if l.is_master() && !l.slots.is_empty() && !failed {
-                if let Some(i) = index_of(l.client_addr()) {
-                    topo.primaries.push(i);
-                }
-            }
-        }
-        for l in &lines {
-            let Some(master_id) = &l.master else { continue };
-            let (Some(m), Some(i)) = (
-                lines
-                    .iter()
-                    .find(|x| &x.id == master_id)
-                    .and_then(|x| index_of(x.client_addr())),
-                index_of(l.client_addr()),
-            ) else {
-                continue;
-            };
-            topo.replicas_of.entry(m).or_default().push(i);
-        }
-        for l in &lines {
-            if l.flags.iter().any(|f| f == "handshake" || f == "noaddr") {
-                continue;
-            }
-            let Some(i) = index_of(l.client_addr()) else {
-                continue;
-            };
-            topo.members.push(i);
-            let ranges: Vec<(u16, u16)> = l
-                .slots
-                .iter()
-                .filter(|s| !s.starts_with('['))
-                .filter_map(|s| {
-                    let (a, b) = s.split_once('-').unwrap_or((s, s));
-                    Some((a.parse().ok()?, b.parse().ok()?))
-                })
-                .collect();
-            if l.is_master() && !ranges.is_empty() && topo.primaries.contains(&i) {
-                topo.slots_of.insert(i, ranges);
-            }
-        }
-        topo.members.sort_unstable();
-        topo.primaries.sort_unstable();
-        for r in topo.replicas_of.values_mut() {
-            r.sort_unstable();
-        }
+        let topo = form::topology_of(&lines, |addr| {
+            nodes.iter().position(|nd| nd.addr().to_string() == addr)
+        });
         if !topo.primaries.is_empty() {
             return topo;
         }
