@@ -136,6 +136,7 @@ pub fn run_seed(
     };
     folder::write_json(&dir.join("test.json"), &test_json.to_json())?;
     folder::write_json(&dir.join("schedule.json"), &json!(planned))?;
+    folder::link_latest(&opts.results_dir, &test, &dir);
 
     let mut w = World::new(seed, sim_cfgs(&opts));
     w.codec_roundtrip = sim.codec;
