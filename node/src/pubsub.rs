@@ -2,7 +2,7 @@
 //! (and each sharded channel) the clients subscribed to it, in subscription
 //! order, and for each pattern the clients subscribed to it. The client side
 //! of the relation (what one client is subscribed to) lives in
-//! [`crate::commands::ClientState`]. Delivering a message is the shell's job;
+//! the command layer's `ClientState`. Delivering a message is the shell's job;
 //! this module says who receives it and encodes the messages.
 
 use std::collections::HashMap;
