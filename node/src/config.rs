@@ -461,6 +461,12 @@ pub struct Config {
     /// (plus the rank's delay) after the master is seen failing, instead of redis's
     /// 500 ms + random 0..500 ms, so a test can time faults around elections.
     pub test_election_delay_ms: Option<u64>,
+    /// The gossip experiment's knobs (hidden, `hearsay scale --gossip-divisor`,
+    /// `--ping-age-divisor`): gossip entries per ping max(3, N / gossip_divisor),
+    /// ping a peer whose pong is older than node_timeout / ping_age_divisor.
+    /// Redis's values (10 and 2) unless set.
+    pub gossip_divisor: u64,
+    pub ping_age_divisor: u64,
     /// The config file named on the command line, if any (INFO server's config_file).
     pub config_file: Option<String>,
 }
@@ -472,6 +478,8 @@ impl Default for Config {
             bugs: Vec::new(),
             save_seen: false,
             test_election_delay_ms: None,
+            gossip_divisor: 10,
+            ping_age_divisor: 2,
             config_file: None,
         }
     }
@@ -623,6 +631,22 @@ impl Config {
             }
             self.bugs.push(values[0].clone());
             return Ok(());
+        }
+        for (option, field) in [
+            ("experiment-gossip-divisor", &mut self.gossip_divisor),
+            ("experiment-ping-age-divisor", &mut self.ping_age_divisor),
+        ] {
+            if name.eq_ignore_ascii_case(option) {
+                let [n] = values else {
+                    return Err("wrong number of arguments".into());
+                };
+                *field = n
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| format!("{option}: '{n}' is not 1..=1000"))?;
+                return Ok(());
+            }
         }
         if name.eq_ignore_ascii_case("test-election-delay-ms") {
             let [ms] = values else {
@@ -874,6 +898,8 @@ impl Config {
             repl_ping_replica_period: self.int("repl-ping-replica-period").max(1) as u64,
             bugs: self.bugs.clone(),
             test_election_delay_ms: self.test_election_delay_ms,
+            gossip_divisor: self.gossip_divisor,
+            ping_age_divisor: self.ping_age_divisor,
             preferred_endpoint: crate::cluster::EndpointType::parse(
                 &self.text("cluster-preferred-endpoint-type"),
             ),
@@ -1093,6 +1119,19 @@ mod tests {
         let cc = c.cluster_config().unwrap();
         assert_eq!(cc.bugs, ["double-vote"]);
         assert_eq!(cc.test_election_delay_ms, Some(6000));
+        assert_eq!((cc.gossip_divisor, cc.ping_age_divisor), (10, 2));
+        let c = Config::from_args(&args(
+            "--cluster-enabled yes --experiment-gossip-divisor 3 --experiment-ping-age-divisor 4",
+        ))
+        .unwrap();
+        let cc = c.cluster_config().unwrap();
+        assert_eq!((cc.gossip_divisor, cc.ping_age_divisor), (3, 4));
+        for bad in ["0", "1001", "x"] {
+            let e = Config::from_args(&args(&format!("--experiment-gossip-divisor {bad}")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("experiment-gossip-divisor"), "{e}");
+        }
         for bad in ["abc", "-1", "3600001"] {
             let e = Config::from_args(&args(&format!("--test-election-delay-ms {bad}")))
                 .unwrap_err()

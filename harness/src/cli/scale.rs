@@ -70,7 +70,20 @@ pub struct ScaleOpts {
     /// Keep each cluster's node folders (logs, event logs, nodes.conf).
     #[arg(long)]
     pub keep: bool,
+    /// Gossip experiment (hearsay-node only): gossip entries per ping are
+    /// max(3, N / D), for each D given (redis: 10). Every combination with
+    /// --ping-age-divisor other than redis's (10, 2) is its own target line,
+    /// `hearsay-g<D>-p<P>`.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    pub gossip_divisor: Vec<u64>,
+    /// Gossip experiment (hearsay-node only): a peer is pinged once its last
+    /// pong is older than node_timeout / P, for each P given (redis: 2).
+    #[arg(long, value_delimiter = ',', default_value = "2")]
+    pub ping_age_divisor: Vec<u64>,
 }
+
+/// Redis's gossip section divisor and ping age divisor.
+const REDIS_GOSSIP: (u64, u64) = (10, 2);
 
 /// One measurement to make.
 #[derive(Clone, Debug)]
@@ -104,6 +117,8 @@ pub trait Measure: Send + Sync {
 /// A Redis Cluster of one server kind, measured on the wire.
 pub struct ClusterMeasure {
     kind: Kind,
+    /// The target's line: the kind's name, or a gossip variant's.
+    label: String,
     settings: NodeSettings,
 }
 
@@ -111,6 +126,7 @@ impl ClusterMeasure {
     pub fn new(kind: Kind, opts: &ScaleOpts) -> ClusterMeasure {
         ClusterMeasure {
             kind,
+            label: kind.name().to_string(),
             settings: NodeSettings {
                 redis_server: crate::env::sys::which(&opts.redis_server.to_string_lossy())
                     .unwrap_or(opts.redis_server.clone()),
@@ -122,6 +138,7 @@ impl ClusterMeasure {
                 base_port: 7000,
                 bugs: vec![],
                 election_delay_ms: None,
+                experiment: vec![],
             },
         }
     }
@@ -129,6 +146,12 @@ impl ClusterMeasure {
 
 /// The targets the options name; an unknown name is an error.
 pub fn measures(opts: &ScaleOpts) -> Result<Vec<Box<dyn Measure>>, String> {
+    let divisors = opts.gossip_divisor.iter().chain(&opts.ping_age_divisor);
+    if let Some(bad) = divisors.into_iter().find(|d| !(1..=1000).contains(*d)) {
+        return Err(format!(
+            "--gossip-divisor and --ping-age-divisor take 1..=1000, not {bad}"
+        ));
+    }
     opts.targets
         .iter()
         .map(|t| -> Result<Box<dyn Measure>, String> {
@@ -138,7 +161,34 @@ pub fn measures(opts: &ScaleOpts) -> Result<Vec<Box<dyn Measure>>, String> {
                 other => Err(format!("unknown scale target {other} (hearsay, redis)")),
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()
+        .map(|mut all| {
+            if opts.targets.iter().any(|t| t == "hearsay") {
+                all.extend(gossip_variants(opts));
+            }
+            all
+        })
+}
+
+/// The gossip experiment's hearsay-node lines: every (divisor, ping age
+/// divisor) combination but redis's own, which is the plain `hearsay` line.
+fn gossip_variants(opts: &ScaleOpts) -> Vec<Box<dyn Measure>> {
+    let mut out: Vec<Box<dyn Measure>> = Vec::new();
+    for &g in &opts.gossip_divisor {
+        for &p in &opts.ping_age_divisor {
+            if (g, p) == REDIS_GOSSIP {
+                continue;
+            }
+            let mut m = ClusterMeasure::new(Kind::Hearsay, opts);
+            m.label = format!("hearsay-g{g}-p{p}");
+            m.settings.experiment = vec![
+                ("experiment-gossip-divisor".into(), g.to_string()),
+                ("experiment-ping-age-divisor".into(), p.to_string()),
+            ];
+            out.push(Box::new(m));
+        }
+    }
+    out
 }
 
 fn wall_ms() -> f64 {
@@ -409,12 +459,12 @@ async fn set_loglevel(admin: &mut Admin, addrs: &[SocketAddr], level: &str) {
 #[async_trait::async_trait]
 impl Measure for ClusterMeasure {
     fn name(&self) -> &str {
-        self.kind.name()
+        &self.label
     }
 
     async fn measure(&self, p: &Point, ctx: &Ctx<'_>) -> Result<ScaleRow, String> {
         let t0 = Instant::now();
-        let name = self.kind.name();
+        let name = self.label.as_str();
         let mut row = ScaleRow {
             target: name.into(),
             nodes: p.nodes,

@@ -248,6 +248,40 @@ impl ScaleReport {
         out
     }
 
+    /// The gossip experiment's trade-off, one line per variant row: its
+    /// bytes and messages per node against the plain `hearsay` row of the same
+    /// N, and how much earlier or later the failure chain ran.
+    fn gossip_tradeoff(rows: &[&ScaleRow]) -> Vec<String> {
+        let mut out = Vec::new();
+        for v in rows.iter().filter(|r| r.target.starts_with("hearsay-g")) {
+            let Some(base) = rows
+                .iter()
+                .find(|r| r.target == "hearsay" && r.nodes == v.nodes)
+            else {
+                continue;
+            };
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("x{a:.2}", a = a / b),
+                _ => "-".into(),
+            };
+            let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) => format!("{:+.2} s", (a - b) / 1000.0),
+                _ => "-".into(),
+            };
+            out.push(format!(
+                "{} N={}: bytes/s per node {}, messages/s per node {}; first PFAIL {}, FAIL decided {}, FAIL known by all {}",
+                v.target,
+                v.nodes,
+                ratio(v.bytes_per_node_s, base.bytes_per_node_s),
+                ratio(v.msgs_per_node_s, base.msgs_per_node_s),
+                delta(v.failover.pfail_ms, base.failover.pfail_ms),
+                delta(v.failover.fail_ms, base.failover.fail_ms),
+                delta(v.failover.fail_all_ms, base.failover.fail_all_ms),
+            ));
+        }
+        out
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         v["fits"] = serde_json::to_value(self.fits()).unwrap_or_default();
@@ -366,6 +400,17 @@ impl ScaleReport {
                         })
                         .collect();
                     let _ = writeln!(s, "- N = {n}: {}", parts.join("; "));
+                }
+            }
+            let tradeoff = Self::gossip_tradeoff(&rows);
+            if !tradeoff.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "\nGossip experiment: each variant against hearsay-node with redis's \
+                     schedule (gossip section max(3, N/10), ping at node_timeout/2), same N:\n"
+                );
+                for l in tradeoff {
+                    let _ = writeln!(s, "- {l}");
                 }
             }
             let notes: Vec<String> = rows
@@ -784,5 +829,25 @@ mod tests {
         assert!(!html.contains("<script"));
         let v = rep.to_json();
         assert!(v["fits"].as_array().is_some_and(|a| !a.is_empty()));
+    }
+
+    #[test]
+    fn gossip_variants_are_set_against_the_plain_hearsay_line() {
+        let mut wide = row("hearsay-g5-p2", 30, 21000.0);
+        wide.failover.fail_all_ms = Some(20_000.0);
+        let mut base = row("hearsay", 30, 14000.0);
+        base.failover.fail_all_ms = Some(22_500.0);
+        let rep = ScaleReport {
+            rows: vec![base, wide, row("redis", 30, 14000.0)],
+            ..Default::default()
+        };
+        let md = rep.markdown();
+        assert!(
+            md.contains("hearsay-g5-p2 N=30: bytes/s per node x1.50")
+                && md.contains("FAIL known by all -2.50 s"),
+            "{md}"
+        );
+        // The variant is not what the hearsay/redis ratios compare.
+        assert!(md.contains("bytes/s per node 1.00 [0.9-1.1] ok"), "{md}");
     }
 }

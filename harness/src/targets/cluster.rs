@@ -60,6 +60,7 @@ impl ClusterTarget {
             base_port: 7000,
             bugs: opts.node_bug.clone(),
             election_delay_ms: opts.node_election_delay_ms,
+            experiment: vec![],
         };
         ClusterTarget {
             name,

@@ -85,6 +85,7 @@ pub fn target(opts: &RunOpts) -> SentinelTarget {
             base_port: 7000,
             bugs: vec![],
             election_delay_ms: None,
+            experiment: vec![],
         },
         sentinel_bin,
         sentinel_args,

@@ -45,6 +45,9 @@ pub struct NodeSettings {
     pub bugs: Vec<String>,
     /// hearsay-node's hidden `--test-election-delay-ms` (redis-server has no such knob).
     pub election_delay_ms: Option<u64>,
+    /// hearsay-node's hidden experiment options (`hearsay scale --gossip-divisor`):
+    /// (name without `--`, value) pairs.
+    pub experiment: Vec<(String, String)>,
 }
 
 impl NodeSettings {
@@ -113,6 +116,9 @@ fn launch(node: &Node, kind: Kind, settings: &NodeSettings) -> Launch {
         }
         if let Some(ms) = settings.election_delay_ms {
             args.extend(["--test-election-delay-ms".to_string(), ms.to_string()]);
+        }
+        for (name, value) in &settings.experiment {
+            args.extend([format!("--{name}"), value.clone()]);
         }
     }
     let env = match (&settings.faketime_shim, &node.clock_file) {

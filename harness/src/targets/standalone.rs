@@ -196,6 +196,7 @@ mod tests {
             base_port: 7000,
             bugs: vec![],
             election_delay_ms: None,
+            experiment: vec![],
         };
         let c = data_config(&node, &settings, Some("10.1.2.1:7001".parse().unwrap()), 1);
         assert!(c.contains("replicaof 10.1.2.1 7001\n"), "{c}");

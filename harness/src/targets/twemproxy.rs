@@ -58,6 +58,7 @@ pub fn target(opts: &RunOpts) -> TwemproxyTarget {
             base_port: 7000,
             bugs: vec![],
             election_delay_ms: None,
+            experiment: vec![],
         },
         nutcracker: crate::env::sys::which(&opts.nutcracker.to_string_lossy())
             .or_else(|| {

@@ -75,6 +75,7 @@ impl Cluster {
         }
 
         // 3) Per node: orphaned masters, stale links, half-timeout pings, PFAIL.
+        let ping_age_divisor = self.cfg.ping_age_divisor as i64;
         let i_am_replica = self.me().is_replica();
         let my_master = self.me().replica_of;
         let mut orphaned_masters = 0usize;
@@ -116,7 +117,7 @@ impl Cluster {
             }
             let Some(n) = self.node(r) else { continue };
             if let Some(l) = n.link {
-                if n.ping_sent == 0 && now - n.pong_received > timeout / 2 {
+                if n.ping_sent == 0 && now - n.pong_received > timeout / ping_age_divisor {
                     self.send_ping(now, l, msg_type::PING);
                     continue;
                 }

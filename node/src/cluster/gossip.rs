@@ -73,7 +73,9 @@ impl Cluster {
         let total = self.nodes.len();
         // Nodes we can hope to gossip about: all but ourselves and the receiver.
         let mut freshnodes = total.saturating_sub(2);
-        let wanted = (total / 10).max(3).min(freshnodes);
+        let wanted = (total / self.cfg.gossip_divisor as usize)
+            .max(3)
+            .min(freshnodes);
         let pfail_wanted = self.stats_pfail_nodes;
         let buckets = self.dict_buckets();
 

@@ -175,6 +175,12 @@ pub struct ClusterConfig {
     pub bugs: Vec<String>,
     /// Tests only: a fixed election delay replacing 500 ms + random 0..500 ms.
     pub test_election_delay_ms: Option<u64>,
+    /// Gossip experiment (hidden `experiment-gossip-divisor`): a ping carries
+    /// max(3, N / this) gossip entries. Redis: 10.
+    pub gossip_divisor: u64,
+    /// Gossip experiment (hidden `experiment-ping-age-divisor`): a peer whose
+    /// last pong is older than node_timeout / this is pinged. Redis: 2.
+    pub ping_age_divisor: u64,
     /// `cluster-preferred-endpoint-type`: what CLUSTER SLOTS/SHARDS and
     /// MOVED/ASK give clients as a node's address.
     pub preferred_endpoint: EndpointType,
@@ -223,6 +229,8 @@ impl Default for ClusterConfig {
             repl_ping_replica_period: 10,
             bugs: Vec::new(),
             test_election_delay_ms: None,
+            gossip_divisor: 10,
+            ping_age_divisor: 2,
             preferred_endpoint: EndpointType::Ip,
         }
     }
