@@ -135,6 +135,7 @@ pub async fn bed(target: TargetChoice, faketime: bool) -> Bed {
         base_port: 7000,
         bugs: vec![],
         election_delay_ms: None,
+        experiment: vec![],
     };
     let layout: Layout = match target {
         TargetChoice::Redis => redis::layout,
