@@ -394,11 +394,17 @@ impl Spans {
     /// instead of one per argument) and slices it.
     fn collect(&self, buf: &[u8], total: usize) -> Vec<Bytes> {
         let spans = self.as_slice();
-        let mut data = Vec::with_capacity(total);
-        for &(start, len) in spans {
-            data.extend_from_slice(&buf[start..start + len]);
-        }
-        let data = Bytes::from(data);
+        let data = if total <= SMALL {
+            Bytes::from_owner(Inline::<SMALL>::gather(spans, buf, total))
+        } else if total <= MEDIUM {
+            Bytes::from_owner(Inline::<MEDIUM>::gather(spans, buf, total))
+        } else {
+            let mut data = Vec::with_capacity(total);
+            for &(start, len) in spans {
+                data.extend_from_slice(&buf[start..start + len]);
+            }
+            Bytes::from(data)
+        };
         let mut args = Vec::with_capacity(spans.len());
         let mut at = 0;
         for &(_, len) in spans {
@@ -406,6 +412,43 @@ impl Spans {
             at += len;
         }
         args
+    }
+}
+
+/// Requests whose arguments add up to at most this many bytes keep them in
+/// an [`Inline`] buffer (`GET key`, `SET key value` with short ones).
+const SMALL: usize = 48;
+const MEDIUM: usize = 112;
+
+/// A small request's arguments, in the same allocation as the reference
+/// count `Bytes::from_owner` keeps: one allocation per request where a
+/// `Vec` made two (its data, then the shared header `Bytes` allocates when
+/// the first argument is sliced off), about 200 instructions less per
+/// request. A value a command keeps pins at most `MEDIUM` bytes this way.
+struct Inline<const N: usize> {
+    len: usize,
+    buf: [u8; N],
+}
+
+impl<const N: usize> Inline<N> {
+    /// The arguments at `spans` of `buf`, `total` bytes (at most `N`), end to end.
+    fn gather(spans: &[(usize, usize)], buf: &[u8], total: usize) -> Inline<N> {
+        let mut out = Inline {
+            len: total,
+            buf: [0u8; N],
+        };
+        let mut at = 0;
+        for &(start, len) in spans {
+            out.buf[at..at + len].copy_from_slice(&buf[start..start + len]);
+            at += len;
+        }
+        out
+    }
+}
+
+impl<const N: usize> AsRef<[u8]> for Inline<N> {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
