@@ -243,8 +243,10 @@ impl Node {
             shared.keys_ready.notify_waiters();
         }
         // A pause that lapsed or was lifted lets held requests run again.
-        let kind = self.pause_kind(now);
-        self.clients.release_postponed(kind);
+        if self.clients.has_postponed() {
+            let kind = self.pause_kind(now);
+            self.clients.release_postponed(kind);
+        }
         // Every pass ends here before its replies go out: the writes it
         // applied reach the AOF first.
         if std::mem::take(&mut self.stats.aof_rewrite_requested) {
@@ -258,13 +260,11 @@ impl Node {
     /// see. Replies to clients go out only after `drain` returns, so they
     /// follow the flush too.
     fn run_actions(&mut self, shared: &Arc<Shared>, now: u64) {
-        loop {
-            let mut batch = Vec::new();
+        // Usually there is nothing: every client pass comes here, twice.
+        while let Some(first) = self.cluster.as_mut().and_then(|c| c.poll_action()) {
+            let mut batch = vec![first];
             while let Some(action) = self.cluster.as_mut().and_then(|c| c.poll_action()) {
                 batch.push(action);
-            }
-            if batch.is_empty() {
-                break;
             }
             // Stable: the core's order holds within a phase.
             batch.sort_by_key(Action::phase);
