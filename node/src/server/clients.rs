@@ -308,6 +308,11 @@ impl Clients {
         self.wake_postponed();
     }
 
+    /// Some client has a request held by a pause.
+    pub fn has_postponed(&self) -> bool {
+        self.postponed > 0
+    }
+
     /// Once the pause has lapsed or loosened, lets held requests run again
     /// (they are held once more if the pause still covers them).
     pub fn release_postponed(&mut self, kind: PauseKind) {
