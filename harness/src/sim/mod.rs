@@ -395,7 +395,12 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
         let t = w.now + 200;
         w.run_until(t);
     }
-    let limit = 30_000_000 + n as u64 * 200_000;
+    // A replica's new role reaches a peer only in the header of a message one
+    // of the two sends the other (redis 7.0: gossip carries no roles), and
+    // gossiped pong times hold off the half-timeout ping, so agreement on every
+    // role waits for random pings: 3-4.5 x node_timeout at 60-100 nodes.
+    let timeout_us = w.nodes.first().map_or(0, |nd| nd.cfg.node_timeout) * 1000;
+    let limit = 30_000_000.max(8 * timeout_us) + n as u64 * 200_000;
     for j in masters..n {
         let mid = ids[j % masters].clone();
         let mut tries = 0;
