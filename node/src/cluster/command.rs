@@ -759,7 +759,6 @@ impl Cluster {
 
     fn slots_reply(&self) -> Frame {
         let mut out = Vec::new();
-        let mut run: Option<(NodeRef, u16, u16)> = None;
         let emit = |run: Option<(NodeRef, u16, u16)>, out: &mut Vec<Frame>| {
             let Some((r, start, end)) = run else { return };
             let Some(n) = self.node(r) else { return };
@@ -773,17 +772,20 @@ impl Cluster {
             }
             out.push(Frame::Array(entry));
         };
-        for s in all_slots() {
-            let owner = self.owner(s);
-            match (run, owner) {
-                (Some((r, start, _)), Some(o)) if r == o => run = Some((r, start, s)),
-                (_, o) => {
-                    emit(run, &mut out);
-                    run = o.map(|o| (o, s, s));
-                }
+        // Run by run over the owner table (clients ask after every MOVED).
+        let owners = &self.slot_owner;
+        let mut s = 0usize;
+        while s < owners.len() {
+            let o = owners[s];
+            let len = owners[s..]
+                .iter()
+                .position(|x| *x != o)
+                .unwrap_or(owners.len() - s);
+            if let Some(o) = o {
+                emit(Some((o, s as u16, (s + len - 1) as u16)), &mut out);
             }
+            s += len;
         }
-        emit(run, &mut out);
         Frame::Array(out)
     }
 
