@@ -138,7 +138,17 @@ pub fn run_seed(
     folder::write_json(&dir.join("schedule.json"), &json!(planned))?;
     folder::link_latest(&opts.results_dir, &test, &dir);
 
-    let mut w = World::new(seed, sim_cfgs(&opts));
+    // Without kills nothing reads a nodes.conf back before the end: the cores
+    // skip rendering one at every save (n^3 lines while a large cluster forms),
+    // and the folder gets each node's file as it would be saved at the end.
+    let restarts = planned
+        .iter()
+        .any(|p| matches!(p.fault, Fault::Kill { .. }));
+    let mut cfgs = sim_cfgs(&opts);
+    for c in &mut cfgs {
+        c.skip_config_text = !restarts;
+    }
+    let mut w = World::new(seed, cfgs);
     w.codec_roundtrip = sim.codec;
     let n = w.n();
     let form_ms = form_cluster(&mut w, opts.replicas, !opts.skip_config_epochs)
@@ -242,7 +252,11 @@ pub fn run_seed(
         let d = dir.join("nodes").join(&nd.name);
         std::fs::create_dir_all(&d).map_err(folder::io("create node dir"))?;
         std::fs::write(d.join("events.jsonl"), &nd.events).map_err(folder::io("write events"))?;
-        if let Some(c) = &nd.conf {
+        let conf = match &nd.conf {
+            Some(_) if nd.cfg.skip_config_text => Some(nd.core.config_text()),
+            c => c.clone(),
+        };
+        if let Some(c) = conf {
             std::fs::write(d.join("nodes.conf"), c).map_err(folder::io("write nodes.conf"))?;
         }
         parts.push(&nd.events);
