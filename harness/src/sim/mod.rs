@@ -64,6 +64,9 @@ pub struct SimRun {
     pub wall_secs: f64,
     /// CPU seconds of the simulation (this thread), judge excluded.
     pub cpu_secs: f64,
+    /// Simulated and CPU seconds of the formation (part of the above).
+    pub form_sim_secs: f64,
+    pub form_cpu_secs: f64,
     pub stats: world::Stats,
     pub ops: (u64, u64, u64),
     /// Resident set (KB) when the simulation ended, before the judge.
@@ -151,8 +154,11 @@ pub fn run_seed(
     let mut w = World::new(seed, cfgs);
     w.codec_roundtrip = sim.codec;
     let n = w.n();
+    let form_t0 = w.now;
     let form_ms = form_cluster(&mut w, opts.replicas, !opts.skip_config_epochs)
         .map_err(|e| RunError::Other(format!("sim formation: {e}")))?;
+    let form_sim_secs = (w.now - form_t0) as f64 / 1e6;
+    let form_cpu_secs = crate::thread_cpu_secs() - cpu0;
 
     // The history starts now.
     let t0 = w.now;
@@ -314,6 +320,8 @@ pub fn run_seed(
         sim_secs,
         wall_secs: wall.elapsed().as_secs_f64(),
         cpu_secs,
+        form_sim_secs,
+        form_cpu_secs,
         stats: w.stats.clone(),
         ops,
         peak_kb,
