@@ -704,6 +704,7 @@ impl Cluster {
             self.by_name.remove(&old);
             self.by_name.insert(new, self.myself);
             self.me_mut().name = new;
+            self.dict_cache.forget();
             self.log(LogLevel::Notice, format!("Node hard reset, now I'm {new}"));
         }
         self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);

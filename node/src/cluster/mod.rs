@@ -904,6 +904,7 @@ impl Cluster {
         self.next_node_ref += 1;
         self.by_name.insert(node.name, r);
         self.nodes.insert(r, node);
+        self.dict_cache.forget();
         r
     }
 
