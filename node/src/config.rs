@@ -903,6 +903,7 @@ impl Config {
             preferred_endpoint: crate::cluster::EndpointType::parse(
                 &self.text("cluster-preferred-endpoint-type"),
             ),
+            skip_config_text: false,
         })
     }
 }

@@ -188,34 +188,46 @@ impl SlotSet {
     }
 
     /// Maximal runs of consecutive slots, ascending, as inclusive (start, end) pairs.
+    /// (By 64-bit words, jumping from one run boundary to the next: every
+    /// CLUSTER NODES line and nodes.conf save walks one bitmap per node.)
     pub fn ranges(&self) -> Vec<(u16, u16)> {
         let mut out: Vec<(u16, u16)> = Vec::new();
-        let mut run: Option<(u16, u16)> = None;
-        let mut extend = |run: &mut Option<(u16, u16)>, from: u16, to: u16| {
-            *run = match *run {
-                Some((a, e)) if e + 1 == from => Some((a, to)),
-                Some(r) => {
-                    out.push(r);
-                    Some((from, to))
-                }
-                None => Some((from, to)),
-            };
-        };
-        for (i, &byte) in self.0.iter().enumerate() {
-            let base = (i * 8) as u16;
-            match byte {
-                0 => {}
-                0xFF => extend(&mut run, base, base + 7),
-                _ => {
-                    for bit in 0..8u16 {
-                        if byte & (1 << bit) != 0 {
-                            extend(&mut run, base + bit, base + bit);
+        // Start of the run still open (slots are below 2^14, so u32 is exact).
+        let mut open: Option<u32> = None;
+        for (wi, chunk) in self.0.chunks_exact(8).enumerate() {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(chunk);
+            let w = u64::from_le_bytes(bytes);
+            let base = (wi * 64) as u32;
+            let mut pos = 0u32;
+            while pos < 64 {
+                match open {
+                    Some(a) => {
+                        // The first clear bit at or after pos ends the run.
+                        let rest = !w >> pos;
+                        if rest == 0 {
+                            break;
                         }
+                        let z = pos + rest.trailing_zeros();
+                        out.push((a as u16, (base + z - 1) as u16));
+                        open = None;
+                        pos = z;
+                    }
+                    None => {
+                        let rest = w >> pos;
+                        if rest == 0 {
+                            break;
+                        }
+                        let o = pos + rest.trailing_zeros();
+                        open = Some(base + o);
+                        pos = o;
                     }
                 }
             }
         }
-        out.extend(run);
+        if let Some(a) = open {
+            out.push((a as u16, (CLUSTER_SLOTS - 1) as u16));
+        }
         out
     }
 
@@ -249,6 +261,45 @@ mod tests {
         fn find_byte_agrees_with_a_byte_loop(data in proptest::collection::vec(0u8..4, 0..40), needle in 0u8..4) {
             proptest::prop_assert_eq!(find_byte(&data, needle), data.iter().position(|&b| b == needle));
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ranges_are_the_runs_of_contains(slots in proptest::collection::vec(0u16..16384, 0..300), runs in proptest::collection::vec((0u16..16384, 0u16..200), 0..6)) {
+            let mut s = SlotSet::new();
+            for x in slots {
+                s.insert(x);
+            }
+            for (a, len) in runs {
+                for x in a..a.saturating_add(len).min(16383) {
+                    s.insert(x);
+                }
+            }
+            let mut want: Vec<(u16, u16)> = Vec::new();
+            for x in 0..16384u16 {
+                if !s.contains(x) {
+                    continue;
+                }
+                match want.last_mut() {
+                    Some((_, e)) if *e + 1 == x => *e = x,
+                    _ => want.push((x, x)),
+                }
+            }
+            proptest::prop_assert_eq!(s.ranges(), want);
+        }
+    }
+
+    #[test]
+    fn whole_and_empty_sets_have_one_or_no_range() {
+        let mut s = SlotSet::new();
+        assert!(s.ranges().is_empty());
+        for x in 0..16384u16 {
+            s.insert(x);
+        }
+        assert_eq!(s.ranges(), vec![(0, 16383)]);
+        s.remove(63);
+        s.remove(64);
+        assert_eq!(s.ranges(), vec![(0, 62), (65, 16383)]);
     }
 
     #[test]

@@ -167,6 +167,7 @@ fn bench(opts: &RunOpts, seeds: &[u64], a: &SimArgs, simo: &SimOpts) -> i32 {
         let mut o = opts.clone();
         o.nodes = n;
         let (mut sim_s, mut wall_s, mut cpu_s, mut events) = (0.0, 0.0, 0.0, 0u64);
+        let (mut form_sim, mut form_cpu) = (0.0, 0.0);
         let mut mem = 0u64;
         for &seed in seeds {
             let before = crate::rss_kb();
@@ -175,6 +176,8 @@ fn bench(opts: &RunOpts, seeds: &[u64], a: &SimArgs, simo: &SimOpts) -> i32 {
                     sim_s += r.sim_secs;
                     wall_s += r.wall_secs;
                     cpu_s += r.cpu_secs;
+                    form_sim += r.form_sim_secs;
+                    form_cpu += r.form_cpu_secs;
                     events += r.stats.events;
                     mem = mem.max(r.peak_kb.saturating_sub(before));
                     let _ = std::fs::remove_dir_all(&r.dir);
@@ -195,6 +198,14 @@ fn bench(opts: &RunOpts, seeds: &[u64], a: &SimArgs, simo: &SimOpts) -> i32 {
             cpu_s * 1e6 / (sim_s * n as f64).max(1e-9),
             events,
             mem / n as u64
+        );
+        // The run after formation alone: what a node-second costs once formed.
+        let run_cpu = (cpu_s - form_cpu).max(0.0);
+        println!(
+            "      {n:5}  formation {:.1} simulated s in {:.2} s CPU; after it {:.1} us CPU per simulated node-second",
+            form_sim,
+            form_cpu,
+            run_cpu * 1e6 / (sim_s * n as f64).max(1e-9)
         );
     }
     0

@@ -64,6 +64,9 @@ pub struct SimRun {
     pub wall_secs: f64,
     /// CPU seconds of the simulation (this thread), judge excluded.
     pub cpu_secs: f64,
+    /// Simulated and CPU seconds of the formation (part of the above).
+    pub form_sim_secs: f64,
+    pub form_cpu_secs: f64,
     pub stats: world::Stats,
     pub ops: (u64, u64, u64),
     /// Resident set (KB) when the simulation ended, before the judge.
@@ -138,11 +141,24 @@ pub fn run_seed(
     folder::write_json(&dir.join("schedule.json"), &json!(planned))?;
     folder::link_latest(&opts.results_dir, &test, &dir);
 
-    let mut w = World::new(seed, sim_cfgs(&opts));
+    // Without kills nothing reads a nodes.conf back before the end: the cores
+    // skip rendering one at every save (n^3 lines while a large cluster forms),
+    // and the folder gets each node's file as it would be saved at the end.
+    let restarts = planned
+        .iter()
+        .any(|p| matches!(p.fault, Fault::Kill { .. }));
+    let mut cfgs = sim_cfgs(&opts);
+    for c in &mut cfgs {
+        c.skip_config_text = !restarts;
+    }
+    let mut w = World::new(seed, cfgs);
     w.codec_roundtrip = sim.codec;
     let n = w.n();
+    let form_t0 = w.now;
     let form_ms = form_cluster(&mut w, opts.replicas, !opts.skip_config_epochs)
         .map_err(|e| RunError::Other(format!("sim formation: {e}")))?;
+    let form_sim_secs = (w.now - form_t0) as f64 / 1e6;
+    let form_cpu_secs = crate::thread_cpu_secs() - cpu0;
 
     // The history starts now.
     let t0 = w.now;
@@ -242,7 +258,11 @@ pub fn run_seed(
         let d = dir.join("nodes").join(&nd.name);
         std::fs::create_dir_all(&d).map_err(folder::io("create node dir"))?;
         std::fs::write(d.join("events.jsonl"), &nd.events).map_err(folder::io("write events"))?;
-        if let Some(c) = &nd.conf {
+        let conf = match &nd.conf {
+            Some(_) if nd.cfg.skip_config_text => Some(nd.core.config_text()),
+            c => c.clone(),
+        };
+        if let Some(c) = conf {
             std::fs::write(d.join("nodes.conf"), c).map_err(folder::io("write nodes.conf"))?;
         }
         parts.push(&nd.events);
@@ -300,6 +320,8 @@ pub fn run_seed(
         sim_secs,
         wall_secs: wall.elapsed().as_secs_f64(),
         cpu_secs,
+        form_sim_secs,
+        form_cpu_secs,
         stats: w.stats.clone(),
         ops,
         peak_kb,
@@ -395,7 +417,12 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
         let t = w.now + 200;
         w.run_until(t);
     }
-    let limit = 30_000_000 + n as u64 * 200_000;
+    // A replica's new role reaches a peer only in the header of a message one
+    // of the two sends the other (redis 7.0: gossip carries no roles), and
+    // gossiped pong times hold off the half-timeout ping, so agreement on every
+    // role waits for random pings: 3-4.5 x node_timeout at 60-100 nodes.
+    let timeout_us = w.nodes.first().map_or(0, |nd| nd.cfg.node_timeout) * 1000;
+    let limit = 30_000_000.max(8 * timeout_us) + n as u64 * 200_000;
     for j in masters..n {
         let mid = ids[j % masters].clone();
         let mut tries = 0;

@@ -2,9 +2,26 @@
 //! same `Op` lines the real recorder writes, stamped with virtual time), the
 //! snapshots, and a digest of the history and every node's event log.
 
-use hearsay_checkers::{Op, OpType, Process};
+use hearsay_checkers::{OpType, Process};
 use std::cell::Cell;
 use std::rc::Rc;
+
+/// One history line, field for field as `hearsay_checkers::Op` serializes
+/// (`value` null for null, else its compact JSON).
+#[derive(serde::Serialize)]
+struct OpLine<'a> {
+    index: u64,
+    time: u64,
+    process: Process,
+    #[serde(rename = "type")]
+    kind: OpType,
+    f: &'a str,
+    value: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
 
 /// The history recorder of a simulated run.
 pub struct Rec {
@@ -47,13 +64,15 @@ impl Rec {
         node: Option<String>,
         error: Option<String>,
     ) {
-        let op = Op {
+        // The line `Op` writes, with the value serialized once in place
+        // (`Op` keeps it as raw text: a second serialization per op).
+        let op = OpLine {
             index: self.next,
             time: self.now_ns(),
             process,
             kind,
-            f: f.to_string(),
-            value: value.into(),
+            f,
+            value: &value,
             node,
             error,
         };

@@ -704,6 +704,7 @@ impl Cluster {
             self.by_name.remove(&old);
             self.by_name.insert(new, self.myself);
             self.me_mut().name = new;
+            self.dict_cache.forget();
             self.log(LogLevel::Notice, format!("Node hard reset, now I'm {new}"));
         }
         self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
@@ -759,7 +760,6 @@ impl Cluster {
 
     fn slots_reply(&self) -> Frame {
         let mut out = Vec::new();
-        let mut run: Option<(NodeRef, u16, u16)> = None;
         let emit = |run: Option<(NodeRef, u16, u16)>, out: &mut Vec<Frame>| {
             let Some((r, start, end)) = run else { return };
             let Some(n) = self.node(r) else { return };
@@ -773,17 +773,20 @@ impl Cluster {
             }
             out.push(Frame::Array(entry));
         };
-        for s in all_slots() {
-            let owner = self.owner(s);
-            match (run, owner) {
-                (Some((r, start, _)), Some(o)) if r == o => run = Some((r, start, s)),
-                (_, o) => {
-                    emit(run, &mut out);
-                    run = o.map(|o| (o, s, s));
-                }
+        // Each owner's runs from its own bitmap (which `slot_owner` mirrors),
+        // in slot order: clients ask after every MOVED, and a walk of the
+        // 16384-entry owner table cost most of the reply.
+        let mut runs: Vec<(u16, u16, NodeRef)> = Vec::new();
+        for (&r, n) in &self.nodes {
+            if n.numslots == 0 {
+                continue;
             }
+            runs.extend(n.slots.ranges().into_iter().map(|(a, b)| (a, b, r)));
         }
-        emit(run, &mut out);
+        runs.sort_unstable();
+        for (a, b, r) in runs {
+            emit(Some((r, a, b)), &mut out);
+        }
         Frame::Array(out)
     }
 

@@ -211,7 +211,11 @@ impl Cluster {
         if fsync {
             self.todo &= !TODO_FSYNC_CONFIG;
         }
-        let contents = self.config_file_contents();
+        let contents = if self.cfg.skip_config_text {
+            String::new()
+        } else {
+            self.config_file_contents()
+        };
         self.actions
             .push_back(Action::SaveConfig { contents, fsync });
         self.event(EventKind::ConfigSaved { fsync });

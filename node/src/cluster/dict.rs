@@ -44,34 +44,104 @@ fn name_hash(seed: u64, name: &NodeName) -> u64 {
     h ^ (h >> 31)
 }
 
-/// The table's buckets: for each, the nodes chained in it.
+/// The table's buckets, each with the nodes chained in it: bucket `i` holds
+/// `refs[starts[i]..starts[i + 1]]`, in the node table's order.
+#[derive(Clone, Default)]
 pub(super) struct Buckets {
-    chains: Vec<Vec<NodeRef>>,
+    starts: Vec<usize>,
+    refs: Vec<NodeRef>,
+}
+
+impl Buckets {
+    fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    fn chain(&self, i: usize) -> &[NodeRef] {
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&a), Some(&b)) => self.refs.get(a..b).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+}
+
+/// The layout last built and the (handle, name) pairs it was built from:
+/// hashing every name again for each ping's gossip draws was most of a large
+/// cluster's cost, and the table rarely changes. Every insert, removal and
+/// rename of a table entry calls [`DictCache::forget`].
+#[derive(Default)]
+pub(super) struct DictCache {
+    valid: bool,
+    key: Vec<(NodeRef, NodeName)>,
+    buckets: Buckets,
+}
+
+impl DictCache {
+    pub(super) fn forget(&mut self) {
+        self.valid = false;
+    }
 }
 
 impl Cluster {
     /// The node table laid out as redis's dict would hold it now.
-    pub(super) fn dict_buckets(&self) -> Buckets {
-        let size = table_size(self.nodes.len());
-        let mut chains = vec![Vec::new(); size];
-        for (&r, n) in &self.nodes {
-            let b = (name_hash(self.dict_seed, &n.name) as usize) & (size - 1);
-            if let Some(c) = chains.get_mut(b) {
-                c.push(r);
+    pub(super) fn dict_buckets(&mut self) -> Buckets {
+        // Tests (debug builds) check that no table change went unnoticed.
+        debug_assert!(
+            !self.dict_cache.valid
+                || (self.dict_cache.key.len() == self.nodes.len()
+                    && self
+                        .nodes
+                        .iter()
+                        .zip(&self.dict_cache.key)
+                        .all(|((r, n), (kr, kn))| r == kr && n.name == *kn)),
+            "node table changed without DictCache::forget"
+        );
+        if !self.dict_cache.valid {
+            let size = table_size(self.nodes.len());
+            let key: Vec<(NodeRef, NodeName)> =
+                self.nodes.iter().map(|(&r, n)| (r, n.name)).collect();
+            let bucket: Vec<usize> = key
+                .iter()
+                .map(|(_, name)| (name_hash(self.dict_seed, name) as usize) & (size - 1))
+                .collect();
+            let mut starts = vec![0usize; size + 1];
+            for &b in &bucket {
+                if let Some(c) = starts.get_mut(b + 1) {
+                    *c += 1;
+                }
             }
+            for i in 0..size {
+                starts[i + 1] += starts[i];
+            }
+            let mut fill = starts.clone();
+            let mut refs = vec![0; key.len()];
+            for (&(r, _), &b) in key.iter().zip(&bucket) {
+                if let Some(slot) = fill.get_mut(b) {
+                    if let Some(e) = refs.get_mut(*slot) {
+                        *e = r;
+                    }
+                    *slot += 1;
+                }
+            }
+            self.dict_cache = DictCache {
+                valid: true,
+                key,
+                buckets: Buckets { starts, refs },
+            };
         }
-        Buckets { chains }
+        self.dict_cache.buckets.clone()
     }
 
     /// `dictGetRandomKey`: a random non-empty bucket, a random entry of it.
     pub(super) fn random_node_ref(&mut self, b: &Buckets) -> Option<NodeRef> {
-        if self.nodes.is_empty() || b.chains.is_empty() {
+        if self.nodes.is_empty() || b.len() == 0 {
             return None;
         }
         // The table is never empty here, so this ends; bounded all the same.
-        for _ in 0..b.chains.len() * 64 {
-            let i = self.rng.random_range(0..b.chains.len());
-            if let Some(chain) = b.chains.get(i).filter(|c| !c.is_empty()) {
+        for _ in 0..b.len() * 64 {
+            let i = self.rng.random_range(0..b.len());
+            let chain = b.chain(i);
+            if !chain.is_empty() {
                 return chain.get(self.rng.random_range(0..chain.len())).copied();
             }
         }

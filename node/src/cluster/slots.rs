@@ -39,7 +39,12 @@ impl Cluster {
         if self.owner(slot).is_some() || usize::from(slot) >= CLUSTER_SLOTS {
             return false;
         }
-        let have_replicas = self.masters_have_replicas();
+        // Asked only for a master's first slot: it walks every node, and
+        // claims bind thousands of slots one at a time.
+        let first_slot = self
+            .node(node)
+            .is_some_and(|n| n.numslots == 0 && !n.slots.contains(slot));
+        let have_replicas = first_slot && self.masters_have_replicas();
         let Some(n) = self.node_mut(node) else {
             return false;
         };

@@ -46,6 +46,7 @@ impl Cluster {
         let Some(n) = self.nodes.remove(&r) else {
             return;
         };
+        self.dict_cache.forget();
         for rep in &n.replicas {
             if let Some(rn) = self.node_mut(*rep) {
                 rn.replica_of = None;
@@ -68,6 +69,7 @@ impl Cluster {
         let Some(n) = self.node_mut(r) else { return };
         let old = n.name;
         n.name = new_name;
+        self.dict_cache.forget();
         if self.by_name.get(&old) == Some(&r) {
             self.by_name.remove(&old);
         }

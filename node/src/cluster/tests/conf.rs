@@ -36,6 +36,24 @@ fn stable_fields(conf: &str) -> Vec<String> {
 }
 
 #[test]
+fn skip_config_text_saves_without_text_and_renders_on_demand() {
+    let cfg = crate::cluster::ClusterConfig {
+        skip_config_text: true,
+        ..test_config(0, 1000)
+    };
+    let mut c = Cluster::new(cfg, T0, 42, None).expect("new");
+    let actions: Vec<Action> = std::iter::from_fn(|| c.poll_action()).collect();
+    let id = c.myself();
+    // The save still happens (and its event), only the text is left out.
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::SaveConfig { contents, fsync: true } if contents.is_empty())));
+    assert!(actions.iter().any(|a| matches!(a, Action::Event(e)
+        if matches!(e.kind, crate::events::EventKind::ConfigSaved { .. }))));
+    assert!(c.config_text().starts_with(&format!("{id} ")));
+}
+
+#[test]
 fn fresh_node_saves_at_once_and_announces_its_id() {
     let mut c = Cluster::new(test_config(0, 1000), T0, 42, None).expect("new");
     let actions: Vec<Action> = std::iter::from_fn(|| c.poll_action()).collect();
