@@ -81,6 +81,8 @@ pub struct SimNode {
     /// Pipes whose head item waits for this node to resume.
     pub held_pipes: Vec<usize>,
     pub cron_phase_us: u64,
+    /// When the master last fed its replicas a PING (µs).
+    pub last_repl_ping_us: u64,
 }
 
 impl SimNode {

@@ -37,6 +37,11 @@ use std::rc::Rc;
 /// The monotonic clock of the simulated machine at time 0 (ms), for mono_ms.
 pub const MONO0_MS: u64 = 1_000_000;
 const TICK_US: u64 = 100_000;
+/// What a cron turn adds to its 100 ms (the node re-arms the timer after each
+/// run, as redis's ae does): tokio's 1 ms timer resolution and the wake-up,
+/// drawn per turn from 100 µs up to this. Phases drift apart as on a machine;
+/// a fixed 100 ms locks them, which changes the ping schedule (issue 14).
+const CRON_OVERRUN_MAX_US: u64 = 1_100;
 /// Linux's first retransmission timeout and its cap.
 const RTO_US: u64 = 200_000;
 const RTO_MAX_US: u64 = 120_000_000;
@@ -207,6 +212,8 @@ pub struct World {
     pub nodes: Vec<SimNode>,
     net: ChaCha8Rng,
     ids: ChaCha8Rng,
+    /// Each cron turn's overrun (`CRON_OVERRUN_MAX_US`).
+    cron_drift: ChaCha8Rng,
     seed: u64,
     pipes: Vec<Pipe>,
     conns: Vec<BusConn>,
@@ -250,6 +257,7 @@ impl World {
             nodes: Vec::with_capacity(n),
             net: stream(seed, "sim-net"),
             ids: stream(seed, "sim-ids"),
+            cron_drift: stream(seed, "sim-cron-drift"),
             seed,
             pipes: Vec::new(),
             conns: Vec::new(),
@@ -314,6 +322,7 @@ impl World {
                 held: Vec::new(),
                 held_pipes: Vec::new(),
                 cron_phase_us: below(&mut phases, TICK_US),
+                last_repl_ping_us: 0,
             });
             w.start_process(i);
         }
@@ -621,7 +630,8 @@ impl World {
         n.core.tick(clock);
         self.repl_cron(i);
         self.after_input(i);
-        self.at(self.now + TICK_US, Ev::Tick { node: i, inc });
+        let overrun = 100 + below(&mut self.cron_drift, CRON_OVERRUN_MAX_US - 100);
+        self.at(self.now + TICK_US + overrun, Ev::Tick { node: i, inc });
     }
 
     /// The shell after every input: before_sleep, the actions, replication
@@ -1110,9 +1120,12 @@ impl World {
                 self.nodes[i].next_repl_try_us = self.now + 1_000_000;
             }
         }
+        // As the node's replication core: a PING once the period has passed
+        // since the last one.
         let period = self.nodes[i].cfg.repl_ping_replica_period.max(1) * 1_000_000;
-        let n = &self.nodes[i];
-        if !n.replicas.is_empty() && (self.now + n.cron_phase_us) % period < TICK_US {
+        let n = &mut self.nodes[i];
+        if !n.replicas.is_empty() && self.now.saturating_sub(n.last_repl_ping_us) >= period {
+            n.last_repl_ping_us = self.now;
             self.feed(i, vec![vec![Bytes::from_static(b"PING")]]);
         }
     }
