@@ -26,10 +26,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// `hearsay scale` options.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ScaleOpts {
-    /// Targets, comma-separated: hearsay, redis.
+    /// Targets, comma-separated: hearsay, redis, sim (the simulator, up to 5000 nodes).
     #[arg(long, value_delimiter = ',', default_value = "hearsay,redis")]
     pub targets: Vec<String>,
-    /// Cluster sizes, comma-separated (at most 253: one /24).
+    /// Cluster sizes, comma-separated (real clusters at most 253: one /24).
     #[arg(long, value_delimiter = ',', default_value = "6,30,100,200")]
     pub nodes: Vec<usize>,
     /// Replicas per master (0: masters only).
@@ -111,6 +111,10 @@ pub struct Ctx<'a> {
 #[async_trait::async_trait]
 pub trait Measure: Send + Sync {
     fn name(&self) -> &str;
+    /// The largest cluster it can measure: a real one takes one /24.
+    fn max_nodes(&self) -> usize {
+        253
+    }
     async fn measure(&self, p: &Point, ctx: &Ctx<'_>) -> Result<ScaleRow, String>;
 }
 
@@ -158,7 +162,13 @@ pub fn measures(opts: &ScaleOpts) -> Result<Vec<Box<dyn Measure>>, String> {
             match t.as_str() {
                 "hearsay" => Ok(Box::new(ClusterMeasure::new(Kind::Hearsay, opts))),
                 "redis" => Ok(Box::new(ClusterMeasure::new(Kind::Redis, opts))),
-                other => Err(format!("unknown scale target {other} (hearsay, redis)")),
+                "sim" => Ok(Box::new(SimMeasure {
+                    label: "sim".into(),
+                    gossip: REDIS_GOSSIP,
+                })),
+                other => Err(format!(
+                    "unknown scale target {other} (hearsay, redis, sim)"
+                )),
             }
         })
         .collect::<Result<Vec<_>, String>>()
@@ -166,8 +176,109 @@ pub fn measures(opts: &ScaleOpts) -> Result<Vec<Box<dyn Measure>>, String> {
             if opts.targets.iter().any(|t| t == "hearsay") {
                 all.extend(gossip_variants(opts));
             }
+            if opts.targets.iter().any(|t| t == "sim") {
+                all.extend(sim_gossip_variants(opts));
+            }
             all
         })
+}
+
+/// The gossip experiment's simulated lines, `sim-g<D>-p<P>`.
+fn sim_gossip_variants(opts: &ScaleOpts) -> Vec<Box<dyn Measure>> {
+    let mut out: Vec<Box<dyn Measure>> = Vec::new();
+    for &g in &opts.gossip_divisor {
+        for &p in &opts.ping_age_divisor {
+            if (g, p) != REDIS_GOSSIP {
+                out.push(Box::new(SimMeasure {
+                    label: format!("sim-g{g}-p{p}"),
+                    gossip: (g, p),
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// hearsay-node's cores in the simulator (`sim/scale.rs`): the same steps in
+/// simulated time, bytes modelled from each message's encoded length.
+pub struct SimMeasure {
+    label: String,
+    gossip: (u64, u64),
+}
+
+#[async_trait::async_trait]
+impl Measure for SimMeasure {
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn max_nodes(&self) -> usize {
+        5000
+    }
+
+    async fn measure(&self, p: &Point, ctx: &Ctx<'_>) -> Result<ScaleRow, String> {
+        let t0 = Instant::now();
+        let point = crate::sim::scale::ScalePoint {
+            nodes: p.nodes,
+            replicas: p.replicas,
+            node_timeout_ms: p.node_timeout_ms,
+            seed: 1 + p.run as u64,
+            gossip_divisor: self.gossip.0,
+            ping_age_divisor: self.gossip.1,
+            settle_s: ctx.opts.settle.unwrap_or(p.node_timeout_ms.div_ceil(1000)),
+            window_s: ctx.opts.window,
+            form_only: ctx.opts.form_only,
+            failover_only: ctx.opts.failover_only,
+            skip_partition: ctx.opts.skip_partition,
+        };
+        let f = tokio::task::spawn_blocking(move || crate::sim::scale::measure(&point))
+            .await
+            .map_err(|e| format!("sim task: {e}"))??;
+        let mut watch = Watch::default();
+        for (i, ev) in &f.chain_events {
+            watch.feed(*i, &f.victim, ev);
+        }
+        let mut row = ScaleRow {
+            target: self.label.clone(),
+            nodes: p.nodes,
+            masters: p.masters(),
+            replicas: p.replicas,
+            node_timeout_ms: p.node_timeout_ms,
+            source: "simulated".into(),
+            form_ms: f.form_ms,
+            window_s: ctx.opts.window as f64,
+            msgs_per_node_s: f.msgs_per_node_s,
+            bytes_per_node_s: f.bytes_per_node_s,
+            bytes_per_cluster_s: f.bytes_per_node_s.map(|b| b * p.nodes as f64),
+            packets_per_node_s: f.packets_per_node_s,
+            msgs_by_type_per_node_s: f.msgs_by_type_per_node_s.clone(),
+            rss_mb_per_node: f.kb_per_node.map(|kb| kb / 1024.0),
+            heal_agree_ms: f.heal_agree_ms,
+            notes: f.notes.clone(),
+            ..Default::default()
+        };
+        if !ctx.opts.form_only {
+            row.failover = watch.chain(f.stop_wall_ms, f.live);
+        }
+        row.notes.push(format!(
+            "simulated: {:.0} s in {:.1} CPU s; memory is the simulator's growth per node, not a process's RSS",
+            f.sim_secs, f.cpu_secs
+        ));
+        progress(
+            t0,
+            &format!(
+                "{} N={}: formed in {} s, {:.1} msgs/s, {:.0} B/s per node, FAIL all {} s ({:.1} CPU s)",
+                self.label,
+                p.nodes,
+                secs(row.form_ms),
+                row.msgs_per_node_s.unwrap_or(0.0),
+                row.bytes_per_node_s.unwrap_or(0.0),
+                secs(row.failover.fail_all_ms),
+                f.cpu_secs
+            ),
+        );
+        Ok(row)
+    }
 }
 
 /// The gossip experiment's hearsay-node lines: every (divisor, ping age
@@ -788,8 +899,11 @@ pub async fn main(opts: &ScaleOpts) -> i32 {
             return 254;
         }
     };
-    if let Some(bad) = opts.nodes.iter().find(|n| **n < 3 || **n > 253) {
-        eprintln!("hearsay scale: {bad} nodes: between 3 and 253 (one /24 per cluster)");
+    let most = ms.iter().map(|m| m.max_nodes()).max().unwrap_or(253);
+    if let Some(bad) = opts.nodes.iter().find(|n| **n < 3 || **n > most) {
+        eprintln!(
+            "hearsay scale: {bad} nodes: between 3 and {most} (a real cluster takes one /24: 253; the simulator 5000)"
+        );
         return 254;
     }
     let started = SystemTime::now();
@@ -826,6 +940,17 @@ pub async fn main(opts: &ScaleOpts) -> i32 {
                     ms.iter().rev().collect()
                 };
                 for m in order {
+                    if n > m.max_nodes() {
+                        progress(
+                            t0,
+                            &format!(
+                                "{} N={n}: beyond its {} nodes, skipped",
+                                m.name(),
+                                m.max_nodes()
+                            ),
+                        );
+                        continue;
+                    }
                     if t0.elapsed() > budget {
                         eprintln!(
                             "[scale] time budget of {} s spent: stopping",

@@ -27,6 +27,7 @@
 pub mod client;
 pub mod node;
 pub mod record;
+pub mod scale;
 pub mod search;
 pub mod shrink;
 pub mod world;
@@ -374,6 +375,21 @@ pub fn broken_rules(results: &Value) -> (Vec<String>, Vec<String>) {
 // ---- formation (targets/form.rs's steps, on the cores) ----
 
 fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64, String> {
+    // Every pair, as targets/form.rs does; above 30 nodes every node meets the
+    // first only (redis-cli --cluster create's way) and gossip does the rest:
+    // n^2/2 handshakes at once would be most of a large run's cost.
+    let star = w.n() > 30;
+    form_cluster_with(w, replicas, set_epochs, star)
+}
+
+/// Formation with every node meeting the first (`star`, as `hearsay scale` and
+/// redis-cli do) or meeting every other; the simulated ms to agreement.
+pub(super) fn form_cluster_with(
+    w: &mut World,
+    replicas: usize,
+    set_epochs: bool,
+    star: bool,
+) -> Result<u64, String> {
     let start = w.now;
     let n = w.n();
     let masters = (n / (replicas + 1)).max(1);
@@ -394,10 +410,6 @@ fn form_cluster(w: &mut World, replicas: usize, set_epochs: bool) -> Result<u64,
         let r = w.cluster_cmd(i, &["ADDSLOTSRANGE", &s.to_string(), &e.to_string()]);
         ok(r, "ADDSLOTSRANGE")?;
     }
-    // Every pair, as targets/form.rs does; above 30 nodes every node meets the
-    // first only (redis-cli --cluster create's way) and gossip does the rest:
-    // n^2/2 handshakes at once would be most of a large run's cost.
-    let star = n > 30;
     for i in 0..n {
         let peers: Vec<usize> = if star {
             if i == 0 {

@@ -236,6 +236,11 @@ pub struct World {
     callbacks: Vec<Option<Callback>>,
     /// Send every bus message through the node's wire codec and back.
     pub codec_roundtrip: bool,
+    /// Count what each node sends on the bus (`hearsay scale`'s window):
+    /// (messages, bytes as encoded, TCP/IP headers excluded) per node.
+    /// Off in runs: it encodes every message.
+    pub count_bus: bool,
+    pub bus_sent: Vec<(u64, u64)>,
     /// The end (µs) of the last backward clock step's blind window: until then
     /// some node compares its clock with stored times in its future.
     pub clock_blind_until: u64,
@@ -278,6 +283,8 @@ impl World {
             rec: Rc::new(RefCell::new(Rec::new(clock))),
             callbacks: Vec::new(),
             codec_roundtrip: false,
+            count_bus: false,
+            bus_sent: vec![(0, 0); n],
             clock_blind_until: 0,
         };
         let mut phases = stream(seed, "sim-cron-phase");
@@ -657,6 +664,14 @@ impl World {
                 let Some(&c) = self.by_link.get(&(i, link)) else {
                     return;
                 };
+                if self.count_bus {
+                    let mut buf = Vec::new();
+                    hearsay_node::wire::encode(&msg, &mut buf);
+                    if let Some(s) = self.bus_sent.get_mut(i) {
+                        s.0 += 1;
+                        s.1 += buf.len() as u64;
+                    }
+                }
                 let pipe = self.out_pipe(c, i);
                 self.push(
                     pipe,
