@@ -81,6 +81,8 @@ compare() { # label redis-port hearsay-port test pipeline [--cluster]
   printf '%-8s %-4s %-3s %14s %14s %7s\n' "$label" "$t" "$P" "$rm" "$hm" "$(ratio "$hm" "$rm")"
 }
 
+# Rates depend on what else runs: print the load they were measured under.
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "requests per second, median of 3 alternating runs (redis-benchmark -c 50 -n $N -r 100000)"
 printf '%-8s %-4s %-3s %14s %14s %7s\n' setup test P redis-server hearsay-node ratio
 single redis 23001
@@ -91,6 +93,8 @@ if [ "$CLUSTER" = 1 ]; then
   cluster3 hearsay 23021 23022 23023
   for P in 1 16; do for t in set get; do compare cluster 23011 23021 "$t" "$P" --cluster; done; done
 fi
+
+echo "load average after the rates: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
   echo
