@@ -25,7 +25,7 @@ for a in "$@"; do
   esac
 done
 cargo build --release -p hearsay-node -q
-BIN=$PWD/target/release/hearsay-node
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/hearsay-node
 TMP=$(mktemp -d /tmp/hearsay-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }

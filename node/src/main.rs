@@ -51,8 +51,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Replies go out at the end of each event-loop turn, as redis's
+    // beforeSleep writes them.
+    hearsay_node::server::enable_turn_writes();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(hearsay_node::server::before_park)
         .build()
     {
         Ok(r) => r,
