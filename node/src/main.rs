@@ -4,11 +4,14 @@
 use std::process::ExitCode;
 
 use hearsay_node::config::Config;
-use hearsay_node::mem::Counting;
+use hearsay_node::mem::{Counting, SmallCache};
 
-/// Counts the bytes in use for INFO memory (redis's zmalloc does the same).
+/// Counts the bytes in use for INFO memory (redis's zmalloc does the same),
+/// around glibc's malloc with a cache of small freed blocks in front (see
+/// `SmallCache` for why).
 #[global_allocator]
-static GLOBAL: Counting<std::alloc::System> = Counting(std::alloc::System);
+static GLOBAL: Counting<SmallCache<std::alloc::System>> =
+    Counting(SmallCache::new(std::alloc::System));
 
 const USAGE: &str = "Usage: hearsay-node [/path/to/redis.conf] [--option value ...]
        hearsay-node -v or --version
@@ -48,8 +51,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Replies go out at the end of each event-loop turn, as redis's
+    // beforeSleep writes them.
+    hearsay_node::server::enable_turn_writes();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(hearsay_node::server::before_park)
         .build()
     {
         Ok(r) => r,

@@ -430,7 +430,10 @@ impl Conn {
                 }
             }
         }
-        // Read budget used up with data still coming: let others run.
+        // Read budget used up with data still coming: let others run, and
+        // end the turn's replies here too (the runtime does not park, so
+        // `before_park` would wait).
+        write_deferred(n);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -622,6 +625,24 @@ impl Conn {
                 e.out = BytesMut::new();
             }
         }
+        // Plain replies wait for the end of the event-loop turn, as redis
+        // writes them in beforeSleep: one write per client per turn, after
+        // every ready client was read, so a client with many connections
+        // gets its replies together (one wakeup, not one per connection).
+        if n.clients.defer_writes && !own_out && !out.is_empty() && matches!(stop, Stop::None) {
+            let clients = &mut n.clients;
+            if let Some(e) = clients.get(slot) {
+                e.out.extend_from_slice(&out);
+                e.out_peak = e.out_peak.max(e.out.len());
+                if !e.deferred {
+                    e.deferred = true;
+                    clients.deferred.push(slot);
+                }
+            }
+            out.clear();
+            n.clients.scratch_out = out;
+            return stop;
+        }
         // Write the replies; keep what the socket does not take.
         let written = if out.is_empty() {
             0
@@ -679,6 +700,59 @@ impl Conn {
             ),
         );
     }
+}
+
+/// Writes the replies deferred to the end of the event-loop turn (redis
+/// `handleClientsWithPendingWrites`). Each socket is written directly, as
+/// much as it takes; a connection whose socket is full, or failed, is woken
+/// to write the rest through its task (which registers for writability, or
+/// closes).
+pub(super) fn write_deferred(n: &mut Node) {
+    if n.clients.deferred.is_empty() {
+        return;
+    }
+    let mut slots = std::mem::take(&mut n.clients.deferred);
+    let now = now_ms();
+    for &slot in &slots {
+        let Some(e) = n.clients.get(slot) else {
+            continue;
+        };
+        e.deferred = false;
+        if e.out.is_empty() || e.close == Close::Asap {
+            continue;
+        }
+        let Some(fd) = e.state.as_deref().map(|s| s.fd as libc::c_int) else {
+            e.wake();
+            continue;
+        };
+        let mut written = 0;
+        while written < e.out.len() {
+            let rest = &e.out[written..];
+            // SAFETY: `fd` is this connection's open socket (its task holds
+            // it until the entry is removed) and `rest` is valid for reads.
+            let r = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+            if r > 0 {
+                written += r as usize;
+            } else if r < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+                continue;
+            } else {
+                break;
+            }
+        }
+        if written == e.out.len() {
+            e.out = BytesMut::new();
+            e.last_interaction_ms = now;
+        } else {
+            e.out.advance(written);
+            e.wake();
+        }
+        n.stats.writes_processed += 1;
+        n.stats.net_output_bytes += written as u64;
+    }
+    slots.clear();
+    n.clients.deferred = slots;
 }
 
 /// Where a run's input is.

@@ -78,6 +78,9 @@ pub(super) struct Entry {
     pub woff: u64,
     /// What it announced with `REPLCONF` (a replica-to-be).
     pub repl: super::replication::ReplConf,
+    /// Listed in `Clients::deferred`: its replies go out at the end of the
+    /// event-loop turn.
+    pub deferred: bool,
 }
 
 impl Entry {
@@ -99,6 +102,7 @@ impl Entry {
             unblock: Unblock::No,
             woff: 0,
             repl: Default::default(),
+            deferred: false,
         }
     }
 
@@ -191,6 +195,11 @@ pub(super) struct Clients {
     pub last_cron_s: u64,
     /// Most connections seen since memory was last given back.
     pub peak_since_trim: usize,
+    /// Replies are written once per event-loop turn (the runtime calls
+    /// `server::before_park`), not at the end of each client's pass.
+    pub defer_writes: bool,
+    /// Connections with replies waiting for the end of the turn.
+    pub deferred: Vec<usize>,
 }
 
 impl Clients {

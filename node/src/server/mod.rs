@@ -542,6 +542,29 @@ fn adjust_open_files_limit(config: &mut Config, logger: &mut Logger) {
     }
 }
 
+/// The running node, for [`before_park`].
+static RUNNING: std::sync::OnceLock<std::sync::Weak<Shared>> = std::sync::OnceLock::new();
+
+/// Set by [`enable_turn_writes`].
+static TURN_WRITES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Replies go out once per event-loop turn, from [`before_park`]; the caller
+/// must have installed it as the runtime's `on_thread_park` hook.
+pub fn enable_turn_writes() {
+    TURN_WRITES.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The end of an event-loop turn (redis `beforeSleep`): the runtime calls
+/// this before it waits for I/O, once every ready connection was served.
+/// Writes the replies the turn deferred.
+pub fn before_park() {
+    let Some(shared) = RUNNING.get().and_then(std::sync::Weak::upgrade) else {
+        return;
+    };
+    let mut n = shared.node.lock();
+    client::write_deferred(&mut n);
+}
+
 /// Starts the node and runs it until SIGTERM/SIGINT.
 pub async fn run(mut config: Config) -> Result<()> {
     let dir = config.dir();
@@ -645,6 +668,11 @@ pub async fn run(mut config: Config) -> Result<()> {
         keys_ready: Notify::new(),
         shutdown: Notify::new(),
     });
+    // One node per process: a second `run` keeps writing at once.
+    if RUNNING.set(Arc::downgrade(&shared)).is_ok() {
+        shared.node.lock().clients.defer_writes =
+            TURN_WRITES.load(std::sync::atomic::Ordering::Relaxed);
+    }
     {
         let mut n = shared.node.lock();
         // Marks each (re)start in the event log: checkers judge what a restart may

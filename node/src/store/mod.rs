@@ -12,7 +12,7 @@
 //! of watched keys only (a client's [`WatchToken`] remembers the count it saw),
 //! so unwatched traffic pays one `is_empty` check per write.
 
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{Entry as MapEntry, RandomState};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
@@ -287,18 +287,32 @@ impl Db {
         // An expired key is deleted first so that WATCH sees both events,
         // as redis's lookupKeyWrite does.
         self.expired(slot, &key, now);
-        match self.slots[slot].get_mut(&key[..]) {
-            Some(entry) => {
+        // One lookup for both cases, with the key's own copy (see
+        // `insert_in`) made up front: hashing the key a second time to
+        // insert cost more than a copy thrown away on an overwrite.
+        let dropped_ttl = match self.slots[slot].entry(Bytes::copy_from_slice(&key)) {
+            MapEntry::Occupied(mut o) => {
+                let entry = o.get_mut();
                 entry.value = value;
-                if !keep_ttl {
-                    if let Some(at) = entry.expire_at.take() {
-                        self.expires.remove(&(at, key.clone()));
-                    }
+                if keep_ttl {
+                    None
+                } else {
+                    entry.expire_at.take()
                 }
-                self.modified(&key);
             }
-            None => self.insert_in(slot, key, value),
+            MapEntry::Vacant(v) => {
+                v.insert(Entry {
+                    value,
+                    expire_at: None,
+                });
+                self.len += 1;
+                None
+            }
+        };
+        if let Some(at) = dropped_ttl {
+            self.expires.remove(&(at, key.clone()));
         }
+        self.modified(&key);
     }
 
     /// Inserts a value for a key the caller knows to be absent (after a
