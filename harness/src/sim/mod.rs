@@ -83,15 +83,23 @@ pub struct SimOpts {
     pub no_check: bool,
 }
 
+/// A simulated node's options: every node announces the same ports (its own IP
+/// tells them apart), as the real targets' nodes do.
+pub(super) fn node_cfg(node_timeout: u64) -> ClusterConfig {
+    ClusterConfig {
+        node_timeout,
+        announce_port: 7000,
+        announce_bus_port: 17000,
+        ..ClusterConfig::default()
+    }
+}
+
 fn sim_cfgs(opts: &RunOpts) -> Vec<ClusterConfig> {
     (0..opts.nodes)
         .map(|_| ClusterConfig {
-            node_timeout: opts.node_timeout,
-            announce_port: 7000,
-            announce_bus_port: 17000,
             bugs: opts.node_bug.clone(),
             test_election_delay_ms: opts.node_election_delay_ms,
-            ..ClusterConfig::default()
+            ..node_cfg(opts.node_timeout)
         })
         .collect()
 }

@@ -60,12 +60,9 @@ pub struct ScaleFigures {
 fn cfgs(p: &ScalePoint) -> Vec<ClusterConfig> {
     (0..p.nodes)
         .map(|_| ClusterConfig {
-            node_timeout: p.node_timeout_ms,
-            announce_port: 7000,
-            announce_bus_port: 17000,
             gossip_divisor: p.gossip_divisor,
             ping_age_divisor: p.ping_age_divisor,
-            ..ClusterConfig::default()
+            ..super::node_cfg(p.node_timeout_ms)
         })
         .collect()
 }
