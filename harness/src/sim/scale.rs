@@ -67,18 +67,37 @@ fn cfgs(p: &ScalePoint) -> Vec<ClusterConfig> {
         .collect()
 }
 
-/// The event lines each node wrote from byte `from[i]` on.
-fn events_since(w: &World, from: &[usize]) -> Vec<(usize, Value)> {
-    let mut out = Vec::new();
-    for (i, nd) in w.nodes.iter().enumerate() {
-        let tail = nd.events.get(from[i]..).unwrap_or_default();
-        for line in tail.split(|b| *b == b'\n') {
-            if let Ok(v) = serde_json::from_slice::<Value>(line) {
-                out.push((i, v));
-            }
+/// The event lines each node writes from a byte offset on, read as they come
+/// (each poll parses only what was written since the last).
+struct EventTail {
+    offsets: Vec<usize>,
+    events: Vec<(usize, Value)>,
+}
+
+impl EventTail {
+    fn from_now(w: &World) -> EventTail {
+        EventTail {
+            offsets: w.nodes.iter().map(|nd| nd.events.len()).collect(),
+            events: Vec::new(),
         }
     }
-    out
+
+    fn read(&mut self, w: &World) -> &[(usize, Value)] {
+        for (i, nd) in w.nodes.iter().enumerate() {
+            let from = self.offsets[i];
+            // Only whole lines: a partial one is read next time.
+            let Some(end) = nd.events[from..].iter().rposition(|b| *b == b'\n') else {
+                continue;
+            };
+            for line in nd.events[from..from + end].split(|b| *b == b'\n') {
+                if let Ok(v) = serde_json::from_slice::<Value>(line) {
+                    self.events.push((i, v));
+                }
+            }
+            self.offsets[i] = from + end + 1;
+        }
+        &self.events
+    }
 }
 
 /// Whether every live node knows `about` FAIL and, with a replica, one was
@@ -194,15 +213,15 @@ pub fn measure(p: &ScalePoint) -> Result<ScaleFigures, String> {
     f.victim = ids[victim].clone();
     f.live = p.nodes - 1;
     let limit = (nt * 6 + 10_000) * 1000;
-    let from: Vec<usize> = w.nodes.iter().map(|nd| nd.events.len()).collect();
+    let mut tail = EventTail::from_now(&w);
     f.stop_wall_ms = w.nodes[0].clock(w.now) as f64;
     w.pause(victim);
     let about = f.victim.clone();
     let live = f.live;
     let done = w.run_while(step, limit, |w| {
-        chain_done(&events_since(w, &from), &about, live, has_replica)
+        chain_done(tail.read(w), &about, live, has_replica)
     });
-    f.chain_events = events_since(&w, &from);
+    f.chain_events = tail.read(&w).to_vec();
     if done.is_none() {
         f.notes.push(format!(
             "the failure chain did not end within {} simulated s",
@@ -225,11 +244,11 @@ pub fn measure(p: &ScalePoint) -> Result<ScaleFigures, String> {
         let mut grudge: BTreeMap<usize, Vec<usize>> =
             others.iter().map(|o| (*o, vec![cut])).collect();
         grudge.insert(cut, others);
-        let from: Vec<usize> = w.nodes.iter().map(|nd| nd.events.len()).collect();
+        let mut tail = EventTail::from_now(&w);
         w.set_grudge(&grudge);
         let about = ids[cut].clone();
         if w.run_while(step, limit, |w| {
-            chain_done(&events_since(w, &from), &about, live, has_replica)
+            chain_done(tail.read(w), &about, live, has_replica)
         })
         .is_none()
         {
