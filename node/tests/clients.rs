@@ -472,7 +472,9 @@ fn pubsub_across_a_mixed_cluster() {
     join_and_assign_slots(&ports, &ports);
     assert!(
         wait_until(Duration::from_secs(30), || {
-            ports.iter().all(|&p| state_ok(p)) && ports.iter().all(|&p| nodes_view(p).len() == 3)
+            ports.iter().all(|&p| state_ok(p))
+                && ports.iter().all(|&p| nodes_view(p).len() == 3)
+                && ports.iter().all(|&p| all_links_connected(p))
         })
         .is_some(),
         "cluster never formed"

@@ -318,6 +318,18 @@ pub fn state_ok(port: u16) -> bool {
     cmd(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
 }
 
+/// Does this node hold an outbound bus link to every node it knows? Redis
+/// sends a bus message (PUBLISH, FAIL) only on outbound links, so a test
+/// that expects one delivered must wait for them, not just for state ok.
+pub fn all_links_connected(port: u16) -> bool {
+    let text = cmd(port, &["CLUSTER", "NODES"]);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    !lines.is_empty()
+        && lines
+            .iter()
+            .all(|l| l.split(' ').nth(7) == Some("connected"))
+}
+
 /// The CLUSTER NODES view of one node, normalized for comparison across nodes:
 /// sorted lines of (id, ip:port, role, master, slots), without myself/link/epoch columns.
 pub fn nodes_view(port: u16) -> Vec<String> {
