@@ -627,10 +627,22 @@ impl Measure for ClusterMeasure {
             poll: Duration::from_millis(200),
             limit: Duration::from_secs(60) + Duration::from_millis(500 * p.nodes as u64),
         };
+        let cpu_now = |nodes: &[Node]| -> u64 {
+            nodes
+                .iter()
+                .filter_map(|n| n.pid().and_then(cpu_ticks))
+                .sum()
+        };
+        let cpu0 = cpu_now(&nodes);
         let formed = form::form_with(&addrs, &spec)
             .await
             .map_err(|e| format!("formation: {e}"))?;
         row.form_ms = Some(formed.meet_ms as f64);
+        row.form_cpu_s_per_node = Some(
+            cpu_now(&nodes).saturating_sub(cpu0) as f64
+                / clock_ticks_per_s()
+                / nodes.len().max(1) as f64,
+        );
         progress(
             t0,
             &format!(
@@ -874,6 +886,7 @@ fn median_row(rows: &[ScaleRow]) -> Option<ScaleRow> {
     r.cpu_pct_per_node = med(&|r| r.cpu_pct_per_node);
     r.rss_mb_per_node = med(&|r| r.rss_mb_per_node);
     r.form_ms = med(&|r| r.form_ms);
+    r.form_cpu_s_per_node = med(&|r| r.form_cpu_s_per_node);
     r.heal_agree_ms = med(&|r| r.heal_agree_ms);
     r.failover = Chain {
         pfail_ms: med(&|r| r.failover.pfail_ms),

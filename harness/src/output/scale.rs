@@ -75,6 +75,11 @@ pub struct ScaleRow {
     /// From the first CLUSTER MEET (every node meets the first) to every node
     /// knowing every other with the same slot map and `cluster_state:ok`.
     pub form_ms: Option<f64>,
+    /// CPU seconds each node spent from the first MEET to agreement, mean over
+    /// nodes: formation's cost, which the wall time hides when the machine is
+    /// saturated.
+    #[serde(default)]
+    pub form_cpu_s_per_node: Option<f64>,
     /// One master stopped (SIGSTOP).
     pub failover: Chain,
     /// A master cut off by a partition until every other node knew it FAIL; from the
@@ -344,16 +349,16 @@ impl ScaleReport {
             s.push('\n');
             let _ = writeln!(
                 s,
-                "| target | N | msgs/s/node | KB/s/node | pkts/s/node | KB/s cluster | CPU %/node | RSS MB/node | form s | PFAIL s | FAIL s | FAIL all s | heal→agree s |"
+                "| target | N | msgs/s/node | KB/s/node | pkts/s/node | KB/s cluster | CPU %/node | RSS MB/node | form s | form CPU s/node | PFAIL s | FAIL s | FAIL all s | heal→agree s |"
             );
             let _ = writeln!(
                 s,
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for r in &rows {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     r.target,
                     r.nodes,
                     f1(r.msgs_per_node_s),
@@ -363,6 +368,7 @@ impl ScaleReport {
                     f2(r.cpu_pct_per_node),
                     f1(r.rss_mb_per_node),
                     f2(r.form_ms.map(|m| m / 1000.0)),
+                    f2(r.form_cpu_s_per_node),
                     f2(r.failover.pfail_ms.map(|m| m / 1000.0)),
                     f2(r.failover.fail_ms.map(|m| m / 1000.0)),
                     f2(r.failover.fail_all_ms.map(|m| m / 1000.0)),

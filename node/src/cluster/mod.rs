@@ -531,6 +531,13 @@ impl Cluster {
         self.flush_slot_events();
     }
 
+    /// Is there deferred work for [`Cluster::before_sleep`] (redis
+    /// `clusterDoBeforeSleep` flags)? A shell that batches inputs calls it
+    /// once the batch is in.
+    pub fn before_sleep_due(&self) -> bool {
+        self.todo != 0
+    }
+
     /// Next output, in the order produced.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

@@ -236,7 +236,7 @@ async fn read_link(shared: Arc<Shared>, link: LinkId, mut rd: OwnedReadHalf) {
             n.link_ended(&shared, link);
             return;
         }
-        n.drain(&shared);
+        n.drain_bus(&shared);
         drop(n);
         // Give memory back after a large frame, as redis resets its buffer.
         if buf.capacity() > 1024 * 1024 && buf.is_empty() {

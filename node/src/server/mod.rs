@@ -163,6 +163,9 @@ pub struct Shared {
     keys_ready: Notify,
     /// Woken by SHUTDOWN.
     shutdown: Notify,
+    /// Woken when bus input left the core deferred work (`before_sleep`);
+    /// see [`before_sleep_loop`].
+    before_sleep_due: Notify,
 }
 
 impl Node {
@@ -241,6 +244,22 @@ impl Node {
         if let Some(c) = self.cluster.as_mut() {
             c.before_sleep(now);
         }
+        self.drain_actions_at(shared, now);
+    }
+
+    /// After bus input: as [`Node::drain`], but the core's `before_sleep`
+    /// (state update, nodes.conf save, failover steps) runs once for all
+    /// the bus input ready now, as redis runs `clusterBeforeSleep` once per
+    /// event-loop pass, not once per packet. A forming 200-node cluster
+    /// otherwise rewrites nodes.conf for nearly every packet.
+    pub(super) fn drain_bus(&mut self, shared: &Arc<Shared>) {
+        self.drain_actions_at(shared, now_ms());
+        if self.cluster.as_ref().is_some_and(|c| c.before_sleep_due()) {
+            shared.before_sleep_due.notify_one();
+        }
+    }
+
+    fn drain_actions_at(&mut self, shared: &Arc<Shared>, now: u64) {
         self.run_actions(shared, now);
         self.sync_replication_role(shared, now);
         // Telling the core about a broken replication link may have queued more.
@@ -667,6 +686,7 @@ pub async fn run(mut config: Config) -> Result<()> {
         acks: Notify::new(),
         keys_ready: Notify::new(),
         shutdown: Notify::new(),
+        before_sleep_due: Notify::new(),
     });
     // One node per process: a second `run` keeps writing at once.
     if RUNNING.set(Arc::downgrade(&shared)).is_ok() {
@@ -730,6 +750,7 @@ pub async fn run(mut config: Config) -> Result<()> {
         tokio::spawn(client::accept_loop(shared.clone(), l));
     }
     tokio::spawn(cron(shared.clone()));
+    tokio::spawn(before_sleep_loop(shared.clone()));
     tokio::spawn(persist::fsync_loop(shared.clone()));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -764,6 +785,18 @@ pub async fn run(mut config: Config) -> Result<()> {
     // events flushed): exit now, as redis does, rather than free a big
     // data set key by key and wait for background tasks.
     std::process::exit(0)
+}
+
+/// redis's `beforeSleep` for bus input: woken by [`Node::drain_bus`], it
+/// runs when the tasks already woken (the other links' readers with input
+/// ready now) have had their turn, as tokio's current-thread scheduler
+/// queues a woken task behind them; wakes while it waits coalesce.
+async fn before_sleep_loop(shared: Arc<Shared>) {
+    loop {
+        shared.before_sleep_due.notified().await;
+        let mut n = shared.node.lock();
+        n.drain(&shared);
+    }
 }
 
 /// The 100 ms timer: `clusterCron`, active key expiry (replicated as DELs)
