@@ -1282,12 +1282,18 @@ fn reply_value(f: &Frame, depth: usize) -> Option<RValue> {
         Frame::Bulk(b) if b.len() <= MAX_BULK => RValue::Bulk(Some(b.to_vec())),
         Frame::Null => RValue::Bulk(None),
         Frame::NullArray => RValue::Array(None),
-        Frame::Array(items) if items.len() <= MAX_ARRAY => RValue::Array(Some(
-            items
-                .iter()
-                .map(|x| reply_value(x, depth + 1))
-                .collect::<Option<Vec<_>>>()?,
-        )),
+        // RESP2 writes sets and pushes as arrays.
+        Frame::Array(items) | Frame::Set(items) | Frame::Push(items)
+            if items.len() <= MAX_ARRAY =>
+        {
+            RValue::Array(Some(
+                items
+                    .iter()
+                    .map(|x| reply_value(x, depth + 1))
+                    .collect::<Option<Vec<_>>>()?,
+            ))
+        }
+        Frame::Boolean(b) => RValue::Int(i64::from(*b)),
         _ => return None,
     })
 }
