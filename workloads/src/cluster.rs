@@ -240,8 +240,11 @@ impl<T: Transport> ClusterClient<T> {
         }
         let mut candidates: Vec<SocketAddr> = self.seeds.clone();
         // Known owners in slot order (as a scan of the slot map finds them).
+        // (Runs of one owner are skipped 16 slots at a time: a refresh
+        // walks the whole 16384-slot map, and runs are thousands long.)
         let mut prev = 0u16;
-        for &k in &self.slots {
+        let mut i = 0;
+        while let Some(&k) = self.slots.get(i) {
             if k != 0 && k != prev {
                 if let Some(a) = self.owners.get(usize::from(k - 1)) {
                     if !candidates.contains(a) {
@@ -250,6 +253,14 @@ impl<T: Transport> ClusterClient<T> {
                 }
             }
             prev = k;
+            i += 1;
+            while self
+                .slots
+                .get(i..i + 16)
+                .is_some_and(|run| run.iter().fold(true, |all, &x| all & (x == k)))
+            {
+                i += 16;
+            }
         }
         for addr in candidates {
             let Ok(v) = self.request(addr, &[b"CLUSTER", b"SLOTS"]).await else {

@@ -9,10 +9,8 @@
 //! (`world.rs`); every decision is the node's own code: `cluster::Cluster`
 //! for the protocol, `commands::execute` for routing (MOVED, ASK,
 //! CLUSTERDOWN) and data, the workloads' own client and op taxonomy
-//! (`client.rs`). Replication is the shell's part modelled in `world.rs`
-//! (PSYNC decisions by replication ID and backlog, full syncs through the
-//! node's RDB codec after redis's 5 s diskless delay, the stream as the
-//! commands applied).
+//! (`client.rs`), and the node's replication core (`replication::Replication`)
+//! driven as the shell drives it (`world/repl.rs`).
 //!
 //! Determinism: one root seed; every draw comes from a named ChaCha8 stream
 //! (`sim-net`, `sim-ids`, `sim-cron-phase`, the workloads' and the

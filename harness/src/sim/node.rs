@@ -1,44 +1,28 @@
 //! One simulated hearsay-node process: the node's own cluster core
 //! (`hearsay_node::cluster::Cluster`), its own keyspace (`store::Db`) and
 //! command layer (`commands::execute`, through a [`Host`] that lends them
-//! the core), and the replication state the shell would keep. The world
+//! the core), and its replication core (`replication::Replication`). The world
 //! (`world.rs`) carries its messages; nothing here reads a clock.
 
 use bytes::Bytes;
 use hearsay_node::cluster::{Cluster, ClusterConfig, SlotRoute};
 use hearsay_node::commands::{self, ClientState, Host};
+use hearsay_node::replication::{ReplConfig, ReplicaId, Replication};
 use hearsay_node::resp::Frame;
 use hearsay_node::store::Db;
+use std::collections::BTreeMap;
 
 /// Virtual wall clock of every node at simulated time 0 (a plausible Unix ms).
 pub const T0_MS: u64 = 1_700_000_000_000;
 
-/// redis's default repl-backlog-size: how much stream a master keeps for
-/// partial resyncs.
-pub const BACKLOG_BYTES: u64 = 1024 * 1024;
-
-/// The replica side of a replication link.
-#[derive(Clone, Debug)]
-pub struct ReplLink {
-    pub master: usize,
-    pub master_inc: u64,
-    /// Distinguishes this link from earlier ones (stale items are ignored).
-    pub gen: u64,
-    /// master -> replica pipe.
-    pub pipe: usize,
-    /// Full or partial sync finished: the link counts as up.
-    pub up: bool,
-    /// Last data or ping from the master (µs), for repl-timeout.
-    pub last_io_us: u64,
-}
-
-/// A replica as the master sees it.
-#[derive(Clone, Debug)]
-pub struct ReplicaOf {
-    pub replica: usize,
-    pub replica_inc: u64,
-    pub gen: u64,
-    pub pipe: usize,
+/// The replication options of a simulated node: redis 7.0's defaults (1 MB
+/// backlog, repl-timeout 60 s, diskless syncs after 5 s) and the core's
+/// ping period.
+pub fn repl_config(cfg: &ClusterConfig) -> ReplConfig {
+    ReplConfig {
+        ping_period_s: cfg.repl_ping_replica_period.max(1),
+        ..ReplConfig::default()
+    }
 }
 
 /// One simulated process and what survives it (`conf`, and `db` with AOF).
@@ -62,27 +46,21 @@ pub struct SimNode {
     /// Event lines of the current and earlier starts (the node's events.jsonl).
     pub events: Vec<u8>,
     pub seq: u64,
-    /// Replication state (redis's names).
-    pub replid: String,
-    pub replid2: String,
-    pub second_offset: u64,
-    pub offset: u64,
-    /// (start offset, command) of the stream kept for partial resyncs.
-    pub backlog: std::collections::VecDeque<(u64, u64, Vec<Bytes>)>,
-    pub backlog_bytes: u64,
-    pub link: Option<ReplLink>,
-    pub replicas: Vec<ReplicaOf>,
-    /// The master the core named at the last look (by index).
-    pub want_master: Option<usize>,
-    /// Next replication connect attempt (µs), while the link is down.
-    pub next_repl_try_us: u64,
+    /// The node's own replication core, driven as `server/replication.rs`
+    /// drives it (`world/repl.rs`).
+    pub repl: Replication,
+    /// The current link to our master (an index into the world's
+    /// replication connections), while one is open.
+    pub link: Option<usize>,
+    /// Our replicas' connections, by the core's replica ID.
+    pub replica_conns: BTreeMap<ReplicaId, usize>,
+    /// When the once-a-second part of the replication cron last ran (node ms).
+    pub repl_cron_ms: u64,
     /// Client requests that arrived while paused: (cconn, proc, io, args).
     pub held: Vec<(u64, usize, u64, Vec<Vec<u8>>)>,
     /// Pipes whose head item waits for this node to resume.
     pub held_pipes: Vec<usize>,
     pub cron_phase_us: u64,
-    /// When the master last fed its replicas a PING (µs).
-    pub last_repl_ping_us: u64,
 }
 
 impl SimNode {
@@ -117,67 +95,6 @@ impl SimNode {
         };
         let _ = commands::apply_replicated(&mut host, &mut self.db, args);
     }
-
-    /// Appends to the backlog (trimmed to [`BACKLOG_BYTES`]) and moves the offset.
-    pub fn feed_backlog(&mut self, args: Vec<Bytes>) -> (u64, u64) {
-        let len = resp_len(&args);
-        let start = self.offset;
-        self.offset += len;
-        self.backlog.push_back((start, len, args));
-        self.backlog_bytes += len;
-        while self.backlog_bytes > BACKLOG_BYTES {
-            match self.backlog.pop_front() {
-                Some((_, l, _)) => self.backlog_bytes -= l,
-                None => break,
-            }
-        }
-        self.core.set_repl_offset(self.offset);
-        (start, self.offset)
-    }
-
-    /// The backlog from `offset` on, if it still holds it.
-    pub fn backlog_from(&self, offset: u64) -> Option<Vec<Vec<Bytes>>> {
-        if offset == self.offset {
-            return Some(vec![]);
-        }
-        let first = self.backlog.front()?.0;
-        if offset < first || offset > self.offset {
-            return None;
-        }
-        let mut out = Vec::new();
-        for (start, _, args) in &self.backlog {
-            if *start >= offset {
-                out.push(args.clone());
-            } else if start + resp_len(args) > offset {
-                // The replica stopped inside a command: not a command boundary.
-                return None;
-            }
-        }
-        Some(out)
-    }
-
-    pub fn clear_backlog(&mut self) {
-        self.backlog.clear();
-        self.backlog_bytes = 0;
-    }
-}
-
-/// Bytes of a command in the replication stream (a RESP array of bulks), the
-/// unit of redis's replication offsets.
-pub fn resp_len(args: &[Bytes]) -> u64 {
-    fn digits(mut n: usize) -> u64 {
-        let mut d = 1;
-        while n >= 10 {
-            n /= 10;
-            d += 1;
-        }
-        d
-    }
-    let mut n = 1 + digits(args.len()) + 2;
-    for a in args {
-        n += 1 + digits(a.len()) + 2 + a.len() as u64 + 2;
-    }
-    n
 }
 
 /// The command layer's view of a simulated node: routing from the core, the
@@ -223,17 +140,5 @@ impl Host for SimHost<'_> {
             "cluster" => Some(self.core.command(self.now, args, &*db, client.resp3)),
             _ => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resp_len_counts_the_encoded_bytes() {
-        let args = vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k")];
-        // *2\r\n$3\r\nSET\r\n$1\r\nk\r\n
-        assert_eq!(resp_len(&args), 4 + 9 + 7);
     }
 }

@@ -238,13 +238,21 @@ impl Cluster {
                 .filter(|(_, n)| n.failed())
                 .map(|(&r, _)| r)
                 .collect();
-            let uncovered = if failed.is_empty() {
-                self.slot_owner.iter().any(|o| o.is_none())
-            } else {
-                self.slot_owner.iter().any(|o| match o {
+            // (Folds over chunks without an early exit inside one: they
+            // vectorise, and this runs at every tick.)
+            let uncovered = match failed[..] {
+                [] => self
+                    .slot_owner
+                    .chunks(256)
+                    .any(|c| c.iter().fold(false, |u, o| u | o.is_none())),
+                [f] => self
+                    .slot_owner
+                    .chunks(256)
+                    .any(|c| c.iter().fold(false, |u, o| u | o.is_none_or(|o| o == f))),
+                _ => self.slot_owner.iter().any(|o| match o {
                     None => true,
                     Some(o) => failed.contains(o),
-                })
+                }),
             };
             if uncovered {
                 new_ok = false;

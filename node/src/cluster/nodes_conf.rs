@@ -10,24 +10,65 @@ use crate::wire::NodeName;
 use super::node::{flags_text, Ms, Node, NodeRef};
 use super::{Cluster, LoadError, LogLevel, PORT_INCR};
 
+/// A node name as `Display` writes it (lossy UTF-8 of its 40 bytes).
+fn push_name(s: &mut String, name: &NodeName) {
+    match std::str::from_utf8(&name.0) {
+        Ok(t) => s.push_str(t),
+        Err(_) => s.push_str(&name.as_str()),
+    }
+}
+
+/// `n` in decimal, as `{}` writes it.
+fn push_int(s: &mut String, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        s.push('-');
+    }
+    for &d in &buf[i..] {
+        s.push(char::from(d));
+    }
+}
+
 impl Cluster {
     /// One CLUSTER NODES line, without the newline (`clusterGenNodeDescription`).
     pub(super) fn describe_node(&self, r: NodeRef) -> String {
         let Some(n) = self.node(r) else {
             return String::new();
         };
-        let mut s = String::with_capacity(128);
-        let _ = write!(s, "{} {}:{}@{}", n.name, n.ip, n.port, n.cport);
+        // Pieces pushed without the formatting machinery: snapshots and
+        // nodes.conf saves render every line again and again.
+        let mut s = String::with_capacity(160);
+        push_name(&mut s, &n.name);
+        s.push(' ');
+        s.push_str(&n.ip);
+        s.push(':');
+        push_int(&mut s, i64::from(n.port));
+        s.push('@');
+        push_int(&mut s, i64::from(n.cport));
         if !n.hostname.is_empty() {
-            let _ = write!(s, ",{}", n.hostname);
+            s.push(',');
+            s.push_str(&n.hostname);
         }
-        let _ = write!(s, " {} ", flags_text(n.flags));
-        match n.replica_of.and_then(|m| self.node(m)) {
-            Some(m) => s.push_str(&m.name.to_string()),
+        s.push(' ');
+        s.push_str(&flags_text(n.flags));
+        s.push(' ');
+        let master = n.replica_of.and_then(|m| self.node(m));
+        match master {
+            Some(m) => push_name(&mut s, &m.name),
             None => s.push('-'),
         }
         // A replica shows its master's configEpoch.
-        let epoch = match n.replica_of.and_then(|m| self.node(m)) {
+        let epoch = match master {
             Some(m) if n.is_replica() => m.config_epoch,
             _ => n.config_epoch,
         };
@@ -36,16 +77,20 @@ impl Cluster {
         } else {
             "disconnected"
         };
-        let _ = write!(
-            s,
-            " {} {} {} {}",
-            n.ping_sent, n.pong_received, epoch, link_state
-        );
+        s.push(' ');
+        push_int(&mut s, n.ping_sent);
+        s.push(' ');
+        push_int(&mut s, n.pong_received);
+        s.push(' ');
+        s.push_str(&epoch.to_string());
+        s.push(' ');
+        s.push_str(link_state);
         for (a, b) in n.slots.ranges() {
-            if a == b {
-                let _ = write!(s, " {a}");
-            } else {
-                let _ = write!(s, " {a}-{b}");
+            s.push(' ');
+            push_int(&mut s, i64::from(a));
+            if a != b {
+                s.push('-');
+                push_int(&mut s, i64::from(b));
             }
         }
         // Open slots are only shown on our own line. (The quick look first:
