@@ -8,7 +8,9 @@
 #      on a noisy machine, unlike rates), single node, counted only while the benchmark
 #      runs, and the ratio.
 #
-# Usage: scripts/bench.sh [requests] [--no-callgrind] [--no-cluster]   (default 200000)
+# Usage: scripts/bench.sh [requests] [--no-callgrind] [--no-cluster] [--no-rates]
+#        (default 200000 requests; --no-rates: only the instruction counts, which a busy
+#        machine does not disturb)
 # Ports 23000-23299 (below the ephemeral range: thousands of client sockets must not
 # hold a port a server is about to bind). Run it inside a network namespace of your own
 # when others share the machine.
@@ -17,8 +19,10 @@ cd "$(dirname "$0")/.."
 N=200000
 CALLGRIND=1
 CLUSTER=1
+RATES=1
 for a in "$@"; do
   case "$a" in
+    --no-rates) RATES=0 ;;
     --no-callgrind) CALLGRIND=0 ;;
     --no-cluster) CLUSTER=0 ;;
     *) N=$a ;;
@@ -82,20 +86,22 @@ compare() { # label redis-port hearsay-port test pipeline [--cluster]
   printf '%-8s %-4s %-3s %14s %14s %7s\n' "$label" "$t" "$P" "$rm" "$hm" "$(ratio "$hm" "$rm")"
 }
 
-# Rates depend on what else runs: print the load they were measured under.
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "requests per second, median of 3 alternating runs (redis-benchmark -c 50 -n $N -r 100000)"
-printf '%-8s %-4s %-3s %14s %14s %7s\n' setup test P redis-server hearsay-node ratio
-single redis 23001
-single hearsay 23002
-for P in 1 16; do for t in set get; do compare single 23001 23002 "$t" "$P"; done; done
-if [ "$CLUSTER" = 1 ]; then
-  cluster3 redis 23011 23012 23013
-  cluster3 hearsay 23021 23022 23023
-  for P in 1 16; do for t in set get; do compare cluster 23011 23021 "$t" "$P" --cluster; done; done
-fi
+if [ "$RATES" = 1 ]; then
+  # Rates depend on what else runs: print the load they were measured under.
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "requests per second, median of 3 alternating runs (redis-benchmark -c 50 -n $N -r 100000)"
+  printf '%-8s %-4s %-3s %14s %14s %7s\n' setup test P redis-server hearsay-node ratio
+  single redis 23001
+  single hearsay 23002
+  for P in 1 16; do for t in set get; do compare single 23001 23002 "$t" "$P"; done; done
+  if [ "$CLUSTER" = 1 ]; then
+    cluster3 redis 23011 23012 23013
+    cluster3 hearsay 23021 23022 23023
+    for P in 1 16; do for t in set get; do compare cluster 23011 23021 "$t" "$P" --cluster; done; done
+  fi
 
-echo "load average after the rates: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "load average after the rates: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
   echo
