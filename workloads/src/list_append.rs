@@ -48,10 +48,7 @@ fn micro_cmd(m: &Micro) -> Vec<Vec<u8>> {
 }
 
 fn parse_list(v: &Value) -> Option<Vec<i64>> {
-    v.as_array()?
-        .iter()
-        .map(|x| x.as_text().and_then(|t| t.parse().ok()))
-        .collect()
+    v.as_array()?.iter().map(Value::parse_i64).collect()
 }
 
 impl ListOp {

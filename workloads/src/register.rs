@@ -40,8 +40,7 @@ pub fn parse_int_reply(v: &Value) -> Result<Option<i64>, String> {
     match v {
         Value::Bulk(None) => Ok(None),
         other => other
-            .as_text()
-            .and_then(|t| t.parse::<i64>().ok())
+            .parse_i64()
             .map(Some)
             .ok_or_else(|| format!("unexpected reply {other:?}")),
     }

@@ -36,6 +36,14 @@ impl Value {
             .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 
+    /// The integer a bulk or simple string spells, as `as_text()?.parse()`
+    /// reads it, without the copy (set and list reads parse every element):
+    /// bytes that are not UTF-8 become U+FFFD in the lossy text, which no
+    /// integer parse accepts, so strict UTF-8 gives the same answer.
+    pub fn parse_i64(&self) -> Option<i64> {
+        std::str::from_utf8(self.as_bytes()?).ok()?.parse().ok()
+    }
+
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),

@@ -101,12 +101,9 @@ impl SetOp {
                     ),
                 },
                 SetOp::Read { key } | SetOp::FinalRead { key } => {
-                    let parsed: Option<Vec<i64>> = v.as_array().and_then(|items| {
-                        items
-                            .iter()
-                            .map(|i| i.as_text().and_then(|t| t.parse::<i64>().ok()))
-                            .collect()
-                    });
+                    let parsed: Option<Vec<i64>> = v
+                        .as_array()
+                        .and_then(|items| items.iter().map(Value::parse_i64).collect());
                     match parsed {
                         Some(mut els) => {
                             els.sort_unstable();
