@@ -143,6 +143,8 @@ fn write_value(out: &mut Vec<u8>, v: &serde_json::Value) {
         }
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
+            // At least a digit and a comma per item (most are numbers).
+            out.reserve(2 * items.len() + 2);
             out.push(b'[');
             for (k, x) in items.iter().enumerate() {
                 if k > 0 {
@@ -180,16 +182,28 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// `n` in decimal, two digits a step (elements of set reads are 10-12 digits).
 fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
+    while n >= 100 {
+        let k = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[k..k + 2]);
+    }
+    if n >= 10 {
+        let k = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[k..k + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&buf[i..]);
 }
@@ -249,6 +263,19 @@ mod tests {
             json!(false),
             json!(0),
             json!(u64::MAX),
+            json!([
+                9,
+                10,
+                11,
+                99,
+                100,
+                101,
+                999,
+                1000,
+                4294967297_u64,
+                30064771075_u64
+            ]),
+            json!(-100),
             json!(i64::MIN),
             json!(-17),
             json!(1.5),

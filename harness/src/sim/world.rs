@@ -1286,12 +1286,11 @@ fn reply_value(f: &Frame, depth: usize) -> Option<RValue> {
         Frame::Array(items) | Frame::Set(items) | Frame::Push(items)
             if items.len() <= MAX_ARRAY =>
         {
-            RValue::Array(Some(
-                items
-                    .iter()
-                    .map(|x| reply_value(x, depth + 1))
-                    .collect::<Option<Vec<_>>>()?,
-            ))
+            let mut out = Vec::with_capacity(items.len());
+            for x in items {
+                out.push(reply_value(x, depth + 1)?);
+            }
+            RValue::Array(Some(out))
         }
         Frame::Boolean(b) => RValue::Int(i64::from(*b)),
         _ => return None,

@@ -241,10 +241,7 @@ impl Cluster {
             // (Folds over chunks without an early exit inside one: they
             // vectorise, and this runs at every tick.)
             let uncovered = match failed[..] {
-                [] => self
-                    .slot_owner
-                    .chunks(256)
-                    .any(|c| c.iter().fold(false, |u, o| u | o.is_none())),
+                [] => self.unowned_slots > 0,
                 [f] => self
                     .slot_owner
                     .chunks(256)

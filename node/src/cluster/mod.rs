@@ -317,6 +317,9 @@ pub struct Cluster {
 
     /// `server.cluster->slots`: owner of each slot.
     slot_owner: Vec<Option<NodeRef>>,
+    /// Entries of `slot_owner` that are None (the coverage check of every
+    /// state update asks only this while no node is failed).
+    unowned_slots: usize,
     migrating_to: Vec<Option<NodeRef>>,
     importing_from: Vec<Option<NodeRef>>,
     /// Set when any slot is marked migrating or importing, never cleared: until
@@ -403,6 +406,7 @@ impl Cluster {
             links: BTreeMap::new(),
             next_link_id: 1,
             slot_owner: vec![None; CLUSTER_SLOTS],
+            unowned_slots: CLUSTER_SLOTS,
             migrating_to: vec![None; CLUSTER_SLOTS],
             importing_from: vec![None; CLUSTER_SLOTS],
             slots_ever_opened: false,

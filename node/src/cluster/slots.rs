@@ -77,7 +77,9 @@ impl Cluster {
         }
         let to = n.name;
         if let Some(o) = self.slot_owner.get_mut(usize::from(slot)) {
+            // Unowned until now (checked above).
             *o = Some(node);
+            self.unowned_slots -= 1;
         }
         Some(to)
     }
@@ -114,7 +116,9 @@ impl Cluster {
             from = Some(n.name);
         }
         if let Some(o) = self.slot_owner.get_mut(usize::from(slot)) {
+            // Owned until now (checked above).
             *o = None;
+            self.unowned_slots += 1;
         }
         Some(from)
     }
@@ -197,6 +201,9 @@ impl Cluster {
         let mut group: Option<(Option<NodeRef>, Option<usize>)> = None;
         for (&j, &f) in slots.iter().zip(&froms) {
             if let Some(o) = self.slot_owner.get_mut(usize::from(j)) {
+                if o.is_none() {
+                    self.unowned_slots -= 1;
+                }
                 *o = Some(to);
             }
             let g = match group {
