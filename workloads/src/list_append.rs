@@ -217,7 +217,7 @@ mod tests {
         };
         let exec = Value::Array(Some(vec![
             Value::Int(1),
-            Value::Array(Some(vec![Value::Bulk(Some(b"5".to_vec()))])),
+            Value::Array(Some(vec![Value::Bulk(Some(b"5".to_vec().into()))])),
         ]));
         let (t, v, _) = op.complete(Outcome::Ok(exec), false);
         assert_eq!(t, OpType::Ok);

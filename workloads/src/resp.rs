@@ -16,15 +16,41 @@ pub enum Value {
     Simple(String),
     Error(String),
     Int(i64),
-    Bulk(Option<Vec<u8>>),
+    Bulk(Option<Blob>),
     Array(Option<Vec<Value>>),
+}
+
+/// A bulk string's bytes, shared rather than owned: the simulator hands the
+/// node's own strings to the client without a copy each (a set read carries
+/// thousands). Compares and prints (`Debug`) as the bytes' `Vec<u8>` would,
+/// so error texts that show a reply are unchanged.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Blob(pub bytes::Bytes);
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        <[u8] as std::fmt::Debug>::fmt(&self.0, f)
+    }
+}
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(v: Vec<u8>) -> Blob {
+        Blob(bytes::Bytes::from(v))
+    }
 }
 
 impl Value {
     /// The bytes of a bulk or simple string.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
-            Value::Bulk(Some(b)) => Some(b),
+            Value::Bulk(Some(b)) => Some(&b.0),
             Value::Simple(s) => Some(s.as_bytes()),
             _ => None,
         }
@@ -166,7 +192,10 @@ fn decode_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize
             };
             match buf.get(next + len..next + len + 2) {
                 None => Ok(None),
-                Some(b"\r\n") => Ok(Some((Value::Bulk(Some(body.to_vec())), next + len + 2))),
+                Some(b"\r\n") => Ok(Some((
+                    Value::Bulk(Some(Blob(bytes::Bytes::copy_from_slice(body)))),
+                    next + len + 2,
+                ))),
                 Some(_) => Err(RespError::BadTerminator),
             }
         }
@@ -256,13 +285,13 @@ mod tests {
             (b"+OK\r\n", Value::Simple("OK".into())),
             (b"-MOVED 1 a:2\r\n", Value::Error("MOVED 1 a:2".into())),
             (b":-5\r\n", Value::Int(-5)),
-            (b"$3\r\nabc\r\n", Value::Bulk(Some(b"abc".to_vec()))),
+            (b"$3\r\nabc\r\n", Value::Bulk(Some(b"abc".to_vec().into()))),
             (b"$-1\r\n", Value::Bulk(None)),
             (
                 b"*2\r\n:1\r\n*1\r\n$0\r\n\r\n",
                 Value::Array(Some(vec![
                     Value::Int(1),
-                    Value::Array(Some(vec![Value::Bulk(Some(vec![]))])),
+                    Value::Array(Some(vec![Value::Bulk(Some(Vec::new().into()))])),
                 ])),
             ),
         ];

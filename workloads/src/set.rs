@@ -212,13 +212,13 @@ mod tests {
             OpType::Fail
         );
         let reply = Value::Array(Some(vec![
-            Value::Bulk(Some(b"9".to_vec())),
-            Value::Bulk(Some(b"2".to_vec())),
+            Value::Bulk(Some(b"9".to_vec().into())),
+            Value::Bulk(Some(b"2".to_vec().into())),
         ]));
         let (t, v, _) = read.complete(&Outcome::Ok(reply));
         assert_eq!(t, OpType::Ok);
         assert_eq!(v["elements"], json!([2, 9]));
-        let junk = Value::Array(Some(vec![Value::Bulk(Some(b"x".to_vec()))]));
+        let junk = Value::Array(Some(vec![Value::Bulk(Some(b"x".to_vec().into()))]));
         assert_eq!(read.complete(&Outcome::Ok(junk)).0, OpType::Fail);
     }
 }
