@@ -48,7 +48,13 @@ fn micro_cmd(m: &Micro) -> Vec<Vec<u8>> {
 }
 
 fn parse_list(v: &Value) -> Option<Vec<i64>> {
-    v.as_array()?.iter().map(Value::parse_i64).collect()
+    // (Sized up front: collecting through Option loses the length.)
+    let items = v.as_array()?;
+    let mut out = Vec::with_capacity(items.len());
+    for x in items {
+        out.push(x.parse_i64()?);
+    }
+    Some(out)
 }
 
 impl ListOp {

@@ -101,9 +101,15 @@ impl SetOp {
                     ),
                 },
                 SetOp::Read { key } | SetOp::FinalRead { key } => {
-                    let parsed: Option<Vec<i64>> = v
-                        .as_array()
-                        .and_then(|items| items.iter().map(Value::parse_i64).collect());
+                    // (Sized up front: collecting through Option loses the
+                    // length, and sets grow to thousands of elements.)
+                    let parsed: Option<Vec<i64>> = v.as_array().and_then(|items| {
+                        let mut els = Vec::with_capacity(items.len());
+                        for i in items {
+                            els.push(i.parse_i64()?);
+                        }
+                        Some(els)
+                    });
                     match parsed {
                         Some(mut els) => {
                             els.sort_unstable();
