@@ -141,10 +141,14 @@ impl Cluster {
     /// channels dropped and the recorded changes, in slot order.
     fn rebind_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
         let froms: Vec<Option<NodeRef>> = slots.iter().map(|&j| self.owner(j)).collect();
+        // (Asked once per run of one owner: the answer is the owner's.)
+        let mut prev = None;
         let odd = self.node(to).is_none()
-            || froms
-                .iter()
-                .any(|f| *f == Some(to) || f.is_some_and(|o| self.node(o).is_none()));
+            || froms.iter().any(|&f| {
+                let changed = f != prev;
+                prev = f;
+                changed && f.is_some_and(|o| o == to || self.node(o).is_none())
+            });
         if odd {
             for &j in slots {
                 self.rebind_slot(j, to, reason);
@@ -155,7 +159,12 @@ impl Cluster {
         let me = self.me();
         let (me_replica, my_master) = (me.is_replica(), me.replica_of);
         let mut owners: Vec<(NodeRef, NodeName, bool)> = Vec::new();
+        let mut prev = None;
         for &o in froms.iter().flatten() {
+            if prev == Some(o) {
+                continue;
+            }
+            prev = Some(o);
             if owners.iter().any(|x| x.0 == o) {
                 continue;
             }
@@ -165,9 +174,11 @@ impl Cluster {
             owners.push((o, self.name_of(o), ours));
         }
         // Unbind (clusterDelSlot).
-        for (&j, f) in slots.iter().zip(&froms) {
-            if f.is_some_and(|o| owners.iter().any(|x| x.0 == o && x.2)) {
-                self.shard_slots_dropped.push(j);
+        if owners.iter().any(|x| x.2) {
+            for (&j, f) in slots.iter().zip(&froms) {
+                if f.is_some_and(|o| owners.iter().any(|x| x.0 == o && x.2)) {
+                    self.shard_slots_dropped.push(j);
+                }
             }
         }
         for &(o, _, _) in &owners {
@@ -369,13 +380,15 @@ impl Cluster {
                 rest &= rest - 1;
                 let j = (base + i) as u16;
                 let owner = self.owner(j);
-                // An open import is closed only by an admin.
-                if self
-                    .importing_from
-                    .get(usize::from(j))
-                    .copied()
-                    .flatten()
-                    .is_some()
+                // An open import is closed only by an admin. (None can be
+                // open before a slot was ever opened.)
+                if self.slots_ever_opened
+                    && self
+                        .importing_from
+                        .get(usize::from(j))
+                        .copied()
+                        .flatten()
+                        .is_some()
                 {
                     continue;
                 }
