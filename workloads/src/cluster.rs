@@ -462,15 +462,15 @@ mod tests {
     #[test]
     fn parses_master_addr() {
         let v = Value::Array(Some(vec![
-            Value::Bulk(Some(b"10.1.2.3".to_vec())),
-            Value::Bulk(Some(b"7001".to_vec())),
+            Value::Bulk(Some(b"10.1.2.3".to_vec().into())),
+            Value::Bulk(Some(b"7001".to_vec().into())),
         ]));
         assert_eq!(
             parse_master_addr(&v),
             Some("10.1.2.3:7001".parse().unwrap())
         );
         assert_eq!(parse_master_addr(&Value::Array(None)), None);
-        let bad = Value::Array(Some(vec![Value::Bulk(Some(b"x".to_vec()))]));
+        let bad = Value::Array(Some(vec![Value::Bulk(Some(b"x".to_vec().into()))]));
         assert_eq!(parse_master_addr(&bad), None);
     }
 
@@ -478,9 +478,9 @@ mod tests {
     fn parses_slots_reply() {
         let node = |ip: &str, port: i64| {
             Value::Array(Some(vec![
-                Value::Bulk(Some(ip.as_bytes().to_vec())),
+                Value::Bulk(Some(ip.as_bytes().to_vec().into())),
                 Value::Int(port),
-                Value::Bulk(Some(b"abc".to_vec())),
+                Value::Bulk(Some(b"abc".to_vec().into())),
             ]))
         };
         let v = Value::Array(Some(vec![

@@ -269,7 +269,7 @@ mod tests {
             .request(&[b"GET", b"k"], Duration::from_secs(1))
             .await
             .unwrap();
-        assert_eq!(v, Value::Bulk(Some(b"hello".to_vec())));
+        assert_eq!(v, Value::Bulk(Some(b"hello".to_vec().into())));
         let e = c
             .request(&[b"GET", b"k"], Duration::from_secs(1))
             .await

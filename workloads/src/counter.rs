@@ -132,7 +132,7 @@ mod tests {
         let read = CounterOp::Read { key: "k".into() };
         let (t, v, _) = read.complete(Outcome::Ok(Value::Bulk(None)));
         assert_eq!((t, v["value"].as_i64()), (OpType::Ok, Some(0)));
-        let (_, v, _) = read.complete(Outcome::Ok(Value::Bulk(Some(b"12".to_vec()))));
+        let (_, v, _) = read.complete(Outcome::Ok(Value::Bulk(Some(b"12".to_vec().into()))));
         assert_eq!(v["value"], 12);
         assert_eq!(read.complete(Outcome::Info("t".into())).0, OpType::Fail);
     }

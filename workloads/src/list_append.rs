@@ -48,10 +48,13 @@ fn micro_cmd(m: &Micro) -> Vec<Vec<u8>> {
 }
 
 fn parse_list(v: &Value) -> Option<Vec<i64>> {
-    v.as_array()?
-        .iter()
-        .map(|x| x.as_text().and_then(|t| t.parse().ok()))
-        .collect()
+    // (Sized up front: collecting through Option loses the length.)
+    let items = v.as_array()?;
+    let mut out = Vec::with_capacity(items.len());
+    for x in items {
+        out.push(x.parse_i64()?);
+    }
+    Some(out)
 }
 
 impl ListOp {
@@ -220,7 +223,7 @@ mod tests {
         };
         let exec = Value::Array(Some(vec![
             Value::Int(1),
-            Value::Array(Some(vec![Value::Bulk(Some(b"5".to_vec()))])),
+            Value::Array(Some(vec![Value::Bulk(Some(b"5".to_vec().into()))])),
         ]));
         let (t, v, _) = op.complete(Outcome::Ok(exec), false);
         assert_eq!(t, OpType::Ok);

@@ -40,8 +40,7 @@ pub fn parse_int_reply(v: &Value) -> Result<Option<i64>, String> {
     match v {
         Value::Bulk(None) => Ok(None),
         other => other
-            .as_text()
-            .and_then(|t| t.parse::<i64>().ok())
+            .parse_i64()
             .map(Some)
             .ok_or_else(|| format!("unexpected reply {other:?}")),
     }
@@ -193,10 +192,10 @@ mod tests {
     fn get_replies_parse() {
         assert_eq!(parse_int_reply(&Value::Bulk(None)), Ok(None));
         assert_eq!(
-            parse_int_reply(&Value::Bulk(Some(b"42".to_vec()))),
+            parse_int_reply(&Value::Bulk(Some(b"42".to_vec().into()))),
             Ok(Some(42))
         );
-        assert!(parse_int_reply(&Value::Bulk(Some(b"x".to_vec()))).is_err());
+        assert!(parse_int_reply(&Value::Bulk(Some(b"x".to_vec().into()))).is_err());
         assert!(parse_int_reply(&Value::Int(3)).is_err());
     }
 

@@ -16,15 +16,41 @@ pub enum Value {
     Simple(String),
     Error(String),
     Int(i64),
-    Bulk(Option<Vec<u8>>),
+    Bulk(Option<Blob>),
     Array(Option<Vec<Value>>),
+}
+
+/// A bulk string's bytes, shared rather than owned: the simulator hands the
+/// node's own strings to the client without a copy each (a set read carries
+/// thousands). Compares and prints (`Debug`) as the bytes' `Vec<u8>` would,
+/// so error texts that show a reply are unchanged.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Blob(pub bytes::Bytes);
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        <[u8] as std::fmt::Debug>::fmt(&self.0, f)
+    }
+}
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(v: Vec<u8>) -> Blob {
+        Blob(bytes::Bytes::from(v))
+    }
 }
 
 impl Value {
     /// The bytes of a bulk or simple string.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
-            Value::Bulk(Some(b)) => Some(b),
+            Value::Bulk(Some(b)) => Some(&b.0),
             Value::Simple(s) => Some(s.as_bytes()),
             _ => None,
         }
@@ -34,6 +60,12 @@ impl Value {
     pub fn as_text(&self) -> Option<String> {
         self.as_bytes()
             .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+
+    /// The integer a bulk or simple string spells, as `as_text()?.parse()`
+    /// reads it, without the copy (set and list reads parse every element).
+    pub fn parse_i64(&self) -> Option<i64> {
+        parse_i64(self.as_bytes()?)
     }
 
     pub fn as_int(&self) -> Option<i64> {
@@ -48,6 +80,35 @@ impl Value {
             Value::Array(Some(v)) => Some(v),
             _ => None,
         }
+    }
+}
+
+/// `str::parse::<i64>` on the lossy text of `b`, byte by byte: an optional
+/// sign, then one or more ASCII digits, in range. (Hand-written: the std
+/// parse through a UTF-8 check was most of a set read's cost per element.
+/// Bytes that are not UTF-8 would become U+FFFD, which no integer accepts,
+/// as no non-digit byte is accepted here; `tests::parse_i64_is_std_parse`.)
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Accumulated negative, so i64::MIN fits.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if neg {
+        Some(n)
+    } else {
+        n.checked_neg()
     }
 }
 
@@ -131,7 +192,10 @@ fn decode_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize
             };
             match buf.get(next + len..next + len + 2) {
                 None => Ok(None),
-                Some(b"\r\n") => Ok(Some((Value::Bulk(Some(body.to_vec())), next + len + 2))),
+                Some(b"\r\n") => Ok(Some((
+                    Value::Bulk(Some(Blob(bytes::Bytes::copy_from_slice(body)))),
+                    next + len + 2,
+                ))),
                 Some(_) => Err(RespError::BadTerminator),
             }
         }
@@ -165,6 +229,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parse_i64_is_std_parse() {
+        let mut cases: Vec<Vec<u8>> = [
+            "",
+            "+",
+            "-",
+            "0",
+            "-0",
+            "+0",
+            "00012",
+            "7",
+            "-7",
+            "+7",
+            "1 ",
+            " 1",
+            "1a",
+            "--1",
+            "+-1",
+            "-+1",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "+9223372036854775807",
+            "99999999999999999999999",
+            "4294967297",
+            "١",
+            "1\u{0}",
+            "½",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        cases.extend([vec![b'1', 0xff], vec![0xc3, b'1'], vec![b'-', 0x80]]);
+        for n in [i64::MIN, i64::MAX, -1, 1, 10, -10, 1 << 40, (7 << 32) | 9] {
+            cases.push(n.to_string().into_bytes());
+        }
+        for c in &cases {
+            let want = String::from_utf8_lossy(c).parse::<i64>().ok();
+            assert_eq!(parse_i64(c), want, "{:?}", String::from_utf8_lossy(c));
+        }
+    }
+
+    #[test]
     fn encodes_command() {
         assert_eq!(
             encode(&[b"SADD", b"k", b"12"]),
@@ -178,13 +285,13 @@ mod tests {
             (b"+OK\r\n", Value::Simple("OK".into())),
             (b"-MOVED 1 a:2\r\n", Value::Error("MOVED 1 a:2".into())),
             (b":-5\r\n", Value::Int(-5)),
-            (b"$3\r\nabc\r\n", Value::Bulk(Some(b"abc".to_vec()))),
+            (b"$3\r\nabc\r\n", Value::Bulk(Some(b"abc".to_vec().into()))),
             (b"$-1\r\n", Value::Bulk(None)),
             (
                 b"*2\r\n:1\r\n*1\r\n$0\r\n\r\n",
                 Value::Array(Some(vec![
                     Value::Int(1),
-                    Value::Array(Some(vec![Value::Bulk(Some(vec![]))])),
+                    Value::Array(Some(vec![Value::Bulk(Some(Vec::new().into()))])),
                 ])),
             ),
         ];

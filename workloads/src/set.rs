@@ -101,11 +101,14 @@ impl SetOp {
                     ),
                 },
                 SetOp::Read { key } | SetOp::FinalRead { key } => {
+                    // (Sized up front: collecting through Option loses the
+                    // length, and sets grow to thousands of elements.)
                     let parsed: Option<Vec<i64>> = v.as_array().and_then(|items| {
-                        items
-                            .iter()
-                            .map(|i| i.as_text().and_then(|t| t.parse::<i64>().ok()))
-                            .collect()
+                        let mut els = Vec::with_capacity(items.len());
+                        for i in items {
+                            els.push(i.parse_i64()?);
+                        }
+                        Some(els)
                     });
                     match parsed {
                         Some(mut els) => {
@@ -215,13 +218,13 @@ mod tests {
             OpType::Fail
         );
         let reply = Value::Array(Some(vec![
-            Value::Bulk(Some(b"9".to_vec())),
-            Value::Bulk(Some(b"2".to_vec())),
+            Value::Bulk(Some(b"9".to_vec().into())),
+            Value::Bulk(Some(b"2".to_vec().into())),
         ]));
         let (t, v, _) = read.complete(&Outcome::Ok(reply));
         assert_eq!(t, OpType::Ok);
         assert_eq!(v["elements"], json!([2, 9]));
-        let junk = Value::Array(Some(vec![Value::Bulk(Some(b"x".to_vec()))]));
+        let junk = Value::Array(Some(vec![Value::Bulk(Some(b"x".to_vec().into()))]));
         assert_eq!(read.complete(&Outcome::Ok(junk)).0, OpType::Fail);
     }
 }

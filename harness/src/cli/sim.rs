@@ -31,8 +31,9 @@ pub struct SimArgs {
     #[arg(long)]
     pub codec: bool,
     /// Benchmark: simulated seconds per wall second at --nodes (the judge is
-    /// skipped), and the cost per simulated node-second for each of
-    /// --bench-nodes (comma list, e.g. 6,30,100,300,1000).
+    /// skipped), one seed at a time and then --jobs (at least 2) at once,
+    /// and the cost per simulated node-second for each of --bench-nodes
+    /// (comma list, e.g. 6,30,100,300,1000).
     #[arg(long)]
     pub bench: bool,
     #[arg(long, value_delimiter = ',')]
@@ -155,7 +156,8 @@ pub fn main(a: &SimArgs) -> i32 {
     worst.exit_code()
 }
 
-/// `--bench`: the simulator alone (no judge), one thread.
+/// `--bench`: the simulator alone (no judge), one thread; then, at --nodes,
+/// the same seeds again on --jobs threads (at least 2): a search's throughput.
 fn bench(opts: &RunOpts, seeds: &[u64], a: &SimArgs, simo: &SimOpts) -> i32 {
     let simo = SimOpts {
         no_check: true,
@@ -207,6 +209,69 @@ fn bench(opts: &RunOpts, seeds: &[u64], a: &SimArgs, simo: &SimOpts) -> i32 {
             form_cpu,
             run_cpu * 1e6 / (sim_s * n as f64).max(1e-9)
         );
+        // What a search gets from the machine: the same seeds, several at once.
+        if n == opts.nodes && seeds.len() > 1 {
+            let jobs = a.jobs.max(2);
+            let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+            match bench_parallel(&o, seeds, jobs, &simo) {
+                Ok((sim_p, wall_p, cpu_p)) => println!(
+                    "      {n:5}  search throughput, --jobs {jobs} ({jobs} seeds at once, {cores} cores): {:.0} simulated s in {:.2} s wall ({:.2} s CPU): {:.0}x wall",
+                    sim_p,
+                    wall_p,
+                    cpu_p,
+                    sim_p / wall_p.max(1e-9)
+                ),
+                Err(e) => {
+                    eprintln!("hearsay sim --bench: {n} nodes, --jobs {jobs}: {e}");
+                    return 2;
+                }
+            }
+        }
     }
     0
+}
+
+/// `seeds` on `jobs` threads, as a search runs them: (simulated s, wall s
+/// for all of them, CPU s summed over the runs).
+fn bench_parallel(
+    o: &RunOpts,
+    seeds: &[u64],
+    jobs: usize,
+    simo: &SimOpts,
+) -> Result<(f64, f64, f64), String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let t0 = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let per_thread: Vec<Result<(f64, f64), String>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut sim_s, mut cpu_s) = (0.0, 0.0);
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&seed) = seeds.get(k) else {
+                            return Ok((sim_s, cpu_s));
+                        };
+                        let r = sim::run_seed(o, seed, None, simo)
+                            .map_err(|e| format!("seed {seed}: {e}"))?;
+                        sim_s += r.sim_secs;
+                        cpu_s += r.cpu_secs;
+                        let _ = std::fs::remove_dir_all(&r.dir);
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err("a thread panicked".into())))
+            .collect()
+    });
+    let wall = t0.elapsed().as_secs_f64();
+    let (mut sim_s, mut cpu_s) = (0.0, 0.0);
+    for r in per_thread {
+        let (a, b) = r?;
+        sim_s += a;
+        cpu_s += b;
+    }
+    Ok((sim_s, wall, cpu_s))
 }

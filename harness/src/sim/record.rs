@@ -6,23 +6,6 @@ use hearsay_checkers::{OpType, Process};
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// One history line, field for field as `hearsay_checkers::Op` serializes
-/// (`value` null for null, else its compact JSON).
-#[derive(serde::Serialize)]
-struct OpLine<'a> {
-    index: u64,
-    time: u64,
-    process: Process,
-    #[serde(rename = "type")]
-    kind: OpType,
-    f: &'a str,
-    value: &'a serde_json::Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
 /// The history recorder of a simulated run.
 pub struct Rec {
     /// Virtual µs now (the world sets it before running anything).
@@ -64,18 +47,19 @@ impl Rec {
         node: Option<String>,
         error: Option<String>,
     ) {
-        // The line `Op` writes, with the value serialized once in place
-        // (`Op` keeps it as raw text: a second serialization per op).
-        let op = OpLine {
-            index: self.next,
-            time: self.now_ns(),
+        let at = self.history.len();
+        let time = self.now_ns();
+        write_line(
+            &mut self.history,
+            self.next,
+            time,
             process,
             kind,
             f,
-            value: &value,
-            node,
-            error,
-        };
+            &value,
+            node.as_deref(),
+            error.as_deref(),
+        );
         self.next += 1;
         if matches!(process, Process::Client(_)) {
             match kind {
@@ -85,16 +69,148 @@ impl Rec {
                 OpType::Invoke => {}
             }
         }
-        // Serializing an Op cannot fail (string keys only).
-        if let Ok(line) = serde_json::to_vec(&op) {
-            self.history.extend_from_slice(&line);
-            self.history.push(b'\n');
-            if process == Process::Nemesis {
-                self.nemesis.extend_from_slice(&line);
-                self.nemesis.push(b'\n');
-            }
+        if process == Process::Nemesis {
+            self.nemesis.extend_from_slice(&self.history[at..]);
         }
     }
+}
+
+/// Appends one history line (and its newline) byte for byte as serde_json
+/// writes `hearsay_checkers::Op` (fields in order, `node` and `error` only
+/// when set, `value` compact). Hand-written: the history line was the
+/// largest single cost of a client op in the simulator (a set read carries
+/// every element; serde's generic path through `Value` cost several times
+/// this direct walk). `tests::lines_match_serde` pins the equivalence.
+#[allow(clippy::too_many_arguments)]
+fn write_line(
+    out: &mut Vec<u8>,
+    index: u64,
+    time: u64,
+    process: Process,
+    kind: OpType,
+    f: &str,
+    value: &serde_json::Value,
+    node: Option<&str>,
+    error: Option<&str>,
+) {
+    out.extend_from_slice(b"{\"index\":");
+    write_u64(out, index);
+    out.extend_from_slice(b",\"time\":");
+    write_u64(out, time);
+    out.extend_from_slice(b",\"process\":");
+    match process {
+        Process::Client(n) => write_u64(out, n),
+        Process::Nemesis => out.extend_from_slice(b"\"nemesis\""),
+    }
+    out.extend_from_slice(match kind {
+        OpType::Invoke => b",\"type\":\"invoke\",\"f\":",
+        OpType::Ok => b",\"type\":\"ok\",\"f\":" as &[u8],
+        OpType::Fail => b",\"type\":\"fail\",\"f\":",
+        OpType::Info => b",\"type\":\"info\",\"f\":",
+    });
+    write_str(out, f);
+    out.extend_from_slice(b",\"value\":");
+    write_value(out, value);
+    if let Some(n) = node {
+        out.extend_from_slice(b",\"node\":");
+        write_str(out, n);
+    }
+    if let Some(e) = error {
+        out.extend_from_slice(b",\"error\":");
+        write_str(out, e);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// `v` as `serde_json::to_writer` writes it (compact).
+fn write_value(out: &mut Vec<u8>, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                write_u64(out, u);
+            } else if let Some(i) = n.as_i64() {
+                out.push(b'-');
+                write_u64(out, i.unsigned_abs());
+            } else {
+                // Floats: serde_json's own formatting (writing to a Vec
+                // cannot fail).
+                let _ = serde_json::to_writer(&mut *out, n);
+            }
+        }
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => {
+            // At least a digit and a comma per item (most are numbers).
+            out.reserve(2 * items.len() + 2);
+            out.push(b'[');
+            for (k, x) in items.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                // Elements of a read are non-negative integers: no call.
+                match x {
+                    Value::Number(n) if n.is_u64() => write_u64(out, n.as_u64().unwrap_or(0)),
+                    _ => write_value(out, x),
+                }
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (k, (key, x)) in map.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key);
+                out.push(b':');
+                write_value(out, x);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// A JSON string: as is when nothing needs escaping (serde_json escapes only
+/// `"`, `\\` and control bytes), else through serde_json.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// `n` in decimal, two digits a step (elements of set reads are 10-12 digits).
+#[inline]
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    while n >= 100 {
+        let k = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[k..k + 2]);
+    }
+    if n >= 10 {
+        let k = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[k..k + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// A 64-bit digest of several byte strings, each followed by its length so
@@ -121,4 +237,91 @@ pub fn digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^= h >> 31;
     format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The line serde_json writes for an `Op` with this value.
+    #[derive(serde::Serialize)]
+    struct OpLine<'a> {
+        index: u64,
+        time: u64,
+        process: Process,
+        #[serde(rename = "type")]
+        kind: OpType,
+        f: &'a str,
+        value: &'a serde_json::Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        node: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+    }
+
+    #[test]
+    fn lines_match_serde() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(u64::MAX),
+            json!([
+                9,
+                10,
+                11,
+                99,
+                100,
+                101,
+                999,
+                1000,
+                4294967297_u64,
+                30064771075_u64
+            ]),
+            json!(-100),
+            json!(i64::MIN),
+            json!(-17),
+            json!(1.5),
+            json!(-0.0),
+            json!(1e300),
+            json!("plain"),
+            json!("quote \" back \\ nl \n tab \t bell \u{7} del \u{7f} é ☃"),
+            json!([]),
+            json!({}),
+            json!({"key": "set{3.1}", "elements": [1, 2, 4294967297_i64, -5]}),
+            json!({"z": [{"a": null}, [1, [2, "x"]]], "a": {"b": 2.25}}),
+        ];
+        let kinds = [OpType::Invoke, OpType::Ok, OpType::Fail, OpType::Info];
+        for (k, v) in values.iter().enumerate() {
+            for (process, node, error) in [
+                (Process::Client(k as u64), None, None),
+                (Process::Nemesis, Some("n3"), Some("MOVED 12 \"x\"")),
+                (Process::Client(u64::MAX), Some("127.0.0.1:7001"), None),
+            ] {
+                let kind = kinds[k % 4];
+                let op = OpLine {
+                    index: k as u64 * 1_000_003,
+                    time: u64::MAX - k as u64,
+                    process,
+                    kind,
+                    f: "final-read",
+                    value: v,
+                    node,
+                    error,
+                };
+                let mut want = serde_json::to_vec(&op).unwrap();
+                want.push(b'\n');
+                let mut got = Vec::new();
+                write_line(
+                    &mut got, op.index, op.time, process, kind, op.f, v, node, error,
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+            }
+        }
+    }
 }

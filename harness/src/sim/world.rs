@@ -29,7 +29,7 @@ use hearsay_node::events::{Event, EventKind, EventLine};
 use hearsay_node::resp::Frame;
 use hearsay_node::wire::{Message, NodeName};
 use hearsay_workloads::conn::ConnError;
-use hearsay_workloads::resp::Value as RValue;
+use hearsay_workloads::resp::{Blob, Value as RValue};
 use hearsay_workloads::rng::{below, stream};
 use rand_chacha::ChaCha8Rng;
 use std::cell::{Cell, RefCell};
@@ -163,27 +163,10 @@ enum Ev {
     },
 }
 
-struct Queued {
-    t: u64,
-    seq: u64,
-    ev: Ev,
-}
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.t, self.seq) == (o.t, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.t, self.seq).cmp(&(o.t, o.seq))
-    }
-}
+/// A queued event's place in the order: (virtual µs, sequence number, slot
+/// of its `Ev` in `World::slots`). The heap moves these 24 bytes, not the
+/// events (sifting whole events was a few percent of a run).
+type Queued = (u64, u64, usize);
 
 /// A client task and its I/O slot.
 pub struct Proc {
@@ -213,6 +196,9 @@ pub struct World {
     pub clock: Rc<Cell<u64>>,
     seq: u64,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// The queued events, by slot; `free` lists the empty slots.
+    slots: Vec<Option<Ev>>,
+    free: Vec<usize>,
     pub nodes: Vec<SimNode>,
     net: ChaCha8Rng,
     ids: ChaCha8Rng,
@@ -264,6 +250,8 @@ impl World {
             clock: clock.clone(),
             seq: 0,
             queue: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             nodes: Vec::with_capacity(n),
             net: stream(seed, "sim-net"),
             ids: stream(seed, "sim-ids"),
@@ -362,11 +350,17 @@ impl World {
 
     fn at(&mut self, t: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse(Queued {
-            t: t.max(self.now),
-            seq: self.seq,
-            ev,
-        }));
+        let slot = match self.free.pop() {
+            Some(k) => {
+                self.slots[k] = Some(ev);
+                k
+            }
+            None => {
+                self.slots.push(Some(ev));
+                self.slots.len() - 1
+            }
+        };
+        self.queue.push(Reverse((t.max(self.now), self.seq, slot)));
     }
 
     /// Runs `f` at virtual time `t`.
@@ -378,17 +372,19 @@ impl World {
 
     /// Runs every event up to and including time `t`; the clock ends at `t`.
     pub fn run_until(&mut self, t: u64) {
-        while let Some(Reverse(q)) = self.queue.peek() {
-            if q.t > t {
+        while let Some(&Reverse((qt, _, slot))) = self.queue.peek() {
+            if qt > t {
                 break;
             }
-            let Some(Reverse(q)) = self.queue.pop() else {
-                break;
+            self.queue.pop();
+            let Some(ev) = self.slots.get_mut(slot).and_then(Option::take) else {
+                continue;
             };
-            self.now = q.t;
-            self.clock.set(q.t);
+            self.free.push(slot);
+            self.now = qt;
+            self.clock.set(qt);
             self.stats.events += 1;
-            self.handle(q.ev);
+            self.handle(ev);
         }
         self.now = self.now.max(t);
         self.clock.set(self.now);
@@ -1279,19 +1275,19 @@ fn reply_value(f: &Frame, depth: usize) -> Option<RValue> {
         Frame::Simple(s) if plain(s) => RValue::Simple(s.clone()),
         Frame::Error(s) if plain(s) => RValue::Error(s.clone()),
         Frame::Integer(n) => RValue::Int(*n),
-        Frame::Bulk(b) if b.len() <= MAX_BULK => RValue::Bulk(Some(b.to_vec())),
+        // The node's bytes themselves (shared, not copied).
+        Frame::Bulk(b) if b.len() <= MAX_BULK => RValue::Bulk(Some(Blob(b.clone()))),
         Frame::Null => RValue::Bulk(None),
         Frame::NullArray => RValue::Array(None),
         // RESP2 writes sets and pushes as arrays.
         Frame::Array(items) | Frame::Set(items) | Frame::Push(items)
             if items.len() <= MAX_ARRAY =>
         {
-            RValue::Array(Some(
-                items
-                    .iter()
-                    .map(|x| reply_value(x, depth + 1))
-                    .collect::<Option<Vec<_>>>()?,
-            ))
+            let mut out = Vec::with_capacity(items.len());
+            for x in items {
+                out.push(reply_value(x, depth + 1)?);
+            }
+            RValue::Array(Some(out))
         }
         Frame::Boolean(b) => RValue::Int(i64::from(*b)),
         _ => return None,

@@ -512,6 +512,7 @@ impl Cluster {
                 }
                 if let Some(e) = self.migrating_to.get_mut(i) {
                     *e = Some(n);
+                    self.slots_ever_opened = true;
                 }
             }
             ("importing", 5) => {
@@ -526,6 +527,7 @@ impl Cluster {
                 }
                 if let Some(e) = self.importing_from.get_mut(i) {
                     *e = Some(n);
+                    self.slots_ever_opened = true;
                 }
             }
             ("stable", 4) => {

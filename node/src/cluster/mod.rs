@@ -39,7 +39,7 @@ mod tests;
 use failover::FailoverState;
 use links::Link;
 use node::{Ms, Node, NodeRef};
-use slots::SlotChange;
+use slots::SlotChangeGroup;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub type Millis = u64;
@@ -317,8 +317,15 @@ pub struct Cluster {
 
     /// `server.cluster->slots`: owner of each slot.
     slot_owner: Vec<Option<NodeRef>>,
+    /// Entries of `slot_owner` that are None (the coverage check of every
+    /// state update asks only this while no node is failed).
+    unowned_slots: usize,
     migrating_to: Vec<Option<NodeRef>>,
     importing_from: Vec<Option<NodeRef>>,
+    /// Set when any slot is marked migrating or importing, never cleared: until
+    /// then no line needs the walk of both tables for open slots (CLUSTER
+    /// NODES and nodes.conf render our line again and again).
+    slots_ever_opened: bool,
     /// Slots whose owner stopped claiming them (7.0.13+): treated as
     /// unclaimed but still bound, to avoid CLUSTERDOWN.
     owner_not_claiming: SlotSet,
@@ -350,7 +357,7 @@ pub struct Cluster {
 
     actions: VecDeque<Action>,
     /// Slot ownership changes not yet turned into events.
-    slot_changes: Vec<SlotChange>,
+    slot_changes: Vec<SlotChangeGroup>,
     /// Slots deleted from our shard since the last input (shard channels to drop).
     shard_slots_dropped: Vec<u16>,
 }
@@ -399,8 +406,10 @@ impl Cluster {
             links: BTreeMap::new(),
             next_link_id: 1,
             slot_owner: vec![None; CLUSTER_SLOTS],
+            unowned_slots: CLUSTER_SLOTS,
             migrating_to: vec![None; CLUSTER_SLOTS],
             importing_from: vec![None; CLUSTER_SLOTS],
+            slots_ever_opened: false,
             owner_not_claiming: SlotSet::new(),
             current_epoch: 0,
             last_vote_epoch: 0,
@@ -839,6 +848,7 @@ impl Cluster {
                     );
                     if let Some(e) = self.importing_from.get_mut(usize::from(j)) {
                         *e = Some(owner);
+                        self.slots_ever_opened = true;
                     }
                 }
             }

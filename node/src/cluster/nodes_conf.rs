@@ -93,8 +93,9 @@ impl Cluster {
                 push_int(&mut s, i64::from(b));
             }
         }
-        // Open slots are only shown on our own line. (The quick look first:
-        // the pairwise walk of both 16384-entry tables costs several times more.)
+        // Open slots are only shown on our own line. (The quick looks first:
+        // whether a slot was ever opened, then whether one is open now; the
+        // pairwise walk of both 16384-entry tables costs several times more.)
         // (A fold without early exit: it vectorises.)
         let any_open = || {
             self.migrating_to
@@ -102,7 +103,7 @@ impl Cluster {
                 .chain(&self.importing_from)
                 .fold(false, |a, o| a | o.is_some())
         };
-        if n.has(MYSELF) && any_open() {
+        if n.has(MYSELF) && self.slots_ever_opened && any_open() {
             for (j, (m, i)) in self
                 .migrating_to
                 .iter()
@@ -349,6 +350,7 @@ impl Cluster {
             };
             if let Some(e) = table.get_mut(usize::from(slot)) {
                 *e = Some(other);
+                self.slots_ever_opened = true;
             }
             return Ok(());
         }

@@ -486,12 +486,14 @@ impl Cluster {
         if !dirty {
             return;
         }
-        // Planted bug: ignore claims that would take slots from another owner.
-        let takeover = h
-            .myslots
-            .iter()
-            .any(|j| self.owner(j).is_some_and(|o| o != s));
-        if sender_is_master && !(takeover && self.config().bug("no-update")) {
+        // Planted bug: ignore claims that would take slots from another owner
+        // (the walk over the claim only when the bug is planted).
+        let takeover = || {
+            h.myslots
+                .iter()
+                .any(|j| self.owner(j).is_some_and(|o| o != s))
+        };
+        if sender_is_master && !(self.config().bug("no-update") && takeover()) {
             self.update_slots_config_with(
                 now,
                 s,

@@ -10,14 +10,22 @@ use super::cron::{TODO_FSYNC_CONFIG, TODO_SAVE_CONFIG, TODO_UPDATE_STATE};
 use super::node::{Ms, NodeRef};
 use super::{Action, Cluster, LogLevel};
 
-/// One slot ownership change, turned into `slot_owner_changed` events (grouped
-/// by from/to/reason) at the end of each input.
-#[derive(Clone, Debug)]
-pub(crate) struct SlotChange {
-    pub slot: u16,
-    pub from: Option<NodeName>,
-    pub to: Option<NodeName>,
-    pub reason: SlotChangeReason,
+/// Slot ownership changes of one (from, to, reason), gathered as they are
+/// made and turned into one `slot_owner_changed` event each at the end of the
+/// input, in the order each key first occurred. (Grouped as recorded rather
+/// than kept slot by slot: a claim moves thousands of slots at once.)
+pub(crate) type SlotChangeGroup = (SlotChangeKey, SlotSet);
+pub(crate) type SlotChangeKey = (Option<NodeName>, Option<NodeName>, SlotChangeReason);
+
+/// The 64 slots `64 * w ..` of `set` as one word (bit i: slot `64 * w + i`).
+fn word(set: &SlotSet, w: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&set.0[w * 8..w * 8 + 8]);
+    u64::from_le_bytes(b)
+}
+
+fn set_word(set: &mut SlotSet, w: usize, v: u64) {
+    set.0[w * 8..w * 8 + 8].copy_from_slice(&v.to_le_bytes());
 }
 
 /// Every slot number, for loops over the whole table.
@@ -36,8 +44,20 @@ impl Cluster {
 
     /// `clusterAddSlot`: binds an unassigned slot; false if it is taken.
     pub(super) fn add_slot(&mut self, node: NodeRef, slot: u16, reason: SlotChangeReason) -> bool {
+        match self.bind_slot(node, slot) {
+            Some(to) => {
+                self.record_slot_change(slot, None, Some(to), reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`Cluster::add_slot`] without the record: the name bound to, or None
+    /// if the slot is taken or the node unknown (then nothing changed).
+    fn bind_slot(&mut self, node: NodeRef, slot: u16) -> Option<NodeName> {
         if self.owner(slot).is_some() || usize::from(slot) >= CLUSTER_SLOTS {
-            return false;
+            return None;
         }
         // Asked only for a master's first slot: it walks every node, and
         // claims bind thousands of slots one at a time.
@@ -45,9 +65,7 @@ impl Cluster {
             .node(node)
             .is_some_and(|n| n.numslots == 0 && !n.slots.contains(slot));
         let have_replicas = first_slot && self.masters_have_replicas();
-        let Some(n) = self.node_mut(node) else {
-            return false;
-        };
+        let n = self.node_mut(node)?;
         if !n.slots.contains(slot) {
             n.slots.insert(slot);
             n.numslots += 1;
@@ -57,19 +75,30 @@ impl Cluster {
                 n.flags |= MIGRATE_TO;
             }
         }
-        let to = Some(n.name);
+        let to = n.name;
         if let Some(o) = self.slot_owner.get_mut(usize::from(slot)) {
+            // Unowned until now (checked above).
             *o = Some(node);
+            self.unowned_slots -= 1;
         }
-        self.record_slot_change(slot, None, to, reason);
-        true
+        Some(to)
     }
 
     /// `clusterDelSlot`: unbinds a slot; false if it was unassigned.
     pub(super) fn del_slot(&mut self, slot: u16, reason: SlotChangeReason) -> bool {
-        let Some(owner) = self.owner(slot) else {
-            return false;
-        };
+        match self.unbind_slot(slot) {
+            Some(from) => {
+                self.record_slot_change(slot, from, None, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`Cluster::del_slot`] without the record: None if the slot was
+    /// unassigned, else the previous owner's name (None if not in the table).
+    fn unbind_slot(&mut self, slot: u16) -> Option<Option<NodeName>> {
+        let owner = self.owner(slot)?;
         // A slot our shard served: its shard channels go (redis 7.0
         // `clusterDelSlot` -> `removeChannelsInSlot`).
         if let Some(primary) = self.shard_primary(owner) {
@@ -87,19 +116,18 @@ impl Cluster {
             from = Some(n.name);
         }
         if let Some(o) = self.slot_owner.get_mut(usize::from(slot)) {
+            // Owned until now (checked above).
             *o = None;
+            self.unowned_slots += 1;
         }
-        self.record_slot_change(slot, from, None, reason);
-        true
+        Some(from)
     }
 
     /// Unbind + bind, recorded as one change.
     pub(super) fn rebind_slot(&mut self, slot: u16, to: NodeRef, reason: SlotChangeReason) {
         let from = self.owner(slot).map(|o| self.name_of(o));
-        let mark = self.slot_changes.len();
-        self.del_slot(slot, reason);
-        self.add_slot(to, slot, reason);
-        self.slot_changes.truncate(mark);
+        self.unbind_slot(slot);
+        self.bind_slot(to, slot);
         let to_name = Some(self.name_of(to));
         if from != to_name {
             self.record_slot_change(slot, from, to_name, reason);
@@ -113,10 +141,14 @@ impl Cluster {
     /// channels dropped and the recorded changes, in slot order.
     fn rebind_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
         let froms: Vec<Option<NodeRef>> = slots.iter().map(|&j| self.owner(j)).collect();
+        // (Asked once per run of one owner: the answer is the owner's.)
+        let mut prev = None;
         let odd = self.node(to).is_none()
-            || froms
-                .iter()
-                .any(|f| *f == Some(to) || f.is_some_and(|o| self.node(o).is_none()));
+            || froms.iter().any(|&f| {
+                let changed = f != prev;
+                prev = f;
+                changed && f.is_some_and(|o| o == to || self.node(o).is_none())
+            });
         if odd {
             for &j in slots {
                 self.rebind_slot(j, to, reason);
@@ -127,7 +159,12 @@ impl Cluster {
         let me = self.me();
         let (me_replica, my_master) = (me.is_replica(), me.replica_of);
         let mut owners: Vec<(NodeRef, NodeName, bool)> = Vec::new();
+        let mut prev = None;
         for &o in froms.iter().flatten() {
+            if prev == Some(o) {
+                continue;
+            }
+            prev = Some(o);
             if owners.iter().any(|x| x.0 == o) {
                 continue;
             }
@@ -137,9 +174,11 @@ impl Cluster {
             owners.push((o, self.name_of(o), ours));
         }
         // Unbind (clusterDelSlot).
-        for (&j, f) in slots.iter().zip(&froms) {
-            if f.is_some_and(|o| owners.iter().any(|x| x.0 == o && x.2)) {
-                self.shard_slots_dropped.push(j);
+        if owners.iter().any(|x| x.2) {
+            for (&j, f) in slots.iter().zip(&froms) {
+                if f.is_some_and(|o| owners.iter().any(|x| x.0 == o && x.2)) {
+                    self.shard_slots_dropped.push(j);
+                }
             }
         }
         for &(o, _, _) in &owners {
@@ -169,15 +208,29 @@ impl Cluster {
             }
         }
         let to_name = self.name_of(to);
-        for (&j, f) in slots.iter().zip(&froms) {
+        // The group of the previous slot's owner: runs of one owner find it once.
+        let mut group: Option<(Option<NodeRef>, Option<usize>)> = None;
+        for (&j, &f) in slots.iter().zip(&froms) {
             if let Some(o) = self.slot_owner.get_mut(usize::from(j)) {
+                if o.is_none() {
+                    self.unowned_slots -= 1;
+                }
                 *o = Some(to);
             }
-            let from = f
-                .and_then(|o| owners.iter().find(|x| x.0 == o))
-                .map(|x| x.1);
-            if from != Some(to_name) {
-                self.record_slot_change(j, from, Some(to_name), reason);
+            let g = match group {
+                Some((prev, g)) if prev == f => g,
+                _ => {
+                    let from = f
+                        .and_then(|o| owners.iter().find(|x| x.0 == o))
+                        .map(|x| x.1);
+                    let g = (from != Some(to_name))
+                        .then(|| self.slot_change_group((from, Some(to_name), reason)));
+                    group = Some((f, g));
+                    g
+                }
+            };
+            if let Some((_, set)) = g.and_then(|g| self.slot_changes.get_mut(g)) {
+                set.insert(j);
             }
         }
     }
@@ -213,12 +266,28 @@ impl Cluster {
         to: Option<NodeName>,
         reason: SlotChangeReason,
     ) {
-        self.slot_changes.push(SlotChange {
-            slot,
-            from,
-            to,
-            reason,
-        });
+        let g = self.slot_change_group((from, to, reason));
+        if let Some((_, set)) = self.slot_changes.get_mut(g) {
+            set.insert(slot);
+        }
+    }
+
+    /// The index of `key`'s group of recorded changes, a new one at the end
+    /// if it has none yet (the last group is looked at first: changes come
+    /// in runs of one key).
+    fn slot_change_group(&mut self, key: SlotChangeKey) -> usize {
+        if let Some(last) = self.slot_changes.len().checked_sub(1) {
+            if self.slot_changes[last].0 == key {
+                return last;
+            }
+        }
+        match self.slot_changes.iter().position(|(k, _)| *k == key) {
+            Some(g) => g,
+            None => {
+                self.slot_changes.push((key, SlotSet::new()));
+                self.slot_changes.len() - 1
+            }
+        }
     }
 
     /// Turns recorded slot changes into events, one per (from, to, reason).
@@ -233,21 +302,7 @@ impl Cluster {
         if self.slot_changes.is_empty() {
             return;
         }
-        let changes = std::mem::take(&mut self.slot_changes);
-        type Key = (Option<NodeName>, Option<NodeName>, SlotChangeReason);
-        let mut groups: Vec<(Key, SlotSet)> = Vec::new();
-        for c in changes {
-            let key = (c.from, c.to, c.reason);
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, set)) => set.insert(c.slot),
-                None => {
-                    let mut set = SlotSet::new();
-                    set.insert(c.slot);
-                    groups.push((key, set));
-                }
-            }
-        }
-        for ((from, to, reason), set) in groups {
+        for ((from, to, reason), set) in std::mem::take(&mut self.slot_changes) {
             let config_epoch = to
                 .and_then(|t| self.lookup(&t))
                 .and_then(|r| self.node(r))
@@ -294,27 +349,58 @@ impl Cluster {
         let mut new_master: Option<NodeRef> = None;
         let mut rebind: Vec<u16> = Vec::new();
 
-        for j in all_slots() {
-            let owner = self.owner(j);
-            if claimed.contains(j) {
-                sender_slots += 1;
-                if owner == Some(sender) {
-                    self.owner_not_claiming.remove(j);
-                    continue;
+        // A word of 64 slots at a time: slots the sender already owns only
+        // update `owner_not_claiming` (claimed: it vouches again; not
+        // claimed: it stopped), which is done for the whole word; the other
+        // claimed slots are decided one by one, in slot order. No decision
+        // reads what another slot's decision changes (a slot's own
+        // `owner_not_claiming` bit is read before it is written).
+        let mut epoch_of: Option<(NodeRef, u64)> = None;
+        for w in 0..CLUSTER_SLOTS / 64 {
+            let base = w * 64;
+            let c = word(claimed, w);
+            let mut senders = 0u64;
+            for (i, o) in self.slot_owner[base..base + 64].iter().enumerate() {
+                if *o == Some(sender) {
+                    senders |= 1 << i;
                 }
-                // An open import is closed only by an admin.
-                if self
-                    .importing_from
-                    .get(usize::from(j))
-                    .copied()
-                    .flatten()
-                    .is_some()
+            }
+            sender_slots += c.count_ones() as usize;
+            if senders != 0 {
+                let onc = word(&self.owner_not_claiming, w);
+                set_word(
+                    &mut self.owner_not_claiming,
+                    w,
+                    (onc & !(c & senders)) | (!c & senders),
+                );
+            }
+            let mut rest = c & !senders;
+            while rest != 0 {
+                let i = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let j = (base + i) as u16;
+                let owner = self.owner(j);
+                // An open import is closed only by an admin. (None can be
+                // open before a slot was ever opened.)
+                if self.slots_ever_opened
+                    && self
+                        .importing_from
+                        .get(usize::from(j))
+                        .copied()
+                        .flatten()
+                        .is_some()
                 {
                     continue;
                 }
-                let owner_epoch = owner
-                    .and_then(|o| self.node(o))
-                    .map_or(0, |n| n.config_epoch);
+                let owner_epoch = match (owner, epoch_of) {
+                    (None, _) => 0,
+                    (Some(o), Some((p, e))) if o == p => e,
+                    (Some(o), _) => {
+                        let e = self.node(o).map_or(0, |n| n.config_epoch);
+                        epoch_of = Some((o, e));
+                        e
+                    }
+                };
                 if self.slot_unclaimed(j) || owner_epoch < epoch {
                     if owner == Some(self.myself) {
                         dirty.push(j);
@@ -329,9 +415,6 @@ impl Cluster {
                     rebind.push(j);
                     self.owner_not_claiming.remove(j);
                 }
-            } else if owner == Some(sender) {
-                // Keep the binding (no CLUSTERDOWN) but stop vouching for it.
-                self.owner_not_claiming.insert(j);
             }
         }
         if !rebind.is_empty() {

@@ -114,6 +114,13 @@ impl Cluster {
                 }
             }
         }
+        let unowned = self.slot_owner.iter().filter(|o| o.is_none()).count();
+        if unowned != self.unowned_slots {
+            return Err(format!(
+                "unowned_slots {} != table {unowned}",
+                self.unowned_slots
+            ));
+        }
         for (&r, n) in &self.nodes {
             if n.numslots != n.slots.count() {
                 return Err(format!(
