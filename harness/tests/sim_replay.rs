@@ -117,3 +117,30 @@ fn a_planted_bugs_failing_schedule_shrinks_to_a_few_faults() {
         .contains(&"protocol:fail-backed-by-quorum".to_string()));
     assert!(s.path.is_file());
 }
+
+/// Seed 6024 (a clean search, `--nemesis all`, default options) once never
+/// converged: a PONG sent during a 50 % loss fault drew 9 losses (102 s) at
+/// send time, though the fault ended 1.1 s later, and its sender's PFAIL on
+/// the replica outlived the run. A packet waiting for a retransmission now
+/// gets through at the first one after the loss ends.
+#[test]
+fn seed_6024_converges_after_its_loss_fault() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Args::parse_from([
+        "sim",
+        "--nemesis",
+        "all",
+        "--results-dir",
+        d.path().to_str().unwrap(),
+    ])
+    .run;
+    let r = run_seed(&o, 6024, None, &SimOpts::default()).unwrap();
+    assert_eq!(
+        r.valid,
+        Valid::True,
+        "{:?} {:?} {}",
+        r.broken,
+        r.unknown,
+        r.dir.display()
+    );
+}

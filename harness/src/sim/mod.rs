@@ -782,7 +782,7 @@ fn apply(w: &mut World, f: &Fault) -> Value {
         }
         Fault::Loss { pct, .. } => {
             for i in &t {
-                w.loss_pct[*i] = *pct;
+                w.set_loss(*i, *pct);
             }
             json!({"pct": pct})
         }
@@ -815,7 +815,7 @@ fn stop_fault(w: &mut World, f: &Fault, aof: bool) {
         Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => {
             t.iter().for_each(|i| w.set_clock(*i, 0))
         }
-        Fault::Loss { .. } => t.iter().for_each(|i| w.loss_pct[*i] = 0),
+        Fault::Loss { .. } => t.iter().for_each(|i| w.set_loss(*i, 0)),
         Fault::Delay { .. } => t.iter().for_each(|i| w.delay_ms[*i] = 0),
         Fault::Reshard { .. } | Fault::Member { .. } => {}
     }
@@ -841,7 +841,7 @@ fn heal_all(w: &mut World, nem: &Rc<RefCell<Nemesis>>) {
     w.set_grudge(&BTreeMap::new());
     let aof = nem.borrow().aof;
     for i in 0..w.n() {
-        w.loss_pct[i] = 0;
+        w.set_loss(i, 0);
         w.delay_ms[i] = 0;
         w.set_clock(i, 0);
         w.resume(i);

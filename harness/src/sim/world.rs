@@ -5,7 +5,11 @@
 //! The network model (what the OS would do):
 //! - a bus or replication connection is two one-way *pipes*, FIFO like TCP;
 //!   each packet takes 60-250 µs, plus the delay nemesis's ms, plus one
-//!   retransmission timeout (200 ms, doubling) per loss drawn;
+//!   retransmission timeout (200 ms, doubling) per loss drawn; when the loss
+//!   ends, a packet still waiting gets through at its next retransmission
+//!   (the losses drawn at send time for later attempts did not happen);
+//! - a connect whose SYN exchange takes longer than the node's connect
+//!   timeout fails then, as in `server/bus.rs`;
 //! - a partition (a grudge: receiver refuses packets from sender) stalls a
 //!   pipe at its head, as dropped segments do; on heal, delivery resumes at
 //!   the next retransmission (200 ms x (2^k - 1) after the stall began);
@@ -79,12 +83,25 @@ enum Item {
     },
 }
 
+/// A packet on its way: when it arrives, and how (for re-timing it when a
+/// loss fault ends).
+struct InFlight {
+    ready: u64,
+    item: Item,
+    sent: u64,
+    /// The latency without retransmissions.
+    base: u64,
+    /// Losses drawn at send time: it arrives on attempt `lost`.
+    lost: u32,
+}
+
 struct Pipe {
     from: usize,
     to: usize,
     to_inc: u64,
-    q: VecDeque<(u64, Item)>,
-    scheduled: bool,
+    q: VecDeque<InFlight>,
+    /// When the pending Pump event fires (an earlier one supersedes it).
+    pump_at: Option<u64>,
     stalled_since: Option<u64>,
     last_ready: u64,
     dead: bool,
@@ -217,7 +234,7 @@ pub struct World {
     /// cut[receiver * n + sender]: the receiver refuses the sender's packets.
     cut: Vec<bool>,
     stalled: Vec<usize>,
-    pub loss_pct: Vec<u32>,
+    loss_pct: Vec<u32>,
     pub delay_ms: Vec<u64>,
     /// Replication connections (`repl.rs`), by index.
     rconns: Vec<repl::ReplConn>,
@@ -235,6 +252,11 @@ pub struct World {
     /// The end (µs) of the last backward clock step's blind window: until then
     /// some node compares its clock with stored times in its future.
     pub clock_blind_until: u64,
+}
+
+/// The time a packet lost `k` times waits for its retransmissions.
+fn backoff(k: u32) -> u64 {
+    RTO_US.saturating_mul((1u64 << k.min(40)) - 1)
 }
 
 fn node_ip(i: usize) -> String {
@@ -750,6 +772,12 @@ impl World {
     }
 
     fn latency(&mut self, from: usize, to: usize) -> u64 {
+        let (base, lost) = self.latency_parts(from, to);
+        base + backoff(lost)
+    }
+
+    /// The latency without retransmissions, and the number of losses drawn.
+    fn latency_parts(&mut self, from: usize, to: usize) -> (u64, u32) {
         let mut t = 60 + below(&mut self.net, 190);
         let d = self.delay_ms[from].max(self.delay_ms[to]);
         if d > 0 {
@@ -758,12 +786,60 @@ impl World {
         }
         let loss = self.loss_pct[from].max(self.loss_pct[to]) as u64;
         let mut rto = RTO_US;
+        let mut lost = 0;
         while loss > 0 && below(&mut self.net, 100) < loss && rto <= RTO_MAX_US {
             self.stats.bus_lost += 1;
-            t += rto;
+            lost += 1;
             rto *= 2;
         }
-        t
+        (t, lost)
+    }
+
+    /// Sets node i's loss percentage. When a path becomes lossless, packets
+    /// waiting on it for a retransmission arrive at the next one: the losses
+    /// drawn at send time for later attempts would have fallen after the
+    /// fault (seed 6024: a PONG drawn 9 losses, 102 s, and its PFAIL outlived
+    /// the run).
+    pub fn set_loss(&mut self, i: usize, pct: u32) {
+        let Some(l) = self.loss_pct.get_mut(i) else {
+            return;
+        };
+        let lowered = pct < *l;
+        *l = pct;
+        if !lowered {
+            return;
+        }
+        for p in 0..self.pipes.len() {
+            let (from, to) = (self.pipes[p].from, self.pipes[p].to);
+            if (from == i || to == i) && self.loss_pct[from].max(self.loss_pct[to]) == 0 {
+                self.retime(p);
+            }
+        }
+    }
+
+    /// Re-times a pipe's waiting packets after its loss ended (`set_loss`).
+    fn retime(&mut self, pipe: usize) {
+        let now = self.now;
+        let p = &mut self.pipes[pipe];
+        if p.dead || p.q.iter().all(|f| f.lost == 0) {
+            return;
+        }
+        let mut prev = 0;
+        for f in p.q.iter_mut() {
+            // Attempt j leaves at sent + backoff(j): the first one from now on gets through.
+            let mut j = 0;
+            while j < f.lost && f.sent + backoff(j) < now {
+                j += 1;
+            }
+            f.lost = j;
+            f.ready = (f.sent + f.base + backoff(j)).max(prev);
+            prev = f.ready;
+        }
+        p.last_ready = prev;
+        let head = p.q.front().map(|f| f.ready);
+        if let (Some(t), None) = (head, p.stalled_since) {
+            self.schedule_pump(pipe, t);
+        }
     }
 
     fn new_pipe(&mut self, from: usize, to: usize) -> usize {
@@ -772,7 +848,7 @@ impl World {
             to,
             to_inc: self.nodes[to].inc,
             q: VecDeque::new(),
-            scheduled: false,
+            pump_at: None,
             stalled_since: None,
             last_ready: 0,
             dead: false,
@@ -782,40 +858,51 @@ impl World {
 
     fn push(&mut self, pipe: usize, item: Item) {
         let (from, to) = (self.pipes[pipe].from, self.pipes[pipe].to);
-        let lat = self.latency(from, to);
+        let (base, lost) = self.latency_parts(from, to);
+        let now = self.now;
         let p = &mut self.pipes[pipe];
         if p.dead {
             return;
         }
-        let ready = (self.now + lat).max(p.last_ready);
+        let ready = (now + base + backoff(lost)).max(p.last_ready);
         p.last_ready = ready;
-        p.q.push_back((ready, item));
-        if !p.scheduled && p.stalled_since.is_none() && p.q.len() == 1 {
+        p.q.push_back(InFlight {
+            ready,
+            item,
+            sent: now,
+            base,
+            lost,
+        });
+        if p.pump_at.is_none() && p.stalled_since.is_none() && p.q.len() == 1 {
             self.schedule_pump(pipe, ready);
         }
     }
 
     fn schedule_pump(&mut self, pipe: usize, t: u64) {
+        let t = t.max(self.now);
         let p = &mut self.pipes[pipe];
-        if p.scheduled || p.dead {
+        if p.dead || p.pump_at.is_some_and(|at| at <= t) {
             return;
         }
-        p.scheduled = true;
+        p.pump_at = Some(t);
         self.at(t, Ev::Pump { pipe });
     }
 
     fn pump(&mut self, pipe: usize) {
-        self.pipes[pipe].scheduled = false;
+        if self.pipes[pipe].pump_at != Some(self.now) {
+            return; // superseded by an earlier pump (`retime`)
+        }
+        self.pipes[pipe].pump_at = None;
         loop {
             let p = &self.pipes[pipe];
             if p.dead {
                 return;
             }
-            let Some((ready, _)) = p.q.front() else {
+            let Some(f) = p.q.front() else {
                 return;
             };
-            if *ready > self.now {
-                let t = *ready;
+            if f.ready > self.now {
+                let t = f.ready;
                 self.schedule_pump(pipe, t);
                 return;
             }
@@ -840,10 +927,10 @@ impl World {
                 }
                 return;
             }
-            let Some((_, item)) = self.pipes[pipe].q.pop_front() else {
+            let Some(f) = self.pipes[pipe].q.pop_front() else {
                 return;
             };
-            self.deliver(to, item);
+            self.deliver(to, f.item);
         }
     }
 
@@ -877,8 +964,9 @@ impl World {
         };
         let reachable = !self.blocked(t, i) && !self.blocked(i, t);
         let rtt = self.latency(i, t) + self.latency(t, i);
-        let (when, ok, refused) = if !reachable {
-            (self.now + self.connect_timeout_us(i), false, false)
+        let timeout = self.connect_timeout_us(i);
+        let (when, ok, refused) = if !reachable || rtt > timeout {
+            (self.now + timeout, false, false)
         } else if !self.nodes[t].alive {
             (self.now + rtt, false, true)
         } else {
@@ -1299,4 +1387,69 @@ fn roundtrip(msg: &Message) -> Option<Message> {
     let mut buf = Vec::new();
     hearsay_node::wire::encode(msg, &mut buf);
     hearsay_node::wire::decode(&buf).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packet lost during a loss fault arrives at its first retransmission
+    /// after the fault ends, not after the losses drawn for later attempts.
+    #[test]
+    fn a_waiting_packet_gets_through_at_the_next_retransmission_after_the_loss() {
+        let mut w = World::new(1, vec![ClusterConfig::default(); 2]);
+        let pipe = w.new_pipe(0, 1);
+        // Certain loss: every attempt up to Linux's cap (10 losses, 204.6 s).
+        w.set_loss(1, 100);
+        w.push(pipe, Item::Fin { conn: 0 });
+        let f = &w.pipes[pipe].q[0];
+        assert_eq!(f.lost, 10);
+        assert!(f.ready > 200_000_000, "{}", f.ready);
+        let base = f.base;
+        // A second packet queues behind it (FIFO).
+        w.now = 500_000;
+        w.push(pipe, Item::Fin { conn: 1 });
+        // The loss ends at 1 s: attempts left at 0, 0.2, 0.6 s (lost) and
+        // 1.4 s, which gets through; the second packet's at 1.3 s (0.5 + 0.2
+        // + 0.6) does, but waits behind the first.
+        w.now = 1_000_000;
+        w.set_loss(1, 0);
+        let q = &w.pipes[pipe].q;
+        assert_eq!(q[0].lost, 3);
+        assert_eq!(q[0].ready, 1_400_000 + base);
+        assert!(q[1].ready >= q[0].ready, "{} {}", q[1].ready, q[0].ready);
+        assert!(q[1].ready < 2_000_000, "{}", q[1].ready);
+        assert_eq!(w.pipes[pipe].pump_at, Some(q[0].ready));
+        // The superseded pump (at ~204 s) does nothing when it fires.
+        let first = q[0].ready;
+        w.now = 204_600_000;
+        w.pump(pipe);
+        assert_eq!(w.pipes[pipe].q.len(), 2);
+        assert_eq!(w.pipes[pipe].pump_at, Some(first));
+    }
+
+    /// A connect whose SYN exchange outlasts the connect timeout fails then
+    /// (`server/bus.rs`), rather than completing minutes later.
+    #[test]
+    fn a_lossy_connect_times_out() {
+        let mut w = World::new(1, vec![ClusterConfig::default(); 2]);
+        w.set_loss(1, 100);
+        let (ip, cport) = (w.nodes[1].ip.clone(), w.nodes[1].cport);
+        let events = w.queue.len();
+        w.connect(0, 7, &ip, cport);
+        assert_eq!(w.queue.len(), events + 1);
+        let timeout = w.connect_timeout_us(0);
+        let done = w.queue.iter().any(|Reverse(q)| {
+            matches!(
+                q.ev,
+                Ev::ConnectDone {
+                    link: 7,
+                    ok: false,
+                    refused: false,
+                    ..
+                }
+            ) && q.t == timeout
+        });
+        assert!(done, "no failed ConnectDone at the connect timeout");
+    }
 }
