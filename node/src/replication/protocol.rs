@@ -434,3 +434,22 @@ pub fn next_ack(buf: &mut BytesMut) -> Result<Option<Option<u64>>, ProtocolError
         }
     }
 }
+
+/// One unit of a master's stream: each command's arguments with its raw
+/// bytes; a MULTI ... EXEC block is one unit, applied whole.
+pub type StreamUnit = Vec<(Vec<Bytes>, Bytes)>;
+
+/// A unit's raw bytes as one buffer (what the replica's own backlog and
+/// sub-replicas get).
+pub fn unit_bytes(unit: &[(Vec<Bytes>, Bytes)]) -> Bytes {
+    match unit {
+        [(_, raw)] => raw.clone(),
+        _ => {
+            let mut all = BytesMut::new();
+            for (_, r) in unit {
+                all.extend_from_slice(r);
+            }
+            all.freeze()
+        }
+    }
+}

@@ -1342,7 +1342,7 @@ fn is_command(args: &[Bytes], name: &[u8]) -> bool {
 }
 
 /// Stream commands with their raw bytes.
-type Pending = Vec<(Vec<Bytes>, Bytes)>;
+type Pending = protocol::StreamUnit;
 
 /// Applies every complete stream unit in `buf` (a MULTI .. EXEC block only
 /// once its EXEC is in: `txn` carries it across reads). The offset counts
@@ -1387,16 +1387,7 @@ fn apply_stream(
     n.repl.state.received(generation, fresh, now);
     let mut acks = Vec::new();
     for unit in units {
-        let raw = match &unit[..] {
-            [(_, raw)] => raw.clone(),
-            _ => {
-                let mut all = BytesMut::new();
-                for (_, r) in &unit {
-                    all.extend_from_slice(r);
-                }
-                all.freeze()
-            }
-        };
+        let raw = protocol::unit_bytes(&unit);
         for (args, _) in unit {
             if is_command(&args, b"replconf") {
                 if args

@@ -62,7 +62,7 @@ enum Stage {
 }
 
 /// Stream commands of one unit, with their raw bytes.
-type Pending = Vec<(Vec<Bytes>, Bytes)>;
+type Pending = protocol::StreamUnit;
 
 /// One replication connection (replica -> master's client port).
 pub(super) struct ReplConn {
@@ -561,16 +561,7 @@ impl World {
         self.nodes[i].repl.received(gen, fresh, now);
         let mut acks = Vec::new();
         for unit in units {
-            let raw = match &unit[..] {
-                [(_, raw)] => raw.clone(),
-                _ => {
-                    let mut all = BytesMut::new();
-                    for (_, r) in &unit {
-                        all.extend_from_slice(r);
-                    }
-                    all.freeze()
-                }
-            };
+            let raw = protocol::unit_bytes(&unit);
             let n = &mut self.nodes[i];
             for (args, _) in unit {
                 if is_command(&args, b"replconf") {
