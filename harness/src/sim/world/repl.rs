@@ -470,18 +470,10 @@ impl World {
                         return false;
                     }
                     let offset = n.repl.core_offset();
-                    n.core.set_repl_offset(offset);
-                    n.core.handle_master_link_up(now);
-                    let master = self.rconns[rc].master_name.to_string();
-                    self.emit(
-                        i,
-                        EventKind::PartialSync {
-                            master: master.clone(),
-                            offset,
-                        },
-                    );
-                    self.emit(i, EventKind::ReplicationLinkUp { master });
-                    self.stream_starts(i, rc);
+                    self.master_link_up(i, rc, offset, now, |master| EventKind::PartialSync {
+                        master,
+                        offset,
+                    });
                 }
                 PsyncReply::TryLater(_) | PsyncReply::Error(_) => {
                     self.link_failed(i, gen);
@@ -499,19 +491,11 @@ impl World {
                 let Some(offset) = n.repl.full_sync_done(gen, now) else {
                     return false;
                 };
-                n.core.set_repl_offset(offset);
-                n.core.handle_master_link_up(now);
-                let master = self.rconns[rc].master_name.to_string();
-                self.emit(
-                    i,
-                    EventKind::FullSync {
-                        master: master.clone(),
-                        offset,
-                        keys: loaded.keys,
-                    },
-                );
-                self.emit(i, EventKind::ReplicationLinkUp { master });
-                self.stream_starts(i, rc);
+                self.master_link_up(i, rc, offset, now, |master| EventKind::FullSync {
+                    master,
+                    offset,
+                    keys: loaded.keys,
+                });
             }
             _ => {
                 self.link_failed(i, gen);
@@ -551,6 +535,26 @@ impl World {
             },
         );
         self.at(self.now + ACK_US, Ev::ReplAck { rc });
+    }
+
+    /// The link to the master is up after a partial or full sync: the core
+    /// learns the offset, the sync's event and ReplicationLinkUp are logged,
+    /// and the stream starts.
+    fn master_link_up(
+        &mut self,
+        i: usize,
+        rc: usize,
+        offset: u64,
+        now: u64,
+        sync_event: impl FnOnce(String) -> EventKind,
+    ) {
+        let n = &mut self.nodes[i];
+        n.core.set_repl_offset(offset);
+        n.core.handle_master_link_up(now);
+        let master = self.rconns[rc].master_name.to_string();
+        self.emit(i, sync_event(master.clone()));
+        self.emit(i, EventKind::ReplicationLinkUp { master });
+        self.stream_starts(i, rc);
     }
 
     /// Applies complete stream units (the shell's apply_stream).
