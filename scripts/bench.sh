@@ -3,16 +3,19 @@
 #
 #   1. redis-benchmark rates, 50 clients, -P 1 and -P 16, single node (one node owning
 #      every slot) and --cluster (three masters of each kind), as the median of 3 runs
-#      alternating between the servers, and the ratio hearsay/redis;
+#      (--runs K for more) alternating between the servers, and the ratio hearsay/redis;
+#      with two CPUs or more the servers run on CPU 1 and redis-benchmark on CPU 0, so
+#      that the client and the server under test do not take turns on one core;
 #   2. instructions per request of each server under valgrind --tool=callgrind (stable
 #      on a noisy machine, unlike rates), single node, counted only while the benchmark
 #      runs, and the ratio.
 #
-# Usage: scripts/bench.sh [requests] [--no-callgrind] [--no-cluster] [--no-rates]
+# Usage: scripts/bench.sh [requests] [--runs K] [--no-callgrind] [--no-cluster] [--no-rates]
 #        (default 200000 requests; --no-rates: only the instruction counts, which a busy
 #        machine does not disturb)
-# Ports 23000-23299 (below the ephemeral range: thousands of client sockets must not
-# hold a port a server is about to bind). Run it inside a network namespace of your own
+# Ports 23000-23299, bus ports 13000-13299 (both below the ephemeral range 32768-60999:
+# thousands of client sockets must not hold a port a server is about to bind; the
+# default bus port, port + 10000, would fall inside it). Run it inside a network namespace of your own
 # when others share the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,14 +23,23 @@ N=200000
 CALLGRIND=1
 CLUSTER=1
 RATES=1
-for a in "$@"; do
+RUNS=3
+while [ $# -gt 0 ]; do
+  a=$1; shift
   case "$a" in
+    --runs) RUNS=${1:?--runs needs a count}; shift ;;
     --no-rates) RATES=0 ;;
     --no-callgrind) CALLGRIND=0 ;;
     --no-cluster) CLUSTER=0 ;;
     *) N=$a ;;
   esac
 done
+PIN_SERVER=()
+PIN_CLIENT=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  PIN_SERVER=(taskset -c 1)
+  PIN_CLIENT=(taskset -c 0)
+fi
 cargo build --release -p hearsay-node -q
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/hearsay-node
 TMP=$(mktemp -d /tmp/hearsay-bench.XXXXXX)
@@ -39,7 +51,8 @@ start() { # kind port [wrapper...]: a cluster-enabled node; its pid in $STARTED
   local kind=$1 port=$2; shift 2
   local d=$TMP/$port
   mkdir -p "$d"
-  local args=(--port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file nodes.conf
+  local args=(--port "$port" --cluster-port $((port - 10000)) --bind 127.0.0.1
+              --cluster-enabled yes --cluster-config-file nodes.conf
               --dir "$d" --logfile log.txt --save "" --appendonly no)
   if [ "$kind" = redis ]; then "$@" redis-server "${args[@]}" --protected-mode no >/dev/null 2>&1 &
   else "$@" "$BIN" "${args[@]}" >/dev/null 2>&1 & fi
@@ -52,52 +65,77 @@ start() { # kind port [wrapper...]: a cluster-enabled node; its pid in $STARTED
 
 wait_ok() { for _ in $(seq 200); do redis-cli -p "$1" cluster info 2>/dev/null | grep -q cluster_state:ok && return 0; sleep 0.1; done; return 1; }
 
-single() { # kind port
-  start "$1" "$2"
+single() { # kind port; the pid in $GROUP
+  start "$1" "$2" "${PIN_SERVER[@]}"
+  GROUP=$STARTED
   redis-cli -p "$2" cluster addslotsrange 0 16383 >/dev/null
   wait_ok "$2"
 }
 
-cluster3() { # kind port1 port2 port3
+cluster3() { # kind port1 port2 port3; the pids in $GROUP
   local kind=$1; shift
-  for p in "$@"; do start "$kind" "$p"; done
+  GROUP=
+  for p in "$@"; do start "$kind" "$p" "${PIN_SERVER[@]}"; GROUP="$GROUP $STARTED"; done
   redis-cli --cluster create "${@/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null 2>&1
   for p in "$@"; do wait_ok "$p"; done
 }
 
 rps() { # port test pipeline [--cluster]
-  redis-benchmark -p "$1" -c 50 -n "$N" -t "$2" -P "$3" -r 100000 -q --csv ${4:-} 2>/dev/null \
+  "${PIN_CLIENT[@]}" redis-benchmark -p "$1" -c 50 -n "$N" -t "$2" -P "$3" -r 100000 -q --csv ${4:-} 2>/dev/null \
     | awk -F'","' '/^"[A-Z]/ && !/^"test"/ {gsub(/"/,"",$2); print $2; exit}'
 }
 
-median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+# CPU time (user + system, clock ticks) the given processes have used so far.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+
+# One benchmark run; prints "rate server-CPU-microseconds-per-request".
+measure() { # port test pipeline extra pids...
+  local port=$1 t=$2 P=$3 extra=$4; shift 4
+  local before after rate
+  before=$(cpu_ticks "$@")
+  rate=$(rps "$port" "$t" "$P" "$extra")
+  after=$(cpu_ticks "$@")
+  echo "$rate $(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$N" 'BEGIN { printf "%.2f", d * 1e6 / hz / n }')"
+}
+
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
 ratio() { awk -v h="$1" -v r="$2" 'BEGIN { if (r > 0) printf "%.2f", h / r; else print "n/a" }'; }
 
-# Alternates redis, hearsay, redis, hearsay... three times; prints one line.
-compare() { # label redis-port hearsay-port test pipeline [--cluster]
-  local label=$1 rp=$2 hp=$3 t=$4 P=$5 extra=${6:-}
-  local r=() h=()
-  for _ in 1 2 3; do
-    r+=("$(rps "$rp" "$t" "$P" "$extra")")
-    h+=("$(rps "$hp" "$t" "$P" "$extra")")
+# Alternates redis, hearsay, redis, hearsay... $RUNS times; prints one line: the median
+# rates and their ratio, then the median server CPU per request (all of the setup's
+# server processes, user + system; steadier than rates on a shared machine) and its
+# ratio (hearsay/redis: below 1.0 is cheaper).
+compare() { # label redis-port hearsay-port test pipeline extra redis-pids hearsay-pids
+  local label=$1 rp=$2 hp=$3 t=$4 P=$5 extra=$6 rpids=$7 hpids=$8
+  local r=() h=() rc=() hc=() m
+  for _ in $(seq "$RUNS"); do
+    # shellcheck disable=SC2086 # pid lists split on purpose
+    read -r -a m <<<"$(measure "$rp" "$t" "$P" "$extra" $rpids)"; r+=("${m[0]}"); rc+=("${m[1]}")
+    # shellcheck disable=SC2086
+    read -r -a m <<<"$(measure "$hp" "$t" "$P" "$extra" $hpids)"; h+=("${m[0]}"); hc+=("${m[1]}")
   done
-  local rm hm
-  rm=$(median3 "${r[@]}"); hm=$(median3 "${h[@]}")
-  printf '%-8s %-4s %-3s %14s %14s %7s\n' "$label" "$t" "$P" "$rm" "$hm" "$(ratio "$hm" "$rm")"
+  local rm hm rcm hcm
+  rm=$(median "${r[@]}"); hm=$(median "${h[@]}"); rcm=$(median "${rc[@]}"); hcm=$(median "${hc[@]}")
+  printf '%-8s %-4s %-3s %12s %12s %6s %9s %9s %6s\n' "$label" "$t" "$P" "$rm" "$hm" "$(ratio "$hm" "$rm")" \
+    "$rcm" "$hcm" "$(ratio "$hcm" "$rcm")"
 }
 
 if [ "$RATES" = 1 ]; then
   # Rates depend on what else runs: print the load they were measured under.
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "requests per second, median of 3 alternating runs (redis-benchmark -c 50 -n $N -r 100000)"
-  printf '%-8s %-4s %-3s %14s %14s %7s\n' setup test P redis-server hearsay-node ratio
-  single redis 23001
-  single hearsay 23002
-  for P in 1 16; do for t in set get; do compare single 23001 23002 "$t" "$P"; done; done
+  echo "requests per second, median of $RUNS alternating runs (redis-benchmark -c 50 -n $N -r 100000)"
+  [ ${#PIN_SERVER[@]} -gt 0 ] && echo "servers on CPU 1, redis-benchmark on CPU 0"
+  printf '%-8s %-4s %-3s %12s %12s %6s %9s %9s %6s\n' "" "" "" "requests/s" "" "" "server" "CPU us/req" ""
+  printf '%-8s %-4s %-3s %12s %12s %6s %9s %9s %6s\n' setup test P redis hearsay ratio redis hearsay ratio
+  single redis 23001; rg=$GROUP
+  single hearsay 23002; hg=$GROUP
+  for P in 1 16; do for t in set get; do compare single 23001 23002 "$t" "$P" "" "$rg" "$hg"; done; done
   if [ "$CLUSTER" = 1 ]; then
-    cluster3 redis 23011 23012 23013
-    cluster3 hearsay 23021 23022 23023
-    for P in 1 16; do for t in set get; do compare cluster 23011 23021 "$t" "$P" --cluster; done; done
+    cluster3 redis 23011 23012 23013; rg=$GROUP
+    cluster3 hearsay 23021 23022 23023; hg=$GROUP
+    for P in 1 16; do for t in set get; do
+      compare cluster 23011 23021 "$t" "$P" --cluster "$rg" "$hg"
+    done; done
   fi
 
   echo "load average after the rates: $(cut -d' ' -f1-3 /proc/loadavg)"
