@@ -189,6 +189,12 @@ pub struct Outcome {
     /// A pause holds the request: it did not run, and is handed back to be
     /// run again once the pause ends (redis `blockPostponeClient`).
     pub postponed: Option<Vec<Bytes>>,
+    /// The request was a plain keyspace or connection command (reads,
+    /// writes, fast commands; not admin, not EXEC): whatever it left for the
+    /// shell to do (cluster actions, the AOF flush) may wait for the end of
+    /// the event-loop turn. Admin commands (REPLICAOF, CLUSTER ..., CLIENT
+    /// PAUSE) take effect before the next client runs.
+    pub keyspace_only: bool,
 }
 
 /// A blocking command's wait (redis `blockForKeys`).
@@ -290,6 +296,7 @@ pub fn execute(
             block: None,
             silent: true,
             postponed: p.postponed,
+            keyspace_only: false,
         };
     }
     // redis resetClient: ASKING lasts for one command, or for a whole MULTI.
@@ -303,6 +310,11 @@ pub fn execute(
     let silent = client.reply_off || client.reply_skip;
     client.reply_skip = std::mem::take(&mut client.reply_skip_next);
     let close = p.close || std::mem::take(&mut client.close_after_reply);
+    let keyspace_only = p.spec.is_some_and(|s| {
+        s.flags & table::flag::ADMIN == 0
+            && s.flags & (table::flag::WRITE | table::flag::READONLY | table::flag::FAST) != 0
+            && s.id != Id::Exec
+    });
     Outcome {
         reply: p.reply,
         close,
@@ -310,6 +322,7 @@ pub fn execute(
         block: p.block,
         silent,
         postponed: None,
+        keyspace_only,
     }
 }
 

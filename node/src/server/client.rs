@@ -574,8 +574,15 @@ impl Conn {
                 }
             }
         }
-        // The pass's effects (cluster actions, AOF) happen before replies go out.
-        n.drain_at(shared, now);
+        // The pass's effects (cluster actions, AOF) happen before replies go
+        // out: at the end of the turn when the replies wait for it too and
+        // every request was a plain keyspace command, else now.
+        let drain_now = std::mem::take(&mut n.drain_now);
+        if n.clients.defer_writes && !own_out && matches!(stop, Stop::None) && !drain_now {
+            n.drain_due = true;
+        } else {
+            n.drain_at(shared, now);
+        }
         if n.stats.shutdown.is_some() {
             // SHUTDOWN ran: the server stops (see `server::run`).
             shared.shutdown.notify_one();
@@ -809,6 +816,9 @@ fn run_request(
         // Served by the shell, not the command table: they need the node
         // itself (a socket to hand over, the RDB writer, the link's REPLCONF).
         let is = |name: &[u8]| args[0].eq_ignore_ascii_case(name);
+        if is(b"psync") || is(b"sync") || is(b"save") || is(b"replconf") {
+            n.drain_now = true;
+        }
         if (is(b"psync") && args.len() == 3) || (is(b"sync") && args.len() == 1) {
             return Stop::Step(Step::Sync(args));
         }
@@ -886,6 +896,9 @@ fn run_request(
     .at(now)
     .with_clients(&mut n.clients, slot);
     let outcome = commands::execute(&mut host, &mut n.db, state, args);
+    if !outcome.keyspace_only {
+        n.drain_now = true;
+    }
     let wait = host.take_pending_wait();
     if n.repl.state.take_master_link_kill() {
         n.drop_master_link(now);

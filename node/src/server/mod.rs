@@ -153,6 +153,15 @@ pub struct Node {
     aof: Option<crate::persist::Aof>,
     /// Client connections.
     clients: clients::Clients,
+    /// A request of the running client pass had effects that must be applied
+    /// before the next client runs (an admin command, EXEC, ...): the pass
+    /// drains at its end, as before.
+    drain_now: bool,
+    /// Client passes of this event-loop turn left their effects (cluster
+    /// actions, AOF flush, replication role) for the turn's end: `before_park`
+    /// drains once before writing the replies, as redis's `beforeSleep` runs
+    /// once per turn, not once per client read.
+    drain_due: bool,
 }
 
 pub struct Shared {
@@ -241,6 +250,7 @@ impl Node {
 
     /// [`Node::drain`] at a time the caller already read (a client pass).
     fn drain_at(&mut self, shared: &Arc<Shared>, now: u64) {
+        self.drain_due = false;
         if let Some(c) = self.cluster.as_mut() {
             c.before_sleep(now);
         }
@@ -581,6 +591,10 @@ pub fn before_park() {
         return;
     };
     let mut n = shared.node.lock();
+    // The turn's effects first: the AOF reaches the file before the replies.
+    if n.drain_due {
+        n.drain(&shared);
+    }
     client::write_deferred(&mut n);
 }
 
@@ -680,6 +694,8 @@ pub async fn run(mut config: Config) -> Result<()> {
         migrate: migrate::MigrateSockets::default(),
         aof: None,
         clients,
+        drain_now: false,
+        drain_due: false,
     };
     let shared = Arc::new(Shared {
         node: Mutex::new(node),
