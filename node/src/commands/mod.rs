@@ -373,6 +373,85 @@ impl Processed {
 
 /// Replies with an error found before running a known command: counted as a
 /// rejected call and an error reply (redis `rejectCommand`).
+#[cold]
+#[inline(never)]
+fn unknown_command(
+    host: &mut dyn Host,
+    client: &mut ClientState,
+    args: &[Bytes],
+    lookup: table::Lookup,
+) -> Processed {
+    let text = match lookup {
+        table::Lookup::UnknownSubcommand => format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            truncated(&args[1], 128),
+            String::from_utf8_lossy(&args[0]).to_uppercase()
+        ),
+        _ => unknown_command_text(args),
+    };
+    if let Some(stats) = host.call_stats() {
+        stats.record_error(&text);
+    }
+    Processed::reply(reject(client, text), None)
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_arity(
+    host: &mut dyn Host,
+    db: &mut Db,
+    client: &mut ClientState,
+    spec: &'static CommandSpec,
+) -> Processed {
+    let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
+    refuse_command(host, db, client, spec, text)
+}
+
+/// A refusal before the command is looked at further (NOAUTH, not in MULTI).
+#[cold]
+#[inline(never)]
+fn refuse(
+    host: &mut dyn Host,
+    client: &mut ClientState,
+    spec: &'static CommandSpec,
+    text: &str,
+) -> Processed {
+    let reply = reject(client, text.to_string());
+    rejected(host, spec, reply)
+}
+
+/// A refusal of the command (see `reject_command`).
+#[cold]
+#[inline(never)]
+fn refuse_command(
+    host: &mut dyn Host,
+    db: &mut Db,
+    client: &mut ClientState,
+    spec: &'static CommandSpec,
+    text: String,
+) -> Processed {
+    let reply = reject_command(db, client, spec, text);
+    rejected(host, spec, reply)
+}
+
+/// A cluster redirect (MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN).
+#[cold]
+#[inline(never)]
+fn redirected(
+    host: &mut dyn Host,
+    db: &mut Db,
+    client: &mut ClientState,
+    spec: &'static CommandSpec,
+    redirect: route::Redirect,
+) -> Processed {
+    if spec.id == Id::Exec {
+        multi::discard(db, client);
+    } else {
+        flag_transaction(client);
+    }
+    rejected(host, spec, redirect.to_frame())
+}
+
 fn rejected(host: &mut dyn Host, spec: &'static CommandSpec, reply: Frame) -> Processed {
     if let Some(stats) = host.call_stats() {
         stats.record_rejected(spec);
@@ -389,27 +468,14 @@ fn process(
     now: u64,
     expire_now: u64,
 ) -> Processed {
+    // The refusals below build their replies in cold functions: this runs
+    // for every request, and its hot code stays dense (instruction cache).
     let spec = match table::lookup(&args) {
         table::Lookup::Found(spec) => spec,
-        lookup => {
-            let text = match lookup {
-                table::Lookup::UnknownSubcommand => format!(
-                    "ERR unknown subcommand '{}'. Try {} HELP.",
-                    truncated(&args[1], 128),
-                    String::from_utf8_lossy(&args[0]).to_uppercase()
-                ),
-                _ => unknown_command_text(&args),
-            };
-            if let Some(stats) = host.call_stats() {
-                stats.record_error(&text);
-            }
-            return Processed::reply(reject(client, text), None);
-        }
+        lookup => return unknown_command(host, client, &args, lookup),
     };
     if !spec.arity_ok(args.len()) {
-        let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
-        let reply = reject_command(db, client, spec, text);
-        return rejected(host, spec, reply);
+        return wrong_arity(host, db, client, spec);
     }
     // redis `authRequired`: only NO_AUTH commands (AUTH, HELLO, QUIT, RESET)
     // before a client authenticates.
@@ -418,16 +484,16 @@ fn process(
         && spec.flags & table::flag::NO_AUTH == 0
         && host.requirepass().is_some()
     {
-        let reply = reject(client, "NOAUTH Authentication required.".into());
-        return rejected(host, spec, reply);
+        return refuse(host, client, spec, "NOAUTH Authentication required.");
     }
     let in_multi = client.multi.is_some();
     if in_multi && spec.flags & table::flag::NO_MULTI != 0 {
-        let reply = reject(
+        return refuse(
+            host,
             client,
-            "ERR Command not allowed inside a transaction".into(),
+            spec,
+            "ERR Command not allowed inside a transaction",
         );
-        return rejected(host, spec, reply);
     }
     let is_pubsubshard = matches!(spec.id, Id::Ssubscribe | Id::Sunsubscribe | Id::Spublish);
 
@@ -474,12 +540,7 @@ fn process(
             }
         };
         if let Err(redirect) = verdict {
-            if spec.id == Id::Exec {
-                multi::discard(db, client);
-            } else {
-                flag_transaction(client);
-            }
-            return rejected(host, spec, redirect.to_frame());
+            return redirected(host, db, client, spec, redirect);
         }
     }
 
@@ -493,8 +554,7 @@ fn process(
         && !obey
         && (run_flags & table::flag::WRITE != 0 || (spec.id == Id::Exec && exec_writes))
     {
-        let reply = reject_command(db, client, spec, err::READONLY_REPLICA.into());
-        return rejected(host, spec, reply);
+        return refuse_command(host, db, client, spec, err::READONLY_REPLICA.into());
     }
 
     // In RESP2 a subscribed connection only takes (un)subscriptions and a few
@@ -518,8 +578,7 @@ fn process(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             spec.name
         );
-        let reply = reject_command(db, client, spec, text);
-        return rejected(host, spec, reply);
+        return refuse_command(host, db, client, spec, text);
     }
 
     // A pause holds the request before it is queued or run; our master's
