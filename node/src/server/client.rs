@@ -32,7 +32,7 @@ use super::replication;
 use super::{now_ms, Node, Shared};
 use crate::cluster::LogLevel;
 use crate::commands::{self, table, ClientState, Id, Lookup};
-use crate::resp::{self, Frame, Parsed};
+use crate::resp::{self, Frame, ParseError, Parsed};
 
 /// At most this many reads per poll, so one busy client cannot hold the
 /// thread (redis reads once per readable event).
@@ -126,37 +126,10 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
             Step::Close => break,
             Step::Wait(req) => {
                 // Boxed: rare, and it would otherwise size every
-                // connection's task for its timers.
-                let acks = Box::pin(blocking::wait_for_acks(&shared, req));
-                let reply = tokio::select! {
-                    r = acks => Some(r),
-                    u = poll_fn(|cx| conn.poll_blocked(cx, &shared)) => match u {
-                        Some(Unblock::Timeout) => {
-                            Some(Frame::Integer(shared.node.lock().repl.state.count_acks(req.offset) as i64))
-                        }
-                        Some(_) => Some(unblocked_error()),
-                        None => None,
-                    },
-                };
-                let mut n = shared.node.lock();
-                let Some(e) = n.clients.get(conn.slot) else {
+                // connection's task for its timers (and put its code in the
+                // hot request path's).
+                if !Box::pin(wait_for_acks(&shared, &mut conn, req)).await {
                     break;
-                };
-                end_block(e);
-                let Some(reply) = reply else {
-                    drop(n);
-                    break;
-                };
-                let silent = e
-                    .state
-                    .as_deref()
-                    .is_some_and(|s| s.reply_off || s.reply_skip);
-                if !silent {
-                    let resp3 = e.resp3;
-                    resp::encode(&reply, resp3, &mut e.out);
-                }
-                if let Frame::Error(text) = &reply {
-                    n.stats.calls.record_error(text);
                 }
             }
             Step::Block(req) => {
@@ -165,51 +138,103 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, slot: usize) {
                     break;
                 }
             }
-            Step::Sync(args) => {
-                let slot = conn.slot;
-                let (inbuf, repl, client_id) = {
-                    let mut n = shared.node.lock();
-                    match n.clients.get(slot) {
-                        Some(e) => (std::mem::take(&mut e.qbuf), e.repl.clone(), e.id),
-                        None => break,
-                    }
-                };
-                match replication::start_replica(
-                    &shared,
-                    conn.stream,
-                    inbuf,
-                    &args,
-                    &repl,
-                    client_id,
-                ) {
-                    Ok(()) => {
-                        // A replica link now: no longer a client.
-                        let mut n = shared.node.lock();
-                        if let Some(mut e) = n.clients.remove(slot) {
-                            release(&mut n, &mut e);
-                        }
-                        return;
-                    }
-                    Err((stream, inbuf, reply)) => {
-                        conn = Conn { stream, slot };
-                        let mut n = shared.node.lock();
-                        let Some(e) = n.clients.get(slot) else {
-                            break;
-                        };
-                        e.qbuf = inbuf;
-                        let resp3 = e.resp3;
-                        resp::encode(&reply, resp3, &mut e.out);
-                        if let Frame::Error(text) = &reply {
-                            n.stats.calls.record_error(text);
-                        }
-                    }
+            Step::Sync(args) => match start_sync(&shared, conn, &args) {
+                SyncEnd::Refused(c) => conn = c,
+                SyncEnd::Gone(c) => {
+                    conn = c;
+                    break;
                 }
-            }
+                SyncEnd::Replica => return,
+            },
         }
     }
     let mut n = shared.node.lock();
     if let Some(mut e) = n.clients.remove(conn.slot) {
         release(&mut n, &mut e);
+    }
+}
+
+/// Serves WAIT (redis `waitCommand`): the reply (the count of replicas that
+/// acked, or an error) goes to the connection's output. `false` when the
+/// client went away meanwhile.
+async fn wait_for_acks(shared: &Arc<Shared>, conn: &mut Conn, req: WaitRequest) -> bool {
+    let acks = blocking::wait_for_acks(shared, req);
+    let reply = tokio::select! {
+        r = acks => Some(r),
+        u = poll_fn(|cx| conn.poll_blocked(cx, shared)) => match u {
+            Some(Unblock::Timeout) => {
+                Some(Frame::Integer(shared.node.lock().repl.state.count_acks(req.offset) as i64))
+            }
+            Some(_) => Some(unblocked_error()),
+            None => None,
+        },
+    };
+    let mut n = shared.node.lock();
+    let Some(e) = n.clients.get(conn.slot) else {
+        return false;
+    };
+    end_block(e);
+    let Some(reply) = reply else {
+        return false;
+    };
+    let silent = e
+        .state
+        .as_deref()
+        .is_some_and(|s| s.reply_off || s.reply_skip);
+    if !silent {
+        let resp3 = e.resp3;
+        resp::encode(&reply, resp3, &mut e.out);
+    }
+    if let Frame::Error(text) = &reply {
+        n.stats.calls.record_error(text);
+    }
+    true
+}
+
+/// How a PSYNC or SYNC ended for the connection.
+enum SyncEnd {
+    /// Refused (the reply is in the client's output): still a client.
+    Refused(Conn),
+    /// The client is gone.
+    Gone(Conn),
+    /// The connection is a replica link now, and no longer a client.
+    Replica,
+}
+
+/// PSYNC or SYNC: hands the connection to replication.
+#[cold]
+#[inline(never)]
+fn start_sync(shared: &Arc<Shared>, conn: Conn, args: &[Bytes]) -> SyncEnd {
+    let slot = conn.slot;
+    let (inbuf, repl, client_id) = {
+        let mut n = shared.node.lock();
+        match n.clients.get(slot) {
+            Some(e) => (std::mem::take(&mut e.qbuf), e.repl.clone(), e.id),
+            None => return SyncEnd::Gone(conn),
+        }
+    };
+    match replication::start_replica(shared, conn.stream, inbuf, args, &repl, client_id) {
+        Ok(()) => {
+            let mut n = shared.node.lock();
+            if let Some(mut e) = n.clients.remove(slot) {
+                release(&mut n, &mut e);
+            }
+            SyncEnd::Replica
+        }
+        Err((stream, inbuf, reply)) => {
+            let conn = Conn { stream, slot };
+            let mut n = shared.node.lock();
+            let Some(e) = n.clients.get(slot) else {
+                return SyncEnd::Gone(conn);
+            };
+            e.qbuf = inbuf;
+            let resp3 = e.resp3;
+            resp::encode(&reply, resp3, &mut e.out);
+            if let Frame::Error(text) = &reply {
+                n.stats.calls.record_error(text);
+            }
+            SyncEnd::Refused(conn)
+        }
     }
 }
 
@@ -357,25 +382,8 @@ impl Conn {
             e.waker = Some(cx.waker().clone());
         }
         // Output left from before (the socket was full, or pushes arrived).
-        if !e.out.is_empty() {
-            let mut out = std::mem::take(&mut e.out);
-            let written = match self.write(cx, &out) {
-                Ok(w) => w,
-                Err(()) => return Poll::Ready(Step::Close),
-            };
-            n.stats.net_output_bytes += written as u64;
-            out.advance(written);
-            let Some(e) = n.clients.get(slot) else {
-                return Poll::Ready(Step::Close);
-            };
-            if !out.is_empty() {
-                // Still full: wait for writability, keep reading meanwhile.
-                e.out = out;
-            } else if e.close == Close::AfterReply {
-                return Poll::Ready(Step::Close);
-            } else {
-                e.last_interaction_ms = now_ms();
-            }
+        if !e.out.is_empty() && self.write_pending(cx, n).is_err() {
+            return Poll::Ready(Step::Close);
         }
         // A request held by a pause, or input left behind a stop, runs first.
         let resume = n
@@ -436,6 +444,32 @@ impl Conn {
         write_deferred(n);
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Writes the output left from before; `Err` when the connection is to
+    /// close (gone, or all written and it closes after its reply).
+    #[cold]
+    #[inline(never)]
+    fn write_pending(&mut self, cx: &mut Context<'_>, n: &mut Node) -> Result<(), ()> {
+        let Some(e) = n.clients.get(self.slot) else {
+            return Err(());
+        };
+        let mut out = std::mem::take(&mut e.out);
+        let written = self.write(cx, &out)?;
+        n.stats.net_output_bytes += written as u64;
+        out.advance(written);
+        let Some(e) = n.clients.get(self.slot) else {
+            return Err(());
+        };
+        if !out.is_empty() {
+            // Still full: wait for writability, keep reading meanwhile.
+            e.out = out;
+        } else if e.close == Close::AfterReply {
+            return Err(());
+        } else {
+            e.last_interaction_ms = now_ms();
+        }
+        Ok(())
     }
 
     /// While blocked (WAIT, XREAD BLOCK): ends the wait when the client is
@@ -559,16 +593,7 @@ impl Conn {
                 Ok(Parsed::Skip(used)) => pos += used,
                 Ok(Parsed::Incomplete) => break,
                 Err(e) => {
-                    let text = format!("ERR {e}");
-                    n.log(
-                        LogLevel::Verbose,
-                        &format!(
-                            "Protocol error ({e}) from client: {}",
-                            state.info_line(now, &Default::default())
-                        ),
-                    );
-                    n.stats.calls.record_error(&text);
-                    resp::encode(&Frame::Error(text), state.resp3, &mut out);
+                    protocol_error(n, &state, e, &mut out, now);
                     pos = data.len();
                     stop = Stop::Close;
                 }
@@ -688,6 +713,8 @@ impl Conn {
     }
 
     /// redis: "Closing client that reached max query buffer length".
+    #[cold]
+    #[inline(never)]
     fn close_for_query_buffer(&mut self, n: &mut Node) {
         let now = now_ms();
         let Some(e) = n.clients.get(self.slot) else {
@@ -707,6 +734,22 @@ impl Conn {
             ),
         );
     }
+}
+
+/// A request that does not parse: its error reply, and the connection closes.
+#[cold]
+#[inline(never)]
+fn protocol_error(n: &mut Node, state: &ClientState, e: ParseError, out: &mut BytesMut, now: u64) {
+    let text = format!("ERR {e}");
+    n.log(
+        LogLevel::Verbose,
+        &format!(
+            "Protocol error ({e}) from client: {}",
+            state.info_line(now, &Default::default())
+        ),
+    );
+    n.stats.calls.record_error(&text);
+    resp::encode(&Frame::Error(text), state.resp3, out);
 }
 
 /// Writes the replies deferred to the end of the event-loop turn (redis
