@@ -373,6 +373,46 @@ impl Processed {
 
 /// Replies with an error found before running a known command: counted as a
 /// rejected call and an error reply (redis `rejectCommand`).
+/// The cluster check of EXEC: its queued commands together (redis checks
+/// them as one), served locally without MULTI (where it fails).
+#[cold]
+#[inline(never)]
+fn route_exec(
+    host: &dyn Host,
+    db: &Db,
+    client: &ClientState,
+    spec: &'static CommandSpec,
+    run_flags: u32,
+    expire_now: u64,
+) -> Result<(), route::Redirect> {
+    let Some(m) = client.multi.as_ref() else {
+        return Ok(());
+    };
+    let queue: Vec<(&'static CommandSpec, &[Bytes])> =
+        m.queue.iter().map(|q| (q.spec, &q.args[..])).collect();
+    let query = route::Query {
+        commands: &queue,
+        command_flags: run_flags,
+        is_write: run_flags & table::flag::WRITE != 0 || m.flags & table::flag::WRITE != 0,
+        asking: client.asking || spec.flags & table::flag::ASKING != 0,
+        readonly: client.readonly,
+        pubsubshard: false,
+        migrate: false,
+    };
+    route::check(&query, host, db, expire_now)
+}
+
+#[cold]
+#[inline(never)]
+fn queue_in_multi(
+    client: &mut ClientState,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+) -> Processed {
+    multi::queue(client, spec, args);
+    Processed::reply(Frame::Simple("QUEUED".into()), Some(spec))
+}
+
 #[cold]
 #[inline(never)]
 fn unknown_command(
@@ -506,38 +546,20 @@ fn process(
         _ => spec.flags,
     };
     if host.cluster_enabled() && !obey && (spec.has_keys() || spec.id == Id::Exec) {
-        let verdict = {
-            let single = [(spec, &args[..])];
-            let queue: Vec<(&'static CommandSpec, &[Bytes])>;
-            let queued: &[(&'static CommandSpec, &[Bytes])] = match (&client.multi, spec.id) {
-                (Some(m), Id::Exec) => {
-                    queue = m.queue.iter().map(|q| (q.spec, &q.args[..])).collect();
-                    &queue
-                }
-                (None, Id::Exec) => &[],
-                _ => &single,
-            };
-            let exec_writes = client
-                .multi
-                .as_ref()
-                .is_some_and(|m| m.flags & table::flag::WRITE != 0);
+        let verdict = if spec.id == Id::Exec {
+            route_exec(&*host, db, client, spec, run_flags, expire_now)
+        } else {
             let query = route::Query {
-                commands: queued,
+                commands: &[(spec, &args[..])],
                 command_flags: run_flags,
-                is_write: run_flags & table::flag::WRITE != 0
-                    || (spec.id == Id::Exec && exec_writes),
+                is_write: run_flags & table::flag::WRITE != 0,
                 asking: client.asking || spec.flags & table::flag::ASKING != 0,
                 // Shard channels are served by the slot's replicas too.
                 readonly: client.readonly || is_pubsubshard,
                 pubsubshard: is_pubsubshard,
                 migrate: spec.id == Id::Migrate,
             };
-            if spec.id == Id::Exec && client.multi.is_none() {
-                // EXEC without MULTI is served locally (and fails there).
-                Ok(())
-            } else {
-                route::check(&query, &*host, db, expire_now)
-            }
+            route::check(&query, &*host, db, expire_now)
         };
         if let Err(redirect) = verdict {
             return redirected(host, db, client, spec, redirect);
@@ -609,8 +631,7 @@ fn process(
             Id::Exec | Id::Discard | Id::Multi | Id::Watch | Id::Quit | Id::Reset
         )
     {
-        multi::queue(client, spec, args);
-        return Processed::reply(Frame::Simple("QUEUED".into()), Some(spec));
+        return queue_in_multi(client, spec, args);
     }
 
     let mut ctx = Ctx {

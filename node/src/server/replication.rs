@@ -247,6 +247,15 @@ impl Node {
                 self.fan_out(bytes);
             }
         }
+        // The core's view of the offset follows every write at once, not at
+        // the next drain: a client pass may leave its drain to the end of
+        // the turn, and an MFSTART handled meanwhile reports this offset to
+        // the replica, which waits for exactly it (redis reads
+        // `master_repl_offset` live).
+        let offset = self.repl.state.core_offset();
+        if let Some(c) = self.cluster.as_mut() {
+            c.set_repl_offset(offset);
+        }
     }
 
     /// The writes of one client request. Several (an EXEC, or a lazy-expiry
