@@ -1353,14 +1353,13 @@ impl World {
             self.nodes[i].held.push((cconn, p, io, args));
             return;
         }
-        let Some(mut cc) = self.cconns.remove(&cconn) else {
+        let Some(cc) = self.cconns.get_mut(&cconn) else {
             return;
         };
         let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
         let out = self.nodes[i].execute(self.now, &mut cc.state, args);
         if let Some(args) = out.postponed {
             // A write pause (manual failover): the request runs again later.
-            self.cconns.insert(cconn, cc);
             let args = args.into_iter().map(|b| b.to_vec()).collect();
             self.at(
                 self.now + 10_000,
@@ -1374,8 +1373,8 @@ impl World {
             );
             return;
         }
-        if !out.close {
-            self.cconns.insert(cconn, cc);
+        if out.close {
+            self.cconns.remove(&cconn);
         }
         self.feed_request(i, &out.applied_writes);
         self.after_input(i);
