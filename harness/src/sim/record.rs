@@ -288,6 +288,20 @@ mod tests {
     }
 
     #[test]
+    fn integers_match_std() {
+        let mut cases = vec![0, 1, 9, 10, 99, 100, u64::MAX, u64::MAX - 1];
+        for p in 1..20 {
+            let t = 10u64.pow(p);
+            cases.extend([t - 1, t, t + 1, t + t / 2 + 7]);
+        }
+        for n in cases {
+            let mut got = b"x".to_vec();
+            write_u64(&mut got, n);
+            assert_eq!(got, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[test]
     fn strings_match_serde() {
         let mut all: String = (0u8..0x80).map(char::from).collect();
         all.push_str("é☃\u{10ffff}");
