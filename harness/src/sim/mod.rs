@@ -560,10 +560,9 @@ fn snapshot_round(w: &mut World, out: &Rc<RefCell<Vec<u8>>>) {
             repl["time"] = json!(time);
             json!({"time": time, "node": nd.name, "nodes": nd.core.nodes_text(), "replication": repl})
         };
-        if let Ok(l) = serde_json::to_vec(&line) {
-            buf.extend_from_slice(&l);
-            buf.push(b'\n');
-        }
+        // As serde_json::to_vec writes it, without its byte-by-byte escaping.
+        record::write_value(&mut buf, &line);
+        buf.push(b'\n');
     }
 }
 

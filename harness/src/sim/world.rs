@@ -6,8 +6,9 @@
 //! - a bus or replication connection is two one-way *pipes*, FIFO like TCP;
 //!   each packet takes 60-250 µs, plus the delay nemesis's ms, plus one
 //!   retransmission timeout (200 ms, doubling) per loss drawn; when the loss
-//!   ends, a packet still waiting gets through at its next retransmission
-//!   (the losses drawn at send time for later attempts did not happen);
+//!   falls, a packet still waiting has its attempts to come drawn again at
+//!   the new rate, so after the fault it gets through at its next
+//!   retransmission (`net.rs`, shared with the clients' requests and replies);
 //! - a connect whose SYN exchange takes longer than the node's connect
 //!   timeout fails then, as in `server/bus.rs`;
 //! - a partition (a grudge: receiver refuses packets from sender) stalls a
@@ -19,8 +20,10 @@
 //!   reaches it waits until it resumes;
 //! - a killed process's peers get a FIN behind the data already sent;
 //! - clients reach every node whatever the partitions (in real runs they talk
-//!   from the host over the bridge, which no grudge touches).
+//!   from the host over the bridge, which no grudge touches); their requests
+//!   and replies take 40-160 µs plus the node's delay and loss.
 
+mod net;
 mod repl;
 
 use super::client::{IoCell, IoReq, IoRes, Task};
@@ -35,6 +38,7 @@ use hearsay_node::wire::{Message, NodeName};
 use hearsay_workloads::conn::ConnError;
 use hearsay_workloads::resp::{Blob, Value as RValue};
 use hearsay_workloads::rng::{below, stream};
+use net::{Trip, RTO_MAX_US};
 use rand_chacha::ChaCha8Rng;
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -50,9 +54,6 @@ const TICK_US: u64 = 100_000;
 /// drawn per turn from 100 µs up to this. Phases drift apart as on a machine;
 /// a fixed 100 ms locks them, which changes the ping schedule (issue 14).
 const CRON_OVERRUN_MAX_US: u64 = 1_100;
-/// Linux's first retransmission timeout and its cap.
-const RTO_US: u64 = 200_000;
-const RTO_MAX_US: u64 = 120_000_000;
 
 /// What a pipe carries.
 enum Item {
@@ -83,16 +84,23 @@ enum Item {
     },
 }
 
-/// A packet on its way: when it arrives, and how (for re-timing it when a
-/// loss fault ends).
+/// A packet on its way: when it arrives (after the packet before it), and
+/// its trip (for re-timing it when the loss falls).
 struct InFlight {
     ready: u64,
     item: Item,
-    sent: u64,
-    /// The latency without retransmissions.
-    base: u64,
-    /// Losses drawn at send time: it arrives on attempt `lost`.
-    lost: u32,
+    trip: Trip,
+}
+
+/// A client's request or reply sent while its node's loss was on, and its
+/// event in the queue (`World::retime_clients` moves it when the loss falls).
+struct ClientTrip {
+    node: usize,
+    /// A request's connection (requests on one connection arrive in order).
+    cconn: Option<u64>,
+    trip: Trip,
+    at: u64,
+    slot: usize,
 }
 
 struct Pipe {
@@ -235,6 +243,8 @@ pub struct World {
     cut: Vec<bool>,
     stalled: Vec<usize>,
     loss_pct: Vec<u32>,
+    /// Clients' messages sent during a loss fault, in sending order.
+    client_trips: Vec<ClientTrip>,
     pub delay_ms: Vec<u64>,
     /// Replication connections (`repl.rs`), by index.
     rconns: Vec<repl::ReplConn>,
@@ -252,11 +262,6 @@ pub struct World {
     /// The end (µs) of the last backward clock step's blind window: until then
     /// some node compares its clock with stored times in its future.
     pub clock_blind_until: u64,
-}
-
-/// The time a packet lost `k` times waits for its retransmissions.
-fn backoff(k: u32) -> u64 {
-    RTO_US.saturating_mul((1u64 << k.min(40)) - 1)
 }
 
 fn node_ip(i: usize) -> String {
@@ -291,6 +296,7 @@ impl World {
             cut: vec![false; n * n],
             stalled: Vec::new(),
             loss_pct: vec![0; n],
+            client_trips: Vec::new(),
             delay_ms: vec![0; n],
             rconns: Vec::new(),
             next_port: 40000,
@@ -370,7 +376,8 @@ impl World {
 
     // ---- the queue ----
 
-    fn at(&mut self, t: u64, ev: Ev) {
+    /// Queues `ev` at `t` (not before now); its slot.
+    fn at(&mut self, t: u64, ev: Ev) -> usize {
         self.seq += 1;
         let slot = match self.free.pop() {
             Some(k) => {
@@ -383,6 +390,7 @@ impl World {
             }
         };
         self.queue.push(Reverse((t.max(self.now), self.seq, slot)));
+        slot
     }
 
     /// Runs `f` at virtual time `t`.
@@ -400,6 +408,8 @@ impl World {
             }
             self.queue.pop();
             let Some(ev) = self.slots.get_mut(slot).and_then(Option::take) else {
+                // Moved to an earlier time (`retime_clients`).
+                self.free.push(slot);
                 continue;
             };
             self.free.push(slot);
@@ -759,7 +769,7 @@ impl World {
             let since = since.unwrap_or(self.now);
             let mut k = 1u32;
             let next = loop {
-                let back = RTO_US.saturating_mul((1u64 << k.min(30)) - 1);
+                let back = net::backoff(k.min(30));
                 let t = since + back.min(RTO_MAX_US * k as u64);
                 if t >= self.now || k > 40 {
                     break t.max(self.now);
@@ -772,67 +782,63 @@ impl World {
     }
 
     fn latency(&mut self, from: usize, to: usize) -> u64 {
-        let (base, lost) = self.latency_parts(from, to);
-        base + backoff(lost)
+        self.trip(from, to).arrival() - self.now
     }
 
-    /// The latency without retransmissions, and the number of losses drawn.
-    fn latency_parts(&mut self, from: usize, to: usize) -> (u64, u32) {
+    /// A packet from `from` to `to` sent now.
+    fn trip(&mut self, from: usize, to: usize) -> Trip {
         let mut t = 60 + below(&mut self.net, 190);
         let d = self.delay_ms[from].max(self.delay_ms[to]);
         if d > 0 {
             // The delayer's jitter: +-10 %.
             t += d * 900 + below(&mut self.net, d * 200 + 1);
         }
-        let loss = self.loss_pct[from].max(self.loss_pct[to]) as u64;
-        let mut rto = RTO_US;
-        let mut lost = 0;
-        while loss > 0 && below(&mut self.net, 100) < loss && rto <= RTO_MAX_US {
-            self.stats.bus_lost += 1;
-            lost += 1;
-            rto *= 2;
-        }
-        (t, lost)
+        let loss = self.loss_pct[from].max(self.loss_pct[to]);
+        let trip = Trip::draw(&mut self.net, self.now, t, loss);
+        self.stats.bus_lost += u64::from(trip.lost);
+        trip
     }
 
-    /// Sets node i's loss percentage. When a path becomes lossless, packets
-    /// waiting on it for a retransmission arrive at the next one: the losses
-    /// drawn at send time for later attempts would have fallen after the
-    /// fault (seed 6024: a PONG drawn 9 losses, 102 s, and its PFAIL outlived
-    /// the run).
+    /// Sets node i's loss percentage. When a path's loss falls, packets
+    /// waiting on it for a retransmission have their attempts to come drawn
+    /// again at the new rate (`Trip::retime`): the losses drawn at send time
+    /// for later attempts would have fallen after the fault (seed 6024: a
+    /// PONG drawn 9 losses, 102 s, and its PFAIL outlived the run). The same
+    /// for clients' requests and replies to and from node i.
     pub fn set_loss(&mut self, i: usize, pct: u32) {
-        let Some(l) = self.loss_pct.get_mut(i) else {
+        let Some(&old) = self.loss_pct.get(i) else {
             return;
         };
-        let lowered = pct < *l;
-        *l = pct;
-        if !lowered {
+        self.loss_pct[i] = pct;
+        if pct >= old {
             return;
         }
         for p in 0..self.pipes.len() {
             let (from, to) = (self.pipes[p].from, self.pipes[p].to);
-            if (from == i || to == i) && self.loss_pct[from].max(self.loss_pct[to]) == 0 {
-                self.retime(p);
+            if from != i && to != i {
+                continue;
+            }
+            let other = if from == i { to } else { from };
+            let after = self.loss_pct[from].max(self.loss_pct[to]);
+            if after < old.max(self.loss_pct[other]) {
+                self.retime(p, after);
             }
         }
+        self.retime_clients(i);
     }
 
-    /// Re-times a pipe's waiting packets after its loss ended (`set_loss`).
-    fn retime(&mut self, pipe: usize) {
+    /// Re-times a pipe's waiting packets after its loss fell to `loss_pct`
+    /// (`set_loss`).
+    fn retime(&mut self, pipe: usize, loss_pct: u32) {
         let now = self.now;
         let p = &mut self.pipes[pipe];
-        if p.dead || p.q.iter().all(|f| f.lost == 0) {
+        if p.dead || p.q.iter().all(|f| f.trip.lost == 0) {
             return;
         }
         let mut prev = 0;
         for f in p.q.iter_mut() {
-            // Attempt j leaves at sent + backoff(j): the first one from now on gets through.
-            let mut j = 0;
-            while j < f.lost && f.sent + backoff(j) < now {
-                j += 1;
-            }
-            f.lost = j;
-            f.ready = (f.sent + f.base + backoff(j)).max(prev);
+            f.trip.retime(&mut self.net, now, loss_pct);
+            f.ready = f.trip.arrival().max(prev);
             prev = f.ready;
         }
         p.last_ready = prev;
@@ -858,21 +864,14 @@ impl World {
 
     fn push(&mut self, pipe: usize, item: Item) {
         let (from, to) = (self.pipes[pipe].from, self.pipes[pipe].to);
-        let (base, lost) = self.latency_parts(from, to);
-        let now = self.now;
+        let trip = self.trip(from, to);
         let p = &mut self.pipes[pipe];
         if p.dead {
             return;
         }
-        let ready = (now + base + backoff(lost)).max(p.last_ready);
+        let ready = trip.arrival().max(p.last_ready);
         p.last_ready = ready;
-        p.q.push_back(InFlight {
-            ready,
-            item,
-            sent: now,
-            base,
-            lost,
-        });
+        p.q.push_back(InFlight { ready, item, trip });
         if p.pump_at.is_none() && p.stalled_since.is_none() && p.q.len() == 1 {
             self.schedule_pump(pipe, ready);
         }
@@ -1173,18 +1172,21 @@ impl World {
     fn start_io(&mut self, p: usize, req: IoReq) {
         let io = self.procs[p].io;
         match req {
-            IoReq::Sleep { us } => self.at(
-                self.now + us,
-                Ev::ProcIo {
-                    proc_: p,
-                    io,
-                    res: IoRes::Woke,
-                },
-            ),
+            IoReq::Sleep { us } => {
+                self.at(
+                    self.now + us,
+                    Ev::ProcIo {
+                        proc_: p,
+                        io,
+                        res: IoRes::Woke,
+                    },
+                );
+            }
             IoReq::Connect { addr, timeout_us } => {
                 let node = self.by_client_addr.get(&addr).copied();
+                // The SYN exchange, decided at once (as the bus's connects).
                 let rtt = match node {
-                    Some(i) => 2 * self.client_latency(i),
+                    Some(i) => 2 * (self.client_trip(i).arrival() - self.now),
                     None => 100,
                 };
                 if rtt > timeout_us {
@@ -1236,14 +1238,9 @@ impl World {
                     return;
                 };
                 let i = cc.node;
-                let lat = self.client_latency(i);
-                let Some(cc) = self.cconns.get_mut(&conn) else {
-                    return;
-                };
-                let t = (self.now + lat).max(cc.last_arrival);
-                cc.last_arrival = t;
-                self.at(
-                    t,
+                self.client_send(
+                    i,
+                    Some(conn),
                     Ev::ClientArrive {
                         node: i,
                         cconn: conn,
@@ -1256,19 +1253,80 @@ impl World {
         }
     }
 
-    fn client_latency(&mut self, i: usize) -> u64 {
+    /// A client's message to or from node i sent now.
+    fn client_trip(&mut self, i: usize) -> Trip {
         let mut t = 40 + below(&mut self.net, 120);
         let d = self.delay_ms[i];
         if d > 0 {
             t += d * 900 + below(&mut self.net, d * 200 + 1);
         }
-        let loss = self.loss_pct[i] as u64;
-        let mut rto = RTO_US;
-        while loss > 0 && below(&mut self.net, 100) < loss && rto <= RTO_MAX_US {
-            t += rto;
-            rto *= 2;
+        Trip::draw(&mut self.net, self.now, t, self.loss_pct[i])
+    }
+
+    /// Sends a client's request (on connection `fifo`, behind the ones before
+    /// it) or reply to or from node i: `ev` happens when it arrives. Sent
+    /// during a loss fault, it is kept for `retime_clients`.
+    fn client_send(&mut self, i: usize, fifo: Option<u64>, ev: Ev) {
+        let trip = self.client_trip(i);
+        let mut at = trip.arrival();
+        if let Some(cc) = fifo.and_then(|c| self.cconns.get_mut(&c)) {
+            at = at.max(cc.last_arrival);
+            cc.last_arrival = at;
         }
-        t
+        let slot = self.at(at, ev);
+        if self.loss_pct[i] > 0 {
+            self.client_trips.push(ClientTrip {
+                node: i,
+                cconn: fifo,
+                trip,
+                at,
+                slot,
+            });
+        }
+    }
+
+    /// Node i's loss fell: the clients' messages still on their way to or
+    /// from it have their attempts to come drawn again (`Trip::retime`), and
+    /// those that arrive earlier move in the queue.
+    fn retime_clients(&mut self, i: usize) {
+        let now = self.now;
+        // Those due by now have arrived (one due exactly now cannot move).
+        self.client_trips.retain(|c| c.at > now);
+        let loss = self.loss_pct[i];
+        // A connection's last request: (its time before, after).
+        let mut last: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for k in 0..self.client_trips.len() {
+            let c = &mut self.client_trips[k];
+            if c.node != i {
+                continue;
+            }
+            c.trip.retime(&mut self.net, now, loss);
+            let mut at = c.trip.arrival();
+            if let Some(cc) = c.cconn {
+                let prev = last.get(&cc).map_or(0, |&(_, after)| after);
+                at = at.max(prev);
+                last.insert(cc, (c.at, at));
+            }
+            if at >= c.at {
+                continue;
+            }
+            let (old, slot) = (c.at, c.slot);
+            // Its queue entry stays behind, pointing at an empty slot.
+            let Some(ev) = self.slots.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            let slot = self.at(at, ev);
+            let c = &mut self.client_trips[k];
+            (c.at, c.slot) = (at, slot);
+            debug_assert!(at < old);
+        }
+        for (cc, (before, after)) in last {
+            if let Some(c) = self.cconns.get_mut(&cc) {
+                if c.last_arrival == before {
+                    c.last_arrival = after;
+                }
+            }
+        }
     }
 
     fn client_arrive(&mut self, i: usize, cconn: u64, p: usize, io: u64, args: Vec<Vec<u8>>) {
@@ -1280,9 +1338,9 @@ impl World {
             // The process that held the socket is gone: RST.
             self.cconns.remove(&cconn);
             let addr = self.client_addr(i);
-            let lat = self.client_latency(i);
-            self.at(
-                self.now + lat,
+            self.client_send(
+                i,
+                None,
                 Ev::ProcIo {
                     proc_: p,
                     io,
@@ -1295,14 +1353,13 @@ impl World {
             self.nodes[i].held.push((cconn, p, io, args));
             return;
         }
-        let Some(mut cc) = self.cconns.remove(&cconn) else {
+        let Some(cc) = self.cconns.get_mut(&cconn) else {
             return;
         };
         let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
         let out = self.nodes[i].execute(self.now, &mut cc.state, args);
         if let Some(args) = out.postponed {
             // A write pause (manual failover): the request runs again later.
-            self.cconns.insert(cconn, cc);
             let args = args.into_iter().map(|b| b.to_vec()).collect();
             self.at(
                 self.now + 10_000,
@@ -1316,8 +1373,8 @@ impl World {
             );
             return;
         }
-        if !out.close {
-            self.cconns.insert(cconn, cc);
+        if out.close {
+            self.cconns.remove(&cconn);
         }
         self.feed_request(i, &out.applied_writes);
         self.after_input(i);
@@ -1336,9 +1393,9 @@ impl World {
                 }
             }
         };
-        let lat = self.client_latency(i);
-        self.at(
-            self.now + lat,
+        self.client_send(
+            i,
+            None,
             Ev::ProcIo {
                 proc_: p,
                 io,
@@ -1403,9 +1460,9 @@ mod tests {
         w.set_loss(1, 100);
         w.push(pipe, Item::Fin { conn: 0 });
         let f = &w.pipes[pipe].q[0];
-        assert_eq!(f.lost, 10);
+        assert_eq!(f.trip.lost, 10);
         assert!(f.ready > 200_000_000, "{}", f.ready);
-        let base = f.base;
+        let base = f.trip.base;
         // A second packet queues behind it (FIFO).
         w.now = 500_000;
         w.push(pipe, Item::Fin { conn: 1 });
@@ -1415,7 +1472,7 @@ mod tests {
         w.now = 1_000_000;
         w.set_loss(1, 0);
         let q = &w.pipes[pipe].q;
-        assert_eq!(q[0].lost, 3);
+        assert_eq!(q[0].trip.lost, 3);
         assert_eq!(q[0].ready, 1_400_000 + base);
         assert!(q[1].ready >= q[0].ready, "{} {}", q[1].ready, q[0].ready);
         assert!(q[1].ready < 2_000_000, "{}", q[1].ready);
@@ -1426,6 +1483,114 @@ mod tests {
         w.pump(pipe);
         assert_eq!(w.pipes[pipe].q.len(), 2);
         assert_eq!(w.pipes[pipe].pump_at, Some(first));
+    }
+
+    /// Overlapping loss faults: when the loss falls to a lower rate that is
+    /// not zero, a waiting packet's attempts to come are drawn at that rate.
+    #[test]
+    fn a_fall_to_a_lower_loss_redraws_the_waiting_packets() {
+        let mut w = World::new(1, vec![ClusterConfig::default(); 2]);
+        let pipe = w.new_pipe(0, 1);
+        w.set_loss(0, 100);
+        w.set_loss(1, 100);
+        for c in 0..200 {
+            w.push(pipe, Item::Fin { conn: c });
+        }
+        assert!(w.pipes[pipe].q.iter().all(|f| f.trip.lost == 10));
+        // Node 1's fault ends; node 0's goes on at 100 %: nothing changes.
+        w.now = 1_000_000;
+        w.set_loss(1, 0);
+        assert!(w.pipes[pipe].q.iter().all(|f| f.trip.lost == 10));
+        // Node 0's falls to 50 %: about half get through at 1.4 s.
+        w.set_loss(0, 50);
+        let q = &w.pipes[pipe].q;
+        let next = q.iter().filter(|f| f.trip.lost == 3).count();
+        assert!((70..130).contains(&next), "{next}");
+        assert!(q.iter().all(|f| f.trip.lost >= 3));
+        assert!(q.iter().any(|f| f.trip.lost > 3));
+        assert_eq!(w.pipes[pipe].pump_at, Some(q[0].ready));
+        // Then to 0: every one at its next attempt from 2 s on (3 s).
+        w.now = 2_000_000;
+        w.set_loss(0, 0);
+        let q = &w.pipes[pipe].q;
+        assert!(q.iter().all(|f| f.trip.lost <= 4));
+        assert!(q.iter().all(|f| f.ready < 3_001_000), "{}", q[199].ready);
+    }
+
+    /// The queue entries of `ev`s matching `f`: (time, slot).
+    fn queued(w: &World, f: impl Fn(&Ev) -> bool) -> Vec<(u64, usize)> {
+        let mut v: Vec<(u64, usize)> = w
+            .queue
+            .iter()
+            .filter(|Reverse((_, _, slot))| w.slots[*slot].as_ref().is_some_and(&f))
+            .map(|&Reverse((t, _, slot))| (t, slot))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A client's request sent during a loss fault gets through at its first
+    /// retransmission after the fault, like a bus packet; a second request on
+    /// the same connection stays behind it; a reply likewise.
+    #[test]
+    fn a_clients_request_and_reply_get_through_after_the_loss() {
+        let mut w = World::new(1, vec![ClusterConfig::default(); 2]);
+        w.cconns.insert(
+            9,
+            CConn {
+                node: 1,
+                inc: 0,
+                state: ClientState::new(9),
+                last_arrival: 0,
+            },
+        );
+        w.set_loss(1, 100);
+        let arrive = |io| Ev::ClientArrive {
+            node: 1,
+            cconn: 9,
+            proc_: 0,
+            io,
+            args: Vec::new(),
+        };
+        let is_arrive = |io| move |e: &Ev| matches!(e, Ev::ClientArrive { io: x, .. } if *x == io);
+        w.client_send(1, Some(9), arrive(1));
+        w.now = 500_000;
+        w.client_send(1, Some(9), arrive(2));
+        w.client_send(
+            1,
+            None,
+            Ev::ProcIo {
+                proc_: 0,
+                io: 3,
+                res: IoRes::Woke,
+            },
+        );
+        let before = queued(&w, is_arrive(1));
+        assert_eq!(before.len(), 1);
+        assert!(before[0].0 > 200_000_000, "{before:?}");
+        let events = w.queue.len();
+        w.now = 1_000_000;
+        w.set_loss(1, 0);
+        // Three events moved: their old entries stay, pointing at nothing.
+        assert_eq!(w.queue.len(), events + 3);
+        let one = queued(&w, is_arrive(1));
+        let two = queued(&w, is_arrive(2));
+        let reply = queued(&w, |e| matches!(e, Ev::ProcIo { io: 3, .. }));
+        assert!((1_400_000..1_400_200).contains(&one[0].0), "{one:?}");
+        // Sent at 0.5 s: attempts at 0.5, 0.7, 1.1 s; the last one, behind the first.
+        assert!((1_100_000..1_100_200).contains(&reply[0].0), "{reply:?}");
+        assert_eq!(two[0].0, one[0].0);
+        assert_eq!(w.cconns[&9].last_arrival, one[0].0);
+        assert!(w.slots[before[0].1].is_none());
+        // The empty entries are dropped and their slots freed (the moved
+        // events taken out too: there is no client task to run them).
+        for (_, slot) in one.iter().chain(&two).chain(&reply) {
+            w.slots[*slot] = None;
+        }
+        w.run_until(300_000_000);
+        let live = w.slots.iter().filter(|s| s.is_some()).count();
+        assert_eq!(live, w.queue.len());
+        assert_eq!(live + w.free.len(), w.slots.len());
     }
 
     /// A connect whose SYN exchange outlasts the connect timeout fails then
