@@ -75,6 +75,15 @@ pub struct ScaleOpts {
     /// folder as `<cluster>-form.json`, with a summary in the row's notes.
     #[arg(long)]
     pub form_trace: bool,
+    /// Milliseconds over which the nodes are started, evenly spaced (0: as fast
+    /// as they come up). Formation depends on where each node's once-a-second
+    /// ping falls (its cron phase, set by its start time): hearsay-node starts
+    /// in a few ms, so 100 of them started back to back begin within ~0.7 s and
+    /// their phases bunch in part of the second, where redis-server's slower
+    /// start spreads its nodes over ~2 s. Pacing gives both targets the same
+    /// spread of phases, as nodes started independently have.
+    #[arg(long, default_value_t = 2000)]
+    pub start_spread_ms: u64,
     /// Gossip experiment (hearsay-node only): gossip entries per ping are
     /// max(3, N / D), for each D given (redis: 10). Every combination with
     /// --ping-age-divisor other than redis's (10, 2) is its own target line,
@@ -612,7 +621,13 @@ impl Measure for ClusterMeasure {
                     .map_err(|e| e.to_string())?,
             );
         }
-        for n in nodes.iter_mut() {
+        let t_start = Instant::now();
+        let count = nodes.len().max(1) as u64;
+        for (i, n) in nodes.iter_mut().enumerate() {
+            let at = Duration::from_millis(ctx.opts.start_spread_ms * i as u64 / count);
+            if let Some(wait) = at.checked_sub(t_start.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
             n.start().map_err(|e| e.to_string())?;
         }
         let up_limit = Duration::from_secs(30) + Duration::from_millis(100 * p.nodes as u64);
@@ -647,7 +662,9 @@ impl Measure for ClusterMeasure {
         if let Some(tr) = &formed.trace {
             let file = dir.with_file_name(format!(
                 "{}-form.json",
-                dir.file_name().and_then(|f| f.to_str()).unwrap_or("cluster")
+                dir.file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or("cluster")
             ));
             if let Ok(text) = serde_json::to_string(tr) {
                 let _ = std::fs::write(&file, text);
@@ -882,7 +899,11 @@ fn form_trace_note(tr: &form::FormTrace) -> String {
         }
         let med = t[t.len() / 2];
         let last = t[t.len() - 1];
-        format!("median {:.1} s, last {:.1} s", med as f64 / 1000.0, last as f64 / 1000.0)
+        format!(
+            "median {:.1} s, last {:.1} s",
+            med as f64 / 1000.0,
+            last as f64 / 1000.0
+        )
     };
     format!(
         "form trace: knows all nodes {}; all slots assigned {}; state ok {}",

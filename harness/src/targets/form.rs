@@ -193,7 +193,15 @@ pub struct FormTrace {
     pub all_slots_ms: Vec<Option<u64>>,
     /// Per node: the first poll at which it said `cluster_state:ok`.
     pub ok_ms: Vec<Option<u64>>,
+    /// Per poll while it runs (the first [`MISSING_FOR_MS`] ms): each node that
+    /// does not know every other node yet (by real ID, not in handshake), with
+    /// the indices of the nodes it lacks: which nodes spread late, and to whom.
+    pub missing: Vec<(u64, Vec<(usize, Vec<usize>)>)>,
 }
+
+/// How long the trace reads every node's CLUSTER NODES at each poll (tens of KB
+/// per node at 100 nodes: only formation's early phase).
+const MISSING_FOR_MS: u64 = 20_000;
 
 impl FormTrace {
     fn new(n: usize) -> FormTrace {
@@ -203,12 +211,36 @@ impl FormTrace {
             knows_all_ms: vec![None; n],
             all_slots_ms: vec![None; n],
             ok_ms: vec![None; n],
+            missing: Vec::new(),
         }
     }
 
     /// One poll: every node's CLUSTER INFO (a node that does not answer counts
     /// as not there yet).
-    async fn poll(&mut self, admin: &mut Admin, addrs: &[SocketAddr], t_ms: u64) {
+    async fn poll(&mut self, admin: &mut Admin, addrs: &[SocketAddr], ids: &[String], t_ms: u64) {
+        if t_ms < MISSING_FOR_MS {
+            let mut lacking = Vec::new();
+            for (i, a) in addrs.iter().enumerate() {
+                let text = admin
+                    .request(*a, &[b"CLUSTER", b"NODES"])
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_text())
+                    .unwrap_or_default();
+                let known: std::collections::HashSet<String> = parse_nodes(&text)
+                    .into_iter()
+                    .filter(|l| !l.flags.iter().any(|f| f == "handshake"))
+                    .map(|l| l.id)
+                    .collect();
+                let lacks: Vec<usize> = (0..ids.len())
+                    .filter(|&j| ids.get(j).is_some_and(|id| !known.contains(id)))
+                    .collect();
+                if !lacks.is_empty() {
+                    lacking.push((i, lacks));
+                }
+            }
+            self.missing.push((t_ms, lacking));
+        }
         let n = addrs.len();
         let (mut all, mut slots, mut ok, mut fewest) = (0, 0, 0, usize::MAX);
         let mut sent: BTreeMap<String, u64> = BTreeMap::new();
@@ -401,7 +433,7 @@ pub async fn form_with(addrs: &[SocketAddr], spec: &FormSpec) -> Result<Formed, 
         let mut tr = FormTrace::new(n);
         // The traced polls run until every node says ok; agreement is checked below.
         loop {
-            tr.poll(&mut admin, addrs, t_meet.elapsed().as_millis() as u64)
+            tr.poll(&mut admin, addrs, &ids, t_meet.elapsed().as_millis() as u64)
                 .await;
             let done = tr.polls.last().is_some_and(|p| p.3 == n && p.1 == n);
             if done || t0.elapsed() > limit {
