@@ -71,8 +71,12 @@ pub struct ScaleOpts {
     #[arg(long)]
     pub keep: bool,
     /// Record formation's progress: every node's CLUSTER INFO at each poll
-    /// (known nodes, slots assigned, state), written next to the cluster's
-    /// folder as `<cluster>-form.json`, with a summary in the row's notes.
+    /// (known nodes, slots assigned, state, messages sent), for the first 20 s
+    /// every node's CLUSTER NODES (who lacks whom) and throughout the first
+    /// node's (whose slots it lacks, with their ping and pong times); written
+    /// next to the cluster's folder as `<cluster>-form.json`, the phases in the
+    /// row's notes. A diagnosis: the CLUSTER NODES polls load the nodes and
+    /// slow the polls, so its formation times are not comparable with plain runs.
     #[arg(long)]
     pub form_trace: bool,
     /// Milliseconds over which the nodes are started, evenly spaced (0: as fast

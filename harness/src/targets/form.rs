@@ -196,8 +196,18 @@ pub struct FormTrace {
     /// Per poll while it runs (the first [`MISSING_FOR_MS`] ms): each node that
     /// does not know every other node yet (by real ID, not in handshake), with
     /// the indices of the nodes it lacks: which nodes spread late, and to whom.
-    pub missing: Vec<(u64, Vec<(usize, Vec<usize>)>)>,
+    pub missing: Vec<(u64, Vec<Lacking>)>,
+    /// Per poll: the nodes whose slots the first node (the one every node
+    /// met) does not know yet, as (index, ping_sent, pong_recv) from its
+    /// CLUSTER NODES: when it pings them, and how gossip moves their pong times.
+    pub first_lacks: Vec<(u64, Vec<PeerTimes>)>,
 }
+
+/// A node's index and the indices of the nodes it does not know yet.
+pub type Lacking = (usize, Vec<usize>);
+
+/// A peer's index and its `ping_sent` and `pong_recv` in a node's CLUSTER NODES.
+pub type PeerTimes = (usize, u64, u64);
 
 /// How long the trace reads every node's CLUSTER NODES at each poll (tens of KB
 /// per node at 100 nodes: only formation's early phase).
@@ -212,12 +222,37 @@ impl FormTrace {
             all_slots_ms: vec![None; n],
             ok_ms: vec![None; n],
             missing: Vec::new(),
+            first_lacks: Vec::new(),
         }
     }
 
     /// One poll: every node's CLUSTER INFO (a node that does not answer counts
     /// as not there yet).
     async fn poll(&mut self, admin: &mut Admin, addrs: &[SocketAddr], ids: &[String], t_ms: u64) {
+        if let Some(a) = addrs.first() {
+            let text = admin
+                .request(*a, &[b"CLUSTER", b"NODES"])
+                .await
+                .ok()
+                .and_then(|v| v.as_text())
+                .unwrap_or_default();
+            let mut lacks = Vec::new();
+            for l in text.lines() {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (Some(id), Some(flags), Some(ps), Some(pr)) =
+                    (f.first(), f.get(2), f.get(4), f.get(5))
+                else {
+                    continue;
+                };
+                if f.len() > 8 || flags.contains("myself") || flags.contains("handshake") {
+                    continue;
+                }
+                if let Some(j) = ids.iter().position(|x| x == id) {
+                    lacks.push((j, ps.parse().unwrap_or(0), pr.parse().unwrap_or(0)));
+                }
+            }
+            self.first_lacks.push((t_ms, lacks));
+        }
         if t_ms < MISSING_FOR_MS {
             let mut lacking = Vec::new();
             for (i, a) in addrs.iter().enumerate() {
