@@ -70,6 +70,24 @@ pub struct ScaleOpts {
     /// Keep each cluster's node folders (logs, event logs, nodes.conf).
     #[arg(long)]
     pub keep: bool,
+    /// Record formation's progress: every node's CLUSTER INFO at each poll
+    /// (known nodes, slots assigned, state, messages sent), for the first 20 s
+    /// every node's CLUSTER NODES (who lacks whom) and throughout the first
+    /// node's (whose slots it lacks, with their ping and pong times); written
+    /// next to the cluster's folder as `<cluster>-form.json`, the phases in the
+    /// row's notes. A diagnosis: the CLUSTER NODES polls load the nodes and
+    /// slow the polls, so its formation times are not comparable with plain runs.
+    #[arg(long)]
+    pub form_trace: bool,
+    /// Milliseconds over which the nodes are started, evenly spaced (0: as fast
+    /// as they come up). Formation depends on where each node's once-a-second
+    /// ping falls (its cron phase, set by its start time): hearsay-node starts
+    /// in a few ms, so 100 of them started back to back begin within ~0.7 s and
+    /// their phases bunch in part of the second, where redis-server's slower
+    /// start spreads its nodes over ~2 s. Pacing gives both targets the same
+    /// spread of phases, as nodes started independently have.
+    #[arg(long, default_value_t = 2000)]
+    pub start_spread_ms: u64,
     /// Gossip experiment (hearsay-node only): gossip entries per ping are
     /// max(3, N / D), for each D given (redis: 10). Every combination with
     /// --ping-age-divisor other than redis's (10, 2) is its own target line,
@@ -607,7 +625,13 @@ impl Measure for ClusterMeasure {
                     .map_err(|e| e.to_string())?,
             );
         }
-        for n in nodes.iter_mut() {
+        let t_start = Instant::now();
+        let count = nodes.len().max(1) as u64;
+        for (i, n) in nodes.iter_mut().enumerate() {
+            let at = Duration::from_millis(ctx.opts.start_spread_ms * i as u64 / count);
+            if let Some(wait) = at.checked_sub(t_start.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
             n.start().map_err(|e| e.to_string())?;
         }
         let up_limit = Duration::from_secs(30) + Duration::from_millis(100 * p.nodes as u64);
@@ -626,6 +650,7 @@ impl Measure for ClusterMeasure {
             meets: Meets::First,
             poll: Duration::from_millis(200),
             limit: Duration::from_secs(60) + Duration::from_millis(500 * p.nodes as u64),
+            trace: ctx.opts.form_trace,
         };
         let cpu_now = |nodes: &[Node]| -> u64 {
             nodes
@@ -638,6 +663,18 @@ impl Measure for ClusterMeasure {
             .await
             .map_err(|e| format!("formation: {e}"))?;
         row.form_ms = Some(formed.meet_ms as f64);
+        if let Some(tr) = &formed.trace {
+            let file = dir.with_file_name(format!(
+                "{}-form.json",
+                dir.file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or("cluster")
+            ));
+            if let Ok(text) = serde_json::to_string(tr) {
+                let _ = std::fs::write(&file, text);
+            }
+            row.notes.push(form_trace_note(tr));
+        }
         row.form_cpu_s_per_node = Some(
             cpu_now(&nodes).saturating_sub(cpu0) as f64
                 / clock_ticks_per_s()
@@ -853,6 +890,31 @@ impl Measure for ClusterMeasure {
         }
         Ok(row)
     }
+}
+
+/// Formation's phases from a trace: when the last node knew every node, had
+/// every slot assigned, said ok; and the median node's times.
+fn form_trace_note(tr: &form::FormTrace) -> String {
+    let phase = |v: &[Option<u64>]| -> String {
+        let mut t: Vec<u64> = v.iter().flatten().copied().collect();
+        t.sort_unstable();
+        if t.len() < v.len() || t.is_empty() {
+            return format!("{}/{} nodes", t.len(), v.len());
+        }
+        let med = t[t.len() / 2];
+        let last = t[t.len() - 1];
+        format!(
+            "median {:.1} s, last {:.1} s",
+            med as f64 / 1000.0,
+            last as f64 / 1000.0
+        )
+    };
+    format!(
+        "form trace: knows all nodes {}; all slots assigned {}; state ok {}",
+        phase(&tr.knows_all_ms),
+        phase(&tr.all_slots_ms),
+        phase(&tr.ok_ms)
+    )
 }
 
 fn secs(v: Option<f64>) -> String {

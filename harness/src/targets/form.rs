@@ -173,6 +173,159 @@ pub struct Formed {
     pub form_ms: u64,
     /// From the first MEET to agreement (what `hearsay scale` compares).
     pub meet_ms: u64,
+    /// How formation progressed, when [`FormSpec::trace`] asked for it.
+    pub trace: Option<FormTrace>,
+}
+
+/// Formation's progress as every node's CLUSTER INFO showed it, polled from the
+/// first MEET on; times in ms since the first MEET.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FormTrace {
+    /// Per poll: (time, nodes knowing all N, nodes with all 16384 slots
+    /// assigned, nodes with `cluster_state:ok`, fewest nodes any node knows).
+    pub polls: Vec<(u64, usize, usize, usize, usize)>,
+    /// Per poll: the bus messages all nodes had sent so far, by type
+    /// (`cluster_stats_messages_<type>_sent`: ping, pong, meet, ...).
+    pub sent: Vec<BTreeMap<String, u64>>,
+    /// Per node (by index): the first poll at which it knew all N nodes.
+    pub knows_all_ms: Vec<Option<u64>>,
+    /// Per node: the first poll at which all 16384 slots were assigned in its view.
+    pub all_slots_ms: Vec<Option<u64>>,
+    /// Per node: the first poll at which it said `cluster_state:ok`.
+    pub ok_ms: Vec<Option<u64>>,
+    /// Per poll while it runs (the first [`MISSING_FOR_MS`] ms): each node that
+    /// does not know every other node yet (by real ID, not in handshake), with
+    /// the indices of the nodes it lacks: which nodes spread late, and to whom.
+    pub missing: Vec<(u64, Vec<Lacking>)>,
+    /// Per poll: the nodes whose slots the first node (the one every node
+    /// met) does not know yet, as (index, ping_sent, pong_recv) from its
+    /// CLUSTER NODES: when it pings them, and how gossip moves their pong times.
+    pub first_lacks: Vec<(u64, Vec<PeerTimes>)>,
+}
+
+/// A node's index and the indices of the nodes it does not know yet.
+pub type Lacking = (usize, Vec<usize>);
+
+/// A peer's index and its `ping_sent` and `pong_recv` in a node's CLUSTER NODES.
+pub type PeerTimes = (usize, u64, u64);
+
+/// How long the trace reads every node's CLUSTER NODES at each poll (tens of KB
+/// per node at 100 nodes: only formation's early phase).
+const MISSING_FOR_MS: u64 = 20_000;
+
+impl FormTrace {
+    fn new(n: usize) -> FormTrace {
+        FormTrace {
+            polls: Vec::new(),
+            sent: Vec::new(),
+            knows_all_ms: vec![None; n],
+            all_slots_ms: vec![None; n],
+            ok_ms: vec![None; n],
+            missing: Vec::new(),
+            first_lacks: Vec::new(),
+        }
+    }
+
+    /// One poll: every node's CLUSTER INFO (a node that does not answer counts
+    /// as not there yet).
+    async fn poll(&mut self, admin: &mut Admin, addrs: &[SocketAddr], ids: &[String], t_ms: u64) {
+        if let Some(a) = addrs.first() {
+            let text = admin
+                .request(*a, &[b"CLUSTER", b"NODES"])
+                .await
+                .ok()
+                .and_then(|v| v.as_text())
+                .unwrap_or_default();
+            let mut lacks = Vec::new();
+            for l in text.lines() {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (Some(id), Some(flags), Some(ps), Some(pr)) =
+                    (f.first(), f.get(2), f.get(4), f.get(5))
+                else {
+                    continue;
+                };
+                if f.len() > 8 || flags.contains("myself") || flags.contains("handshake") {
+                    continue;
+                }
+                if let Some(j) = ids.iter().position(|x| x == id) {
+                    lacks.push((j, ps.parse().unwrap_or(0), pr.parse().unwrap_or(0)));
+                }
+            }
+            self.first_lacks.push((t_ms, lacks));
+        }
+        if t_ms < MISSING_FOR_MS {
+            let mut lacking = Vec::new();
+            for (i, a) in addrs.iter().enumerate() {
+                let text = admin
+                    .request(*a, &[b"CLUSTER", b"NODES"])
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_text())
+                    .unwrap_or_default();
+                let known: std::collections::HashSet<String> = parse_nodes(&text)
+                    .into_iter()
+                    .filter(|l| !l.flags.iter().any(|f| f == "handshake"))
+                    .map(|l| l.id)
+                    .collect();
+                let lacks: Vec<usize> = (0..ids.len())
+                    .filter(|&j| ids.get(j).is_some_and(|id| !known.contains(id)))
+                    .collect();
+                if !lacks.is_empty() {
+                    lacking.push((i, lacks));
+                }
+            }
+            self.missing.push((t_ms, lacking));
+        }
+        let n = addrs.len();
+        let (mut all, mut slots, mut ok, mut fewest) = (0, 0, 0, usize::MAX);
+        let mut sent: BTreeMap<String, u64> = BTreeMap::new();
+        for (i, a) in addrs.iter().enumerate() {
+            let info = admin
+                .request(*a, &[b"CLUSTER", b"INFO"])
+                .await
+                .ok()
+                .and_then(|v| v.as_text())
+                .unwrap_or_default();
+            let field = |name: &str| -> Option<usize> {
+                info.lines()
+                    .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+                    .and_then(|v| v.parse().ok())
+            };
+            let known = field("cluster_known_nodes").unwrap_or(0);
+            for l in info.lines() {
+                let Some((k, v)) = l.trim().split_once(':') else {
+                    continue;
+                };
+                let Some(t) = k
+                    .strip_prefix("cluster_stats_messages_")
+                    .and_then(|k| k.strip_suffix("_sent"))
+                else {
+                    continue;
+                };
+                *sent.entry(t.to_string()).or_default() += v.parse::<u64>().unwrap_or(0);
+            }
+            fewest = fewest.min(known);
+            let marks = [
+                (known == n, &mut self.knows_all_ms, &mut all),
+                (
+                    field("cluster_slots_assigned") == Some(16384),
+                    &mut self.all_slots_ms,
+                    &mut slots,
+                ),
+                (info.contains("cluster_state:ok"), &mut self.ok_ms, &mut ok),
+            ];
+            for (hit, first, count) in marks {
+                if hit {
+                    *count += 1;
+                    if let Some(f) = first.get_mut(i) {
+                        f.get_or_insert(t_ms);
+                    }
+                }
+            }
+        }
+        self.polls.push((t_ms, all, slots, ok, fewest));
+        self.sent.push(sent);
+    }
 }
 
 /// Waits until every address answers PING.
@@ -217,6 +370,9 @@ pub struct FormSpec {
     /// How often agreement is polled.
     pub poll: Duration,
     pub limit: Duration,
+    /// Poll every node's CLUSTER INFO at each round and record how formation
+    /// progressed ([`Formed::trace`]); costs one small request per node per poll.
+    pub trace: bool,
 }
 
 /// Forms the cluster. Node `i < masters` is a master; replica `j` follows master
@@ -234,6 +390,7 @@ pub async fn form(
         meets: Meets::Mesh,
         poll: Duration::from_millis(20),
         limit,
+        trace: false,
     };
     form_with(addrs, &spec).await
 }
@@ -306,6 +463,21 @@ pub async fn form_with(addrs: &[SocketAddr], spec: &FormSpec) -> Result<Formed, 
             }
         }
     }
+    let mut trace = None;
+    if spec.trace {
+        let mut tr = FormTrace::new(n);
+        // The traced polls run until every node says ok; agreement is checked below.
+        loop {
+            tr.poll(&mut admin, addrs, &ids, t_meet.elapsed().as_millis() as u64)
+                .await;
+            let done = tr.polls.last().is_some_and(|p| p.3 == n && p.1 == n);
+            if done || t0.elapsed() > limit {
+                break;
+            }
+            tokio::time::sleep(spec.poll).await;
+        }
+        trace = Some(tr);
+    }
     wait_agreed_every(
         &mut admin,
         addrs,
@@ -353,6 +525,7 @@ pub async fn form_with(addrs: &[SocketAddr], spec: &FormSpec) -> Result<Formed, 
         masters: (0..masters).collect(),
         form_ms,
         meet_ms,
+        trace,
     })
 }
 
