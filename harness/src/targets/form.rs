@@ -42,6 +42,16 @@ impl Admin {
         self.request_within(addr, args, T).await
     }
 
+    /// A text reply (CLUSTER INFO, CLUSTER NODES), empty when the node does not
+    /// answer: the formation trace counts such a node as not there yet.
+    async fn text_or_empty(&mut self, addr: SocketAddr, args: &[&[u8]]) -> String {
+        self.request(addr, args)
+            .await
+            .ok()
+            .and_then(|v| v.as_text())
+            .unwrap_or_default()
+    }
+
     /// [`Admin::request`] with a reply timeout of its own (MIGRATE waits for its
     /// target).
     pub async fn request_within(
@@ -230,12 +240,7 @@ impl FormTrace {
     /// as not there yet).
     async fn poll(&mut self, admin: &mut Admin, addrs: &[SocketAddr], ids: &[String], t_ms: u64) {
         if let Some(a) = addrs.first() {
-            let text = admin
-                .request(*a, &[b"CLUSTER", b"NODES"])
-                .await
-                .ok()
-                .and_then(|v| v.as_text())
-                .unwrap_or_default();
+            let text = admin.text_or_empty(*a, &[b"CLUSTER", b"NODES"]).await;
             let mut lacks = Vec::new();
             for l in text.lines() {
                 let f: Vec<&str> = l.split_whitespace().collect();
@@ -256,12 +261,7 @@ impl FormTrace {
         if t_ms < MISSING_FOR_MS {
             let mut lacking = Vec::new();
             for (i, a) in addrs.iter().enumerate() {
-                let text = admin
-                    .request(*a, &[b"CLUSTER", b"NODES"])
-                    .await
-                    .ok()
-                    .and_then(|v| v.as_text())
-                    .unwrap_or_default();
+                let text = admin.text_or_empty(*a, &[b"CLUSTER", b"NODES"]).await;
                 let known: std::collections::HashSet<String> = parse_nodes(&text)
                     .into_iter()
                     .filter(|l| !l.flags.iter().any(|f| f == "handshake"))
@@ -280,12 +280,7 @@ impl FormTrace {
         let (mut all, mut slots, mut ok, mut fewest) = (0, 0, 0, usize::MAX);
         let mut sent: BTreeMap<String, u64> = BTreeMap::new();
         for (i, a) in addrs.iter().enumerate() {
-            let info = admin
-                .request(*a, &[b"CLUSTER", b"INFO"])
-                .await
-                .ok()
-                .and_then(|v| v.as_text())
-                .unwrap_or_default();
+            let info = admin.text_or_empty(*a, &[b"CLUSTER", b"INFO"]).await;
             let field = |name: &str| -> Option<usize> {
                 info.lines()
                     .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
