@@ -5,7 +5,7 @@
 use clap::Parser;
 use hearsay_checkers::Valid;
 use hearsay_harness::opts::RunOpts;
-use hearsay_harness::sim::{run_seed, SimOpts};
+use hearsay_harness::sim::{run_seed, SimOpts, SimRun};
 
 #[derive(Parser)]
 struct Args {
@@ -68,14 +68,7 @@ fn a_sim_folder_is_judged_like_a_real_one() {
     let mut o = opts(d.path(), &["--nemesis", "partition,kill"]);
     o.time_limit = 15.0;
     let r = run_seed(&o, 2, None, &SimOpts::default()).unwrap();
-    assert_eq!(
-        r.valid,
-        Valid::True,
-        "{:?} {:?} {}",
-        r.broken,
-        r.unknown,
-        r.dir.display()
-    );
+    assert_valid(&r);
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(r.dir.join("results.json")).unwrap()).unwrap();
     let cov = results["protocol"]["coverage"].as_array().unwrap();
@@ -135,6 +128,11 @@ fn seed_6024_converges_after_its_loss_fault() {
     ])
     .run;
     let r = run_seed(&o, 6024, None, &SimOpts::default()).unwrap();
+    assert_valid(&r);
+}
+
+/// The run was judged valid; else its broken and unknown rules and its folder.
+fn assert_valid(r: &SimRun) {
     assert_eq!(
         r.valid,
         Valid::True,
