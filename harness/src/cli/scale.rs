@@ -948,6 +948,7 @@ fn median_row(rows: &[ScaleRow]) -> Option<ScaleRow> {
     r.cpu_pct_per_node = med(&|r| r.cpu_pct_per_node);
     r.rss_mb_per_node = med(&|r| r.rss_mb_per_node);
     r.form_ms = med(&|r| r.form_ms);
+    r.form_runs_ms = rows.iter().filter_map(|r| r.form_ms).collect();
     r.form_cpu_s_per_node = med(&|r| r.form_cpu_s_per_node);
     r.heal_agree_ms = med(&|r| r.heal_agree_ms);
     r.failover = Chain {

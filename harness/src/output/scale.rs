@@ -75,6 +75,11 @@ pub struct ScaleRow {
     /// From the first CLUSTER MEET (every node meets the first) to every node
     /// knowing every other with the same slot map and `cluster_state:ok`.
     pub form_ms: Option<f64>,
+    /// Every run's formation time when the row is a median of several: formation
+    /// is a random process (see README), so ratios of medians are read with a
+    /// rank test over these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub form_runs_ms: Vec<f64>,
     /// CPU seconds each node spent from the first MEET to agreement, mean over
     /// nodes: formation's cost, which the wall time hides when the machine is
     /// saturated.
@@ -253,6 +258,46 @@ impl ScaleReport {
         out
     }
 
+    /// Formation over repeated runs, hearsay against redis per size (both with
+    /// at least 5 runs): quartiles and a two-sided Mann-Whitney test, since a
+    /// ratio of medians of a few heavy-tailed runs moves a lot between invocations.
+    fn formation_rank_tests(rows: &[&ScaleRow]) -> Vec<String> {
+        let mut out = Vec::new();
+        for h in rows.iter().filter(|r| r.target == "hearsay") {
+            let Some(r) = rows
+                .iter()
+                .find(|r| r.target == "redis" && r.nodes == h.nodes)
+            else {
+                continue;
+            };
+            let (a, b) = (&h.form_runs_ms, &r.form_runs_ms);
+            if a.len() < 5 || b.len() < 5 {
+                continue;
+            }
+            let q = |v: &[f64]| {
+                let [q1, q2, q3] = quartiles(v);
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    q1 / 1000.0,
+                    q2 / 1000.0,
+                    q3 / 1000.0
+                )
+            };
+            let (u, p) = mann_whitney(a, b);
+            out.push(format!(
+                "N = {}: formation over {} and {} runs, quartiles hearsay {} s, redis {} s; \
+                 Mann-Whitney U = {u} of {}, two-sided p = {p:.2}",
+                h.nodes,
+                a.len(),
+                b.len(),
+                q(a),
+                q(b),
+                a.len() * b.len()
+            ));
+        }
+        out
+    }
+
     /// The gossip experiment's trade-off, one line per variant row: its
     /// bytes and messages per node against the plain `hearsay` row of the same
     /// N, and how much earlier or later the failure chain ran.
@@ -406,6 +451,9 @@ impl ScaleReport {
                         })
                         .collect();
                     let _ = writeln!(s, "- N = {n}: {}", parts.join("; "));
+                }
+                for l in Self::formation_rank_tests(&rows) {
+                    let _ = writeln!(s, "- {l}");
                 }
             }
             let tradeoff = Self::gossip_tradeoff(&rows);
@@ -576,6 +624,68 @@ pub fn write_all(dir: &Path, report: &ScaleReport) -> std::io::Result<()> {
     std::fs::write(dir.join("scale.md"), report.markdown())?;
     std::fs::write(dir.join("scale.html"), report.html())?;
     Ok(())
+}
+
+/// First quartile, median and third quartile (linear interpolation).
+fn quartiles(v: &[f64]) -> [f64; 3] {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let at = |f: f64| {
+        let x = f * (v.len().saturating_sub(1)) as f64;
+        let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+        let (a, b) = (v.get(lo).copied(), v.get(hi).copied());
+        match (a, b) {
+            (Some(a), Some(b)) => a + (b - a) * (x - lo as f64),
+            _ => f64::NAN,
+        }
+    };
+    [at(0.25), at(0.5), at(0.75)]
+}
+
+/// Mann-Whitney U of `a` against `b` (ties count a half) and its two-sided p,
+/// from the exact distribution of U without ties (counted by the recurrence
+/// c(m, n, u) = c(m-1, n, u-n) + c(m, n-1, u)); written here because the few
+/// lines do not justify a statistics crate.
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let mut u = 0.0;
+    for x in a {
+        for y in b {
+            u += match x.total_cmp(y) {
+                std::cmp::Ordering::Less => 1.0,
+                std::cmp::Ordering::Equal => 0.5,
+                std::cmp::Ordering::Greater => 0.0,
+            };
+        }
+    }
+    let (m, n) = (a.len(), b.len());
+    let max = m * n;
+    // counts[i][j][k]: arrangements of i and j values with U = k.
+    let mut prev: Vec<Vec<f64>> = (0..=n)
+        .map(|_| {
+            let mut c = vec![0.0; max + 1];
+            c[0] = 1.0;
+            c
+        })
+        .collect();
+    for i in 1..=m {
+        let mut cur: Vec<Vec<f64>> = vec![vec![0.0; max + 1]; n + 1];
+        cur[0][0] = 1.0;
+        for j in 1..=n {
+            for k in 0..=i * j {
+                let from_a = if k >= j { prev[j][k - j] } else { 0.0 };
+                cur[j][k] = from_a + cur[j - 1][k];
+            }
+        }
+        prev = cur;
+    }
+    let dist = &prev[n];
+    let total: f64 = dist.iter().sum();
+    if total <= 0.0 {
+        return (u, 1.0);
+    }
+    let low: f64 = dist.iter().take(u.floor() as usize + 1).sum::<f64>() / total;
+    let high: f64 = dist.iter().skip(u.ceil() as usize).sum::<f64>() / total;
+    (u, (2.0 * low.min(high)).min(1.0))
 }
 
 fn f1(v: Option<f64>) -> String {
@@ -809,6 +919,34 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn mann_whitney_matches_known_values() {
+        // Fully separated 5 against 5: U = 25, p = 2 / C(10, 5) = 2 / 252.
+        let (u, p) = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
+        assert_eq!(u, 25.0);
+        assert!((p - 2.0 / 252.0).abs() < 1e-12, "{p}");
+        // Interleaved: no evidence either way.
+        let (u, p) = mann_whitney(&[1.0, 3.0, 5.0, 7.0, 9.0], &[2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(u, 15.0);
+        assert!(p > 0.5, "{p}");
+        assert_eq!(quartiles(&[4.0, 1.0, 3.0, 2.0, 5.0]), [2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn formation_runs_get_a_rank_test() {
+        let mut h = row("hearsay", 100, 1.0);
+        let mut r = row("redis", 100, 1.0);
+        h.form_runs_ms = vec![16e3, 17e3, 23e3, 24e3, 31e3];
+        r.form_runs_ms = vec![16e3, 23e3, 23e3, 30e3, 38e3];
+        let report = ScaleReport {
+            rows: vec![h, r],
+            ..Default::default()
+        };
+        let md = report.markdown();
+        assert!(md.contains("N = 100: formation over 5 and 5 runs"), "{md}");
+        assert!(md.contains("Mann-Whitney U = "), "{md}");
     }
 
     #[test]
