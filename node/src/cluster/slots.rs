@@ -139,7 +139,10 @@ impl Cluster {
     /// lookups per slot (a claim moves thousands of slots at once). The
     /// outcome is the same: bitmaps and counts, the MIGRATE_TO flag, shard
     /// channels dropped and the recorded changes, in slot order.
-    fn rebind_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
+    pub(super) fn rebind_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
+        if slots.is_empty() {
+            return;
+        }
         let froms: Vec<Option<NodeRef>> = slots.iter().map(|&j| self.owner(j)).collect();
         // (Asked once per run of one owner: the answer is the owner's.)
         let mut prev = None;
@@ -153,6 +156,10 @@ impl Cluster {
             for &j in slots {
                 self.rebind_slot(j, to, reason);
             }
+            return;
+        }
+        if froms.iter().all(Option::is_none) {
+            self.bind_unowned_slots(slots, to, reason);
             return;
         }
         // The previous owners: name, and whether their slots are our shard's.
@@ -231,6 +238,57 @@ impl Cluster {
             };
             if let Some((_, set)) = g.and_then(|g| self.slot_changes.get_mut(g)) {
                 set.insert(j);
+            }
+        }
+    }
+
+    /// [`Cluster::rebind_slots`] when every one of `slots` (distinct) is
+    /// unowned and `to` is in the table, as when a forming cluster learns
+    /// the masters' claims: nothing to unbind, one group of changes, and the
+    /// bitmaps updated a word at a time. The outcome is the same: `to`'s
+    /// bitmap and count, MIGRATE_TO when these are its first slots and some
+    /// master has replicas, the owner table and the recorded changes.
+    fn bind_unowned_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
+        let mut mask = SlotSet::new();
+        for &j in slots {
+            mask.insert(j);
+        }
+        let have_replicas =
+            self.node(to).is_some_and(|n| n.numslots == 0) && self.masters_have_replicas();
+        if let Some(n) = self.nodes.get_mut(&to) {
+            let was_empty = n.numslots == 0;
+            let mut added = 0usize;
+            for w in 0..CLUSTER_SLOTS / 64 {
+                let (m, have) = (word(&mask, w), word(&n.slots, w));
+                if m & !have != 0 {
+                    added += (m & !have).count_ones() as usize;
+                    set_word(&mut n.slots, w, have | m);
+                }
+            }
+            n.numslots += added;
+            // Per slot, the flag is set when the count goes 0 -> 1 with a
+            // slot the bitmap did not have: only if it started at 0.
+            if was_empty && added > 0 && have_replicas {
+                n.flags |= MIGRATE_TO;
+            }
+        }
+        for &j in slots {
+            if let Some(o) = self.slot_owner.get_mut(usize::from(j)) {
+                if o.is_none() {
+                    self.unowned_slots -= 1;
+                }
+                *o = Some(to);
+            }
+        }
+        let to_name = self.name_of(to);
+        let g = self.slot_change_group((None, Some(to_name), reason));
+        if let Some((_, set)) = self.slot_changes.get_mut(g) {
+            for w in 0..CLUSTER_SLOTS / 64 {
+                let m = word(&mask, w);
+                if m != 0 {
+                    let have = word(set, w);
+                    set_word(set, w, have | m);
+                }
             }
         }
     }
