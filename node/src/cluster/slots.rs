@@ -135,10 +135,11 @@ impl Cluster {
     }
 
     /// [`Cluster::rebind_slot`] for each of `slots` in order, to a node that
-    /// owns none of them, in one pass per owner instead of a few table
-    /// lookups per slot (a claim moves thousands of slots at once). The
-    /// outcome is the same: bitmaps and counts, the MIGRATE_TO flag, shard
-    /// channels dropped and the recorded changes, in slot order.
+    /// owns none of them: the slots of each previous owner gathered into a
+    /// bitmap, then the owners' and `to`'s bitmaps and the recorded changes
+    /// updated a word at a time (a claim moves thousands of slots at once).
+    /// The outcome is the same: bitmaps and counts, the MIGRATE_TO flag,
+    /// shard channels dropped and the recorded changes, in slot order.
     pub(super) fn rebind_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
         if slots.is_empty() {
             return;
@@ -156,10 +157,6 @@ impl Cluster {
             for &j in slots {
                 self.rebind_slot(j, to, reason);
             }
-            return;
-        }
-        if froms.iter().all(Option::is_none) {
-            self.bind_unowned_slots(slots, to, reason);
             return;
         }
         // The previous owners: name, and whether their slots are our shard's.
@@ -188,13 +185,35 @@ impl Cluster {
                 }
             }
         }
-        for &(o, _, _) in &owners {
-            if let Some(n) = self.nodes.get_mut(&o) {
-                for (&j, f) in slots.iter().zip(&froms) {
-                    if *f == Some(o) && n.slots.contains(j) {
-                        n.slots.remove(j);
-                        n.numslots -= 1;
+        // The slots of each previous owner (None: unowned), in the order
+        // each first occurs: the bitmaps then change a word at a time.
+        let mut by_from: Vec<(Option<NodeRef>, SlotSet)> = Vec::new();
+        let mut all = SlotSet::new();
+        let mut last = usize::MAX;
+        for (&j, &f) in slots.iter().zip(&froms) {
+            if by_from.get(last).is_none_or(|x| x.0 != f) {
+                last = match by_from.iter().position(|x| x.0 == f) {
+                    Some(k) => k,
+                    None => {
+                        by_from.push((f, SlotSet::new()));
+                        by_from.len() - 1
                     }
+                };
+            }
+            if let Some((_, m)) = by_from.get_mut(last) {
+                m.insert(j);
+            }
+            all.insert(j);
+        }
+        for (f, m) in &by_from {
+            let Some(n) = f.and_then(|o| self.nodes.get_mut(&o)) else {
+                continue;
+            };
+            for w in 0..CLUSTER_SLOTS / 64 {
+                let (mw, have) = (word(m, w), word(&n.slots, w));
+                if mw & have != 0 {
+                    n.numslots -= (mw & have).count_ones() as usize;
+                    set_word(&mut n.slots, w, have & !mw);
                 }
             }
         }
@@ -203,63 +222,10 @@ impl Cluster {
         let have_replicas =
             self.node(to).is_some_and(|n| n.numslots == 0) && self.masters_have_replicas();
         if let Some(n) = self.nodes.get_mut(&to) {
-            for &j in slots {
-                let first_slot = n.numslots == 0 && !n.slots.contains(j);
-                if !n.slots.contains(j) {
-                    n.slots.insert(j);
-                    n.numslots += 1;
-                    if n.numslots == 1 && first_slot && have_replicas {
-                        n.flags |= MIGRATE_TO;
-                    }
-                }
-            }
-        }
-        let to_name = self.name_of(to);
-        // The group of the previous slot's owner: runs of one owner find it once.
-        let mut group: Option<(Option<NodeRef>, Option<usize>)> = None;
-        for (&j, &f) in slots.iter().zip(&froms) {
-            if let Some(o) = self.slot_owner.get_mut(usize::from(j)) {
-                if o.is_none() {
-                    self.unowned_slots -= 1;
-                }
-                *o = Some(to);
-            }
-            let g = match group {
-                Some((prev, g)) if prev == f => g,
-                _ => {
-                    let from = f
-                        .and_then(|o| owners.iter().find(|x| x.0 == o))
-                        .map(|x| x.1);
-                    let g = (from != Some(to_name))
-                        .then(|| self.slot_change_group((from, Some(to_name), reason)));
-                    group = Some((f, g));
-                    g
-                }
-            };
-            if let Some((_, set)) = g.and_then(|g| self.slot_changes.get_mut(g)) {
-                set.insert(j);
-            }
-        }
-    }
-
-    /// [`Cluster::rebind_slots`] when every one of `slots` (distinct) is
-    /// unowned and `to` is in the table, as when a forming cluster learns
-    /// the masters' claims: nothing to unbind, one group of changes, and the
-    /// bitmaps updated a word at a time. The outcome is the same: `to`'s
-    /// bitmap and count, MIGRATE_TO when these are its first slots and some
-    /// master has replicas, the owner table and the recorded changes.
-    fn bind_unowned_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
-        let mut mask = SlotSet::new();
-        for &j in slots {
-            mask.insert(j);
-        }
-        let have_replicas =
-            self.node(to).is_some_and(|n| n.numslots == 0) && self.masters_have_replicas();
-        if let Some(n) = self.nodes.get_mut(&to) {
             let was_empty = n.numslots == 0;
             let mut added = 0usize;
             for w in 0..CLUSTER_SLOTS / 64 {
-                let (m, have) = (word(&mask, w), word(&n.slots, w));
+                let (m, have) = (word(&all, w), word(&n.slots, w));
                 if m & !have != 0 {
                     added += (m & !have).count_ones() as usize;
                     set_word(&mut n.slots, w, have | m);
@@ -280,14 +246,24 @@ impl Cluster {
                 *o = Some(to);
             }
         }
+        // One group of changes per previous owner, created in the order the
+        // owners first occur (as slot by slot).
         let to_name = self.name_of(to);
-        let g = self.slot_change_group((None, Some(to_name), reason));
-        if let Some((_, set)) = self.slot_changes.get_mut(g) {
-            for w in 0..CLUSTER_SLOTS / 64 {
-                let m = word(&mask, w);
-                if m != 0 {
-                    let have = word(set, w);
-                    set_word(set, w, have | m);
+        for (f, m) in &by_from {
+            let from = f
+                .and_then(|o| owners.iter().find(|x| x.0 == o))
+                .map(|x| x.1);
+            if from == Some(to_name) {
+                continue;
+            }
+            let g = self.slot_change_group((from, Some(to_name), reason));
+            if let Some((_, set)) = self.slot_changes.get_mut(g) {
+                for w in 0..CLUSTER_SLOTS / 64 {
+                    let mw = word(m, w);
+                    if mw != 0 {
+                        let have = word(set, w);
+                        set_word(set, w, have | mw);
+                    }
                 }
             }
         }
