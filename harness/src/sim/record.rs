@@ -249,7 +249,7 @@ fn write_u64(out: &mut Vec<u8>, n: u64) {
     // whole: a fixed-size copy, not a call to memcpy per number (a set read
     // writes thousands).
     let bits = 64 - (n | 1).leading_zeros();
-    let t = (bits * 1233 >> 12) as usize;
+    let t = ((bits * 1233) >> 12) as usize;
     let digits = (t + usize::from(POW10.get(t).is_some_and(|&p| n >= p))).max(1);
     let mut buf = [0u8; 20];
     let mut i = digits;
@@ -316,8 +316,7 @@ mod tests {
     #[test]
     fn write_u64_is_to_string() {
         let mut cases = vec![0u64, 1, 9, 10, 99, 100, 101, u64::MAX, u64::MAX - 1];
-        for k in 0..20 {
-            let p = POW10[k];
+        for p in POW10 {
             cases.extend([p, p - 1, p + 1, p.saturating_mul(2), p / 2 * 3]);
         }
         for b in 0..64 {
