@@ -14,7 +14,6 @@
 use crate::conn::{ConnError, Link, Tcp, Transport};
 use crate::resp::Value;
 use crate::slot::{key_slot, SLOTS};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -75,7 +74,13 @@ pub struct ClusterClient<T: Transport = Tcp> {
     /// bytes a slot: a refresh rewrites 32 KB, not half a megabyte).
     slots: Vec<u16>,
     owners: Vec<SocketAddr>,
-    conns: HashMap<SocketAddr, T::Conn>,
+    /// The CLUSTER SLOTS ranges `slots` and `owners` hold exactly (emptied
+    /// when a MOVED edits the map): a refresh that reads the same ranges
+    /// again leaves the map as it is instead of rewriting 32 KB.
+    loaded: Vec<(u16, u16, SocketAddr)>,
+    /// Open connections by address: a handful (one per node), so a list
+    /// searched in order beats hashing the address.
+    conns: Vec<(SocketAddr, T::Conn)>,
     cfg: ClientConfig,
     map_stale: bool,
     routing: Routing,
@@ -154,7 +159,8 @@ impl<T: Transport> ClusterClient<T> {
             seeds,
             slots: vec![0; SLOTS as usize],
             owners: Vec::new(),
-            conns: HashMap::new(),
+            loaded: Vec::new(),
+            conns: Vec::new(),
             cfg,
             map_stale: true,
             routing,
@@ -196,15 +202,20 @@ impl<T: Transport> ClusterClient<T> {
     }
 
     async fn conn(&mut self, addr: SocketAddr) -> Result<&mut T::Conn, ConnError> {
-        if !self.conns.contains_key(&addr) {
-            let c = self
-                .transport
-                .connect(addr, self.cfg.connect_timeout)
-                .await?;
-            self.conns.insert(addr, c);
-        }
+        let i = match self.conns.iter().position(|(a, _)| *a == addr) {
+            Some(i) => i,
+            None => {
+                let c = self
+                    .transport
+                    .connect(addr, self.cfg.connect_timeout)
+                    .await?;
+                self.conns.push((addr, c));
+                self.conns.len() - 1
+            }
+        };
         self.conns
-            .get_mut(&addr)
+            .get_mut(i)
+            .map(|(_, c)| c)
             .ok_or(ConnError::Closed { addr, sent: false })
     }
 
@@ -216,7 +227,7 @@ impl<T: Transport> ClusterClient<T> {
         };
         if res.is_err() {
             // Unknown stream position: never reuse.
-            self.conns.remove(&addr);
+            self.conns.retain(|(a, _)| *a != addr);
         }
         res
     }
@@ -272,13 +283,16 @@ impl<T: Transport> ClusterClient<T> {
             if ranges.is_empty() {
                 continue;
             }
-            self.slots.fill(0);
-            self.owners.clear();
-            for (start, end, a) in ranges {
-                let k = self.owner_key(a);
-                if let Some(r) = self.slots.get_mut(start as usize..=end as usize) {
-                    r.fill(k);
+            if ranges != self.loaded {
+                self.slots.fill(0);
+                self.owners.clear();
+                for &(start, end, a) in &ranges {
+                    let k = self.owner_key(a);
+                    if let Some(r) = self.slots.get_mut(start as usize..=end as usize) {
+                        r.fill(k);
+                    }
                 }
+                self.loaded = ranges;
             }
             self.map_stale = false;
             return true;
@@ -386,6 +400,7 @@ impl<T: Transport> ClusterClient<T> {
                 if let Some(s) = self.slots.get_mut(slot as usize) {
                     *s = k;
                 }
+                self.loaded.clear();
                 if can_redirect {
                     redirects += 1;
                     addr = target;

@@ -144,8 +144,9 @@ pub fn write_value(out: &mut Vec<u8>, v: &serde_json::Value) {
         }
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
-            // At least a digit and a comma per item (most are numbers).
-            out.reserve(2 * items.len() + 2);
+            // A number's 20-byte write and a comma per item (most are
+            // numbers), so the items never grow the buffer.
+            out.reserve(21 * items.len() + 2);
             out.push(b'[');
             for (k, x) in items.iter().enumerate() {
                 if k > 0 {
@@ -237,14 +238,22 @@ fn word_needs_escape(x: u64) -> bool {
 
 /// `n` in decimal, two digits a step (elements of set reads are 10-12 digits).
 #[inline]
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+fn write_u64(out: &mut Vec<u8>, n: u64) {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
         6061626364656667686970717273747576777879\
         8081828384858687888990919293949596979899";
+    // The digit count first (from the bit length, one comparison to correct
+    // it), so the digits are written left-aligned and the buffer appended
+    // whole: a fixed-size copy, not a call to memcpy per number (a set read
+    // writes thousands).
+    let bits = 64 - (n | 1).leading_zeros();
+    let t = ((bits * 1233) >> 12) as usize;
+    let digits = (t + usize::from(POW10.get(t).is_some_and(|&p| n >= p))).max(1);
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    let mut i = digits;
+    let mut n = n;
     while n >= 100 {
         let k = (n % 100) as usize * 2;
         n /= 100;
@@ -253,14 +262,25 @@ fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     }
     if n >= 10 {
         let k = n as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[k..k + 2]);
+        buf[..2].copy_from_slice(&PAIRS[k..k + 2]);
     } else {
-        i -= 1;
-        buf[i] = b'0' + n as u8;
+        buf[0] = b'0' + n as u8;
     }
-    out.extend_from_slice(&buf[i..]);
+    let len = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(len + digits);
 }
+
+/// 10^k for k in 0..20.
+const POW10: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut k = 1;
+    while k < 20 {
+        p[k] = p[k - 1] * 10;
+        k += 1;
+    }
+    p
+};
 
 /// A 64-bit digest of several byte strings, each followed by its length so
 /// that moving bytes between them changes it: 8 bytes at a time, FNV-style
@@ -292,6 +312,29 @@ pub fn digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn write_u64_is_to_string() {
+        let mut cases = vec![0u64, 1, 9, 10, 99, 100, 101, u64::MAX, u64::MAX - 1];
+        for p in POW10 {
+            cases.extend([p, p - 1, p + 1, p.saturating_mul(2), p / 2 * 3]);
+        }
+        for b in 0..64 {
+            cases.extend([1u64 << b, (1u64 << b) - 1, (1u64 << b) + 1]);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.extend([x, x >> (x % 64)]);
+        }
+        for n in cases {
+            let mut out = b"x".to_vec();
+            write_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes(), "{n}");
+        }
+    }
 
     /// The line serde_json writes for an `Op` with this value.
     #[derive(serde::Serialize)]

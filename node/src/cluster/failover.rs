@@ -775,9 +775,8 @@ impl Cluster {
             .node(old)
             .map(|n| n.slots.iter().collect())
             .unwrap_or_default();
-        for j in slots {
-            self.rebind_slot(j, self.myself, SlotChangeReason::Failover);
-        }
+        // (All at once: the same outcome as `rebind_slot` for each in order.)
+        self.rebind_slots(&slots, self.myself, SlotChangeReason::Failover);
         self.update_state(now);
         self.save_config_now(true);
         self.broadcast_pong(now, PongTarget::All);

@@ -135,11 +135,15 @@ impl Cluster {
     }
 
     /// [`Cluster::rebind_slot`] for each of `slots` in order, to a node that
-    /// owns none of them, in one pass per owner instead of a few table
-    /// lookups per slot (a claim moves thousands of slots at once). The
-    /// outcome is the same: bitmaps and counts, the MIGRATE_TO flag, shard
-    /// channels dropped and the recorded changes, in slot order.
-    fn rebind_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
+    /// owns none of them: the slots of each previous owner gathered into a
+    /// bitmap, then the owners' and `to`'s bitmaps and the recorded changes
+    /// updated a word at a time (a claim moves thousands of slots at once).
+    /// The outcome is the same: bitmaps and counts, the MIGRATE_TO flag,
+    /// shard channels dropped and the recorded changes, in slot order.
+    pub(super) fn rebind_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
+        if slots.is_empty() {
+            return;
+        }
         let froms: Vec<Option<NodeRef>> = slots.iter().map(|&j| self.owner(j)).collect();
         // (Asked once per run of one owner: the answer is the owner's.)
         let mut prev = None;
@@ -181,13 +185,35 @@ impl Cluster {
                 }
             }
         }
-        for &(o, _, _) in &owners {
-            if let Some(n) = self.nodes.get_mut(&o) {
-                for (&j, f) in slots.iter().zip(&froms) {
-                    if *f == Some(o) && n.slots.contains(j) {
-                        n.slots.remove(j);
-                        n.numslots -= 1;
+        // The slots of each previous owner (None: unowned), in the order
+        // each first occurs: the bitmaps then change a word at a time.
+        let mut by_from: Vec<(Option<NodeRef>, SlotSet)> = Vec::new();
+        let mut all = SlotSet::new();
+        let mut last = usize::MAX;
+        for (&j, &f) in slots.iter().zip(&froms) {
+            if by_from.get(last).is_none_or(|x| x.0 != f) {
+                last = match by_from.iter().position(|x| x.0 == f) {
+                    Some(k) => k,
+                    None => {
+                        by_from.push((f, SlotSet::new()));
+                        by_from.len() - 1
                     }
+                };
+            }
+            if let Some((_, m)) = by_from.get_mut(last) {
+                m.insert(j);
+            }
+            all.insert(j);
+        }
+        for (f, m) in &by_from {
+            let Some(n) = f.and_then(|o| self.nodes.get_mut(&o)) else {
+                continue;
+            };
+            for w in 0..CLUSTER_SLOTS / 64 {
+                let (mw, have) = (word(m, w), word(&n.slots, w));
+                if mw & have != 0 {
+                    n.numslots -= (mw & have).count_ones() as usize;
+                    set_word(&mut n.slots, w, have & !mw);
                 }
             }
         }
@@ -196,41 +222,49 @@ impl Cluster {
         let have_replicas =
             self.node(to).is_some_and(|n| n.numslots == 0) && self.masters_have_replicas();
         if let Some(n) = self.nodes.get_mut(&to) {
-            for &j in slots {
-                let first_slot = n.numslots == 0 && !n.slots.contains(j);
-                if !n.slots.contains(j) {
-                    n.slots.insert(j);
-                    n.numslots += 1;
-                    if n.numslots == 1 && first_slot && have_replicas {
-                        n.flags |= MIGRATE_TO;
-                    }
+            let was_empty = n.numslots == 0;
+            let mut added = 0usize;
+            for w in 0..CLUSTER_SLOTS / 64 {
+                let (m, have) = (word(&all, w), word(&n.slots, w));
+                if m & !have != 0 {
+                    added += (m & !have).count_ones() as usize;
+                    set_word(&mut n.slots, w, have | m);
                 }
             }
+            n.numslots += added;
+            // Per slot, the flag is set when the count goes 0 -> 1 with a
+            // slot the bitmap did not have: only if it started at 0.
+            if was_empty && added > 0 && have_replicas {
+                n.flags |= MIGRATE_TO;
+            }
         }
-        let to_name = self.name_of(to);
-        // The group of the previous slot's owner: runs of one owner find it once.
-        let mut group: Option<(Option<NodeRef>, Option<usize>)> = None;
-        for (&j, &f) in slots.iter().zip(&froms) {
+        for &j in slots {
             if let Some(o) = self.slot_owner.get_mut(usize::from(j)) {
                 if o.is_none() {
                     self.unowned_slots -= 1;
                 }
                 *o = Some(to);
             }
-            let g = match group {
-                Some((prev, g)) if prev == f => g,
-                _ => {
-                    let from = f
-                        .and_then(|o| owners.iter().find(|x| x.0 == o))
-                        .map(|x| x.1);
-                    let g = (from != Some(to_name))
-                        .then(|| self.slot_change_group((from, Some(to_name), reason)));
-                    group = Some((f, g));
-                    g
+        }
+        // One group of changes per previous owner, created in the order the
+        // owners first occur (as slot by slot).
+        let to_name = self.name_of(to);
+        for (f, m) in &by_from {
+            let from = f
+                .and_then(|o| owners.iter().find(|x| x.0 == o))
+                .map(|x| x.1);
+            if from == Some(to_name) {
+                continue;
+            }
+            let g = self.slot_change_group((from, Some(to_name), reason));
+            if let Some((_, set)) = self.slot_changes.get_mut(g) {
+                for w in 0..CLUSTER_SLOTS / 64 {
+                    let mw = word(m, w);
+                    if mw != 0 {
+                        let have = word(set, w);
+                        set_word(set, w, have | mw);
+                    }
                 }
-            };
-            if let Some((_, set)) = g.and_then(|g| self.slot_changes.get_mut(g)) {
-                set.insert(j);
             }
         }
     }
