@@ -55,6 +55,17 @@ fn run(
     failover_at: Option<i64>,
     faults: &[(i64, &str, Value)],
 ) -> RunData {
+    run_with_gaps(events, failover_at, faults, &[])
+}
+
+/// As `run`, with no snapshot of node n in [from, to) for each (n, from, to) of
+/// `gaps` (a paused node answers no CLUSTER NODES).
+fn run_with_gaps(
+    events: &[(usize, i64, Value)],
+    failover_at: Option<i64>,
+    faults: &[(i64, &str, Value)],
+    gaps: &[(usize, i64, i64)],
+) -> RunData {
     let mut lines: Vec<Value> = faults
         .iter()
         .map(|(t, f, v)| json!({"time": t, "process": "nemesis", "type": "info", "f": f, "value": v}))
@@ -73,6 +84,12 @@ fn run(
     let mut snaps = String::new();
     for t in (0..40_000).step_by(1000) {
         for n in 1..=4usize {
+            if gaps
+                .iter()
+                .any(|&(g, from, to)| g == n && t >= from && t < to)
+            {
+                continue;
+            }
             let promoted = failover_at.is_some_and(|f| t >= f);
             snaps.push_str(&(json!({"time": (t + n as i64) * 1_000_000, "node": format!("n{n}"), "nodes": view(n, promoted)}).to_string() + "\n"));
         }
@@ -195,6 +212,49 @@ fn votes_need_the_master_failed_and_spacing() {
     assert_eq!(v.valid, Valid::False, "{v:?}");
     // Two grants for replicas of one master within 2 x node_timeout.
     let d = run(&[fail(5000), grant(6000), grant(7000)], None, &[]);
+    let v = rule(&elections::check(&d), "vote-conditions").clone();
+    assert_eq!(v.valid, Valid::False, "{v:?}");
+}
+
+#[test]
+fn a_voter_needs_slots_in_its_own_view_at_the_grant() {
+    // n1 votes for a replica of n3 (FAIL in n1's view); n1's own slots go to n4 at
+    // `failover_at`.
+    let fail3 = (
+        1,
+        5000,
+        json!({"event": "fail_marked", "about": id(3), "reporters": []}),
+    );
+    let grant = |t: i64, report: bool| {
+        let mut g = json!({"event": "vote_granted", "to": id(4), "master": id(3), "epoch": 7});
+        if report {
+            g["master_fail"] = json!(true);
+            g["voter_is_master"] = json!(true);
+            g["voter_slots"] = json!(5461);
+        }
+        (1, t, g)
+    };
+    // n1 paused from 3 s to 6.5 s (no snapshots), failed over at 6 s, grants from its
+    // backlog at 6.4 s as a master with slots in its own view; its next snapshot
+    // shows it a replica. Both with and without its own report: no violation.
+    for report in [true, false] {
+        let d = run_with_gaps(
+            &[fail3.clone(), grant(6400, report)],
+            Some(6000),
+            &[],
+            &[(1, 3000, 6500)],
+        );
+        let v = rule(&elections::check(&d), "vote-conditions").clone();
+        assert_eq!(v.valid, Valid::True, "report {report}: {v:?}");
+    }
+    // A voter its snapshots before the grant show as a replica breaks the rule.
+    let d = run(&[fail3.clone(), grant(6400, false)], Some(3000), &[]);
+    let v = rule(&elections::check(&d), "vote-conditions").clone();
+    assert_eq!(v.valid, Valid::False, "{v:?}");
+    // So does one that reports it had no slots.
+    let mut g = grant(6400, true);
+    g.2["voter_slots"] = json!(0);
+    let d = run(&[fail3, g], None, &[]);
     let v = rule(&elections::check(&d), "vote-conditions").clone();
     assert_eq!(v.valid, Valid::False, "{v:?}");
 }
