@@ -21,6 +21,7 @@ use super::cron::{
 };
 use super::node::{Ms, NodeRef};
 use super::{wall, Cluster, LinkId, LogLevel};
+use crate::slots::SlotSet;
 
 /// `CLUSTER_MF_TIMEOUT`: a manual failover must complete within this.
 const MF_TIMEOUT: Ms = 5000;
@@ -771,10 +772,9 @@ impl Cluster {
         };
         // replication_master() is None from here: the shell stops syncing.
         self.set_node_as_master(self.myself);
-        let slots: Vec<u16> = self
+        let slots = self
             .node(old)
-            .map(|n| n.slots.iter().collect())
-            .unwrap_or_default();
+            .map_or_else(SlotSet::new, |n| n.slots.clone());
         // (All at once: the same outcome as `rebind_slot` for each in order.)
         self.rebind_slots(&slots, self.myself, SlotChangeReason::Failover);
         self.update_state(now);

@@ -134,28 +134,55 @@ impl Cluster {
         }
     }
 
-    /// [`Cluster::rebind_slot`] for each of `slots` in order, to a node that
-    /// owns none of them: the slots of each previous owner gathered into a
-    /// bitmap, then the owners' and `to`'s bitmaps and the recorded changes
-    /// updated a word at a time (a claim moves thousands of slots at once).
-    /// The outcome is the same: bitmaps and counts, the MIGRATE_TO flag,
-    /// shard channels dropped and the recorded changes, in slot order.
-    pub(super) fn rebind_slots(&mut self, slots: &[u16], to: NodeRef, reason: SlotChangeReason) {
-        if slots.is_empty() {
+    /// [`Cluster::rebind_slot`] for each of `slots` in slot order, to a node
+    /// that owns none of them: the slots of each previous owner gathered into
+    /// a bitmap, then the owners' and `to`'s bitmaps and the recorded changes
+    /// updated a word at a time (a claim moves thousands of slots at once;
+    /// a word of unowned slots is handled whole). The outcome is the same:
+    /// bitmaps and counts, the MIGRATE_TO flag, shard channels dropped and
+    /// the recorded changes, in slot order.
+    pub(super) fn rebind_slots(&mut self, slots: &SlotSet, to: NodeRef, reason: SlotChangeReason) {
+        // Per word: the slots asked for and, of those, the unowned ones; the
+        // owned ones with their owners, in slot order.
+        let mut words: Vec<(usize, u64, u64)> = Vec::new();
+        let mut owned: Vec<(u16, NodeRef)> = Vec::new();
+        for w in 0..CLUSTER_SLOTS / 64 {
+            let m = word(slots, w);
+            if m == 0 {
+                continue;
+            }
+            let base = w * 64;
+            let mut nones = 0u64;
+            let mut bits = m;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                match self.slot_owner[base + i] {
+                    None => nones |= 1 << i,
+                    Some(o) => owned.push(((base + i) as u16, o)),
+                }
+            }
+            words.push((w, m, nones));
+        }
+        if words.is_empty() {
             return;
         }
-        let froms: Vec<Option<NodeRef>> = slots.iter().map(|&j| self.owner(j)).collect();
         // (Asked once per run of one owner: the answer is the owner's.)
         let mut prev = None;
         let odd = self.node(to).is_none()
-            || froms.iter().any(|&f| {
-                let changed = f != prev;
-                prev = f;
-                changed && f.is_some_and(|o| o == to || self.node(o).is_none())
+            || owned.iter().any(|&(_, o)| {
+                let changed = Some(o) != prev;
+                prev = Some(o);
+                changed && (o == to || self.node(o).is_none())
             });
         if odd {
-            for &j in slots {
-                self.rebind_slot(j, to, reason);
+            for w in 0..CLUSTER_SLOTS / 64 {
+                let mut bits = word(slots, w);
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    self.rebind_slot((w * 64 + i) as u16, to, reason);
+                }
             }
             return;
         }
@@ -164,7 +191,7 @@ impl Cluster {
         let (me_replica, my_master) = (me.is_replica(), me.replica_of);
         let mut owners: Vec<(NodeRef, NodeName, bool)> = Vec::new();
         let mut prev = None;
-        for &o in froms.iter().flatten() {
+        for &(_, o) in &owned {
             if prev == Some(o) {
                 continue;
             }
@@ -179,31 +206,61 @@ impl Cluster {
         }
         // Unbind (clusterDelSlot).
         if owners.iter().any(|x| x.2) {
-            for (&j, f) in slots.iter().zip(&froms) {
-                if f.is_some_and(|o| owners.iter().any(|x| x.0 == o && x.2)) {
+            for &(j, o) in &owned {
+                if owners.iter().any(|x| x.0 == o && x.2) {
                     self.shard_slots_dropped.push(j);
                 }
             }
         }
         // The slots of each previous owner (None: unowned), in the order
-        // each first occurs: the bitmaps then change a word at a time.
+        // each first occurs: the bitmaps then change a word at a time. A
+        // word's unowned slots go in whole; the None group is created when
+        // its first slot comes, before any owned slot that follows it.
         let mut by_from: Vec<(Option<NodeRef>, SlotSet)> = Vec::new();
-        let mut all = SlotSet::new();
+        let mut none_g: Option<usize> = None;
+        let mut unowned = 0usize;
+        let mut owned_at = owned.iter();
         let mut last = usize::MAX;
-        for (&j, &f) in slots.iter().zip(&froms) {
-            if by_from.get(last).is_none_or(|x| x.0 != f) {
-                last = match by_from.iter().position(|x| x.0 == f) {
-                    Some(k) => k,
-                    None => {
-                        by_from.push((f, SlotSet::new()));
-                        by_from.len() - 1
-                    }
+        for &(w, m, nones) in &words {
+            unowned += nones.count_ones() as usize;
+            let first_none = if nones == 0 {
+                64
+            } else {
+                nones.trailing_zeros()
+            };
+            let mut rest = m & !nones;
+            while rest != 0 {
+                let i = rest.trailing_zeros();
+                rest &= rest - 1;
+                if none_g.is_none() && first_none < i {
+                    by_from.push((None, SlotSet::new()));
+                    none_g = Some(by_from.len() - 1);
+                }
+                let Some(&(j, o)) = owned_at.next() else {
+                    break;
                 };
+                if by_from.get(last).is_none_or(|x| x.0 != Some(o)) {
+                    last = match by_from.iter().position(|x| x.0 == Some(o)) {
+                        Some(g) => g,
+                        None => {
+                            by_from.push((Some(o), SlotSet::new()));
+                            by_from.len() - 1
+                        }
+                    };
+                }
+                if let Some((_, set)) = by_from.get_mut(last) {
+                    set.insert(j);
+                }
             }
-            if let Some((_, m)) = by_from.get_mut(last) {
-                m.insert(j);
+            if nones != 0 {
+                let g = *none_g.get_or_insert_with(|| {
+                    by_from.push((None, SlotSet::new()));
+                    by_from.len() - 1
+                });
+                if let Some((_, set)) = by_from.get_mut(g) {
+                    set_word(set, w, word(set, w) | nones);
+                }
             }
-            all.insert(j);
         }
         for (f, m) in &by_from {
             let Some(n) = f.and_then(|o| self.nodes.get_mut(&o)) else {
@@ -224,8 +281,8 @@ impl Cluster {
         if let Some(n) = self.nodes.get_mut(&to) {
             let was_empty = n.numslots == 0;
             let mut added = 0usize;
-            for w in 0..CLUSTER_SLOTS / 64 {
-                let (m, have) = (word(&all, w), word(&n.slots, w));
+            for &(w, m, _) in &words {
+                let have = word(&n.slots, w);
                 if m & !have != 0 {
                     added += (m & !have).count_ones() as usize;
                     set_word(&mut n.slots, w, have | m);
@@ -238,12 +295,13 @@ impl Cluster {
                 n.flags |= MIGRATE_TO;
             }
         }
-        for &j in slots {
-            if let Some(o) = self.slot_owner.get_mut(usize::from(j)) {
-                if o.is_none() {
-                    self.unowned_slots -= 1;
+        self.unowned_slots -= unowned;
+        for &(w, m, _) in &words {
+            let base = w * 64;
+            for (i, o) in self.slot_owner[base..base + 64].iter_mut().enumerate() {
+                if m & (1 << i) != 0 {
+                    *o = Some(to);
                 }
-                *o = Some(to);
             }
         }
         // One group of changes per previous owner, created in the order the
@@ -381,22 +439,27 @@ impl Cluster {
         let mut sender_slots = 0usize;
         let mut migrated_our_slots = 0usize;
         let mut new_master: Option<NodeRef> = None;
-        let mut rebind: Vec<u16> = Vec::new();
+        let mut rebind = SlotSet::new();
+        let mut rebinding = false;
 
         // A word of 64 slots at a time: slots the sender already owns only
         // update `owner_not_claiming` (claimed: it vouches again; not
         // claimed: it stopped), which is done for the whole word; the other
-        // claimed slots are decided one by one, in slot order. No decision
-        // reads what another slot's decision changes (a slot's own
-        // `owner_not_claiming` bit is read before it is written).
+        // claimed slots are decided one by one, in slot order, except the
+        // unowned ones: those are always taken (owner epoch 0, unclaimed)
+        // unless importing, a word at a time. No decision reads what another
+        // slot's decision changes (a slot's own `owner_not_claiming` bit is
+        // read before it is written).
         let mut epoch_of: Option<(NodeRef, u64)> = None;
         for w in 0..CLUSTER_SLOTS / 64 {
             let base = w * 64;
             let c = word(claimed, w);
-            let mut senders = 0u64;
+            let (mut senders, mut nones) = (0u64, 0u64);
             for (i, o) in self.slot_owner[base..base + 64].iter().enumerate() {
-                if *o == Some(sender) {
-                    senders |= 1 << i;
+                match *o {
+                    None => nones |= 1 << i,
+                    Some(o) if o == sender => senders |= 1 << i,
+                    Some(_) => {}
                 }
             }
             sender_slots += c.count_ones() as usize;
@@ -409,6 +472,24 @@ impl Cluster {
                 );
             }
             let mut rest = c & !senders;
+            let mut free = rest & nones;
+            if self.slots_ever_opened {
+                let mut b = free;
+                while b != 0 {
+                    let i = b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    if self.importing_from[base + i].is_some() {
+                        free &= !(1 << i);
+                    }
+                }
+            }
+            if free != 0 {
+                set_word(&mut rebind, w, free);
+                let onc = word(&self.owner_not_claiming, w);
+                set_word(&mut self.owner_not_claiming, w, onc & !free);
+                rebinding = true;
+            }
+            rest &= !nones;
             while rest != 0 {
                 let i = rest.trailing_zeros() as usize;
                 rest &= rest - 1;
@@ -446,12 +527,13 @@ impl Cluster {
                     // Rebound after the walk, all at once: no decision of
                     // this loop reads what rebinding another slot changes
                     // (a slot's owner, its claim, the owners' epochs).
-                    rebind.push(j);
+                    rebind.insert(j);
+                    rebinding = true;
                     self.owner_not_claiming.remove(j);
                 }
             }
         }
-        if !rebind.is_empty() {
+        if rebinding {
             self.rebind_slots(&rebind, sender, reason);
             self.todo(TODO_SAVE_CONFIG | TODO_UPDATE_STATE | TODO_FSYNC_CONFIG);
         }

@@ -70,9 +70,17 @@ pub(crate) fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Err(e) => return e,
     };
     if set.len() <= INTSET_MAX {
-        let ints: Option<Vec<(i64, &Bytes)>> =
-            set.iter().map(|m| parse_i64(m).map(|n| (n, m))).collect();
-        if let Some(mut ints) = ints {
+        // Sized up front: collecting into an Option<Vec> grows it step by step.
+        let mut ints: Vec<(i64, &Bytes)> = Vec::with_capacity(set.len());
+        for m in set {
+            match parse_i64(m) {
+                Some(n) => ints.push((n, m)),
+                None => break,
+            }
+        }
+        if ints.len() == set.len() {
+            // Members are distinct, so their values are too: an unstable sort
+            // gives the one order.
             ints.sort_unstable_by_key(|(n, _)| *n);
             return Frame::Set(
                 ints.into_iter()

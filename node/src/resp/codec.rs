@@ -124,11 +124,30 @@ pub fn string2ll(s: &[u8]) -> Option<i64> {
         _ => return None,
     }
     let mut v: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
+    if digits.len() <= 19 {
+        // 19 digits stay below 2^64: no overflow checks, and eight digits a
+        // step after the first few (SMEMBERS parses every member of a small
+        // set on each read; `tests::string2ll_is_the_scalar_loop`).
+        let head = digits.len() % 8;
+        for &d in &digits[..head] {
+            let d = d.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
         }
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        for chunk in digits[head..].chunks_exact(8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            v = v * 100_000_000 + eight_digits(u64::from_le_bytes(w))?;
+        }
+    } else {
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
     }
     if negative {
         if v > i64::MAX as u64 + 1 {
@@ -138,6 +157,23 @@ pub fn string2ll(s: &[u8]) -> Option<i64> {
     } else {
         i64::try_from(v).ok()
     }
+}
+
+/// The value of eight ASCII digits read little-endian (the first digit in
+/// the low byte), or None if a byte is not a digit. The check: below the
+/// lowest bad byte nothing borrows or carries, and that byte sets its high
+/// bit in `x - '0'` (bytes below '0' or from 0xb0) or in `x + 0x46` (bytes
+/// from ':' to 0xb9). Then pairs, quads and the halves are combined.
+#[inline]
+fn eight_digits(x: u64) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let d = x.wrapping_sub(ONES * u64::from(b'0'));
+    if (d | x.wrapping_add(ONES * 0x46)) & (ONES * 0x80) != 0 {
+        return None;
+    }
+    let d = (d.wrapping_mul(10 << 8 | 1) >> 8) & 0x00ff_00ff_00ff_00ff;
+    let d = (d.wrapping_mul(100 << 16 | 1) >> 16) & 0x0000_ffff_0000_ffff;
+    Some(d.wrapping_mul(10_000 << 32 | 1) >> 32)
 }
 
 /// Appends the encoding of `frame` for a RESP2 (`resp3 == false`) or RESP3 connection.
@@ -396,8 +432,107 @@ mod tests {
             b"1 ",
             b"9223372036854775808",
             b"1a",
+            b"99999999999999999999",
+            b"18446744073709551616",
+            b"-9223372036854775809",
+            b"-18446744073709551615",
         ] {
             assert_eq!(string2ll(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(
+            string2ll(b"999999999999999999"),
+            Some(999_999_999_999_999_999)
+        );
+        assert_eq!(
+            string2ll(b"-1000000000000000000"),
+            Some(-1_000_000_000_000_000_000)
+        );
+        for n in [i64::MIN, i64::MIN + 1, -1, 1, 42, i64::MAX - 1, i64::MAX] {
+            assert_eq!(string2ll(n.to_string().as_bytes()), Some(n));
+        }
+    }
+
+    /// `string2ll` as it was, a digit at a time.
+    fn string2ll_scalar(s: &[u8]) -> Option<i64> {
+        if s.is_empty() || s.len() >= 21 {
+            return None;
+        }
+        if s == b"0" {
+            return Some(0);
+        }
+        let (negative, digits) = match s.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, s),
+        };
+        match digits.first() {
+            Some(b'1'..=b'9') => {}
+            _ => return None,
+        }
+        let mut v: u64 = 0;
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        if negative {
+            if v > i64::MAX as u64 + 1 {
+                return None;
+            }
+            Some((v as i64).wrapping_neg())
+        } else {
+            i64::try_from(v).ok()
+        }
+    }
+
+    #[test]
+    fn string2ll_is_the_scalar_loop() {
+        // Digits mostly, with every byte value now and then, at every length.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200_000 {
+            let len = (next() % 22) as usize;
+            let mut s: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 16 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        b'0' + (r >> 8) as u8 % 10
+                    }
+                })
+                .collect();
+            if next() % 3 == 0 && !s.is_empty() {
+                s[0] = b'-';
+            }
+            assert_eq!(string2ll(&s), string2ll_scalar(&s), "{s:?}");
+        }
+        for b in 0..=255u8 {
+            for k in 0..8 {
+                let mut s = b"12345678".to_vec();
+                s[k] = b;
+                assert_eq!(string2ll(&s), string2ll_scalar(&s), "{s:?}");
+                let mut s = b"1234567890123456".to_vec();
+                s[8 + k] = b;
+                assert_eq!(string2ll(&s), string2ll_scalar(&s), "{s:?}");
+            }
+        }
+        for n in (0..64).map(|b| 1u64 << b).chain(1..=19).flat_map(|b| {
+            let p = 10u64.pow(u32::try_from(b % 19).unwrap_or(0));
+            [b, p.wrapping_sub(1), p, p + 1]
+        }) {
+            for t in [n.to_string(), format!("-{n}")] {
+                assert_eq!(
+                    string2ll(t.as_bytes()),
+                    string2ll_scalar(t.as_bytes()),
+                    "{t}"
+                );
+            }
         }
     }
 
