@@ -3,6 +3,8 @@
 //! Replies come from nodes under test, which may be buggy: every length is bounded and
 //! malformed input is an error, never a panic.
 
+use hearsay_node::resp::short_decimal;
+
 /// Largest bulk string accepted in a reply.
 pub const MAX_BULK: usize = 64 * 1024 * 1024;
 /// Largest array length accepted in a reply.
@@ -98,23 +100,9 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
         return None;
     }
     if digits.len() <= 18 {
-        // 18 digits stay below i64::MAX: no overflow checks, and eight
-        // digits a step after the first few (a set read parses thousands).
-        let head = digits.len() % 8;
-        let mut v: u64 = 0;
-        for &d in &digits[..head] {
-            let d = d.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            v = v * 10 + u64::from(d);
-        }
-        for chunk in digits[head..].chunks_exact(8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            v = v * 100_000_000 + eight_digits(u64::from_le_bytes(w))?;
-        }
-        let v = v as i64;
+        // 18 digits stay below i64::MAX: the node's fast path, eight digits a
+        // step (a set read parses thousands).
+        let v = short_decimal(digits)?? as i64;
         return Some(if neg { -v } else { v });
     }
     // Accumulated negative, so i64::MIN fits.
@@ -130,24 +118,6 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     } else {
         n.checked_neg()
     }
-}
-
-/// The value of eight ASCII digits read little-endian (the first digit in
-/// the low byte), or None if a byte is not a digit: below the lowest bad
-/// byte nothing borrows or carries, and that byte sets its high bit in
-/// `x - '0'` (bytes below '0' or from 0xb0) or in `x + 0x46` (from ':' to
-/// 0xb9). Then pairs, quads and halves are combined. (As the node's
-/// `string2ll`; this crate does not depend on the node.)
-#[inline]
-fn eight_digits(x: u64) -> Option<u64> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let d = x.wrapping_sub(ONES * u64::from(b'0'));
-    if (d | x.wrapping_add(ONES * 0x46)) & (ONES * 0x80) != 0 {
-        return None;
-    }
-    let d = (d.wrapping_mul(10 << 8 | 1) >> 8) & 0x00ff_00ff_00ff_00ff;
-    let d = (d.wrapping_mul(100 << 16 | 1) >> 16) & 0x0000_ffff_0000_ffff;
-    Some(d.wrapping_mul(10_000 << 32 | 1) >> 32)
 }
 
 /// Malformed reply bytes.

@@ -124,23 +124,8 @@ pub fn string2ll(s: &[u8]) -> Option<i64> {
         _ => return None,
     }
     let mut v: u64 = 0;
-    if digits.len() <= 19 {
-        // 19 digits stay below 2^64: no overflow checks, and eight digits a
-        // step after the first few (SMEMBERS parses every member of a small
-        // set on each read; `tests::string2ll_is_the_scalar_loop`).
-        let head = digits.len() % 8;
-        for &d in &digits[..head] {
-            let d = d.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            v = v * 10 + u64::from(d);
-        }
-        for chunk in digits[head..].chunks_exact(8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            v = v * 100_000_000 + eight_digits(u64::from_le_bytes(w))?;
-        }
+    if let Some(short) = short_decimal(digits) {
+        v = short?;
     } else {
         for &d in digits {
             if !d.is_ascii_digit() {
@@ -157,6 +142,35 @@ pub fn string2ll(s: &[u8]) -> Option<i64> {
     } else {
         i64::try_from(v).ok()
     }
+}
+
+/// The value of at most 19 ASCII digits (no sign): `None` if longer,
+/// `Some(None)` if a byte is not a digit. 19 digits stay below 2^64, so no
+/// overflow checks, and eight digits a step after the first few (SMEMBERS
+/// parses every member of a small set on each read, the workloads every
+/// element of a set read; `tests::string2ll_is_the_scalar_loop`).
+pub fn short_decimal(digits: &[u8]) -> Option<Option<u64>> {
+    if digits.len() > 19 {
+        return None;
+    }
+    let head = digits.len() % 8;
+    let mut v: u64 = 0;
+    for &d in &digits[..head] {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return Some(None);
+        }
+        v = v * 10 + u64::from(d);
+    }
+    for chunk in digits[head..].chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        match eight_digits(u64::from_le_bytes(w)) {
+            Some(d) => v = v * 100_000_000 + d,
+            None => return Some(None),
+        }
+    }
+    Some(Some(v))
 }
 
 /// The value of eight ASCII digits read little-endian (the first digit in

@@ -5,7 +5,7 @@
 mod codec;
 mod request;
 
-pub use codec::{encode, encode_to_vec, format_double, split_args, string2ll};
+pub use codec::{encode, encode_to_vec, format_double, short_decimal, split_args, string2ll};
 pub use request::{
     parse_request, parse_request_buf, ParseError, Parsed, RequestLimits, RequestParser,
 };
