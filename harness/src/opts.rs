@@ -197,7 +197,8 @@ pub struct RunOpts {
     pub skip_config_epochs: bool,
     /// Pin every hearsay-node election to start this many ms after its master is
     /// seen failing (instead of 500 ms + random 0..500 ms), so a fixed schedule can
-    /// time faults around elections (hidden: proves `double-vote` is caught).
+    /// time faults around elections; `shards-at-once` then widens its window to it
+    /// (hidden: proves `double-vote` is caught).
     #[arg(long, hide = true)]
     #[serde(default)]
     pub node_election_delay_ms: Option<u64>,

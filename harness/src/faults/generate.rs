@@ -2,7 +2,7 @@
 //! `faults::packages`, taking turns. Above `schedule` (the types and how a fault
 //! resolves) and `packages` (what each package holds), so neither imports the other.
 
-use super::packages;
+use super::packages::{self, Timing};
 use super::schedule::{
     partition_draw, Fault, NemesisKind, PartitionSpec, Planned, Shapes, TargetSpec,
 };
@@ -33,7 +33,7 @@ pub fn generate(
         kinds,
         interval_ms,
         time_limit_ms,
-        node_timeout_ms,
+        Timing::node_timeout(node_timeout_ms),
         &Shapes::Add(vec![]),
     )
 }
@@ -47,7 +47,7 @@ pub fn generate_with(
     kinds: &[NemesisKind],
     interval_ms: u64,
     time_limit_ms: u64,
-    node_timeout_ms: u64,
+    timing: Timing,
     shapes: &Shapes,
 ) -> Vec<Planned> {
     let mut r = stream(seed, "nemesis");
@@ -80,7 +80,7 @@ pub fn generate_with(
             next_package += 1;
             count += 1;
             let draw = rand::Rng::next_u64(&mut r);
-            let faults = packages::plan(kind, &mut r, t + gap, node_timeout_ms, draw, count);
+            let faults = packages::plan(kind, &mut r, t + gap, timing, draw, count);
             let span = packages::span(&faults);
             // A package may run until a second before the limit: its own faults heal
             // inside it.
@@ -261,18 +261,25 @@ mod tests {
         let k = [NemesisKind::Partition];
         assert_eq!(
             generate(7, &k, 3000, 60_000, 2000),
-            generate_with(7, &k, 3000, 60_000, 2000, &Shapes::Add(vec![]))
+            generate_with(
+                7,
+                &k,
+                3000,
+                60_000,
+                Timing::node_timeout(2000),
+                &Shapes::Add(vec![])
+            )
         );
         let extra = Shapes::Add(vec![PartitionSpec::PrimaryWithMinority]);
         let drawn = (0..10u64)
-            .flat_map(|s| generate_with(s, &k, 3000, 60_000, 2000, &extra))
+            .flat_map(|s| generate_with(s, &k, 3000, 60_000, Timing::node_timeout(2000), &extra))
             .filter(|p| {
                 matches!(&p.fault, Fault::Partition { partition } if *partition == PartitionSpec::PrimaryWithMinority)
             })
             .count();
         assert!(drawn > 0);
         let only = Shapes::Only(PartitionSpec::parse_list("primary-with-minority").unwrap());
-        let s = generate_with(1, &k, 3000, 60_000, 2000, &only);
+        let s = generate_with(1, &k, 3000, 60_000, Timing::node_timeout(2000), &only);
         assert!(!s.is_empty());
         assert!(s.iter().all(|p| matches!(&p.fault, Fault::Partition { partition } if *partition == PartitionSpec::PrimaryWithMinority)));
         assert!(PartitionSpec::parse_list("isolate-one,nope").is_err());
@@ -354,5 +361,61 @@ mod tests {
         // Only packages: one after another.
         let s = generate(5, &[NemesisKind::MasterReturn], 3000, 60_000, 2000);
         assert!(s.len() >= 5 && s.iter().all(|p| p.package.is_some()));
+    }
+
+    #[test]
+    fn a_pinned_election_delay_widens_shards_at_once_and_leaves_the_rest() {
+        let k = [NemesisKind::Pause, NemesisKind::ShardsAtOnce];
+        let timing = |d| Timing {
+            node_timeout_ms: 2000,
+            election_delay_ms: d,
+        };
+        let shapes = Shapes::Add(vec![]);
+        let plain = generate_with(5, &k, 5000, 60_000, timing(None), &shapes);
+        assert_eq!(plain, generate(5, &k, 5000, 60_000, 2000));
+        let pinned = generate_with(5, &k, 5000, 60_000, timing(Some(2500)), &shapes);
+        let package = |s: &[Planned]| -> Vec<Planned> {
+            s.iter()
+                .filter(|p| p.package.as_deref() == Some("shards-at-once#1"))
+                .cloned()
+                .collect()
+        };
+        let of = |s: &[Planned], kind: &str| -> Planned {
+            package(s)
+                .into_iter()
+                .find(|p| p.fault.kind().name() == kind)
+                .expect("the package has the fault")
+        };
+        // Unpinned: the replicas apart from the kill on, the pause 1.2 to 4.5 s
+        // past node_timeout.
+        let (kill, pause, apart) = (
+            of(&plain, "kill"),
+            of(&plain, "pause"),
+            of(&plain, "partition"),
+        );
+        assert_eq!(apart.start_ms, kill.start_ms);
+        assert_eq!(pause.start_ms - kill.start_ms, 3200);
+        assert_eq!(pause.stop_ms - kill.start_ms, 6500);
+        // Pinned at 2.5 s: the pause from node_timeout + 2 s (the FAIL known
+        // everywhere) until every election has started and a second more, the
+        // replicas apart only from then, the kill outlasting both.
+        let (kill, pause, apart) = (
+            of(&pinned, "kill"),
+            of(&pinned, "pause"),
+            of(&pinned, "partition"),
+        );
+        assert_eq!(pause.start_ms - kill.start_ms, 4000);
+        assert_eq!(pause.stop_ms - kill.start_ms, 2000 + 2000 + 2500 + 1000);
+        assert_eq!(apart.start_ms, pause.start_ms);
+        assert!(kill.stop_ms >= pause.stop_ms + 1000 && apart.stop_ms == kill.stop_ms);
+        // The basic faults draw the same (later, the package being longer).
+        let basic = |s: &[Planned]| -> Vec<(Fault, u64)> {
+            s.iter()
+                .filter(|p| p.package.is_none())
+                .map(|p| (p.fault.clone(), p.draw))
+                .collect()
+        };
+        let (a, b) = (basic(&plain), basic(&pinned));
+        assert!(!b.is_empty() && a.starts_with(&b), "{a:?}\n{b:?}");
     }
 }

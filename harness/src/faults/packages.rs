@@ -1,13 +1,14 @@
 //! Nemesis packages: a few faults composed to reach what a protocol rule judges,
 //! timed against node_timeout. Each package's faults share one draw (so a rank such
 //! as "primary 1" names the same node in each) and one topology, read when the
-//! package's first fault starts. Times are relative to the package's start.
+//! package's first fault starts. Times are relative to the package's start and
+//! follow the node timeout (and a pinned election delay, see [`Timing`]).
 //!
 //! | package | faults | aims at |
 //! |---|---|---|
 //! | election-short | pause primary 0; primary 1 hears only primary 0's replica, which does not hear it | vote-conditions (a voter without the FAIL gets a vote request), won-with-grants (an election short of votes), failover-liveness |
 //! | shards-in-turn | kill primary 0, then primary 1 | failover twice in a row, liveness, epochs |
-//! | shards-at-once | kill primaries 0 and 1 together, their replicas not hearing each other, every other node paused while both elections start (no one to relay the first epoch to the second candidate) | two elections in one epoch (one vote per epoch) |
+//! | shards-at-once | kill primaries 0 and 1 together, their replicas not hearing each other, every other node paused while both elections start (no one to relay the first epoch to the second candidate; a wider window when the election delay is pinned) | two elections in one epoch (one vote per epoch) |
 //! | report-expiry | primary 0 refuses one node, then is cut off from everyone | fail-quorum (a report that ages out), minority writes |
 //! | voter-restart | pause primary 0; kill primary 1 right after it voted, restart it | one vote per epoch across a restart, epochs never go back |
 //! | master-return | pause primary 0 past its FAIL while its replicas are cut off a little longer | FAIL of a returning master kept 2 x node_timeout, an election while the master is back, UPDATE |
@@ -15,6 +16,24 @@
 use super::schedule::{Fault, NemesisKind, PartitionSpec, Planned, TargetSpec};
 use hearsay_workloads::rng::below;
 use rand_chacha::ChaCha8Rng;
+
+/// The node timings packages are planned against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub node_timeout_ms: u64,
+    /// hearsay-node's election delay when a test pins it (`--node-election-delay-ms`):
+    /// packages aimed at elections then time their faults around it.
+    pub election_delay_ms: Option<u64>,
+}
+
+impl Timing {
+    pub fn node_timeout(node_timeout_ms: u64) -> Self {
+        Timing {
+            node_timeout_ms,
+            election_delay_ms: None,
+        }
+    }
+}
 
 /// The bound the failover-liveness rule allows (keep in step with the checker's
 /// `elections::liveness_bound_ms`): packages that want a liveness case hold a master
@@ -29,10 +48,11 @@ pub fn plan(
     kind: NemesisKind,
     r: &mut ChaCha8Rng,
     t0: u64,
-    nt: u64,
+    timing: Timing,
     draw: u64,
     n: usize,
 ) -> Vec<Planned> {
+    let nt = timing.node_timeout_ms;
     let name = format!("{}#{n}", kind.name());
     let f = |start: u64, stop: u64, fault: Fault| Planned {
         start_ms: t0 + start,
@@ -88,17 +108,45 @@ pub fn plan(
         }
         NemesisKind::ShardsAtOnce => {
             // Their replicas do not hear each other, and every other node is paused
-            // while both elections start (FAIL at ~node_timeout + gossip, elections
-            // 0.5 to 1.5 s later): with no one awake to relay the first candidate's
-            // epoch to the second, both pick the same epoch, and both requests wait
-            // in the voters' sockets, so each voter must refuse the second. (Pausing
-            // only the voters left the other replicas to relay it: the second
-            // election then took the next epoch, and a double vote had no chance.)
+            // while both elections start: with no one awake to relay the first
+            // candidate's epoch to the second, both pick the same epoch, and both
+            // requests wait in the voters' sockets, so each voter must refuse the
+            // second. (Pausing only the voters left the other replicas to relay it:
+            // the second election then took the next epoch, and a double vote had no
+            // chance.) The pause must begin after both replicas know the FAIL and
+            // before either election starts.
             let k = 3 * nt + 3000;
+            let (pause_from, pause_to) = match timing.election_delay_ms {
+                // Elections 0.5 to 1.5 s after the FAIL (~node_timeout + gossip): a
+                // narrow window whose place moves with the machine's load.
+                None => (nt + 1200, nt + 4500),
+                // A pinned delay opens a wide one: the FAIL is known everywhere by
+                // node_timeout + 2 s even on a loaded machine (~0.8 s on a quiet
+                // one), both elections start by then + the delay, and the voters
+                // wake a second later, inside the candidates' auth timeout
+                // (2 x node_timeout from their requests). The longer the voters
+                // sleep before an election, the likelier a candidate has just
+                // dropped its stale link to one (nothing is sent to a node without
+                // a link, as in redis), so the pause begins as late as it can.
+                Some(delay) => {
+                    let known = 2000;
+                    let from = nt + known.min(delay.saturating_sub(500));
+                    (from, nt + known + delay + 1000)
+                }
+            };
+            let k = k.max(pause_to + 1000);
+            // With a pinned delay the replicas hear each other until the pause: a
+            // replica that marks its master FAIL first broadcasts it, and the other
+            // would otherwise wait for three masters' gossip to carry the FAIL (the
+            // random part of a ping, three entries of N - 2), often past the pause.
+            let apart_from = match timing.election_delay_ms {
+                None => 0,
+                Some(_) => pause_from,
+            };
             vec![
                 f(
-                    nt + 1200,
-                    nt + 4500,
+                    pause_from,
+                    pause_to,
                     Fault::Pause {
                         targets: TargetSpec::Bystanders { count: 2 },
                     },
@@ -111,7 +159,7 @@ pub fn plan(
                     },
                 ),
                 f(
-                    0,
+                    apart_from,
                     k,
                     Fault::Partition {
                         partition: PartitionSpec::ReplicasApart { count: 2 },

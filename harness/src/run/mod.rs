@@ -128,7 +128,10 @@ pub fn plan(opts: &RunOpts, seed: u64) -> Result<Vec<Planned>, RunError> {
         &kinds,
         (opts.nemesis_interval * 1000.0) as u64,
         (opts.time_limit * 1000.0) as u64,
-        opts.node_timeout,
+        crate::faults::packages::Timing {
+            node_timeout_ms: opts.node_timeout,
+            election_delay_ms: opts.node_election_delay_ms,
+        },
         &partition_shapes(opts)?,
     ))
 }
