@@ -159,7 +159,7 @@ fn value_digest(digest: &mut [u8; 20], entry: &Entry) {
             }
         }
         Value::Set(s) => {
-            for m in s {
+            for m in s.iter() {
                 xor_digest(digest, m);
             }
         }

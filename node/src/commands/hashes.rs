@@ -21,7 +21,7 @@ fn hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a Hash>, Frame>
 /// `hashTypeLookupWriteOrCreate`).
 fn hash_mut<'a>(db: &'a mut Db, key: &Bytes, now: u64) -> Result<&'a mut Hash, Frame> {
     match db.get(key, now).map(|e| &e.value) {
-        None => db.insert_new(key.clone(), Value::Hash(Hash::new())),
+        None => db.insert_new(key.clone(), Value::Hash(Box::default())),
         Some(Value::Hash(_)) => {}
         Some(_) => return Err(err::wrongtype()),
     }

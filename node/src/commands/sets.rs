@@ -33,7 +33,7 @@ pub(crate) fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         None => {
             let set: HashSet<Bytes> = args[2..].iter().cloned().collect();
             let n = set.len();
-            ctx.db.insert_new(key.clone(), Value::Set(set));
+            ctx.db.insert_new(key.clone(), Value::Set(Box::new(set)));
             // insert_new already counted the change.
             ctx.propagate_as_is = true;
             return Frame::Integer(n as i64);

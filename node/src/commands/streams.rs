@@ -199,7 +199,8 @@ pub(crate) fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         if nomkstream {
             return Frame::Null;
         }
-        ctx.db.insert_new(key.clone(), Value::Stream(Stream::new()));
+        ctx.db
+            .insert_new(key.clone(), Value::Stream(Box::new(Stream::new())));
     }
     let Ok(Some(s)) = stream_mut(ctx.db, key, ctx.expire_now) else {
         return err::wrongtype();

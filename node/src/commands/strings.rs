@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{err, parse_i64, Ctx, Id};
-use crate::resp::Frame;
+use crate::resp::{self, Frame};
 use crate::store::Value;
 
 /// proto-max-bulk-len: the largest string a command may build.
@@ -118,7 +118,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     ctx.db.set(
         key.clone(),
-        Value::Str(args[2].clone()),
+        Value::Str(resp::keep(&args[2])),
         keepttl,
         ctx.expire_now,
     );
@@ -164,7 +164,7 @@ pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     ctx.db.set(
         args[1].clone(),
-        Value::Str(args[2].clone()),
+        Value::Str(resp::keep(&args[2])),
         false,
         ctx.expire_now,
     );
@@ -184,7 +184,7 @@ pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let (key, value) = (&args[1], &args[3]);
     ctx.db.set(
         key.clone(),
-        Value::Str(value.clone()),
+        Value::Str(resp::keep(value)),
         false,
         ctx.expire_now,
     );
@@ -206,7 +206,7 @@ pub(crate) fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     ctx.db.set(
         args[1].clone(),
-        Value::Str(args[2].clone()),
+        Value::Str(resp::keep(&args[2])),
         false,
         ctx.expire_now,
     );
@@ -301,7 +301,8 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                     "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
                 );
             }
-            ctx.db.insert_new(key.clone(), Value::Str(args[2].clone()));
+            ctx.db
+                .insert_new(key.clone(), Value::Str(resp::keep(&args[2])));
             args[2].len()
         }
     };
@@ -345,7 +346,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     for kv in args[1..].chunks(2) {
         ctx.db
-            .set(kv[0].clone(), Value::Str(kv[1].clone()), false, now);
+            .set(kv[0].clone(), Value::Str(resp::keep(&kv[1])), false, now);
     }
     ctx.propagate_as_is = true;
     if nx {

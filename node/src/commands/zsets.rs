@@ -105,7 +105,8 @@ pub(crate) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         if flags & XX != 0 {
             return if incr { Frame::Null } else { Frame::Integer(0) };
         }
-        ctx.db.insert_new(key.clone(), Value::ZSet(ZSet::new()));
+        ctx.db
+            .insert_new(key.clone(), Value::ZSet(Box::new(ZSet::new())));
     }
     let Ok(Some(z)) = zset_mut(ctx.db, key, now) else {
         return err::wrongtype();

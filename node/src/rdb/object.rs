@@ -93,28 +93,30 @@ pub fn read(r: &mut Reader<'_>, rdb_type: u8) -> Result<Option<Value>, RdbError>
                     return Err(RdbError::Corrupt("Duplicate set members detected".into()));
                 }
             }
-            Value::Set(members)
+            Value::Set(Box::new(members))
         }
         types::SET_INTSET => {
             let blob = r.string("intset")?;
-            Value::Set(intset::decode(&blob)?.into_iter().map(int_bytes).collect())
+            Value::Set(Box::new(
+                intset::decode(&blob)?.into_iter().map(int_bytes).collect(),
+            ))
         }
         types::HASH | types::HASH_ZIPMAP | types::HASH_ZIPLIST | types::HASH_LISTPACK => {
             let mut h = Hash::new();
             for (f, v) in read_hash(r, rdb_type)? {
                 h.insert(f, v);
             }
-            Value::Hash(h)
+            Value::Hash(Box::new(h))
         }
         types::ZSET | types::ZSET_2 | types::ZSET_ZIPLIST | types::ZSET_LISTPACK => {
             let mut z = ZSet::new();
             for (m, score) in read_zset(r, rdb_type)? {
                 z.insert(m, score);
             }
-            Value::ZSet(z)
+            Value::ZSet(Box::new(z))
         }
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 => {
-            Value::Stream(read_stream(r, rdb_type)?)
+            Value::Stream(Box::new(read_stream(r, rdb_type)?))
         }
         types::MODULE | types::MODULE_2 => return Err(RdbError::UnsupportedType("module")),
         t => return Err(RdbError::Corrupt(format!("Unknown RDB encoding type {t}"))),

@@ -26,7 +26,7 @@ fn list(items: &[&str]) -> Value {
 }
 
 fn set(items: &[&str]) -> Value {
-    Value::Set(items.iter().map(|s| b(s)).collect())
+    Value::Set(Box::new(items.iter().map(|s| b(s)).collect()))
 }
 
 /// `DUMP` replies of redis-server 7.0.15 (captured with a raw client).
@@ -133,21 +133,21 @@ fn sample_values() -> Vec<Value> {
         Value::List(big_list),
         set(&["1", "2", "99999999999"]),
         set(&["1", "x"]),
-        Value::Set(many_ints),
+        Value::Set(Box::new(many_ints)),
         Value::Hash({
             let mut h = crate::store::Hash::new();
             h.insert(b("f"), b("v"));
             h.insert(b("n"), b("12"));
-            h
+            Box::new(h)
         }),
         Value::ZSet({
             let mut z = crate::store::ZSet::new();
             for i in 0..300 {
                 z.insert(Bytes::from(format!("m{i}")), f64::from(i) / 7.0);
             }
-            z
+            Box::new(z)
         }),
-        Value::Stream(stream(&[((1, 0), &["k", "v"])], (0, 0))),
+        Value::Stream(Box::new(stream(&[((1, 0), &["k", "v"])], (0, 0)))),
     ]
 }
 
@@ -418,7 +418,7 @@ proptest! {
         flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 0..3),
     ) {
         let l = Value::List(items.iter().map(|i| Bytes::from(i.clone())).collect());
-        let s = Value::Set(items.iter().map(|i| Bytes::from(i.clone())).collect());
+        let s = Value::Set(Box::new(items.iter().map(|i| Bytes::from(i.clone())).collect()));
         for v in [l, s] {
             let p = dump(&v, Options::default());
             let back = restore(&p);
@@ -545,15 +545,27 @@ fn streams_dump_as_redis_does_and_round_trip() {
         ],
         (0, 0),
     );
-    assert_eq!(restore(&hex(s_dump)), Ok(Value::Stream(want.clone())));
-    assert_eq!(dump(&Value::Stream(want), Options::default()), hex(s_dump));
+    assert_eq!(
+        restore(&hex(s_dump)),
+        Ok(Value::Stream(Box::new(want.clone())))
+    );
+    assert_eq!(
+        dump(&Value::Stream(Box::new(want)), Options::default()),
+        hex(s_dump)
+    );
     // XADD e 5-5 f v; XDEL e 5-5: an empty stream that remembers its IDs.
     let e_dump = "13000005050000050501000a002ec29e198cf64e24";
     let mut empty = stream(&[], (5, 5));
     empty.last_id = crate::store::StreamId { ms: 5, seq: 5 };
     empty.entries_added = 1;
-    assert_eq!(restore(&hex(e_dump)), Ok(Value::Stream(empty.clone())));
-    assert_eq!(dump(&Value::Stream(empty), Options::default()), hex(e_dump));
+    assert_eq!(
+        restore(&hex(e_dump)),
+        Ok(Value::Stream(Box::new(empty.clone())))
+    );
+    assert_eq!(
+        dump(&Value::Stream(Box::new(empty)), Options::default()),
+        hex(e_dump)
+    );
     // Many entries: several nodes, mixed fields, big values.
     let big: Vec<((u64, u64), Vec<String>)> = (0..700u64)
         .map(|i| {
@@ -572,7 +584,7 @@ fn streams_dump_as_redis_does_and_round_trip() {
         .map(|(id, fv)| (*id, fv.iter().map(String::as_str).collect()))
         .collect();
     let entries: Vec<((u64, u64), &[&str])> = refs.iter().map(|(id, fv)| (*id, &fv[..])).collect();
-    let st = Value::Stream(stream(&entries, (3, 3)));
+    let st = Value::Stream(Box::new(stream(&entries, (3, 3))));
     let p = dump(&st, Options::default());
     assert_eq!(restore(&p), Ok(st));
 }

@@ -7,7 +7,7 @@ mod request;
 
 pub use codec::{encode, encode_to_vec, format_double, short_decimal, split_args, string2ll};
 pub use request::{
-    parse_request, parse_request_buf, ParseError, Parsed, RequestLimits, RequestParser,
+    keep, parse_request, parse_request_buf, ParseError, Parsed, RequestLimits, RequestParser,
 };
 
 use bytes::Bytes;

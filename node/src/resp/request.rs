@@ -11,7 +11,8 @@
 //!
 //! A request's arguments are copied out of the read buffer into one allocation
 //! of their own (never pinning the read buffer); the store copies new keys
-//! again so that a kept key does not pin its request.
+//! again so that a kept key does not pin its request, and SET keeps a small
+//! value by [`keep`].
 
 use bytes::{Bytes, BytesMut};
 
@@ -417,6 +418,26 @@ impl Spans {
             at += len;
         }
         args
+    }
+}
+
+/// An argument a command stores (SET's value): a short one gets an
+/// allocation of its own, so that the request's block is freed with the
+/// request and reused warm by the next one. Kept as a slice of the request,
+/// a value pinned the block until overwritten; every request then wrote its
+/// arguments into a block last touched long ago (a cache miss per SET), and
+/// a 3-byte value held a 72-byte block (issue 18). A longer argument stays
+/// a slice: its request is mostly the argument itself.
+pub fn keep(arg: &Bytes) -> Bytes {
+    let n = arg.len();
+    if n == 0 {
+        Bytes::new()
+    } else if n <= 16 {
+        Bytes::from_owner(Inline::<16>::gather(&[(0, n)], arg, n))
+    } else if n <= 32 {
+        Bytes::from_owner(Inline::<32>::gather(&[(0, n)], arg, n))
+    } else {
+        arg.clone()
     }
 }
 

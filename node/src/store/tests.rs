@@ -154,7 +154,7 @@ fn flush_all_clears_everything() {
 fn remove_if_empty_only_removes_empty_collections() {
     let mut db = Db::new();
     db.insert_new(b("l"), Value::List(VecDeque::new()));
-    db.insert_new(b("s"), Value::Set([b("x")].into_iter().collect()));
+    db.insert_new(b("s"), Value::Set(Box::new([b("x")].into_iter().collect())));
     db.insert_new(b("e"), s(""));
     db.remove_if_empty(b"l");
     db.remove_if_empty(b"s");
