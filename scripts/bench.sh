@@ -6,9 +6,9 @@
 #      (--runs K for more) alternating between the servers, and the ratio hearsay/redis;
 #      with two CPUs or more the servers run on CPU 1 and redis-benchmark on CPU 0, so
 #      that the client and the server under test do not take turns on one core;
-#   2. instructions per request of each server under valgrind --tool=callgrind (stable
-#      on a noisy machine, unlike rates), single node, counted only while the benchmark
-#      runs, and the ratio.
+#   2. instructions and last-level cache misses per request of each server under
+#      valgrind --tool=callgrind (stable on a noisy machine, unlike rates), single node
+#      with 100000 keys, counted only while the benchmark runs, and the ratios.
 #
 # Usage: scripts/bench.sh [requests] [--runs K] [--no-callgrind] [--no-cluster] [--no-rates]
 #        (default 200000 requests; --no-rates: only the instruction counts, which a busy
@@ -143,28 +143,38 @@ fi
 
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null; then
   echo
-  echo "instructions per request under callgrind (single node, counted during the benchmark only)"
-  printf '%-4s %-3s %14s %14s %7s\n' test P redis-server hearsay-node ratio
-  irq() { # kind port test P n
+  echo "instructions and last-level cache misses per request under callgrind (single node,"
+  echo "100000 keys set first, counted during the benchmark only; the cache modelled as this"
+  echo "machine's L1 and a 2 MB last level, the L2 a core has here: the L3 holds everything)"
+  printf '%-4s %-3s %12s %12s %6s %9s %9s %6s\n' test P redis-Ir hearsay-Ir ratio redis-LL hearsay-LL ratio
+  irq() { # kind port test P n -> "instructions last-level-misses" per request
     local kind=$1 port=$2 t=$3 P=$4 n=$5 out=$TMP/cg-$1-$2-$3-$4
     # A server that did not start must not leave redis-benchmark retrying forever.
-    start "$kind" "$port" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" || return 1
+    start "$kind" "$port" valgrind --tool=callgrind --instr-atstart=no --cache-sim=yes \
+      --LL=2097152,16,64 --callgrind-out-file="$out" || return 1
     local pid=$STARTED
     redis-cli -p "$port" cluster addslotsrange 0 16383 >/dev/null
     wait_ok "$port"
+    # Most SETs then overwrite and most GETs hit, as in a keyspace in use.
+    redis-benchmark -p "$port" -c 50 -n 150000 -t set -P 16 -r 100000 -q >/dev/null 2>&1
     callgrind_control -i on "$pid" >/dev/null 2>&1
     redis-benchmark -p "$port" -c 50 -n "$n" -t "$t" -P "$P" -r 100000 -q >/dev/null 2>&1
     callgrind_control -i off "$pid" >/dev/null 2>&1
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    cat "$out"* | grep -a '^totals:' | awk -v n="$n" '{s += $2} END {printf "%d", s / n}'
+    # events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+    cat "$out"* | grep -a '^totals:' |
+      awk -v n="$n" '{ir += $2; ll += $8 + $9 + $10} END {printf "%d %.2f", ir / n, ll / n}'
   }
   port=23100
   for P in 1 16; do for t in set get; do
     n=20000; [ "$P" = 16 ] && n=100000
-    r=$(irq redis $port "$t" "$P" "$n") || r=0; port=$((port + 1))
-    h=$(irq hearsay $port "$t" "$P" "$n") || h=0; port=$((port + 1))
-    printf '%-4s %-3s %14s %14s %7s\n' "$t" "$P" "$r" "$h" "$(ratio "$h" "$r")"
+    r=$(irq redis $port "$t" "$P" "$n") || r="0 0"; port=$((port + 1))
+    h=$(irq hearsay $port "$t" "$P" "$n") || h="0 0"; port=$((port + 1))
+    read -r rir rll <<<"$r"
+    read -r hir hll <<<"$h"
+    printf '%-4s %-3s %12s %12s %6s %9s %9s %6s\n' "$t" "$P" "$rir" "$hir" "$(ratio "$hir" "$rir")" \
+      "$rll" "$hll" "$(ratio "$hll" "$rll")"
   done; done
 fi

@@ -98,7 +98,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut out = Vec::new();
     let mut next = 0u64;
     while slot < CLUSTER_SLOTS {
-        let mut keys: Vec<(u64, &Bytes, &crate::store::Entry)> = ctx
+        let mut keys: Vec<(u64, &[u8], &crate::store::Entry)> = ctx
             .db
             .slot_entries(slot as u16)
             .map(|(k, e)| (position(k), k, e))
@@ -125,7 +125,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                     .as_deref()
                     .is_none_or(|t| entry.value.type_name() == t);
                 if !expired && type_ok && opts.matches(key) {
-                    out.push(Frame::Bulk(key.clone()));
+                    out.push(Frame::Bulk(Bytes::copy_from_slice(key)));
                 }
                 i += 1;
             }
@@ -158,7 +158,7 @@ pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
                 !e.expire_at().is_some_and(|at| at <= now && now != 0)
                     && (all || glob_match(&args[1], k, false))
             })
-            .map(|(k, _)| Frame::Bulk(k.clone()))
+            .map(|(k, _)| Frame::Bulk(Bytes::copy_from_slice(k)))
             .collect(),
     )
 }
@@ -166,7 +166,7 @@ pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// RANDOMKEY
 pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     let now = ctx.expire_now;
-    let live: Vec<&Bytes> = ctx
+    let live: Vec<&[u8]> = ctx
         .db
         .iter()
         .filter(|(_, e)| !e.expire_at().is_some_and(|at| at <= now && now != 0))
@@ -175,5 +175,7 @@ pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     if live.is_empty() {
         return Frame::Null;
     }
-    Frame::Bulk(live[rand::random_range(0..live.len())].clone())
+    Frame::Bulk(Bytes::copy_from_slice(
+        live[rand::random_range(0..live.len())],
+    ))
 }

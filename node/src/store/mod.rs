@@ -20,10 +20,12 @@ use bytes::Bytes;
 use crate::slots::{key_slot, CLUSTER_SLOTS};
 
 mod hash;
+mod key;
 mod stream;
 mod zset;
 
 pub use hash::Hash;
+pub use key::Key;
 pub use stream::{Stream, StreamId};
 pub use zset::{Score, ZSet};
 
@@ -125,7 +127,7 @@ impl WatchToken {
 
 /// The keyspace (db 0).
 pub struct Db {
-    slots: Box<[HashMap<Bytes, Entry>]>,
+    slots: Box<[HashMap<Key, Entry>]>,
     len: usize,
     /// (expire_at, key) for every key with a TTL, soonest first.
     expires: BTreeSet<(u64, Bytes)>,
@@ -214,7 +216,7 @@ impl Db {
         self.dirty
     }
 
-    fn map(&self, key: &[u8]) -> &HashMap<Bytes, Entry> {
+    fn map(&self, key: &[u8]) -> &HashMap<Key, Entry> {
         &self.slots[slot_index(key)]
     }
 
@@ -232,13 +234,11 @@ impl Db {
             Some(e) if e.is_expired(now) => {}
             _ => return false,
         }
-        if self.mode == ExpireMode::Delete {
-            if let Some((k, _)) = self.remove_entry_in(slot, key) {
-                self.dirty += 1;
-                self.stats.expired += 1;
-                self.touch_expired(&k);
-                self.expired_log.push(k);
-            }
+        if self.mode == ExpireMode::Delete && self.remove_entry_in(slot, key).is_some() {
+            self.dirty += 1;
+            self.stats.expired += 1;
+            self.touch_expired(key);
+            self.expired_log.push(Bytes::copy_from_slice(key));
         }
         true
     }
@@ -291,9 +291,9 @@ impl Db {
         // as redis's lookupKeyWrite does.
         self.expired(slot, &key, now);
         // An overwrite (the usual SET) finds the entry without copying the
-        // key; only a new key pays a second probe, with its own copy (see
-        // `insert_in`). The copy made up front and dropped on an overwrite
-        // cost an allocation and a write to a cold block per SET (issue 18).
+        // key; only a new key pays a second probe. The copy made up front and
+        // dropped on an overwrite cost a write to a cold block per SET
+        // (issue 18).
         let map = &mut self.slots[slot];
         let dropped_ttl = match map.get_mut(&key[..]) {
             Some(entry) => {
@@ -306,7 +306,7 @@ impl Db {
             }
             None => {
                 map.insert(
-                    Bytes::copy_from_slice(&key),
+                    Key::new(&key),
                     Entry {
                         value,
                         expire_at: None,
@@ -335,13 +335,9 @@ impl Db {
     }
 
     fn insert_in(&mut self, slot: usize, key: Bytes, value: Value) {
-        // The key usually shares its allocation with the rest of the request
-        // it came in: keep a copy of its own, so that a long-lived key does
-        // not pin the (possibly large) request in memory.
-        let key = Bytes::copy_from_slice(&key);
         self.modified(&key);
         self.slots[slot].insert(
-            key,
+            Key::new(&key),
             Entry {
                 value,
                 expire_at: None,
@@ -357,8 +353,8 @@ impl Db {
             return false;
         }
         match self.remove_entry_in(slot, key) {
-            Some((k, _)) => {
-                self.modified(&k);
+            Some(_) => {
+                self.modified(key);
                 true
             }
             None => false,
@@ -382,13 +378,13 @@ impl Db {
         }
     }
 
-    fn remove_entry_in(&mut self, slot: usize, key: &[u8]) -> Option<(Bytes, Entry)> {
-        let (k, entry) = self.slots[slot].remove_entry(key)?;
+    fn remove_entry_in(&mut self, slot: usize, key: &[u8]) -> Option<Entry> {
+        let entry = self.slots[slot].remove(key)?;
         self.len -= 1;
         if let Some(at) = entry.expire_at {
-            self.expires.remove(&(at, k.clone()));
+            self.expires.remove(&(at, Bytes::copy_from_slice(key)));
         }
-        Some((k, entry))
+        Some(entry)
     }
 
     /// Sets an absolute expiry on an existing key. Returns false if the key
@@ -398,10 +394,10 @@ impl Db {
         if self.expired(slot, key, now) {
             return false;
         }
-        let Some((k, entry)) = self.slots[slot].get_key_value(key) else {
+        let Some(entry) = self.slots[slot].get(key) else {
             return false;
         };
-        let k = k.clone();
+        let k = Bytes::copy_from_slice(key);
         if let Some(old) = entry.expire_at {
             self.expires.remove(&(old, k.clone()));
         }
@@ -419,13 +415,13 @@ impl Db {
         if self.expired(slot, key, now) {
             return false;
         }
-        let Some((k, entry)) = self.slots[slot].get_key_value(key) else {
+        let Some(entry) = self.slots[slot].get(key) else {
             return false;
         };
         let Some(at) = entry.expire_at else {
             return false;
         };
-        let k = k.clone();
+        let k = Bytes::copy_from_slice(key);
         if let Some(entry) = self.slots[slot].get_mut(key) {
             entry.expire_at = None;
         }
@@ -492,8 +488,8 @@ impl Db {
 
     /// Every key and its entry, slot by slot, expired-but-present keys
     /// included (an RDB takes the keys as they are, as redis's does).
-    pub fn entries(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.slots.iter().flat_map(|m| m.iter())
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.iter()
     }
 
     /// Adds a key while building a data set from a snapshot. Returns false
@@ -506,7 +502,7 @@ impl Db {
         if let Some(at) = expire_at {
             self.expires.insert((at, key.clone()));
         }
-        self.slots[slot].insert(key, Entry { value, expire_at });
+        self.slots[slot].insert(Key::new(&key), Entry { value, expire_at });
         self.len += 1;
         true
     }
@@ -551,7 +547,7 @@ impl Db {
         let n = old.len();
         for (k, e) in old {
             if let Some(at) = e.expire_at {
-                self.expires.remove(&(at, k));
+                self.expires.remove(&(at, k.to_bytes()));
             }
         }
         self.len -= n;
@@ -692,21 +688,23 @@ impl Db {
     pub fn keys_in_slot(&self, slot: u16, count: usize) -> Vec<Bytes> {
         self.slots
             .get(usize::from(slot))
-            .map(|m| m.keys().take(count).cloned().collect())
+            .map(|m| m.keys().take(count).map(Key::to_bytes).collect())
             .unwrap_or_default()
     }
 
     /// Every entry, expired ones not yet deleted included, slot by slot.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.slots.iter().flat_map(|m| m.iter())
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.slots
+            .iter()
+            .flat_map(|m| m.iter().map(|(k, e)| (k.as_bytes(), e)))
     }
 
     /// The keys of one slot (for SCAN), unordered.
-    pub fn slot_entries(&self, slot: u16) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn slot_entries(&self, slot: u16) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.slots
             .get(usize::from(slot))
             .into_iter()
-            .flat_map(|m| m.iter())
+            .flat_map(|m| m.iter().map(|(k, e)| (k.as_bytes(), e)))
     }
 
     /// Moves a key's value and TTL to a new name (RENAME), replacing what the
@@ -716,10 +714,10 @@ impl Db {
         if self.expired(slot, from, now) {
             return false;
         }
-        let Some((k, entry)) = self.remove_entry_in(slot, from) else {
+        let Some(entry) = self.remove_entry_in(slot, from) else {
             return false;
         };
-        self.modified(&k);
+        self.modified(from);
         let to_slot = slot_index(&to);
         self.expired(to_slot, &to, now);
         if self.remove_entry_in(to_slot, &to).is_some() {
