@@ -590,6 +590,26 @@ mod tests {
         ParseError::Protocol(text.to_string())
     }
 
+    #[test]
+    fn a_kept_short_value_leaves_its_request_and_a_long_one_stays_a_slice() {
+        let within = |part: &Bytes, whole: &[Bytes]| {
+            // Every argument of a request is a slice of one block.
+            let start = whole[0].as_ptr() as usize;
+            let end = whole[whole.len() - 1].as_ptr() as usize + whole[whole.len() - 1].len();
+            (start..=end).contains(&(part.as_ptr() as usize))
+        };
+        for len in [0usize, 1, 3, 16, 17, 32, 33, 200] {
+            let value = "v".repeat(len);
+            let req = format!("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n${len}\r\n{value}\r\n");
+            let (argv, _) = parse(req.as_bytes()).unwrap().unwrap();
+            let kept = keep(&argv[2]);
+            assert_eq!(kept, value.as_bytes(), "{len}");
+            if len > 0 {
+                assert_eq!(within(&kept, &argv), len > 32, "{len}");
+            }
+        }
+    }
+
     /// Feeds `input` to one parser in pieces of `step` bytes, as a connection
     /// would, and returns every request (or the first error).
     fn feed(input: &[u8], step: usize, l: &RequestLimits) -> Result<Vec<Vec<Bytes>>, ParseError> {
