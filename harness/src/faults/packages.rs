@@ -114,12 +114,13 @@ pub fn plan(
             // second. (Pausing only the voters left the other replicas to relay it:
             // the second election then took the next epoch, and a double vote had no
             // chance.) The pause must begin after both replicas know the FAIL and
-            // before either election starts.
+            // before either election starts: (pause from, pause to, replicas apart
+            // from).
             let k = 3 * nt + 3000;
-            let (pause_from, pause_to) = match timing.election_delay_ms {
+            let (pause_from, pause_to, apart_from) = match timing.election_delay_ms {
                 // Elections 0.5 to 1.5 s after the FAIL (~node_timeout + gossip): a
                 // narrow window whose place moves with the machine's load.
-                None => (nt + 1200, nt + 4500),
+                None => (nt + 1200, nt + 4500, 0),
                 // A pinned delay opens a wide one: the FAIL is known everywhere by
                 // node_timeout + 2 s even on a loaded machine (~0.8 s on a quiet
                 // one), both elections start by then + the delay, and the voters
@@ -128,21 +129,17 @@ pub fn plan(
                 // sleep before an election, the likelier a candidate has just
                 // dropped its stale link to one (nothing is sent to a node without
                 // a link, as in redis), so the pause begins as late as it can.
+                // The replicas hear each other until the pause: the one that marks
+                // its master FAIL first broadcasts it, and the other would otherwise
+                // wait for three masters' gossip to carry the FAIL (the random part
+                // of a ping, three entries of N - 2), often past the pause.
                 Some(delay) => {
                     let known = 2000;
                     let from = nt + known.min(delay.saturating_sub(500));
-                    (from, nt + known + delay + 1000)
+                    (from, nt + known + delay + 1000, from)
                 }
             };
             let k = k.max(pause_to + 1000);
-            // With a pinned delay the replicas hear each other until the pause: a
-            // replica that marks its master FAIL first broadcasts it, and the other
-            // would otherwise wait for three masters' gossip to carry the FAIL (the
-            // random part of a ping, three entries of N - 2), often past the pause.
-            let apart_from = match timing.election_delay_ms {
-                None => 0,
-                Some(_) => pause_from,
-            };
             vec![
                 f(
                     pause_from,
